@@ -1,0 +1,42 @@
+//! Adapters that implement the ports over the AWS SDK, and the per-region clients they
+//! use. Clients are built once at init with explicit connect and per-attempt timeouts and
+//! bounded retries, so a frozen region costs a known, small amount of time.
+
+mod autoscaling;
+mod clients;
+mod control;
+mod probe;
+mod ssm;
+
+pub use autoscaling::AwsScalingGroups;
+pub use clients::{AwsClients, build_clients};
+pub use control::DynamoControlStore;
+pub use probe::DynamoHealthProbe;
+pub use ssm::SsmParameters;
+
+use crate::ports::{Ports, SystemClock};
+
+/// The production ports.
+pub type AwsPorts = Ports<DynamoControlStore, SsmParameters, AwsScalingGroups, DynamoHealthProbe, SystemClock>;
+
+impl AwsClients {
+    /// Wires the adapters over these clients.
+    pub fn ports(&self, config: &crate::config::Config) -> AwsPorts {
+        Ports {
+            control: DynamoControlStore::new(
+                self.control.clone(),
+                config.own_region.clone(),
+                config.control_table.clone(),
+            ),
+            parameters: SsmParameters::new(self.ssm.clone()),
+            groups: AwsScalingGroups::new(self.autoscaling.clone()),
+            probe: DynamoHealthProbe::new(
+                self.probe.clone(),
+                config.health_table.clone(),
+                config.health_key.clone(),
+                config.timeouts.probe,
+            ),
+            clock: SystemClock,
+        }
+    }
+}

@@ -1,0 +1,76 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::config::HealthKey;
+use crate::error::AwsError;
+use crate::ports::{HealthProbe, ProbeResult};
+use crate::region::Region;
+
+/// The pre-flight probe: a strongly consistent GetItem of the canary item. The client has
+/// no retries and the probe timeout; a hard deadline on top bounds even a stuck connect.
+#[derive(Clone)]
+pub struct DynamoHealthProbe {
+    clients: Arc<BTreeMap<Region, aws_sdk_dynamodb::Client>>,
+    table: String,
+    key: HealthKey,
+    deadline: Duration,
+}
+
+impl DynamoHealthProbe {
+    pub fn new(
+        clients: Arc<BTreeMap<Region, aws_sdk_dynamodb::Client>>,
+        table: String,
+        key: HealthKey,
+        deadline: Duration,
+    ) -> Self {
+        DynamoHealthProbe { clients, table, key, deadline }
+    }
+
+    async fn read(&self, region: &Region) -> Result<bool, AwsError> {
+        const OP: &str = "GetItem";
+        let client = super::clients::client_for(&self.clients, "dynamodb", OP, region)?;
+        let call = client
+            .get_item()
+            .table_name(&self.table)
+            .key(&self.key.attribute, AttributeValue::S(self.key.value.clone()))
+            .consistent_read(true)
+            .send();
+        match tokio::time::timeout(self.deadline, call).await {
+            Ok(Ok(out)) => Ok(out.item.is_some()),
+            Ok(Err(e)) => Err(AwsError::from_sdk("dynamodb", OP, region, &e)),
+            Err(_) => Err(AwsError::deadline("dynamodb", OP, region)),
+        }
+    }
+}
+
+impl HealthProbe for DynamoHealthProbe {
+    async fn check(&self, region: &Region) -> ProbeResult {
+        let started = Instant::now();
+        let result = self.read(region).await;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(item_found) => ProbeResult {
+                region: region.clone(),
+                reachable: true,
+                latency_ms,
+                item_found,
+                error_kind: None,
+                error: None,
+            },
+            Err(e) => ProbeResult {
+                region: region.clone(),
+                // Throttled or access denied: the region answered. A missing table is a
+                // configuration error there, not a live region we can use.
+                reachable: e.kind.region_answered() && e.kind != crate::error::ErrorKind::NotFound
+                    && e.kind != crate::error::ErrorKind::AccessDenied,
+                latency_ms,
+                item_found: false,
+                error_kind: Some(e.kind),
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! Typed configuration, parsed once at init from environment variables. A missing or bad
+//! value fails init with an error naming the variable and what was expected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::region::Region;
+
+/// An Auto Scaling group in one region.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupRef {
+    pub region: Region,
+    pub name: String,
+}
+
+impl GroupRef {
+    /// The stable key used in responses and the control state: `region/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.region, self.name)
+    }
+}
+
+/// The canary item the probes read: `attribute=value`, a string partition key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthKey {
+    pub attribute: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshPreferences {
+    pub min_healthy_percent: i32,
+    pub warmup: Duration,
+}
+
+/// Timeouts on every AWS call. A frozen region costs at most `call_budget()` per call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Per attempt of an ordinary call.
+    pub call_attempt: Duration,
+    pub call_max_attempts: u32,
+    /// The whole pre-flight probe: one attempt, no retry.
+    pub probe: Duration,
+}
+
+impl Timeouts {
+    /// Upper bound on one ordinary call including retries and their backoff.
+    pub fn call_budget(&self) -> Duration {
+        self.call_attempt * self.call_max_attempts + Duration::from_secs(1)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Ordered by preference; the first is the home region.
+    pub regions: Vec<Region>,
+    /// Where this function runs (`AWS_REGION`): the control table lives here.
+    pub own_region: Region,
+    pub active_region_parameter: String,
+    pub auto_scaling_groups: Vec<GroupRef>,
+    pub control_table: String,
+    pub health_table: String,
+    pub health_key: HealthKey,
+    pub cooldown: Duration,
+    pub refresh: RefreshPreferences,
+    pub timeouts: Timeouts,
+    /// How long an unfinished transition belongs to the invocation that started it before
+    /// another invocation may take it over and finish it (crash recovery).
+    pub transition_lease: Duration,
+    /// Local emulation only: one endpoint per region.
+    pub region_endpoints: BTreeMap<Region, String>,
+}
+
+impl Config {
+    pub fn home(&self) -> &Region {
+        // `parse` guarantees at least two regions.
+        &self.regions[0]
+    }
+
+    pub fn contains(&self, region: &Region) -> bool {
+        self.regions.contains(region)
+    }
+
+    /// Every region an AWS client is needed for: the configured ones and our own.
+    pub fn client_regions(&self) -> BTreeSet<Region> {
+        let mut all: BTreeSet<Region> = self.regions.iter().cloned().collect();
+        all.insert(self.own_region.clone());
+        all
+    }
+
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Parses configuration from any variable source (the environment in Lambda, a map in
+    /// tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &'static str| -> Option<String> {
+            lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        };
+        let required = |name: &'static str, what: &str| -> Result<String> {
+            get(name).ok_or_else(|| Error::Config {
+                variable: name,
+                problem: format!("is not set; expected {what}"),
+            })
+        };
+
+        let regions = parse_regions(&required(
+            "REGIONS",
+            "a comma-separated list of at least two regions, home first",
+        )?)?;
+        let own_region = match get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")) {
+            Some(text) => Region::parse(&text).map_err(|problem| Error::Config {
+                variable: "AWS_REGION",
+                problem,
+            })?,
+            None => {
+                return Err(Error::Config {
+                    variable: "AWS_REGION",
+                    problem: "is not set; expected the region this function runs in".into(),
+                });
+            }
+        };
+        let active_region_parameter = required(
+            "ACTIVE_REGION_PARAMETER",
+            "the SSM parameter name that holds the active region, e.g. /myapp/active-region",
+        )?;
+        check_parameter_name(&active_region_parameter)?;
+        let auto_scaling_groups =
+            parse_groups(get("AUTO_SCALING_GROUPS").as_deref().unwrap_or(""), &regions)?;
+        let control_table = required("CONTROL_TABLE", "the DynamoDB control table name")?;
+        check_table_name("CONTROL_TABLE", &control_table)?;
+        let health_table = required("HEALTH_TABLE", "the replicated DynamoDB table the probe reads")?;
+        check_table_name("HEALTH_TABLE", &health_table)?;
+        let health_key = parse_health_key(&required(
+            "HEALTH_KEY",
+            "attribute=value, the key of the canary item, e.g. pk=regionpilot-canary",
+        )?)?;
+
+        let seconds = |name: &'static str, default: u64, max: u64| -> Result<Duration> {
+            Ok(Duration::from_secs(number(&get, name, default, 0, max)?))
+        };
+        let millis = |name: &'static str, default: u64, min: u64, max: u64| -> Result<Duration> {
+            Ok(Duration::from_millis(number(&get, name, default, min, max)?))
+        };
+
+        let cooldown = seconds("COOLDOWN_SECONDS", 300, 7 * 24 * 3600)?;
+        let refresh = RefreshPreferences {
+            // AWS accepts 0..=100 for MinHealthyPercentage.
+            min_healthy_percent: number(&get, "REFRESH_MIN_HEALTHY_PERCENT", 90, 0, 100)? as i32,
+            warmup: seconds("REFRESH_WARMUP_SECONDS", 60, 24 * 3600)?,
+        };
+        let timeouts = Timeouts {
+            connect: millis("CONNECT_TIMEOUT_MS", 1_000, 50, 30_000)?,
+            call_attempt: millis("CALL_TIMEOUT_MS", 2_000, 50, 60_000)?,
+            call_max_attempts: number(&get, "CALL_MAX_ATTEMPTS", 3, 1, 10)? as u32,
+            probe: millis("PROBE_TIMEOUT_MS", 1_500, 50, 30_000)?,
+        };
+        let transition_lease = seconds("TRANSITION_LEASE_SECONDS", 120, 3600)?;
+        let region_endpoints = parse_endpoints(get("REGION_ENDPOINTS").as_deref().unwrap_or(""))?;
+
+        Ok(Config {
+            regions,
+            own_region,
+            active_region_parameter,
+            auto_scaling_groups,
+            control_table,
+            health_table,
+            health_key,
+            cooldown,
+            refresh,
+            timeouts,
+            transition_lease,
+            region_endpoints,
+        })
+    }
+}
+
+fn number(
+    get: &impl Fn(&'static str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64> {
+    let Some(text) = get(name) else {
+        return Ok(default);
+    };
+    match text.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(Error::Config {
+            variable: name,
+            problem: format!(
+                "{:?} is not a whole number from {min} to {max}",
+                crate::text::clip(&text, 40)
+            ),
+        }),
+    }
+}
+
+fn parse_regions(text: &str) -> Result<Vec<Region>> {
+    let bad = |problem: String| Error::Config {
+        variable: "REGIONS",
+        problem,
+    };
+    let mut regions = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let region = Region::parse(part).map_err(bad)?;
+        if regions.contains(&region) {
+            return Err(bad(format!("{region} is listed twice")));
+        }
+        regions.push(region);
+    }
+    if regions.len() < 2 {
+        return Err(bad(format!(
+            "needs at least two regions (home first, then standbys), got {}",
+            regions.len()
+        )));
+    }
+    Ok(regions)
+}
+
+fn parse_groups(text: &str, regions: &[Region]) -> Result<Vec<GroupRef>> {
+    let bad = |problem: String| Error::Config {
+        variable: "AUTO_SCALING_GROUPS",
+        problem,
+    };
+    let entries: Vec<&str> = text.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+    if entries.len() == 1 && !entries[0].contains('=') {
+        check_group_name(entries[0]).map_err(bad)?;
+        return Ok(regions
+            .iter()
+            .map(|region| GroupRef {
+                region: region.clone(),
+                name: entries[0].to_owned(),
+            })
+            .collect());
+    }
+    let mut groups = Vec::new();
+    for entry in entries {
+        let Some((region, name)) = entry.split_once('=') else {
+            return Err(bad(format!(
+                "{entry:?} is not region=name (a single bare name means that name in every region)"
+            )));
+        };
+        let region = Region::parse(region.trim()).map_err(bad)?;
+        if !regions.contains(&region) {
+            return Err(bad(format!("{region} is not one of REGIONS")));
+        }
+        let name = name.trim();
+        check_group_name(name).map_err(bad)?;
+        let group = GroupRef {
+            region,
+            name: name.to_owned(),
+        };
+        if groups.contains(&group) {
+            return Err(bad(format!("{} is listed twice", group.key())));
+        }
+        groups.push(group);
+    }
+    Ok(groups)
+}
+
+fn check_group_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        Err(format!("{:?} is not an Auto Scaling group name", crate::text::clip(name, 40)))
+    } else {
+        Ok(())
+    }
+}
+
+fn parse_health_key(text: &str) -> Result<HealthKey> {
+    match text.split_once('=') {
+        Some((attribute, value)) if !attribute.trim().is_empty() && !value.trim().is_empty() => {
+            Ok(HealthKey {
+                attribute: attribute.trim().to_owned(),
+                value: value.trim().to_owned(),
+            })
+        }
+        _ => Err(Error::Config {
+            variable: "HEALTH_KEY",
+            problem: format!(
+                "{:?} is not attribute=value (e.g. pk=regionpilot-canary)",
+                crate::text::clip(text, 40)
+            ),
+        }),
+    }
+}
+
+fn parse_endpoints(text: &str) -> Result<BTreeMap<Region, String>> {
+    let bad = |problem: String| Error::Config {
+        variable: "REGION_ENDPOINTS",
+        problem,
+    };
+    let mut endpoints = BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((region, url)) = entry.split_once('=') else {
+            return Err(bad(format!("{entry:?} is not region=url")));
+        };
+        let region = Region::parse(region.trim()).map_err(bad)?;
+        let url = url.trim();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(bad(format!("{url:?} for {region} is not an http(s) URL")));
+        }
+        endpoints.insert(region, url.to_owned());
+    }
+    Ok(endpoints)
+}
+
+fn check_table_name(variable: &'static str, name: &str) -> Result<()> {
+    let valid = (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            variable,
+            problem: format!(
+                "{:?} is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)",
+                crate::text::clip(name, 40)
+            ),
+        })
+    }
+}
+
+fn check_parameter_name(name: &str) -> Result<()> {
+    let valid = name.len() <= 1011
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            variable: "ACTIVE_REGION_PARAMETER",
+            problem: format!(
+                "{:?} is not an SSM parameter name (a-z A-Z 0-9 _ . - /)",
+                crate::text::clip(name, 40)
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("REGIONS", "us-east-1, us-west-2"),
+            ("AWS_REGION", "us-west-2"),
+            ("ACTIVE_REGION_PARAMETER", "/app/active-region"),
+            ("AUTO_SCALING_GROUPS", "app-asg"),
+            ("CONTROL_TABLE", "regionpilot-control"),
+            ("HEALTH_TABLE", "app-health"),
+            ("HEALTH_KEY", "pk=canary"),
+        ]
+    }
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config> {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .rev()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut vars = base();
+        vars.extend_from_slice(extra);
+        vars
+    }
+
+    fn config_error(vars: &[(&str, &str)]) -> (String, String) {
+        match parse(vars) {
+            Err(Error::Config { variable, problem }) => (variable.to_owned(), problem),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_apply_and_a_bare_group_name_means_every_region() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.home().as_str(), "us-east-1");
+        assert_eq!(config.cooldown, Duration::from_secs(300));
+        assert_eq!(config.refresh.min_healthy_percent, 90);
+        assert_eq!(config.refresh.warmup, Duration::from_secs(60));
+        let keys: Vec<String> = config.auto_scaling_groups.iter().map(GroupRef::key).collect();
+        assert_eq!(keys, ["us-east-1/app-asg", "us-west-2/app-asg"]);
+        assert_eq!(config.health_key.attribute, "pk");
+    }
+
+    #[test]
+    fn region_pairs_and_endpoints_parse() {
+        let config = parse(&with(&[
+            ("AUTO_SCALING_GROUPS", "us-west-2=web-b, us-east-1=web-a"),
+            ("REGION_ENDPOINTS", "us-east-1=http://127.0.0.1:5101,us-west-2=http://127.0.0.1:5102"),
+        ]))
+        .unwrap();
+        let keys: Vec<String> = config.auto_scaling_groups.iter().map(GroupRef::key).collect();
+        assert_eq!(keys, ["us-west-2/web-b", "us-east-1/web-a"]);
+        assert_eq!(config.region_endpoints.len(), 2);
+    }
+
+    #[test]
+    fn empty_group_list_means_nothing_to_roll() {
+        let config = parse(&with(&[("AUTO_SCALING_GROUPS", "")])).unwrap();
+        assert!(config.auto_scaling_groups.is_empty());
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+            (&[("REGIONS", "us-east-1")], "REGIONS", "at least two"),
+            (&[("REGIONS", "us-east-1,us-east-1")], "REGIONS", "listed twice"),
+            (&[("REGIONS", "us-east-1,mars-1")], "REGIONS", "not an AWS region"),
+            (&[("COOLDOWN_SECONDS", "soon")], "COOLDOWN_SECONDS", "whole number"),
+            (&[("REFRESH_MIN_HEALTHY_PERCENT", "101")], "REFRESH_MIN_HEALTHY_PERCENT", "0 to 100"),
+            (&[("HEALTH_KEY", "canary")], "HEALTH_KEY", "attribute=value"),
+            (&[("AUTO_SCALING_GROUPS", "eu-west-1=x,us-east-1=y")], "AUTO_SCALING_GROUPS", "not one of REGIONS"),
+            (&[("AUTO_SCALING_GROUPS", "a,b")], "AUTO_SCALING_GROUPS", "region=name"),
+            (&[("REGION_ENDPOINTS", "us-east-1=localhost:5")], "REGION_ENDPOINTS", "http"),
+            (&[("CONTROL_TABLE", "a b")], "CONTROL_TABLE", "table name"),
+            (&[("PROBE_TIMEOUT_MS", "0")], "PROBE_TIMEOUT_MS", "from 50"),
+        ];
+        for (extra, variable, fragment) in cases {
+            let (var, problem) = config_error(&with(extra));
+            assert_eq!(var, *variable, "for {extra:?}");
+            assert!(problem.contains(fragment), "{var}: {problem} lacks {fragment:?}");
+        }
+    }
+
+    #[test]
+    fn missing_required_variables_are_named() {
+        for name in [
+            "REGIONS",
+            "AWS_REGION",
+            "ACTIVE_REGION_PARAMETER",
+            "CONTROL_TABLE",
+            "HEALTH_TABLE",
+            "HEALTH_KEY",
+        ] {
+            let vars: Vec<_> = base().into_iter().filter(|(k, _)| *k != name).collect();
+            let (var, problem) = config_error(&vars);
+            assert_eq!(var, name);
+            assert!(problem.contains("is not set"), "{problem}");
+        }
+    }
+}

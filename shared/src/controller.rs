@@ -1,0 +1,573 @@
+//! The controller turns one decoded trigger into at most one transition and carries the
+//! transition out. Every step is idempotent: the compare-and-swap makes the transition
+//! happen once, the state records how far its side effects got, and any later invocation
+//! (after the lease of a crashed one has run out) finishes what is left.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::future::join_all;
+use serde::Serialize;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::event::{AlarmSignal, AlarmState, Command, Trigger};
+use crate::ports::{Clock, ControlStore, HealthProbe, ParameterStore, Ports, ProbeResult, RefreshInfo, ScalingGroups};
+use crate::region::Region;
+use crate::rolling;
+use crate::state::{
+    ControlState, HistoryRecord, Pause, RefreshStatus, StepStatus, Transition, TriggerInfo, Versioned,
+};
+use crate::switch::{self, Decision, Intent, Plan, SwitchRequest};
+
+/// How often we re-read and retry after losing a compare-and-swap.
+const MAX_CAS_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Switched,
+    AlreadyActive,
+    Ignored,
+    Refused,
+    DryRun,
+    Status,
+    Paused,
+    Resumed,
+}
+
+/// The JSON answer of every invocation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Response {
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<Region>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<Region>,
+    pub active_region: Region,
+    pub epoch: u64,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+    /// Per region: whether the active-region parameter was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<BTreeMap<Region, StepStatus>>,
+    /// Per Auto Scaling group (`region/name`): the instance refresh and its id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refreshes: Option<BTreeMap<String, RefreshStatus>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probes: Option<Vec<ProbeResult>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<TransitionPlan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusReport>,
+}
+
+/// What a transition would do, returned by `dry_run`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransitionPlan {
+    pub parameters: Vec<PlannedParameter>,
+    pub auto_scaling_groups: Vec<PlannedRefresh>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedParameter {
+    pub region: Region,
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedRefresh {
+    pub region: Region,
+    pub name: String,
+    pub min_healthy_percentage: i32,
+    pub instance_warmup_seconds: u64,
+    pub skip_matching: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub home_region: Region,
+    pub active_region: Region,
+    pub epoch: u64,
+    pub paused: Option<Pause>,
+    pub parameters: BTreeMap<Region, ParameterValue>,
+    pub auto_scaling_groups: BTreeMap<String, GroupRefreshReport>,
+    pub last_transition: Option<Transition>,
+    pub history: Vec<HistoryRecord>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum ParameterValue {
+    Value { value: Option<String>, in_sync: bool },
+    Unreachable { error: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum GroupRefreshReport {
+    Latest { refresh: Option<RefreshInfo> },
+    Unreachable { error: String },
+}
+
+pub struct Controller<C, P, S, H, K> {
+    pub config: Arc<Config>,
+    pub ports: Ports<C, P, S, H, K>,
+}
+
+impl<C, P, S, H, K> Controller<C, P, S, H, K>
+where
+    C: ControlStore,
+    P: ParameterStore,
+    S: ScalingGroups,
+    H: HealthProbe,
+    K: Clock,
+{
+    pub fn new(config: Arc<Config>, ports: Ports<C, P, S, H, K>) -> Self {
+        Controller { config, ports }
+    }
+
+    pub async fn handle(&self, trigger: Trigger) -> Result<Response> {
+        match trigger {
+            Trigger::Alarm(alarm) => self.on_alarm(alarm).await,
+            Trigger::Command(command) => self.on_command(command).await,
+        }
+    }
+
+    async fn on_alarm(&self, alarm: AlarmSignal) -> Result<Response> {
+        let trigger = TriggerInfo::Alarm {
+            alarm_name: alarm.alarm_name.clone(),
+            source: alarm.source.as_str().to_owned(),
+        };
+        if alarm.state != AlarmState::Alarm {
+            let state = self.load().await?.value;
+            let reason = format!(
+                "alarm {} is {}: only ALARM acts",
+                alarm.alarm_name,
+                alarm.state.as_str()
+            );
+            info!(alarm = %alarm.alarm_name, region = %alarm.region, state = alarm.state.as_str(), "ignored: {reason}");
+            return Ok(self.simple(Outcome::Ignored, &state, reason, Some(&trigger)));
+        }
+        let reason = match &alarm.state_reason {
+            Some(why) => format!("alarm {} on {}: {why}", alarm.alarm_name, alarm.region),
+            None => format!("alarm {} on {}", alarm.alarm_name, alarm.region),
+        };
+        self.switch(SwitchRequest {
+            intent: Intent::AwayFrom(alarm.region),
+            reason,
+            trigger,
+            dry_run: false,
+            force: false,
+        })
+        .await
+    }
+
+    async fn on_command(&self, command: Command) -> Result<Response> {
+        let manual = |force: bool| TriggerInfo::Manual {
+            command: command.name().to_owned(),
+            force,
+        };
+        match &command {
+            Command::Status => self.status().await,
+            Command::Pause { reason } => self.pause(reason).await,
+            Command::Resume => self.resume().await,
+            Command::Failover {
+                target_region,
+                reason,
+                dry_run,
+                force,
+            } => {
+                self.switch(SwitchRequest {
+                    intent: Intent::To(target_region.clone()),
+                    reason: reason.clone(),
+                    trigger: manual(*force),
+                    dry_run: *dry_run,
+                    force: *force,
+                })
+                .await
+            }
+            Command::Failback {
+                reason,
+                dry_run,
+                force,
+            } => {
+                self.switch(SwitchRequest {
+                    intent: Intent::Home,
+                    reason: reason.clone(),
+                    trigger: manual(*force),
+                    dry_run: *dry_run,
+                    force: *force,
+                })
+                .await
+            }
+        }
+    }
+
+    /// The stored state, or the implicit initial one (home active, epoch 0).
+    pub async fn load(&self) -> Result<Versioned<ControlState>> {
+        Ok(self.ports.control.load().await?.unwrap_or_else(|| Versioned {
+            version: 0,
+            value: ControlState::initial(self.config.home().clone()),
+        }))
+    }
+
+    fn now(&self) -> u64 {
+        self.ports.clock.now_millis()
+    }
+
+    /// Decides and, if warranted, makes one transition. Concurrent callers race on the
+    /// compare-and-swap; losers re-read and re-decide, which turns a duplicate alarm into
+    /// `already_active`.
+    pub async fn switch(&self, request: SwitchRequest) -> Result<Response> {
+        let mut probes: BTreeMap<Region, ProbeResult> = BTreeMap::new();
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = self.load().await?;
+            let state = &current.value;
+            self.finish_abandoned(&current).await?;
+            let decision = match switch::plan(state, &request, self.now(), &self.config) {
+                Plan::Decided(decision) => decision,
+                Plan::Probe(candidates) => {
+                    let missing: Vec<Region> = candidates
+                        .iter()
+                        .filter(|r| !probes.contains_key(*r))
+                        .cloned()
+                        .collect();
+                    for result in self.probe_all(&missing).await {
+                        probes.insert(result.region.clone(), result);
+                    }
+                    switch::pick(state, &candidates, &probes)
+                }
+            };
+            let probe_report = (!probes.is_empty()).then(|| probes.values().cloned().collect());
+            let (from, to) = match decision {
+                Decision::Ignore { reason } => {
+                    info!(trigger = %request.trigger.label(), "ignored: {reason}");
+                    return Ok(self.simple(Outcome::Ignored, state, reason, Some(&request.trigger)));
+                }
+                Decision::AlreadyActive { reason } => {
+                    info!(trigger = %request.trigger.label(), "already active: {reason}");
+                    return Ok(self.simple(Outcome::AlreadyActive, state, reason, Some(&request.trigger)));
+                }
+                Decision::Refuse { reason } => {
+                    warn!(trigger = %request.trigger.label(), "refused: {reason}");
+                    let mut response = self.simple(Outcome::Refused, state, reason, Some(&request.trigger));
+                    response.probes = probe_report;
+                    return Ok(response);
+                }
+                Decision::Switch { from, to } => (from, to),
+            };
+            if request.dry_run {
+                let mut response = self.simple(
+                    Outcome::DryRun,
+                    state,
+                    format!("dry run: would switch {from} -> {to}: {}", request.reason),
+                    Some(&request.trigger),
+                );
+                response.from = Some(from.clone());
+                response.to = Some(to.clone());
+                response.plan = Some(self.plan_for(&to));
+                response.probes = probe_report;
+                return Ok(response);
+            }
+
+            let now = self.now();
+            let transition = Transition {
+                epoch: state.epoch + 1,
+                from: from.clone(),
+                to: to.clone(),
+                reason: request.reason.clone(),
+                trigger: request.trigger.clone(),
+                started_at: now,
+                lease_until: now + self.config.transition_lease.as_millis() as u64,
+                publish: BTreeMap::new(),
+                refreshes: BTreeMap::new(),
+                completed: false,
+            };
+            let next = ControlState {
+                active_region: to.clone(),
+                epoch: transition.epoch,
+                paused: state.paused.clone(),
+                transition: Some(transition.clone()),
+            };
+            let history = HistoryRecord::from(&transition);
+            if !self.ports.control.save(current.version, &next, Some(&history)).await? {
+                info!(epoch = transition.epoch, "lost the compare-and-swap; re-reading the control state");
+                continue;
+            }
+            let span = info_span!("transition", epoch = transition.epoch, from = %from, to = %to, trigger = %request.trigger.label());
+            info!(parent: &span, reason = %request.reason, "switched the control state");
+            let done = self.carry_out(transition).instrument(span).await?;
+            let mut response = self.simple(Outcome::Switched, &next, request.reason.clone(), Some(&request.trigger));
+            response.from = Some(from);
+            response.to = Some(to);
+            response.publish = Some(done.publish);
+            response.refreshes = Some(done.refreshes);
+            response.probes = probe_report;
+            return Ok(response);
+        }
+        Err(Error::Contention {
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    /// Finishes a transition whose owner crashed (lease expired, not completed).
+    async fn finish_abandoned(&self, current: &Versioned<ControlState>) -> Result<()> {
+        let Some(transition) = &current.value.transition else {
+            return Ok(());
+        };
+        if transition.completed || transition.lease_until > self.now() {
+            return Ok(());
+        }
+        warn!(epoch = transition.epoch, from = %transition.from, to = %transition.to, "finishing a transition abandoned by an earlier invocation");
+        // Take the lease first so only one invocation resumes it.
+        let mut taken = current.value.clone();
+        if let Some(t) = taken.transition.as_mut() {
+            t.lease_until = self.now() + self.config.transition_lease.as_millis() as u64;
+        }
+        if self.ports.control.save(current.version, &taken, None).await?
+            && let Some(t) = taken.transition
+        {
+            self.carry_out(t).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the parameter everywhere and starts the refreshes, recording progress so
+    /// a crash at any point leaves enough in the state to finish later.
+    async fn carry_out(&self, mut transition: Transition) -> Result<Transition> {
+        let epoch = transition.epoch;
+        let pending: Vec<Region> = self
+            .config
+            .regions
+            .iter()
+            .filter(|r| !transition.publish.get(*r).is_some_and(StepStatus::is_ok))
+            .cloned()
+            .collect();
+        let published = self.publish(&transition, &pending).await;
+        transition.publish.extend(published);
+        let publish = transition.publish.clone();
+        self.record(epoch, move |t| t.publish.extend(publish.clone())).await?;
+
+        let recorded = transition.refreshes.clone();
+        let refreshed = rolling::refresh_all(
+            &self.ports.groups,
+            &self.config.auto_scaling_groups,
+            &transition.to,
+            &self.config.refresh,
+            transition.started_at,
+            |g| recorded.get(&g.key()).is_some_and(RefreshStatus::is_ok),
+        )
+        .await;
+        for (group, status) in refreshed {
+            transition.refreshes.insert(group.key(), status);
+        }
+        transition.completed = true;
+        let refreshes = transition.refreshes.clone();
+        self.record(epoch, move |t| {
+            t.refreshes.extend(refreshes.clone());
+            t.completed = true;
+        })
+        .await?;
+        let failed = transition.failed_regions();
+        if failed.is_empty() {
+            info!(epoch, "transition carried out in every region");
+        } else {
+            warn!(epoch, failed = ?failed, "parameter not published in some regions; reconcile will retry");
+        }
+        Ok(transition)
+    }
+
+    /// Writes the parameter in each region concurrently; a dead region costs one timeout.
+    async fn publish(&self, transition: &Transition, regions: &[Region]) -> Vec<(Region, StepStatus)> {
+        let name = &self.config.active_region_parameter;
+        let value = transition.to.as_str();
+        let description = format!(
+            "regionpilot epoch {}: {} -> {}",
+            transition.epoch, transition.from, transition.to
+        );
+        join_all(regions.iter().map(|region| {
+            let description = description.clone();
+            async move {
+                let status = match self.ports.parameters.put(region, name, value, &description).await {
+                    Ok(()) => {
+                        info!(region = %region, parameter = %name, value, "published");
+                        StepStatus::Published
+                    }
+                    Err(e) => {
+                        warn!(region = %region, parameter = %name, error = %e, "publish failed");
+                        StepStatus::Failed { error: e.to_string() }
+                    }
+                };
+                (region.clone(), status)
+            }
+        }))
+        .await
+    }
+
+    /// Applies `change` to the stored transition of `epoch`, retrying on contention. A newer
+    /// epoch means our transition was superseded: nothing to record.
+    async fn record(&self, epoch: u64, change: impl Fn(&mut Transition)) -> Result<()> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = self.load().await?;
+            let mut next = current.value.clone();
+            match next.transition.as_mut() {
+                Some(t) if t.epoch == epoch => change(t),
+                _ => return Ok(()),
+            }
+            if self.ports.control.save(current.version, &next, None).await? {
+                return Ok(());
+            }
+        }
+        Err(Error::Contention {
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    /// Probes the regions concurrently; the slowest costs at most the probe timeout.
+    pub async fn probe_all(&self, regions: &[Region]) -> Vec<ProbeResult> {
+        join_all(regions.iter().map(|r| self.ports.probe.check(r))).await
+    }
+
+    fn plan_for(&self, to: &Region) -> TransitionPlan {
+        let mut groups: Vec<_> = self.config.auto_scaling_groups.iter().collect();
+        groups.sort_by_key(|g| &g.region != to);
+        TransitionPlan {
+            parameters: self
+                .config
+                .regions
+                .iter()
+                .map(|region| PlannedParameter {
+                    region: region.clone(),
+                    name: self.config.active_region_parameter.clone(),
+                    value: to.to_string(),
+                })
+                .collect(),
+            auto_scaling_groups: groups
+                .into_iter()
+                .map(|g| PlannedRefresh {
+                    region: g.region.clone(),
+                    name: g.name.clone(),
+                    min_healthy_percentage: self.config.refresh.min_healthy_percent,
+                    instance_warmup_seconds: self.config.refresh.warmup.as_secs(),
+                    skip_matching: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn simple(&self, outcome: Outcome, state: &ControlState, reason: String, trigger: Option<&TriggerInfo>) -> Response {
+        Response {
+            outcome,
+            from: None,
+            to: None,
+            active_region: state.active_region.clone(),
+            epoch: state.epoch,
+            reason,
+            trigger: trigger.map(TriggerInfo::label),
+            publish: None,
+            refreshes: None,
+            probes: None,
+            plan: None,
+            status: None,
+        }
+    }
+
+    /// Changes the state with `change` under compare-and-swap, retrying on contention.
+    async fn update(&self, change: impl Fn(&mut ControlState)) -> Result<ControlState> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = self.load().await?;
+            let mut next = current.value.clone();
+            change(&mut next);
+            if next == current.value || self.ports.control.save(current.version, &next, None).await? {
+                return Ok(next);
+            }
+        }
+        Err(Error::Contention {
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    async fn pause(&self, reason: &str) -> Result<Response> {
+        let now = self.now();
+        let state = self
+            .update(|s| {
+                if s.paused.is_none() {
+                    s.paused = Some(Pause {
+                        reason: reason.to_owned(),
+                        at: now,
+                        by: "operator".into(),
+                    });
+                }
+            })
+            .await?;
+        let pause = state.paused.clone();
+        warn!(reason, "automatic switching paused");
+        let text = match pause {
+            Some(p) if p.at != now => format!("already paused since {} ({} by {})", p.at, p.reason, p.by),
+            _ => format!("automatic switching paused: {reason}"),
+        };
+        Ok(self.simple(Outcome::Paused, &state, text, None))
+    }
+
+    async fn resume(&self) -> Result<Response> {
+        let before = self.load().await?.value.paused;
+        let state = self.update(|s| s.paused = None).await?;
+        let text = match before {
+            Some(p) => format!("automatic switching resumed (was paused: {} by {})", p.reason, p.by),
+            None => "automatic switching was not paused".to_owned(),
+        };
+        info!("{text}");
+        Ok(self.simple(Outcome::Resumed, &state, text, None))
+    }
+
+    /// Reads everything an operator needs, every region concurrently.
+    pub async fn status(&self) -> Result<Response> {
+        let current = self.load().await?;
+        let state = current.value;
+        let name = &self.config.active_region_parameter;
+        let active = &state.active_region;
+        let params = join_all(self.config.regions.iter().map(|region| async move {
+            let value = match self.ports.parameters.get(region, name).await {
+                Ok(value) => ParameterValue::Value {
+                    in_sync: value.as_deref() == Some(active.as_str()),
+                    value,
+                },
+                Err(e) => ParameterValue::Unreachable { error: e.to_string() },
+            };
+            (region.clone(), value)
+        }));
+        let groups = join_all(self.config.auto_scaling_groups.iter().map(|g| async move {
+            let report = match self.ports.groups.refreshes(g).await {
+                Ok(list) => GroupRefreshReport::Latest {
+                    refresh: list.into_iter().next(),
+                },
+                Err(e) => GroupRefreshReport::Unreachable { error: e.to_string() },
+            };
+            (g.key(), report)
+        }));
+        let (params, groups, history) =
+            futures::join!(params, groups, self.ports.control.history(10));
+        let report = StatusReport {
+            home_region: self.config.home().clone(),
+            active_region: state.active_region.clone(),
+            epoch: state.epoch,
+            paused: state.paused.clone(),
+            parameters: params.into_iter().collect(),
+            auto_scaling_groups: groups.into_iter().collect(),
+            last_transition: state.transition.clone(),
+            history: history?,
+        };
+        let mut response = self.simple(
+            Outcome::Status,
+            &state,
+            format!("{} is active at epoch {}", state.active_region, state.epoch),
+            None,
+        );
+        response.status = Some(report);
+        Ok(response)
+    }
+}

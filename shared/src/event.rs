@@ -1,0 +1,669 @@
+//! Decodes every trigger into one domain type at the edge:
+//!
+//! 1. a CloudWatch alarm invoking the function directly (`source: aws.cloudwatch`, `alarmData`);
+//! 2. an EventBridge "CloudWatch Alarm State Change" event (`detail-type`, `detail`);
+//! 3. an SNS notification whose `Message` is the classic CloudWatch alarm JSON;
+//! 4. a manual command (`{"command": ...}`).
+//!
+//! Decoding reads only the fields it needs and tolerates everything else, because AWS
+//! sends several documented shapes (metric, metric-math and composite alarms; SNS messages
+//! with `null` descriptions) that strict typed models (`aws_lambda_events`) reject.
+//! Anything that is none of the above is rejected with a message that says what was
+//! expected.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::region::Region;
+use crate::text;
+
+/// Larger payloads are rejected before any parsing work: real alarm events are a few KiB.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    Alarm(AlarmSignal),
+    Command(Command),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmState {
+    Alarm,
+    Ok,
+    InsufficientData,
+}
+
+impl AlarmState {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "ALARM" => Some(AlarmState::Alarm),
+            "OK" => Some(AlarmState::Ok),
+            "INSUFFICIENT_DATA" => Some(AlarmState::InsufficientData),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Alarm => "ALARM",
+            AlarmState::Ok => "OK",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+/// Which path an alarm came by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmSource {
+    Direct,
+    EventBridge,
+    Sns,
+}
+
+impl AlarmSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmSource::Direct => "cloudwatch",
+            AlarmSource::EventBridge => "eventbridge",
+            AlarmSource::Sns => "sns",
+        }
+    }
+}
+
+/// An alarm state change about one configured region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmSignal {
+    pub alarm_name: String,
+    pub state: AlarmState,
+    /// The region the alarm speaks for (not the region the alarm lives in).
+    pub region: Region,
+    pub source: AlarmSource,
+    pub state_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Status,
+    Failover {
+        target_region: Option<Region>,
+        reason: String,
+        dry_run: bool,
+        force: bool,
+    },
+    Failback {
+        reason: String,
+        dry_run: bool,
+        force: bool,
+    },
+    Pause {
+        reason: String,
+    },
+    Resume,
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Status => "status",
+            Command::Failover { .. } => "failover",
+            Command::Failback { .. } => "failback",
+            Command::Pause { .. } => "pause",
+            Command::Resume => "resume",
+        }
+    }
+}
+
+const EXPECTED: &str = "expected a CloudWatch alarm (direct, EventBridge \"CloudWatch Alarm State Change\", or SNS), \
+or a command such as {\"command\":\"status\"}, {\"command\":\"failover\",\"target_region\":\"...\"}, \
+{\"command\":\"failback\"}, {\"command\":\"pause\",\"reason\":\"...\"} or {\"command\":\"resume\"}";
+
+/// Decodes a raw Lambda payload into a trigger, or says what was wrong with it.
+pub fn decode(payload: &Value, config: &Config) -> Result<Trigger> {
+    let size = serde_json::to_vec(payload).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_EVENT_BYTES {
+        return Err(Error::invalid(format!(
+            "payload is {size} bytes; at most {MAX_EVENT_BYTES} are accepted"
+        )));
+    }
+    let Some(object) = payload.as_object() else {
+        return Err(Error::invalid(format!(
+            "payload is {}, not a JSON object; {EXPECTED}",
+            json_kind(payload)
+        )));
+    };
+    if object.contains_key("command") {
+        return decode_command(object, config).map(Trigger::Command);
+    }
+    if let Some(detail_type) = object.get("detail-type") {
+        return match detail_type.as_str() {
+            Some("CloudWatch Alarm State Change") => {
+                let detail = object.get("detail").ok_or_else(|| {
+                    Error::invalid("EventBridge alarm event has no \"detail\" object")
+                })?;
+                decode_alarm(detail, AlarmSource::EventBridge, config).map(Trigger::Alarm)
+            }
+            other => Err(Error::invalid(format!(
+                "EventBridge detail-type {:?} is not handled; expected \"CloudWatch Alarm State Change\"",
+                other.map(|t| text::clip(t, 80)).unwrap_or_default()
+            ))),
+        };
+    }
+    if object.contains_key("alarmData") {
+        let data = &object["alarmData"];
+        return decode_alarm(data, AlarmSource::Direct, config).map(Trigger::Alarm);
+    }
+    if let Some(records) = object.get("Records").or_else(|| object.get("records")) {
+        return decode_sns(records, config).map(Trigger::Alarm);
+    }
+    Err(Error::invalid(format!(
+        "unrecognised event with keys [{}]; {EXPECTED}",
+        text::clip(
+            &object.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
+            200
+        )
+    )))
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+// ----- commands -----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailoverArgs {
+    #[serde(default)]
+    target_region: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailbackArgs {
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonArgs {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+fn args<T: for<'de> Deserialize<'de>>(name: &str, rest: Map<String, Value>) -> Result<T> {
+    serde_json::from_value(Value::Object(rest))
+        .map_err(|e| Error::invalid(format!("command {name:?}: {e}")))
+}
+
+fn reason_or(name: &str, given: Option<String>, default: &str) -> Result<String> {
+    match given {
+        Some(text) => {
+            let cleaned =
+                text::reason(&text).map_err(|e| Error::invalid(format!("command {name:?}: {e}")))?;
+            Ok(if cleaned.is_empty() {
+                default.to_owned()
+            } else {
+                cleaned
+            })
+        }
+        None => Ok(default.to_owned()),
+    }
+}
+
+fn decode_command(object: &Map<String, Value>, config: &Config) -> Result<Command> {
+    let Some(name) = object.get("command").and_then(Value::as_str) else {
+        return Err(Error::invalid(
+            "\"command\" must be a string: status, failover, failback, pause or resume",
+        ));
+    };
+    let mut rest = object.clone();
+    rest.remove("command");
+    match name {
+        "status" => args::<NoArgs>(name, rest).map(|_| Command::Status),
+        "failover" => {
+            let a: FailoverArgs = args(name, rest)?;
+            let target_region = match a.target_region {
+                None => None,
+                Some(text) => Some(configured_region(&text, config, "target_region")?),
+            };
+            Ok(Command::Failover {
+                target_region,
+                reason: reason_or(name, a.reason, "manual failover")?,
+                dry_run: a.dry_run,
+                force: a.force,
+            })
+        }
+        "failback" => {
+            let a: FailbackArgs = args(name, rest)?;
+            Ok(Command::Failback {
+                reason: reason_or(name, a.reason, "manual failback")?,
+                dry_run: a.dry_run,
+                force: a.force,
+            })
+        }
+        "pause" => {
+            let a: ReasonArgs = args(name, rest)?;
+            Ok(Command::Pause {
+                reason: reason_or(name, a.reason, "paused by operator")?,
+            })
+        }
+        "resume" => args::<NoArgs>(name, rest).map(|_| Command::Resume),
+        other => Err(Error::invalid(format!(
+            "unknown command {:?}; expected status, failover, failback, pause or resume",
+            text::clip(other, 40)
+        ))),
+    }
+}
+
+fn configured_region(text: &str, config: &Config, field: &str) -> Result<Region> {
+    let region = Region::parse(text).map_err(|e| Error::invalid(format!("{field}: {e}")))?;
+    if config.contains(&region) {
+        Ok(region)
+    } else {
+        Err(Error::invalid(format!(
+            "{field} {region} is not one of the configured REGIONS ({})",
+            region_list(config)
+        )))
+    }
+}
+
+fn region_list(config: &Config) -> String {
+    config
+        .regions
+        .iter()
+        .map(Region::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// ----- alarms -----
+
+/// The alarm JSON as sent directly to Lambda and inside EventBridge's `detail`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AlarmData {
+    alarm_name: Option<String>,
+    state: Option<AlarmStateData>,
+    #[serde(default)]
+    configuration: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct AlarmStateData {
+    value: Option<String>,
+    reason: Option<String>,
+}
+
+fn decode_alarm(data: &Value, source: AlarmSource, config: &Config) -> Result<AlarmSignal> {
+    let label = source.as_str();
+    let data: AlarmData = serde_json::from_value(data.clone())
+        .map_err(|e| Error::invalid(format!("{label} alarm event is malformed: {e}")))?;
+    let alarm_name = data
+        .alarm_name
+        .ok_or_else(|| Error::invalid(format!("{label} alarm event has no alarmName")))?;
+    let state = data
+        .state
+        .ok_or_else(|| Error::invalid(format!("{label} alarm event has no state")))?;
+    let state_value = state
+        .value
+        .ok_or_else(|| Error::invalid(format!("{label} alarm event has no state.value")))?;
+    let dimensions = data
+        .configuration
+        .as_ref()
+        .map(region_dimensions_in_configuration)
+        .unwrap_or_default();
+    signal(
+        alarm_name,
+        &state_value,
+        state.reason,
+        dimensions,
+        source,
+        config,
+    )
+}
+
+/// `Region` dimension values from `configuration.metrics[].metricStat.metric.dimensions`,
+/// where dimensions are a `{"Name": "value"}` map.
+fn region_dimensions_in_configuration(configuration: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some(metrics) = configuration.get("metrics").and_then(Value::as_array) {
+        for metric in metrics {
+            let dimensions = metric
+                .pointer("/metricStat/metric/dimensions")
+                .and_then(Value::as_object);
+            if let Some(dimensions) = dimensions {
+                collect_region_from_map(dimensions, &mut found);
+            }
+        }
+    }
+    found
+}
+
+fn collect_region_from_map(dimensions: &Map<String, Value>, found: &mut Vec<String>) {
+    for (name, value) in dimensions {
+        if is_region_dimension(name)
+            && let Some(v) = value.as_str()
+        {
+            found.push(v.to_owned());
+        }
+    }
+}
+
+fn is_region_dimension(name: &str) -> bool {
+    name.eq_ignore_ascii_case("region")
+}
+
+/// The classic alarm notification SNS carries in `Message`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsAlarmMessage {
+    alarm_name: Option<String>,
+    new_state_value: Option<String>,
+    new_state_reason: Option<String>,
+    #[serde(default)]
+    trigger: Option<Value>,
+}
+
+fn decode_sns(records: &Value, config: &Config) -> Result<AlarmSignal> {
+    let Some(records) = records.as_array() else {
+        return Err(Error::invalid("\"Records\" must be an array of SNS records"));
+    };
+    let [record] = records.as_slice() else {
+        return Err(Error::invalid(format!(
+            "expected exactly one SNS record (SNS delivers one per invocation), got {}",
+            records.len()
+        )));
+    };
+    let source = record
+        .get("EventSource")
+        .or_else(|| record.get("eventSource"))
+        .and_then(Value::as_str);
+    if source != Some("aws:sns") {
+        return Err(Error::invalid(format!(
+            "record EventSource is {:?}; only aws:sns records carrying CloudWatch alarms are handled",
+            source.map(|s| text::clip(s, 40)).unwrap_or_default()
+        )));
+    }
+    let message = record
+        .pointer("/Sns/Message")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::invalid("SNS record has no Sns.Message string"))?;
+    let message: SnsAlarmMessage = serde_json::from_str(message).map_err(|e| {
+        Error::invalid(format!(
+            "SNS Message is not CloudWatch alarm JSON: {}",
+            text::clip(&e.to_string(), 120)
+        ))
+    })?;
+    let alarm_name = message
+        .alarm_name
+        .ok_or_else(|| Error::invalid("SNS alarm message has no AlarmName"))?;
+    let state_value = message
+        .new_state_value
+        .ok_or_else(|| Error::invalid("SNS alarm message has no NewStateValue"))?;
+    let dimensions = message
+        .trigger
+        .as_ref()
+        .map(region_dimensions_in_trigger)
+        .unwrap_or_default();
+    signal(
+        alarm_name,
+        &state_value,
+        message.new_state_reason,
+        dimensions,
+        AlarmSource::Sns,
+        config,
+    )
+}
+
+/// `Region` dimension values from an SNS alarm's `Trigger`: `Dimensions` is a list of
+/// `{"name": .., "value": ..}` for metric alarms, and `Metrics[].MetricStat.Metric.Dimensions`
+/// for metric-math alarms.
+fn region_dimensions_in_trigger(trigger: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut scan_list = |list: Option<&Value>| {
+        for dimension in list.and_then(Value::as_array).into_iter().flatten() {
+            let name = dimension
+                .get("name")
+                .or_else(|| dimension.get("Name"))
+                .and_then(Value::as_str);
+            let value = dimension
+                .get("value")
+                .or_else(|| dimension.get("Value"))
+                .and_then(Value::as_str);
+            if let (Some(name), Some(value)) = (name, value)
+                && is_region_dimension(name)
+            {
+                found.push(value.to_owned());
+            }
+        }
+    };
+    scan_list(trigger.get("Dimensions"));
+    for metric in trigger
+        .get("Metrics")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        scan_list(metric.pointer("/MetricStat/Metric/Dimensions"));
+    }
+    found
+}
+
+fn signal(
+    alarm_name: String,
+    state_value: &str,
+    state_reason: Option<String>,
+    region_dimensions: Vec<String>,
+    source: AlarmSource,
+    config: &Config,
+) -> Result<AlarmSignal> {
+    let alarm_name = text::sanitize(&text::clip(&alarm_name, 255));
+    let state = AlarmState::parse(state_value).ok_or_else(|| {
+        Error::invalid(format!(
+            "alarm {alarm_name:?} has state {:?}; expected ALARM, OK or INSUFFICIENT_DATA",
+            text::clip(state_value, 40)
+        ))
+    })?;
+    let region = alarm_region(&alarm_name, &region_dimensions, config)?;
+    Ok(AlarmSignal {
+        alarm_name,
+        state,
+        region,
+        source,
+        state_reason: state_reason.map(|r| text::sanitize(&text::clip(&r, 512))),
+    })
+}
+
+/// The region an alarm speaks for: its metric's `Region` dimension; else an alarm name
+/// ending in `-<region>` for a configured region; else the event is rejected.
+fn alarm_region(alarm_name: &str, dimensions: &[String], config: &Config) -> Result<Region> {
+    if let Some(value) = dimensions.first() {
+        return configured_region(value, config, &format!("alarm {alarm_name:?} Region dimension"));
+    }
+    let by_name = config
+        .regions
+        .iter()
+        .find(|region| alarm_name.ends_with(&format!("-{region}")));
+    by_name.cloned().ok_or_else(|| {
+        Error::invalid(format!(
+            "cannot tell which region alarm {alarm_name:?} speaks for: its metric has no Region \
+             dimension and its name does not end in -<region> for one of REGIONS ({})",
+            region_list(config)
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::config;
+    use serde_json::json;
+
+    fn direct(name: &str, state: &str, dimensions: Value) -> Value {
+        json!({
+            "source": "aws.cloudwatch",
+            "alarmArn": "arn:aws:cloudwatch:us-west-2:123456789012:alarm:x",
+            "accountId": "123456789012",
+            "time": "2026-11-25T10:00:00.000+0000",
+            "region": "us-west-2",
+            "alarmData": {
+                "alarmName": name,
+                "state": {"value": state, "reason": "Threshold Crossed", "timestamp": "2026-11-25T10:00:00.000+0000"},
+                "previousState": {"value": "OK", "reason": "", "timestamp": "2026-11-25T09:00:00.000+0000"},
+                "configuration": {
+                    "metrics": [{
+                        "id": "m1",
+                        "metricStat": {"metric": {"namespace": "RegionPilot", "name": "Healthy", "dimensions": dimensions}, "period": 10, "stat": "Minimum"},
+                        "returnData": true
+                    }]
+                }
+            }
+        })
+    }
+
+    fn alarm(trigger: Trigger) -> AlarmSignal {
+        match trigger {
+            Trigger::Alarm(a) => a,
+            other => panic!("expected an alarm, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn direct_alarm_region_comes_from_the_region_dimension() {
+        let event = direct("app-unhealthy", "ALARM", json!({"Region": "us-east-1"}));
+        let signal = alarm(decode(&event, &config()).unwrap());
+        assert_eq!(signal.region.as_str(), "us-east-1");
+        assert_eq!(signal.state, AlarmState::Alarm);
+        assert_eq!(signal.source, AlarmSource::Direct);
+    }
+
+    #[test]
+    fn alarm_name_suffix_is_the_fallback() {
+        let event = direct("regionpilot-unhealthy-us-west-2", "OK", json!({}));
+        let signal = alarm(decode(&event, &config()).unwrap());
+        assert_eq!(signal.region.as_str(), "us-west-2");
+        assert_eq!(signal.state, AlarmState::Ok);
+    }
+
+    #[test]
+    fn alarm_without_a_known_region_is_rejected_with_the_reason() {
+        let event = direct("app-unhealthy", "ALARM", json!({"TableName": "x"}));
+        let err = decode(&event, &config()).unwrap_err().to_string();
+        assert!(err.contains("cannot tell which region"), "{err}");
+        let event = direct("app-unhealthy", "ALARM", json!({"Region": "ap-south-1"}));
+        let err = decode(&event, &config()).unwrap_err().to_string();
+        assert!(err.contains("not one of the configured REGIONS"), "{err}");
+    }
+
+    #[test]
+    fn eventbridge_state_change_is_decoded() {
+        let event = json!({
+            "version": "0", "id": "c4c1c1c9", "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch", "account": "123456789012", "time": "2026-11-25T10:00:00Z",
+            "region": "us-west-2", "resources": ["arn:aws:cloudwatch:us-west-2:123456789012:alarm:x"],
+            "detail": {
+                "alarmName": "x",
+                "state": {"value": "ALARM", "reason": "r", "timestamp": "2026-11-25T10:00:00.000+0000"},
+                "configuration": {"metrics": [{"id": "e1", "expression": "MIN(METRICS())", "returnData": true},
+                                              {"id": "m1", "metricStat": {"metric": {"namespace": "N", "name": "Healthy", "dimensions": {"Region": "us-east-1"}}, "period": 60, "stat": "Minimum"}, "returnData": false}]}
+            }
+        });
+        let signal = alarm(decode(&event, &config()).unwrap());
+        assert_eq!(signal.region.as_str(), "us-east-1");
+        assert_eq!(signal.source, AlarmSource::EventBridge);
+    }
+
+    #[test]
+    fn sns_classic_alarm_reads_trigger_dimensions_not_the_alarm_home_region() {
+        let message = json!({
+            "AlarmName": "app-health", "AlarmDescription": null, "AWSAccountId": "123456789012",
+            "NewStateValue": "ALARM", "NewStateReason": "Threshold Crossed",
+            "StateChangeTime": "2026-11-25T10:00:00.000+0000", "Region": "US West (Oregon)",
+            "AlarmArn": "arn:aws:cloudwatch:us-west-2:123456789012:alarm:app-health", "OldStateValue": "OK",
+            "Trigger": {"MetricName": "Healthy", "Namespace": "RegionPilot", "StatisticType": "Statistic",
+                        "Statistic": "MINIMUM", "Unit": null,
+                        "Dimensions": [{"value": "us-east-1", "name": "Region"}],
+                        "Period": 10, "EvaluationPeriods": 3, "ComparisonOperator": "LessThanThreshold",
+                        "Threshold": 1.0, "TreatMissingData": "breaching", "EvaluateLowSampleCountPercentile": ""}
+        });
+        let event = json!({"Records": [{
+            "EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-west-2:1:t:s",
+            "Sns": {"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-west-2:1:t",
+                    "Subject": "ALARM", "Message": message.to_string(), "Timestamp": "2026-11-25T10:00:00.000Z",
+                    "SignatureVersion": "1", "Signature": "s", "SigningCertUrl": "u", "UnsubscribeUrl": "u",
+                    "MessageAttributes": {}}
+        }]});
+        let signal = alarm(decode(&event, &config()).unwrap());
+        assert_eq!(signal.region.as_str(), "us-east-1");
+        assert_eq!(signal.source, AlarmSource::Sns);
+    }
+
+    #[test]
+    fn commands_decode_with_defaults() {
+        let cmd = decode(&json!({"command": "failover", "target_region": "us-west-2"}), &config()).unwrap();
+        assert_eq!(
+            cmd,
+            Trigger::Command(Command::Failover {
+                target_region: Some(Region::parse("us-west-2").unwrap()),
+                reason: "manual failover".into(),
+                dry_run: false,
+                force: false
+            })
+        );
+        let cmd = decode(&json!({"command": "pause", "reason": "maint\nwindow"}), &config()).unwrap();
+        assert_eq!(cmd, Trigger::Command(Command::Pause { reason: "maint window".into() }));
+    }
+
+    #[test]
+    fn bad_input_is_rejected_with_what_was_wrong() {
+        let cases = [
+            (json!([1, 2]), "not a JSON object"),
+            (json!("status"), "a string"),
+            (json!({}), "unrecognised event"),
+            (json!({"command": 7}), "must be a string"),
+            (json!({"command": "explode"}), "unknown command"),
+            (json!({"command": "failover", "target_region": "ap-south-1"}), "not one of the configured REGIONS"),
+            (json!({"command": "failover", "target_region": "Mars"}), "not an AWS region"),
+            (json!({"command": "failover", "target_regoin": "us-west-2"}), "unknown field"),
+            (json!({"command": "failover", "dry_run": "yes"}), "invalid type"),
+            (json!({"command": "status", "verbose": true}), "unknown field"),
+            (json!({"command": "pause", "reason": "x".repeat(600)}), "at most 512"),
+            (json!({"detail-type": "EC2 Instance State-change Notification", "detail": {}}), "not handled"),
+            (json!({"Records": [{"EventSource": "aws:sqs"}]}), "only aws:sns"),
+            (json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "hello"}}]}), "not CloudWatch alarm JSON"),
+            (json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "x"}}), "no state"),
+            (json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "x-us-east-1", "state": {"value": "RED"}}}), "expected ALARM, OK or INSUFFICIENT_DATA"),
+            (json!({"command": "status", "pad": "x".repeat(MAX_EVENT_BYTES)}), "bytes; at most"),
+        ];
+        for (event, fragment) in cases {
+            let err = decode(&event, &config()).expect_err("must be rejected");
+            assert!(matches!(err, Error::InvalidEvent(_)));
+            let text = err.to_string();
+            assert!(text.contains(fragment), "{text:?} lacks {fragment:?}");
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! regionpilot's shared core: configuration, control state, trigger decoding, the
+//! region-switch decisions and their execution, the rolling update, and the AWS adapters.
+//! Handlers in `functions/` only wire these together.
+
+pub mod aws;
+pub mod config;
+pub mod controller;
+pub mod error;
+pub mod event;
+pub mod ports;
+pub mod region;
+pub mod rolling;
+pub mod state;
+pub mod switch;
+pub mod telemetry;
+pub mod text;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use config::Config;
+pub use controller::{Controller, Outcome, Response};
+pub use error::{Error, ErrorKind, Result};
+pub use region::Region;

@@ -1,0 +1,127 @@
+//! The narrow interfaces the decision and transition logic needs from the outside world.
+//! `aws` implements them over the SDK; `testing` implements them in memory for the unit
+//! tests, so every rule is exercised without a network.
+
+use std::future::Future;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::config::{GroupRef, RefreshPreferences};
+use crate::error::{AwsError, ErrorKind, Result};
+use crate::region::Region;
+use crate::state::{ControlState, HistoryRecord, Millis, Versioned};
+
+/// The control table in the function's own region.
+pub trait ControlStore: Send + Sync {
+    /// The current state, or `None` before the first write.
+    fn load(&self) -> impl Future<Output = Result<Option<Versioned<ControlState>>>> + Send;
+
+    /// Writes `state` at version `expected + 1` if the stored version is still `expected`
+    /// (0: the item must not exist). With `history`, appends that record in the same
+    /// transaction. `Ok(false)` means another writer got there first.
+    fn save(
+        &self,
+        expected: u64,
+        state: &ControlState,
+        history: Option<&HistoryRecord>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The newest `limit` history records, newest first.
+    fn history(&self, limit: usize) -> impl Future<Output = Result<Vec<HistoryRecord>>> + Send;
+}
+
+/// The active-region parameter, one copy per region.
+pub trait ParameterStore: Send + Sync {
+    fn put(
+        &self,
+        region: &Region,
+        name: &str,
+        value: &str,
+        description: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    fn get(
+        &self,
+        region: &Region,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+}
+
+/// An instance refresh as Auto Scaling reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RefreshInfo {
+    pub id: String,
+    pub status: String,
+    pub started_at: Option<Millis>,
+    pub percentage_complete: Option<i32>,
+}
+
+impl RefreshInfo {
+    /// Pending, InProgress, Cancelling and the rollback states block a new refresh.
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "Pending" | "InProgress" | "Cancelling" | "RollbackInProgress" | "Baking"
+        )
+    }
+}
+
+pub trait ScalingGroups: Send + Sync {
+    /// Refreshes of the group, newest first.
+    fn refreshes(
+        &self,
+        group: &GroupRef,
+    ) -> impl Future<Output = Result<Vec<RefreshInfo>, AwsError>> + Send;
+
+    fn start_refresh(
+        &self,
+        group: &GroupRef,
+        preferences: &RefreshPreferences,
+    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+
+    fn cancel_refresh(&self, group: &GroupRef) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// The result of one region's pre-flight probe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeResult {
+    pub region: Region,
+    /// The region answered the read (a missing canary item or throttling still counts).
+    pub reachable: bool,
+    pub latency_ms: u64,
+    pub item_found: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A strongly consistent read of the canary item under a hard deadline.
+pub trait HealthProbe: Send + Sync {
+    fn check(&self, region: &Region) -> impl Future<Output = ProbeResult> + Send;
+}
+
+pub trait Clock: Send + Sync {
+    fn now_millis(&self) -> Millis;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> Millis {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as Millis)
+            .unwrap_or(0)
+    }
+}
+
+/// All the ports one controller needs, bundled so handlers stay generic over one type.
+pub struct Ports<C, P, S, H, K> {
+    pub control: C,
+    pub parameters: P,
+    pub groups: S,
+    pub probe: H,
+    pub clock: K,
+}

@@ -1,0 +1,112 @@
+//! The rolling update: an instance refresh per Auto Scaling group so instances boot again
+//! and read the new active region. Safe to repeat: a refresh that began at or after the
+//! transition belongs to it and is never started twice; one that began before is stale
+//! (it rolls towards the old region) and is cancelled and replaced.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use tracing::{info, warn};
+
+use crate::config::{GroupRef, RefreshPreferences};
+use crate::ports::{ScalingGroups, RefreshInfo};
+use crate::region::Region;
+use crate::state::{Millis, RefreshStatus};
+use crate::error::ErrorKind;
+
+/// How long we wait for a cancelled refresh to leave the Cancelling state.
+const CANCEL_POLLS: u32 = 20;
+const CANCEL_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Refreshes every group, the target region's groups first (they must take traffic
+/// soonest), then all others concurrently. Groups already done (`done`) are skipped.
+pub async fn refresh_all<S: ScalingGroups>(
+    groups: &S,
+    all: &[GroupRef],
+    target: &Region,
+    preferences: &RefreshPreferences,
+    transition_started_at: Millis,
+    done: impl Fn(&GroupRef) -> bool,
+) -> Vec<(GroupRef, RefreshStatus)> {
+    let pending: Vec<&GroupRef> = all.iter().filter(|g| !done(g)).collect();
+    let (first, rest): (Vec<&GroupRef>, Vec<&GroupRef>) =
+        pending.into_iter().partition(|g| &g.region == target);
+    let refresh = |g: &GroupRef| {
+        let g = g.clone();
+        async move {
+            let status = refresh_one(groups, &g, preferences, transition_started_at).await;
+            (g, status)
+        }
+    };
+    let mut results = join_all(first.into_iter().map(refresh)).await;
+    results.extend(join_all(rest.into_iter().map(refresh)).await);
+    results
+}
+
+/// Makes sure exactly one refresh for this transition exists on `group`.
+pub async fn refresh_one<S: ScalingGroups>(
+    groups: &S,
+    group: &GroupRef,
+    preferences: &RefreshPreferences,
+    transition_started_at: Millis,
+) -> RefreshStatus {
+    let key = group.key();
+    let existing = match groups.refreshes(group).await {
+        Ok(list) => list,
+        Err(e) => return RefreshStatus::Failed { error: e.to_string() },
+    };
+    if let Some(ours) = belonging_to_transition(&existing, transition_started_at) {
+        info!(group = %key, refresh_id = %ours.id, status = %ours.status, "refresh for this transition already exists");
+        return RefreshStatus::AlreadyRunning { id: ours.id.clone() };
+    }
+    if let Some(stale) = existing.iter().find(|r| r.is_active()) {
+        warn!(group = %key, refresh_id = %stale.id, "cancelling a refresh that began before this transition");
+        if let Err(e) = groups.cancel_refresh(group).await
+            && e.kind != ErrorKind::NotFound
+        {
+            return RefreshStatus::Failed { error: e.to_string() };
+        }
+        if let Err(error) = wait_until_idle(groups, group).await {
+            return RefreshStatus::Failed { error };
+        }
+    }
+    match groups.start_refresh(group, preferences).await {
+        Ok(id) => {
+            info!(group = %key, refresh_id = %id, "instance refresh started");
+            RefreshStatus::Started { id }
+        }
+        Err(e) if e.kind == ErrorKind::RefreshInProgress => {
+            // Someone else started one between our describe and our start: if it is for
+            // this transition, it is ours to keep.
+            match groups.refreshes(group).await {
+                Ok(list) => match belonging_to_transition(&list, transition_started_at) {
+                    Some(r) => RefreshStatus::AlreadyRunning { id: r.id.clone() },
+                    None => RefreshStatus::Failed { error: e.to_string() },
+                },
+                Err(_) => RefreshStatus::Failed { error: e.to_string() },
+            }
+        }
+        Err(e) => RefreshStatus::Failed { error: e.to_string() },
+    }
+}
+
+fn belonging_to_transition(list: &[RefreshInfo], started_at: Millis) -> Option<&RefreshInfo> {
+    // Whole-second tolerance: Auto Scaling reports StartTime in seconds.
+    list.iter()
+        .find(|r| r.started_at.is_some_and(|t| t + 1_000 >= started_at))
+}
+
+async fn wait_until_idle<S: ScalingGroups>(groups: &S, group: &GroupRef) -> Result<(), String> {
+    for _ in 0..CANCEL_POLLS {
+        match groups.refreshes(group).await {
+            Ok(list) if !list.iter().any(RefreshInfo::is_active) => return Ok(()),
+            Ok(_) => tokio::time::sleep(CANCEL_POLL_INTERVAL).await,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!(
+        "the cancelled refresh on {} did not stop within {} s",
+        group.key(),
+        (CANCEL_POLL_INTERVAL * CANCEL_POLLS).as_secs()
+    ))
+}

@@ -1,0 +1,165 @@
+//! The control state: which region is active, at which epoch, and how far the latest
+//! transition has got. It is the single source of truth; SSM parameters are copies of it.
+//! Every write is a compare-and-swap on `version`, and every transition bumps `epoch`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::region::Region;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = u64;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlState {
+    pub active_region: Region,
+    /// Number of transitions so far; 0 means "never switched, home is active".
+    pub epoch: u64,
+    #[serde(default)]
+    pub paused: Option<Pause>,
+    /// The latest transition, with how far its side effects have got.
+    #[serde(default)]
+    pub transition: Option<Transition>,
+}
+
+impl ControlState {
+    /// The state before anything was ever written: home active, epoch 0.
+    pub fn initial(home: Region) -> Self {
+        ControlState {
+            active_region: home,
+            epoch: 0,
+            paused: None,
+            transition: None,
+        }
+    }
+
+    pub fn last_switch_at(&self) -> Option<Millis> {
+        self.transition.as_ref().map(|t| t.started_at)
+    }
+}
+
+/// A control state as read, with the version to compare-and-swap against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    /// 0 when the item does not exist yet.
+    pub version: u64,
+    pub value: T,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pause {
+    pub reason: String,
+    pub at: Millis,
+    /// `operator` or `flap-guard`.
+    pub by: String,
+}
+
+/// What started a transition or a command, for the history and the logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum TriggerInfo {
+    Alarm { alarm_name: String, source: String },
+    Manual { command: String, force: bool },
+}
+
+impl TriggerInfo {
+    pub fn is_automatic(&self) -> bool {
+        matches!(self, TriggerInfo::Alarm { .. })
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            TriggerInfo::Alarm { alarm_name, source } => format!("alarm:{alarm_name} via {source}"),
+            TriggerInfo::Manual { command, force } => {
+                format!("manual:{command}{}", if *force { " (forced)" } else { "" })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub epoch: u64,
+    pub from: Region,
+    pub to: Region,
+    pub reason: String,
+    pub trigger: TriggerInfo,
+    pub started_at: Millis,
+    /// The invocation that owns the side effects until this time; after it, anyone may
+    /// finish them.
+    pub lease_until: Millis,
+    /// Per region: the outcome of writing the active-region parameter.
+    #[serde(default)]
+    pub publish: BTreeMap<Region, StepStatus>,
+    /// Per Auto Scaling group (`region/name`): the refresh started for this transition.
+    #[serde(default)]
+    pub refreshes: BTreeMap<String, RefreshStatus>,
+    /// All side effects were attempted; failures (if any) are left to reconcile.
+    #[serde(default)]
+    pub completed: bool,
+}
+
+impl Transition {
+    pub fn failed_regions(&self) -> Vec<Region> {
+        self.publish
+            .iter()
+            .filter(|(_, status)| !status.is_ok())
+            .map(|(region, _)| region.clone())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum StepStatus {
+    Published,
+    Failed { error: String },
+}
+
+impl StepStatus {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, StepStatus::Published)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum RefreshStatus {
+    /// We started this refresh for the transition.
+    Started { id: String },
+    /// A refresh that began after the transition was already running; we left it.
+    AlreadyRunning { id: String },
+    Failed { error: String },
+}
+
+impl RefreshStatus {
+    pub fn is_ok(&self) -> bool {
+        !matches!(self, RefreshStatus::Failed { .. })
+    }
+}
+
+/// One line of the transition history, written in the same transaction as the
+/// compare-and-swap that made the transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRecord {
+    pub epoch: u64,
+    pub from: Region,
+    pub to: Region,
+    pub reason: String,
+    pub trigger: TriggerInfo,
+    pub at: Millis,
+}
+
+impl From<&Transition> for HistoryRecord {
+    fn from(t: &Transition) -> Self {
+        HistoryRecord {
+            epoch: t.epoch,
+            from: t.from.clone(),
+            to: t.to.clone(),
+            reason: t.reason.clone(),
+            trigger: t.trigger.clone(),
+            at: t.started_at,
+        }
+    }
+}

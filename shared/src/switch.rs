@@ -1,0 +1,354 @@
+//! The decision rules, as plain functions over the control state. No I/O: the caller
+//! probes the regions `plan` asks about and hands the results to `pick`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::ports::ProbeResult;
+use crate::region::Region;
+use crate::state::{ControlState, Millis, TriggerInfo};
+
+/// What a switch request wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intent {
+    /// An alarm says this region is failing: move away from it if it is the active one.
+    AwayFrom(Region),
+    /// An operator asks for this region, or for the next healthy one.
+    To(Option<Region>),
+    /// An operator (or the failback verification) asks to go back to the home region.
+    Home,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchRequest {
+    pub intent: Intent,
+    pub reason: String,
+    pub trigger: TriggerInfo,
+    pub dry_run: bool,
+    /// Manual only: skip the pre-flight probe of a named target.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing to do, by rule (OK state, paused, cooldown, alarm about a standby).
+    Ignore { reason: String },
+    /// The wanted region is already active.
+    AlreadyActive { reason: String },
+    /// A switch is warranted but unsafe: no healthy target.
+    Refuse { reason: String },
+    Switch { from: Region, to: Region },
+}
+
+/// First phase: decide from the state alone, or name the regions to probe (in order of
+/// preference) before a target can be picked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    Decided(Decision),
+    Probe(Vec<Region>),
+}
+
+pub fn plan(state: &ControlState, request: &SwitchRequest, now: Millis, config: &Config) -> Plan {
+    let active = &state.active_region;
+    match &request.intent {
+        Intent::AwayFrom(failing) => {
+            if failing != active {
+                let already_left = state
+                    .transition
+                    .as_ref()
+                    .is_some_and(|t| &t.from == failing && &t.to == active);
+                let reason = if already_left {
+                    format!("{failing} is failing but {active} is already active (epoch {})", state.epoch)
+                } else {
+                    format!("alarm is about {failing}, which is not the active region {active}")
+                };
+                return Plan::Decided(if already_left {
+                    Decision::AlreadyActive { reason }
+                } else {
+                    Decision::Ignore { reason }
+                });
+            }
+            if let Some(pause) = &state.paused {
+                return Plan::Decided(Decision::Ignore {
+                    reason: format!(
+                        "automatic switching is paused ({} by {}); send {{\"command\":\"resume\"}} or a manual command",
+                        pause.reason, pause.by
+                    ),
+                });
+            }
+            if let Some(last) = state.last_switch_at() {
+                let elapsed = Duration::from_millis(now.saturating_sub(last));
+                if elapsed < config.cooldown {
+                    return Plan::Decided(Decision::Ignore {
+                        reason: format!(
+                            "within cooldown: last switch {}s ago, COOLDOWN_SECONDS is {}; a manual command with force overrides",
+                            elapsed.as_secs(),
+                            config.cooldown.as_secs()
+                        ),
+                    });
+                }
+            }
+            Plan::Probe(others(config, failing))
+        }
+        Intent::To(Some(target)) => wanted(state, target, request.force),
+        Intent::Home => wanted(state, config.home(), request.force),
+        Intent::To(None) => Plan::Probe(others(config, active)),
+    }
+}
+
+fn wanted(state: &ControlState, target: &Region, force: bool) -> Plan {
+    if target == &state.active_region {
+        Plan::Decided(Decision::AlreadyActive {
+            reason: format!("{target} is already the active region (epoch {})", state.epoch),
+        })
+    } else if force {
+        Plan::Decided(Decision::Switch {
+            from: state.active_region.clone(),
+            to: target.clone(),
+        })
+    } else {
+        Plan::Probe(vec![target.clone()])
+    }
+}
+
+fn others(config: &Config, excluded: &Region) -> Vec<Region> {
+    config
+        .regions
+        .iter()
+        .filter(|r| *r != excluded)
+        .cloned()
+        .collect()
+}
+
+/// Second phase: the first candidate, in order, that passed its probe. Never a dead one.
+pub fn pick(
+    state: &ControlState,
+    candidates: &[Region],
+    probes: &BTreeMap<Region, ProbeResult>,
+) -> Decision {
+    if let Some(target) = candidates
+        .iter()
+        .find(|r| probes.get(*r).is_some_and(|p| p.reachable))
+    {
+        return Decision::Switch {
+            from: state.active_region.clone(),
+            to: target.clone(),
+        };
+    }
+    let failures: Vec<String> = candidates
+        .iter()
+        .map(|r| match probes.get(r) {
+            Some(p) => format!(
+                "{r}: {}",
+                p.error.as_deref().unwrap_or("probe failed")
+            ),
+            None => format!("{r}: not probed"),
+        })
+        .collect();
+    Decision::Refuse {
+        reason: format!(
+            "no healthy region to switch to ({}); staying on {}",
+            failures.join("; "),
+            state.active_region
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Pause, Transition};
+    use crate::testing::{config, region};
+
+    const NOW: Millis = 1_000_000_000;
+
+    fn request(intent: Intent) -> SwitchRequest {
+        SwitchRequest {
+            intent,
+            reason: "test".into(),
+            trigger: TriggerInfo::Alarm {
+                alarm_name: "a".into(),
+                source: "cloudwatch".into(),
+            },
+            dry_run: false,
+            force: false,
+        }
+    }
+
+    fn switched(from: &str, to: &str, at: Millis) -> ControlState {
+        ControlState {
+            active_region: region(to),
+            epoch: 1,
+            paused: None,
+            transition: Some(Transition {
+                epoch: 1,
+                from: region(from),
+                to: region(to),
+                reason: "r".into(),
+                trigger: TriggerInfo::Manual {
+                    command: "failover".into(),
+                    force: false,
+                },
+                started_at: at,
+                lease_until: at,
+                publish: BTreeMap::new(),
+                refreshes: BTreeMap::new(),
+                completed: true,
+            }),
+        }
+    }
+
+    fn probe(r: &str, ok: bool) -> (Region, ProbeResult) {
+        (
+            region(r),
+            ProbeResult {
+                region: region(r),
+                reachable: ok,
+                latency_ms: 1,
+                item_found: ok,
+                error_kind: None,
+                error: (!ok).then(|| "timeout".to_owned()),
+            },
+        )
+    }
+
+    #[test]
+    fn plan_table() {
+        let cfg = config(); // us-east-1 (home), us-west-2, eu-west-1; cooldown 300 s
+        let home = ControlState::initial(region("us-east-1"));
+        let mut paused = home.clone();
+        paused.paused = Some(Pause {
+            reason: "maintenance".into(),
+            at: NOW,
+            by: "operator".into(),
+        });
+        let recent = switched("us-east-1", "us-west-2", NOW - 10_000);
+        let old = switched("us-east-1", "us-west-2", NOW - 301_000);
+
+        let mut forced = request(Intent::To(Some(region("eu-west-1"))));
+        forced.force = true;
+
+        let cases: Vec<(&str, &ControlState, SwitchRequest, Plan)> = vec![
+            (
+                "alarm on the active home region probes the standbys in order",
+                &home,
+                request(Intent::AwayFrom(region("us-east-1"))),
+                Plan::Probe(vec![region("us-west-2"), region("eu-west-1")]),
+            ),
+            (
+                "alarm on a standby is ignored",
+                &home,
+                request(Intent::AwayFrom(region("us-west-2"))),
+                Plan::Decided(Decision::Ignore {
+                    reason: "alarm is about us-west-2, which is not the active region us-east-1".into(),
+                }),
+            ),
+            (
+                "a repeat of the alarm that caused the last switch is already handled",
+                &recent,
+                request(Intent::AwayFrom(region("us-east-1"))),
+                Plan::Decided(Decision::AlreadyActive {
+                    reason: "us-east-1 is failing but us-west-2 is already active (epoch 1)".into(),
+                }),
+            ),
+            (
+                "manual failover to the active region is already active",
+                &home,
+                request(Intent::To(Some(region("us-east-1")))),
+                Plan::Decided(Decision::AlreadyActive {
+                    reason: "us-east-1 is already the active region (epoch 0)".into(),
+                }),
+            ),
+            (
+                "manual failover to a named region probes only it",
+                &paused,
+                request(Intent::To(Some(region("eu-west-1")))),
+                Plan::Probe(vec![region("eu-west-1")]),
+            ),
+            (
+                "forced manual failover skips the probe, even within cooldown",
+                &recent,
+                forced,
+                Plan::Decided(Decision::Switch {
+                    from: region("us-west-2"),
+                    to: region("eu-west-1"),
+                }),
+            ),
+            (
+                "failback probes home even within cooldown (manual commands ignore cooldown)",
+                &recent,
+                request(Intent::Home),
+                Plan::Probe(vec![region("us-east-1")]),
+            ),
+            (
+                "alarm after the cooldown probes again",
+                &old,
+                request(Intent::AwayFrom(region("us-west-2"))),
+                Plan::Probe(vec![region("us-east-1"), region("eu-west-1")]),
+            ),
+        ];
+        for (name, state, req, expected) in cases {
+            assert_eq!(plan(state, &req, NOW, &cfg), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn paused_and_cooldown_ignore_automatic_switches_with_the_reason() {
+        let cfg = config();
+        let mut paused = ControlState::initial(region("us-east-1"));
+        paused.paused = Some(Pause {
+            reason: "maintenance".into(),
+            at: NOW,
+            by: "operator".into(),
+        });
+        let Plan::Decided(Decision::Ignore { reason }) =
+            plan(&paused, &request(Intent::AwayFrom(region("us-east-1"))), NOW, &cfg)
+        else {
+            panic!("paused must ignore");
+        };
+        assert!(reason.contains("paused (maintenance by operator)"), "{reason}");
+
+        let recent = switched("us-east-1", "us-west-2", NOW - 10_000);
+        let Plan::Decided(Decision::Ignore { reason }) =
+            plan(&recent, &request(Intent::AwayFrom(region("us-west-2"))), NOW, &cfg)
+        else {
+            panic!("cooldown must ignore");
+        };
+        assert!(reason.contains("within cooldown: last switch 10s ago"), "{reason}");
+    }
+
+    #[test]
+    fn pick_takes_the_first_healthy_candidate_in_order() {
+        let state = ControlState::initial(region("us-east-1"));
+        let candidates = [region("us-west-2"), region("eu-west-1")];
+        let probes = BTreeMap::from([probe("us-west-2", false), probe("eu-west-1", true)]);
+        assert_eq!(
+            pick(&state, &candidates, &probes),
+            Decision::Switch {
+                from: region("us-east-1"),
+                to: region("eu-west-1")
+            }
+        );
+        let probes = BTreeMap::from([probe("us-west-2", true), probe("eu-west-1", true)]);
+        assert_eq!(
+            pick(&state, &candidates, &probes),
+            Decision::Switch {
+                from: region("us-east-1"),
+                to: region("us-west-2")
+            }
+        );
+    }
+
+    #[test]
+    fn pick_refuses_when_every_candidate_is_dead() {
+        let state = ControlState::initial(region("us-east-1"));
+        let candidates = [region("us-west-2"), region("eu-west-1")];
+        let probes = BTreeMap::from([probe("us-west-2", false), probe("eu-west-1", false)]);
+        let Decision::Refuse { reason } = pick(&state, &candidates, &probes) else {
+            panic!("must refuse");
+        };
+        assert!(reason.contains("us-west-2: timeout"), "{reason}");
+        assert!(reason.contains("staying on us-east-1"), "{reason}");
+    }
+}

@@ -1,0 +1,250 @@
+//! In-memory fakes of the ports, for unit tests of the decision and transition logic.
+//! Compiled only for tests (and for other crates' tests through the `testing` feature).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::config::{Config, GroupRef, RefreshPreferences};
+use crate::error::{AwsError, ErrorKind, Result};
+use crate::ports::{Clock, ControlStore, HealthProbe, ParameterStore, Ports, ProbeResult, RefreshInfo, ScalingGroups};
+use crate::region::Region;
+use crate::state::{ControlState, HistoryRecord, Millis, Versioned};
+
+pub fn region(name: &str) -> Region {
+    Region::parse(name).expect("test region")
+}
+
+/// Three regions (home us-east-1), one group per region, default timeouts.
+pub fn config() -> Config {
+    let vars = [
+        ("REGIONS", "us-east-1,us-west-2,eu-west-1"),
+        ("AWS_REGION", "us-west-2"),
+        ("ACTIVE_REGION_PARAMETER", "/app/active-region"),
+        ("AUTO_SCALING_GROUPS", "app"),
+        ("CONTROL_TABLE", "control"),
+        ("HEALTH_TABLE", "health"),
+        ("HEALTH_KEY", "pk=canary"),
+    ];
+    Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .expect("test config")
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn fault(service: &'static str, operation: &'static str, region: &Region, kind: ErrorKind) -> AwsError {
+    AwsError {
+        service,
+        operation,
+        region: region.clone(),
+        kind,
+        code: None,
+        message: "injected fault".into(),
+    }
+}
+
+#[derive(Default)]
+pub struct FakeControl {
+    pub item: Mutex<Option<Versioned<ControlState>>>,
+    pub history: Mutex<Vec<HistoryRecord>>,
+    pub saves: AtomicU64,
+}
+
+impl FakeControl {
+    pub fn state(&self) -> Option<ControlState> {
+        lock(&self.item).as_ref().map(|v| v.value.clone())
+    }
+}
+
+impl ControlStore for Arc<FakeControl> {
+    async fn load(&self) -> Result<Option<Versioned<ControlState>>> {
+        Ok(lock(&self.item).clone())
+    }
+
+    async fn save(&self, expected: u64, state: &ControlState, history: Option<&HistoryRecord>) -> Result<bool> {
+        let mut item = lock(&self.item);
+        let version = item.as_ref().map_or(0, |v| v.version);
+        if version != expected {
+            return Ok(false);
+        }
+        if let Some(record) = history {
+            let mut all = lock(&self.history);
+            if all.iter().any(|h| h.epoch == record.epoch) {
+                return Ok(false);
+            }
+            all.push(record.clone());
+        }
+        *item = Some(Versioned {
+            version: expected + 1,
+            value: state.clone(),
+        });
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    async fn history(&self, limit: usize) -> Result<Vec<HistoryRecord>> {
+        Ok(lock(&self.history).iter().rev().take(limit).cloned().collect())
+    }
+}
+
+#[derive(Default)]
+pub struct FakeParameters {
+    pub values: Mutex<BTreeMap<Region, String>>,
+    pub down: Mutex<BTreeSet<Region>>,
+    pub puts: AtomicU64,
+}
+
+impl ParameterStore for Arc<FakeParameters> {
+    async fn put(&self, region: &Region, _name: &str, value: &str, _description: &str) -> Result<(), AwsError> {
+        if lock(&self.down).contains(region) {
+            return Err(fault("ssm", "PutParameter", region, ErrorKind::Timeout));
+        }
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        lock(&self.values).insert(region.clone(), value.to_owned());
+        Ok(())
+    }
+
+    async fn get(&self, region: &Region, _name: &str) -> Result<Option<String>, AwsError> {
+        if lock(&self.down).contains(region) {
+            return Err(fault("ssm", "GetParameter", region, ErrorKind::Timeout));
+        }
+        Ok(lock(&self.values).get(region).cloned())
+    }
+}
+
+#[derive(Default)]
+pub struct FakeGroups {
+    /// Per group key, newest first.
+    pub refreshes: Mutex<BTreeMap<String, Vec<RefreshInfo>>>,
+    pub preferences: Mutex<Vec<RefreshPreferences>>,
+    pub starts: AtomicU64,
+    pub cancels: AtomicU64,
+    pub clock: Arc<FakeClock>,
+}
+
+impl ScalingGroups for Arc<FakeGroups> {
+    async fn refreshes(&self, group: &GroupRef) -> Result<Vec<RefreshInfo>, AwsError> {
+        Ok(lock(&self.refreshes).get(&group.key()).cloned().unwrap_or_default())
+    }
+
+    async fn start_refresh(&self, group: &GroupRef, preferences: &RefreshPreferences) -> Result<String, AwsError> {
+        let mut all = lock(&self.refreshes);
+        let list = all.entry(group.key()).or_default();
+        if list.iter().any(RefreshInfo::is_active) {
+            return Err(fault("autoscaling", "StartInstanceRefresh", &group.region, ErrorKind::RefreshInProgress));
+        }
+        let n = self.starts.fetch_add(1, Ordering::SeqCst);
+        let id = format!("refresh-{n}");
+        list.insert(
+            0,
+            RefreshInfo {
+                id: id.clone(),
+                status: "InProgress".into(),
+                started_at: Some(self.clock.now_millis()),
+                percentage_complete: Some(0),
+            },
+        );
+        lock(&self.preferences).push(*preferences);
+        Ok(id)
+    }
+
+    async fn cancel_refresh(&self, group: &GroupRef) -> Result<(), AwsError> {
+        let mut all = lock(&self.refreshes);
+        let active = all
+            .get_mut(&group.key())
+            .and_then(|list| list.iter_mut().find(|r| r.is_active()));
+        match active {
+            Some(r) => {
+                r.status = "Cancelled".into();
+                self.cancels.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+            None => Err(fault("autoscaling", "CancelInstanceRefresh", &group.region, ErrorKind::NotFound)),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct FakeProbe {
+    pub down: Mutex<BTreeSet<Region>>,
+    pub checks: AtomicU64,
+}
+
+impl HealthProbe for Arc<FakeProbe> {
+    async fn check(&self, region: &Region) -> ProbeResult {
+        self.checks.fetch_add(1, Ordering::SeqCst);
+        let down = lock(&self.down).contains(region);
+        ProbeResult {
+            region: region.clone(),
+            reachable: !down,
+            latency_ms: 1,
+            item_found: !down,
+            error_kind: down.then_some(ErrorKind::Timeout),
+            error: down.then(|| "timeout: injected".to_owned()),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct FakeClock(pub AtomicU64);
+
+impl FakeClock {
+    pub fn advance(&self, millis: Millis) {
+        self.0.fetch_add(millis, Ordering::SeqCst);
+    }
+}
+
+impl Clock for Arc<FakeClock> {
+    fn now_millis(&self) -> Millis {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A whole fake world: handles to every fake, and ports that share them.
+pub struct FakeWorld {
+    pub control: Arc<FakeControl>,
+    pub parameters: Arc<FakeParameters>,
+    pub groups: Arc<FakeGroups>,
+    pub probe: Arc<FakeProbe>,
+    pub clock: Arc<FakeClock>,
+}
+
+pub type FakePorts = Ports<Arc<FakeControl>, Arc<FakeParameters>, Arc<FakeGroups>, Arc<FakeProbe>, Arc<FakeClock>>;
+
+impl FakeWorld {
+    pub fn new() -> Self {
+        let clock = Arc::new(FakeClock(AtomicU64::new(1_700_000_000_000)));
+        FakeWorld {
+            control: Arc::default(),
+            parameters: Arc::default(),
+            groups: Arc::new(FakeGroups {
+                clock: clock.clone(),
+                ..FakeGroups::default()
+            }),
+            probe: Arc::default(),
+            clock,
+        }
+    }
+
+    pub fn ports(&self) -> FakePorts {
+        Ports {
+            control: self.control.clone(),
+            parameters: self.parameters.clone(),
+            groups: self.groups.clone(),
+            probe: self.probe.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+impl Default for FakeWorld {
+    fn default() -> Self {
+        Self::new()
+    }
+}
