@@ -30,6 +30,7 @@ from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
 from moto.autoscaling.models import autoscaling_backends
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult
+from moto.dynamodb.models import DynamoDBBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 ACTIVE_STATES = ("Pending", "InProgress", "Cancelling", "RollbackInProgress")
@@ -142,6 +143,31 @@ for _op in (
     rollback_instance_refresh,
 ):
     setattr(AutoScalingResponse, _op.__name__, _op)
+
+
+_item_lock = threading.RLock()
+
+
+def _serialised(method):
+    def locked(*args, **kwargs):
+        with _item_lock:
+            return method(*args, **kwargs)
+
+    locked.__name__ = method.__name__
+    locked.__doc__ = method.__doc__
+    return locked
+
+
+for _name in (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+    "get_item",
+    "query",
+    "scan",
+):
+    setattr(DynamoDBBackend, _name, _serialised(getattr(DynamoDBBackend, _name)))
 
 
 def main() -> None:

@@ -18,6 +18,9 @@ pub mod text;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+#[cfg(test)]
+mod controller_tests;
+
 pub use config::Config;
 pub use controller::{Controller, Outcome, Response};
 pub use error::{Error, ErrorKind, Result};

@@ -64,7 +64,10 @@ impl FakeControl {
 
 impl ControlStore for Arc<FakeControl> {
     async fn load(&self) -> Result<Option<Versioned<ControlState>>> {
-        Ok(lock(&self.item).clone())
+        let read = lock(&self.item).clone();
+        // Let other tasks run between our read and our write, as the network would.
+        tokio::task::yield_now().await;
+        Ok(read)
     }
 
     async fn save(&self, expected: u64, state: &ControlState, history: Option<&HistoryRecord>) -> Result<bool> {

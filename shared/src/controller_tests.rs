@@ -1,0 +1,307 @@
+//! The controller over in-memory fakes: each decision rule and each transition step,
+//! without a network.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures::future::join_all;
+
+use crate::controller::{Controller, Outcome, Response};
+use crate::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger};
+use crate::ports::RefreshInfo;
+use crate::state::{ControlState, RefreshStatus, StepStatus, Transition, TriggerInfo, Versioned};
+use crate::testing::{
+    FakeClock, FakeControl, FakeGroups, FakeParameters, FakeProbe, FakeWorld, config, region,
+};
+
+type FakeController =
+    Controller<Arc<FakeControl>, Arc<FakeParameters>, Arc<FakeGroups>, Arc<FakeProbe>, Arc<FakeClock>>;
+
+fn controller(world: &FakeWorld) -> FakeController {
+    Controller::new(Arc::new(config()), world.ports())
+}
+
+fn alarm(state: AlarmState, on: &str) -> Trigger {
+    Trigger::Alarm(AlarmSignal {
+        alarm_name: format!("regionpilot-unhealthy-{on}"),
+        state,
+        region: region(on),
+        source: AlarmSource::Direct,
+        state_reason: Some("Threshold Crossed".into()),
+    })
+}
+
+fn failover(target: Option<&str>, force: bool, dry_run: bool) -> Trigger {
+    Trigger::Command(Command::Failover {
+        target_region: target.map(region),
+        reason: "test".into(),
+        dry_run,
+        force,
+    })
+}
+
+async fn run(c: &FakeController, trigger: Trigger) -> Response {
+    c.handle(trigger).await.expect("handled")
+}
+
+#[tokio::test]
+async fn alarm_on_the_active_region_switches_publishes_everywhere_and_rolls_target_first() {
+    // Given home us-east-1 active and healthy standbys
+    let world = FakeWorld::new();
+    let c = controller(&world);
+    // When the home region's alarm fires
+    let out = run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    // Then we switch to the first standby, once, and every step is recorded
+    assert_eq!(out.outcome, Outcome::Switched);
+    assert_eq!(out.to, Some(region("us-west-2")));
+    assert_eq!(out.epoch, 1);
+    let values = world.parameters.values.lock().unwrap().clone();
+    assert_eq!(values.len(), 3);
+    assert!(values.values().all(|v| v == "us-west-2"));
+    let refreshes = out.refreshes.expect("refreshes");
+    assert_eq!(refreshes.len(), 3);
+    assert!(refreshes.values().all(|r| matches!(r, RefreshStatus::Started { .. })));
+    // The target region's group got the first refresh id.
+    assert_eq!(
+        refreshes["us-west-2/app"],
+        RefreshStatus::Started { id: "refresh-0".into() }
+    );
+    let prefs = world.groups.preferences.lock().unwrap().clone();
+    assert!(prefs.iter().all(|p| p.min_healthy_percent == 90 && p.warmup.as_secs() == 60));
+    let state = world.control.state().expect("state written");
+    let transition = state.transition.expect("transition");
+    assert!(transition.completed);
+    assert_eq!(world.control.history.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_duplicate_alarms_make_exactly_one_transition() {
+    let world = FakeWorld::new();
+    let c = controller(&world);
+    let outcomes = join_all((0..20).map(|_| c.handle(alarm(AlarmState::Alarm, "us-east-1")))).await;
+    let switched = outcomes
+        .iter()
+        .filter(|o| o.as_ref().is_ok_and(|r| r.outcome == Outcome::Switched))
+        .count();
+    let already = outcomes
+        .iter()
+        .filter(|o| o.as_ref().is_ok_and(|r| r.outcome == Outcome::AlreadyActive))
+        .count();
+    assert_eq!((switched, already), (1, 19));
+    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 3, "one refresh per group");
+    assert_eq!(world.control.history.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn ok_and_insufficient_data_are_acknowledged_and_change_nothing() {
+    let world = FakeWorld::new();
+    let c = controller(&world);
+    for state in [AlarmState::Ok, AlarmState::InsufficientData] {
+        let out = run(&c, alarm(state, "us-east-1")).await;
+        assert_eq!(out.outcome, Outcome::Ignored);
+        assert!(out.reason.contains("only ALARM acts"), "{}", out.reason);
+    }
+    assert!(world.control.state().is_none());
+    assert_eq!(world.parameters.puts.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn every_standby_down_refuses_and_changes_nothing() {
+    let world = FakeWorld::new();
+    world.probe.down.lock().unwrap().extend([region("us-west-2"), region("eu-west-1")]);
+    let c = controller(&world);
+    let out = run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    assert_eq!(out.outcome, Outcome::Refused);
+    assert!(out.reason.contains("no healthy region"), "{}", out.reason);
+    assert!(world.control.state().is_none());
+    assert_eq!(world.parameters.puts.load(Ordering::SeqCst), 0);
+    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_dead_first_standby_is_skipped_for_the_next_healthy_one() {
+    let world = FakeWorld::new();
+    world.probe.down.lock().unwrap().insert(region("us-west-2"));
+    let c = controller(&world);
+    let out = run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    assert_eq!(out.outcome, Outcome::Switched);
+    assert_eq!(out.to, Some(region("eu-west-1")));
+}
+
+#[tokio::test]
+async fn pause_stops_alarms_but_not_manual_commands_and_resume_lifts_it() {
+    let world = FakeWorld::new();
+    let c = controller(&world);
+    let out = run(&c, Trigger::Command(Command::Pause { reason: "maintenance".into() })).await;
+    assert_eq!(out.outcome, Outcome::Paused);
+    let out = run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    assert_eq!(out.outcome, Outcome::Ignored);
+    assert!(out.reason.contains("paused"), "{}", out.reason);
+    let out = run(&c, failover(Some("eu-west-1"), false, false)).await;
+    assert_eq!(out.outcome, Outcome::Switched);
+    assert_eq!(out.to, Some(region("eu-west-1")));
+    let out = run(&c, Trigger::Command(Command::Resume)).await;
+    assert_eq!(out.outcome, Outcome::Resumed);
+    assert!(world.control.state().expect("state").paused.is_none());
+}
+
+#[tokio::test]
+async fn cooldown_ignores_automatic_switches_until_it_has_passed() {
+    let world = FakeWorld::new();
+    let c = controller(&world);
+    assert_eq!(run(&c, alarm(AlarmState::Alarm, "us-east-1")).await.outcome, Outcome::Switched);
+    world.clock.advance(60_000);
+    let out = run(&c, alarm(AlarmState::Alarm, "us-west-2")).await;
+    assert_eq!(out.outcome, Outcome::Ignored);
+    assert!(out.reason.contains("cooldown"), "{}", out.reason);
+    world.clock.advance(300_000);
+    let out = run(&c, alarm(AlarmState::Alarm, "us-west-2")).await;
+    assert_eq!(out.outcome, Outcome::Switched);
+    assert_eq!(out.to, Some(region("us-east-1")));
+    assert_eq!(out.epoch, 2);
+}
+
+#[tokio::test]
+async fn dry_run_returns_the_plan_and_changes_nothing() {
+    let world = FakeWorld::new();
+    let c = controller(&world);
+    let out = run(&c, failover(None, false, true)).await;
+    assert_eq!(out.outcome, Outcome::DryRun);
+    let plan = out.plan.expect("plan");
+    assert_eq!(plan.parameters.len(), 3);
+    assert!(plan.parameters.iter().all(|p| p.value == "us-west-2"));
+    assert_eq!(plan.auto_scaling_groups[0].region, region("us-west-2"));
+    assert!(world.control.state().is_none());
+    assert_eq!(world.parameters.puts.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn failback_to_a_dead_home_is_refused_unless_forced() {
+    let world = FakeWorld::new();
+    let c = controller(&world);
+    run(&c, failover(Some("us-west-2"), false, false)).await;
+    world.probe.down.lock().unwrap().insert(region("us-east-1"));
+    let failback = |force| {
+        Trigger::Command(Command::Failback {
+            reason: "home is back".into(),
+            dry_run: false,
+            force,
+        })
+    };
+    assert_eq!(run(&c, failback(false)).await.outcome, Outcome::Refused);
+    let out = run(&c, failback(true)).await;
+    assert_eq!(out.outcome, Outcome::Switched);
+    assert_eq!(out.to, Some(region("us-east-1")));
+}
+
+#[tokio::test]
+async fn a_region_down_during_publish_is_recorded_for_reconcile() {
+    let world = FakeWorld::new();
+    world.parameters.down.lock().unwrap().insert(region("us-east-1"));
+    let c = controller(&world);
+    let out = run(&c, failover(Some("us-west-2"), false, false)).await;
+    assert_eq!(out.outcome, Outcome::Switched);
+    let publish = out.publish.expect("publish");
+    assert!(matches!(publish[&region("us-east-1")], StepStatus::Failed { .. }));
+    assert_eq!(publish[&region("us-west-2")], StepStatus::Published);
+    let stored = world.control.state().and_then(|s| s.transition).expect("transition");
+    assert_eq!(stored.failed_regions(), vec![region("us-east-1")]);
+}
+
+fn abandoned(world: &FakeWorld, lease_until: u64) {
+    let now = world.clock.0.load(Ordering::SeqCst);
+    let transition = Transition {
+        epoch: 1,
+        from: region("us-east-1"),
+        to: region("us-west-2"),
+        reason: "crashed mid-way".into(),
+        trigger: TriggerInfo::Alarm {
+            alarm_name: "a".into(),
+            source: "cloudwatch".into(),
+        },
+        started_at: now - 1_000,
+        lease_until,
+        publish: [(region("us-west-2"), StepStatus::Published)].into(),
+        refreshes: Default::default(),
+        completed: false,
+    };
+    *world.control.item.lock().unwrap() = Some(Versioned {
+        version: 1,
+        value: ControlState {
+            active_region: region("us-west-2"),
+            epoch: 1,
+            paused: None,
+            transition: Some(transition),
+        },
+    });
+}
+
+#[tokio::test]
+async fn an_abandoned_transition_is_finished_by_the_next_invocation_after_its_lease() {
+    let world = FakeWorld::new();
+    let now = world.clock.0.load(Ordering::SeqCst);
+    abandoned(&world, now - 1);
+    let c = controller(&world);
+    // A duplicate of the alarm that caused it arrives after the crash.
+    let out = run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    assert_eq!(out.outcome, Outcome::AlreadyActive);
+    let values = world.parameters.values.lock().unwrap().clone();
+    assert_eq!(values.len(), 2, "only the regions not yet published: {values:?}");
+    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 3);
+    let t = world.control.state().and_then(|s| s.transition).expect("transition");
+    assert!(t.completed);
+    assert_eq!(world.control.history.lock().unwrap().len(), 0, "no new epoch");
+}
+
+#[tokio::test]
+async fn a_transition_still_under_lease_is_left_to_its_owner() {
+    let world = FakeWorld::new();
+    let now = world.clock.0.load(Ordering::SeqCst);
+    abandoned(&world, now + 60_000);
+    let c = controller(&world);
+    run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    assert_eq!(world.parameters.puts.load(Ordering::SeqCst), 0);
+    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_stale_refresh_is_cancelled_and_replaced_but_a_fresh_one_is_kept() {
+    let world = FakeWorld::new();
+    let now = world.clock.0.load(Ordering::SeqCst);
+    let stale = RefreshInfo {
+        id: "old".into(),
+        status: "InProgress".into(),
+        started_at: Some(now - 600_000),
+        percentage_complete: Some(40),
+    };
+    world.groups.refreshes.lock().unwrap().insert("us-west-2/app".into(), vec![stale]);
+    let c = controller(&world);
+    let out = run(&c, failover(Some("us-west-2"), false, false)).await;
+    let refreshes = out.refreshes.expect("refreshes");
+    assert!(matches!(refreshes["us-west-2/app"], RefreshStatus::Started { .. }));
+    assert_eq!(world.groups.cancels.load(Ordering::SeqCst), 1);
+
+    // Running the same refresh step again (a retry after a crash) keeps the new one.
+    let group = &c.config.auto_scaling_groups[1];
+    let started_at = world.control.state().and_then(|s| s.transition).expect("t").started_at;
+    let again = crate::rolling::refresh_one(&world.groups, group, &c.config.refresh, started_at).await;
+    assert!(matches!(again, RefreshStatus::AlreadyRunning { .. }), "{again:?}");
+    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 3);
+    assert_eq!(world.groups.cancels.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn status_reports_parameters_groups_and_history() {
+    let world = FakeWorld::new();
+    let c = controller(&world);
+    run(&c, failover(Some("us-west-2"), false, false)).await;
+    world.parameters.values.lock().unwrap().insert(region("eu-west-1"), "us-east-1".into());
+    let out = run(&c, Trigger::Command(Command::Status)).await;
+    assert_eq!(out.outcome, Outcome::Status);
+    let status = serde_json::to_value(out.status.expect("status")).expect("json");
+    assert_eq!(status["active_region"], "us-west-2");
+    assert_eq!(status["parameters"]["eu-west-1"]["in_sync"], false);
+    assert_eq!(status["parameters"]["us-west-2"]["in_sync"], true);
+    assert_eq!(status["history"][0]["epoch"], 1);
+    assert_eq!(status["auto_scaling_groups"]["us-west-2/app"]["refresh"]["status"], "InProgress");
+}
