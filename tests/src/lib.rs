@@ -1,1 +1,47 @@
+//! Test harness shared by the integration tests and the region-outage drill: the local AWS
+//! rig, a local Lambda service that runs the real bootstraps through the Runtime API, and
+//! the application's resources on the rig.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a harness: failing loudly is the point
+
+pub mod paths;
+pub mod rig;
+pub mod runtime;
+pub mod world;
+
+use std::collections::BTreeMap;
+
+pub use rig::Rig;
+pub use runtime::{Invocation, LocalFunction};
+pub use world::World;
+
+/// A rig with seeded resources and the failover function running against it.
+pub struct Stage {
+    pub rig: Rig,
+    pub world: World,
+    pub failover: LocalFunction,
+}
+
+impl Stage {
+    /// `regions` home first; the control table lives in `control_region` (which may be a
+    /// region outside `regions`, as when the control plane is deployed in a third region).
+    pub async fn start(
+        label: &str,
+        regions: &[&str],
+        control_region: &str,
+        concurrency: usize,
+        extra_env: &[(&str, &str)],
+    ) -> Stage {
+        let dir = paths::scratch(label);
+        let mut all: Vec<&str> = regions.to_vec();
+        if !all.contains(&control_region) {
+            all.push(control_region);
+        }
+        let rig = Rig::start(&all, &dir).await;
+        let world = World::connect(&rig, regions, control_region).await;
+        world.seed().await;
+        let env: BTreeMap<String, String> = world.function_env(extra_env);
+        let failover = LocalFunction::start("failover", env, concurrency, &dir).await;
+        Stage { rig, world, failover }
+    }
+}

@@ -1,0 +1,42 @@
+//! Where the harness finds the workspace, the rig's Python and the built bootstraps.
+
+use std::path::PathBuf;
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The venv `scripts/setup` creates, or `REGIONPILOT_PYTHON`.
+pub fn python() -> PathBuf {
+    std::env::var_os("REGIONPILOT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/python"))
+}
+
+/// A bootstrap built by `cargo build --workspace --bins`, next to the running test binary.
+pub fn binary(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("REGIONPILOT_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
+    // target/<profile>/deps/<test-binary> -> target/<profile>/<name>
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().and_then(|deps| deps.parent()).map(|p| p.join(name)))
+        .unwrap_or_else(|| workspace().join("target/debug").join(name))
+}
+
+/// A fresh scratch folder for one test's logs: target/rig-runs/<label>-<pid>-<n>.
+pub fn scratch(label: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = workspace()
+        .join("target/rig-runs")
+        .join(format!("{label}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}

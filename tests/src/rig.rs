@@ -1,0 +1,147 @@
+//! The local AWS rig: one `moto_server` process per region on 127.0.0.1 (see
+//! `rig/moto_region.py`), so a test can freeze (SIGSTOP), thaw, kill or restart a region.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use crate::paths;
+
+pub struct RegionServer {
+    pub region: String,
+    pub port: u16,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl RegionServer {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+}
+
+/// Regions served by their own emulator processes. Dropping the rig kills them all.
+pub struct Rig {
+    pub servers: BTreeMap<String, RegionServer>,
+    pub dir: PathBuf,
+}
+
+/// A port the OS says is free right now on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+impl Rig {
+    /// Starts one emulator per region and waits until each answers.
+    pub async fn start(regions: &[&str], dir: &Path) -> Rig {
+        std::fs::create_dir_all(dir).expect("create rig dir");
+        let mut servers = BTreeMap::new();
+        for region in regions {
+            let mut server = RegionServer {
+                region: region.to_string(),
+                port: free_port(),
+                child: None,
+                log: dir.join(format!("moto-{region}.log")),
+            };
+            spawn(&mut server);
+            servers.insert(region.to_string(), server);
+        }
+        for server in servers.values() {
+            wait_ready(server).await;
+        }
+        Rig {
+            servers,
+            dir: dir.to_owned(),
+        }
+    }
+
+    pub fn server(&self, region: &str) -> &RegionServer {
+        self.servers
+            .get(region)
+            .unwrap_or_else(|| panic!("region {region} is not in the rig"))
+    }
+
+    pub fn url(&self, region: &str) -> String {
+        self.server(region).url()
+    }
+
+    /// `REGION_ENDPOINTS` for the functions.
+    pub fn region_endpoints(&self) -> String {
+        self.servers
+            .values()
+            .map(|s| format!("{}={}", s.region, s.url()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The region stops answering: connections are accepted by the kernel and then hang.
+    pub fn freeze(&self, region: &str) {
+        signal(self.server(region), "-STOP");
+    }
+
+    pub fn thaw(&self, region: &str) {
+        signal(self.server(region), "-CONT");
+    }
+
+    /// The region is gone: connections are refused. Its data is lost with it.
+    pub async fn kill(&mut self, region: &str) {
+        let server = self.servers.get_mut(region).expect("region in rig");
+        if let Some(mut child) = server.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+fn signal(server: &RegionServer, sig: &str) {
+    let pid = server.pid().expect("region process is running");
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} {pid} failed");
+}
+
+fn spawn(server: &mut RegionServer) {
+    let log = std::fs::File::create(&server.log).expect("create rig log");
+    let err = log.try_clone().expect("clone log handle");
+    let child = Command::new(paths::python())
+        .arg(paths::workspace().join("rig/moto_region.py"))
+        .args(["--region", &server.region, "--port", &server.port.to_string()])
+        .env("RIG_REFRESH_SECONDS", std::env::var("RIG_REFRESH_SECONDS").unwrap_or_else(|_| "30".into()))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start the rig's python ({}): {e}; run ./scripts/setup first",
+                paths::python().display()
+            )
+        });
+    server.child = Some(child);
+}
+
+async fn wait_ready(server: &RegionServer) {
+    let addr: SocketAddr = format!("127.0.0.1:{}", server.port).parse().expect("addr");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    panic!("rig region {} did not start on port {}:\n{log}", server.region, server.port);
+}

@@ -1,0 +1,242 @@
+//! The application's AWS resources on the rig: seeding them as a deployment would, and
+//! reading them back for assertions. Talks to each emulated region over HTTP with the
+//! same SDK the functions use.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+
+use crate::rig::Rig;
+
+pub const PARAMETER: &str = "/regionpilot-test/active-region";
+pub const CONTROL_TABLE: &str = "regionpilot-control";
+pub const HEALTH_TABLE: &str = "app-health";
+pub const HEALTH_KEY: &str = "pk=canary";
+pub const GROUP: &str = "app-asg";
+
+pub struct RegionClients {
+    pub ssm: aws_sdk_ssm::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+pub struct World {
+    /// Ordered, home first.
+    pub regions: Vec<String>,
+    /// Where the control table lives and the functions "run" (`AWS_REGION`).
+    pub control_region: String,
+    pub clients: BTreeMap<String, RegionClients>,
+    pub endpoints: String,
+}
+
+/// Dummy credentials: the rig accepts any, and nothing ever leaves 127.0.0.1.
+pub fn local_credentials() -> [(&'static str, &'static str); 2] {
+    [("AWS_ACCESS_KEY_ID", "rig"), ("AWS_SECRET_ACCESS_KEY", "rig")]
+}
+
+impl World {
+    pub async fn connect(rig: &Rig, regions: &[&str], control_region: &str) -> World {
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("rig", "rig", None, None, "rig"))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(1))
+                    .operation_timeout(Duration::from_secs(5))
+                    .build(),
+            )
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await;
+        let mut clients = BTreeMap::new();
+        for region in rig.servers.keys() {
+            let config = base
+                .to_builder()
+                .region(aws_config::Region::new(region.clone()))
+                .endpoint_url(rig.url(region))
+                .build();
+            clients.insert(
+                region.clone(),
+                RegionClients {
+                    ssm: aws_sdk_ssm::Client::new(&config),
+                    autoscaling: aws_sdk_autoscaling::Client::new(&config),
+                    dynamodb: aws_sdk_dynamodb::Client::new(&config),
+                },
+            );
+        }
+        World {
+            regions: regions.iter().map(|r| r.to_string()).collect(),
+            control_region: control_region.to_owned(),
+            clients,
+            endpoints: rig.region_endpoints(),
+        }
+    }
+
+    pub fn client(&self, region: &str) -> &RegionClients {
+        &self.clients[region]
+    }
+
+    /// What `sam deploy` plus the app's own stack would have created.
+    pub async fn seed(&self) {
+        let home = &self.regions[0];
+        create_table(&self.client(&self.control_region).dynamodb, CONTROL_TABLE, &["pk", "sk"]).await;
+        for region in &self.regions {
+            let c = self.client(region);
+            create_table(&c.dynamodb, HEALTH_TABLE, &["pk"]).await;
+            c.dynamodb
+                .put_item()
+                .table_name(HEALTH_TABLE)
+                .item("pk", AttributeValue::S("canary".into()))
+                .item("note", AttributeValue::S("regionpilot canary".into()))
+                .send()
+                .await
+                .expect("put canary");
+            c.ssm
+                .put_parameter()
+                .name(PARAMETER)
+                .value(home)
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .overwrite(true)
+                .send()
+                .await
+                .expect("create parameter");
+            c.autoscaling
+                .create_launch_configuration()
+                .launch_configuration_name("app-lc")
+                .image_id("ami-12345678")
+                .instance_type("t3.micro")
+                .send()
+                .await
+                .expect("create launch configuration");
+            c.autoscaling
+                .create_auto_scaling_group()
+                .auto_scaling_group_name(GROUP)
+                .launch_configuration_name("app-lc")
+                .min_size(2)
+                .max_size(4)
+                .desired_capacity(2)
+                .availability_zones(format!("{region}a"))
+                .send()
+                .await
+                .expect("create auto scaling group");
+        }
+    }
+
+    /// The failover function's environment for this world; `extra` overrides.
+    pub fn function_env(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = [
+            ("REGIONS", self.regions.join(",")),
+            ("AWS_REGION", self.control_region.clone()),
+            ("ACTIVE_REGION_PARAMETER", PARAMETER.into()),
+            ("AUTO_SCALING_GROUPS", GROUP.into()),
+            ("CONTROL_TABLE", CONTROL_TABLE.into()),
+            ("HEALTH_TABLE", HEALTH_TABLE.into()),
+            ("HEALTH_KEY", HEALTH_KEY.into()),
+            ("REGION_ENDPOINTS", self.endpoints.clone()),
+            ("RUST_LOG", "info".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in local_credentials() {
+            env.insert(k.into(), v.into());
+        }
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        env
+    }
+
+    pub async fn parameter(&self, region: &str) -> Option<String> {
+        self.client(region)
+            .ssm
+            .get_parameter()
+            .name(PARAMETER)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.parameter)
+            .and_then(|p| p.value)
+    }
+
+    /// Every region's parameter value, read concurrently.
+    pub async fn parameters(&self) -> BTreeMap<String, Option<String>> {
+        let reads = self.regions.iter().map(|r| async move { (r.clone(), self.parameter(r).await) });
+        futures::future::join_all(reads).await.into_iter().collect()
+    }
+
+    pub async fn refreshes(&self, region: &str) -> Vec<aws_sdk_autoscaling::types::InstanceRefresh> {
+        self.client(region)
+            .autoscaling
+            .describe_instance_refreshes()
+            .auto_scaling_group_name(GROUP)
+            .send()
+            .await
+            .expect("describe refreshes")
+            .instance_refreshes
+            .unwrap_or_default()
+    }
+
+    pub async fn control_item(&self) -> Option<HashMap<String, AttributeValue>> {
+        self.client(&self.control_region)
+            .dynamodb
+            .get_item()
+            .table_name(CONTROL_TABLE)
+            .key("pk", AttributeValue::S("control".into()))
+            .key("sk", AttributeValue::S("state".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("read control state")
+            .item
+    }
+
+    /// The history's epochs, oldest first.
+    pub async fn history_epochs(&self) -> Vec<u64> {
+        let out = self
+            .client(&self.control_region)
+            .dynamodb
+            .query()
+            .table_name(CONTROL_TABLE)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S("history".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("query history");
+        out.items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| i.get("epoch").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()))
+            .collect()
+    }
+}
+
+async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, keys: &[&str]) {
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (i, key) in keys.iter().enumerate() {
+        request = request
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(*key)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("attribute definition"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(*key)
+                    .key_type(if i == 0 { KeyType::Hash } else { KeyType::Range })
+                    .build()
+                    .expect("key schema"),
+            );
+    }
+    request.send().await.unwrap_or_else(|e| panic!("create table {name}: {e:?}"));
+}

@@ -1,0 +1,264 @@
+//! The real failover bootstrap, through the Lambda Runtime API, against the rig.
+//! Build the bootstraps first: `cargo build --workspace --bins` (scripts/test does).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use regionpilot_tests::{Stage, paths};
+use serde_json::{Value, json};
+
+const HOME: &str = "us-east-1";
+const STANDBY: &str = "us-west-2";
+
+fn fixture(name: &str) -> Value {
+    let path = paths::workspace().join("events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// Short timeouts so a frozen region costs little; the bound below is derived from them.
+const FAST: &[(&str, &str)] = &[
+    ("CONNECT_TIMEOUT_MS", "300"),
+    ("CALL_TIMEOUT_MS", "500"),
+    ("CALL_MAX_ATTEMPTS", "2"),
+    ("PROBE_TIMEOUT_MS", "500"),
+];
+
+async fn stage(label: &str, concurrency: usize) -> Stage {
+    Stage::start(label, &[HOME, STANDBY], STANDBY, concurrency, FAST).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_alarm_trigger_kind_from_events_fails_over() {
+    for file in ["alarm-direct.json", "alarm-eventbridge.json", "alarm-sns.json"] {
+        let stage = stage("trigger", 1).await;
+        let out = stage.failover.invoke(&fixture(file)).await.ok();
+        assert_eq!(out["outcome"], "switched", "{file}: {out}");
+        assert_eq!(out["from"], HOME, "{file}");
+        assert_eq!(out["to"], STANDBY, "{file}");
+        assert_eq!(out["epoch"], 1, "{file}");
+        let params = stage.world.parameters().await;
+        assert!(params.values().all(|v| v.as_deref() == Some(STANDBY)), "{file}: {params:?}");
+        for region in [HOME, STANDBY] {
+            let refreshes = stage.world.refreshes(region).await;
+            assert_eq!(refreshes.len(), 1, "{file}: one refresh in {region}");
+            let prefs = refreshes[0].preferences.clone().expect("preferences");
+            assert_eq!(prefs.min_healthy_percentage, Some(90));
+            assert_eq!(prefs.instance_warmup, Some(60));
+            assert_eq!(prefs.skip_matching, Some(false));
+        }
+        assert_eq!(stage.world.history_epochs().await, vec![1], "{file}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ok_alarm_and_manual_commands_follow_their_contracts() {
+    let stage = stage("commands", 1).await;
+    let f = &stage.failover;
+
+    let out = f.invoke(&fixture("alarm-direct-ok.json")).await.ok();
+    assert_eq!(out["outcome"], "ignored");
+    assert!(out["reason"].as_str().unwrap().contains("only ALARM acts"), "{out}");
+
+    let out = f.invoke(&fixture("command-failover-dry-run.json")).await.ok();
+    assert_eq!(out["outcome"], "dry_run");
+    assert_eq!(out["to"], STANDBY);
+    assert_eq!(out["plan"]["parameters"].as_array().unwrap().len(), 2);
+    assert_eq!(out["plan"]["auto_scaling_groups"][0]["region"], STANDBY);
+    assert!(stage.world.control_item().await.is_none(), "dry run wrote state");
+
+    let out = f.invoke(&fixture("command-pause.json")).await.ok();
+    assert_eq!(out["outcome"], "paused");
+    let out = f.invoke(&fixture("alarm-direct.json")).await.ok();
+    assert_eq!(out["outcome"], "ignored");
+    assert!(out["reason"].as_str().unwrap().contains("paused"), "{out}");
+    assert_eq!(stage.world.parameter(HOME).await.as_deref(), Some(HOME));
+
+    // Manual commands still work while paused.
+    let out = f.invoke(&fixture("command-failover.json")).await.ok();
+    assert_eq!(out["outcome"], "switched", "{out}");
+    assert_eq!(out["publish"][HOME]["status"], "published");
+    assert!(out["refreshes"][format!("{STANDBY}/app-asg")]["id"].is_string(), "{out}");
+
+    let out = f.invoke(&fixture("command-failover.json")).await.ok();
+    assert_eq!(out["outcome"], "already_active");
+
+    let out = f.invoke(&fixture("command-status.json")).await.ok();
+    assert_eq!(out["outcome"], "status");
+    assert_eq!(out["status"]["active_region"], STANDBY);
+    assert_eq!(out["status"]["paused"]["reason"], "maintenance window");
+    assert_eq!(out["status"]["parameters"][HOME]["in_sync"], true);
+    assert_eq!(out["status"]["history"][0]["epoch"], 1);
+
+    let out = f.invoke(&fixture("command-resume.json")).await.ok();
+    assert_eq!(out["outcome"], "resumed");
+
+    let out = f.invoke(&fixture("command-failback.json")).await.ok();
+    assert_eq!(out["outcome"], "switched", "{out}");
+    assert_eq!(out["to"], HOME);
+    assert_eq!(out["epoch"], 2);
+    assert_eq!(stage.world.history_epochs().await, vec![1, 2]);
+    let params = stage.world.parameters().await;
+    assert!(params.values().all(|v| v.as_deref() == Some(HOME)), "{params:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_storm_of_twenty_concurrent_alarms_makes_one_transition() {
+    // Four bootstrap processes take deliveries concurrently, as Lambda would scale out.
+    let stage = stage("storm", 4).await;
+    let alarm = fixture("alarm-direct.json");
+    let deliveries = 20;
+    let results = join_all((0..deliveries).map(|_| stage.failover.invoke(&alarm))).await;
+    let outcomes: Vec<String> = results
+        .into_iter()
+        .map(|r| r.ok()["outcome"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let switched = outcomes.iter().filter(|o| *o == "switched").count();
+    let already = outcomes.iter().filter(|o| *o == "already_active").count();
+    println!("storm: {deliveries} deliveries -> {switched} transition(s), {already} already_active");
+    assert_eq!((switched, already), (1, deliveries - 1), "{outcomes:?}");
+    assert_eq!(stage.world.history_epochs().await, vec![1]);
+    for region in [HOME, STANDBY] {
+        assert_eq!(stage.world.refreshes(region).await.len(), 1, "one refresh in {region}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_home_region_fails_over_within_the_configured_timeouts() {
+    let stage = stage("frozen", 1).await;
+    // Warm the function so the measurement is the decision, not process start.
+    stage.failover.invoke(&fixture("command-status.json")).await.ok();
+    stage.rig.freeze(HOME);
+    let started = Instant::now();
+    let out = stage.failover.invoke(&fixture("alarm-direct.json")).await.ok();
+    let elapsed = started.elapsed();
+    stage.rig.thaw(HOME);
+
+    // publish (one call budget, regions concurrent) + refresh of the frozen home group
+    // (one call budget); the standby's own calls are fast.
+    let budget = Duration::from_millis(500 * 2 + 1000);
+    let bound = budget * 2 + Duration::from_millis(1500);
+    println!("frozen home: switched in {elapsed:?} (bound {bound:?})");
+    assert_eq!(out["outcome"], "switched", "{out}");
+    assert_eq!(out["to"], STANDBY);
+    assert!(elapsed < bound, "took {elapsed:?}, bound {bound:?}");
+    assert_eq!(out["publish"][STANDBY]["status"], "published");
+    assert_eq!(out["publish"][HOME]["status"], "failed", "{out}");
+    assert!(out["publish"][HOME]["error"].as_str().unwrap().contains("timeout"), "{out}");
+    assert_eq!(out["refreshes"][format!("{STANDBY}/app-asg")]["status"], "started");
+    assert_eq!(stage.world.parameter(STANDBY).await.as_deref(), Some(STANDBY));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_regions_down_is_refused_and_changes_nothing() {
+    // The control plane runs in a third region, so it survives both application regions.
+    let stage = Stage::start("both-down", &[HOME, STANDBY], "eu-central-1", 1, FAST).await;
+    stage.failover.invoke(&fixture("command-status.json")).await.ok();
+    stage.rig.freeze(HOME);
+    stage.rig.freeze(STANDBY);
+    let out = stage.failover.invoke(&fixture("alarm-direct.json")).await.ok();
+    stage.rig.thaw(HOME);
+    stage.rig.thaw(STANDBY);
+    assert_eq!(out["outcome"], "refused", "{out}");
+    assert!(out["reason"].as_str().unwrap().contains("no healthy region"), "{out}");
+    assert_eq!(out["active_region"], HOME);
+    assert!(stage.world.control_item().await.is_none(), "state was written");
+    let params = stage.world.parameters().await;
+    assert!(params.values().all(|v| v.as_deref() == Some(HOME)), "{params:?}");
+    for region in [HOME, STANDBY] {
+        assert!(stage.world.refreshes(region).await.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_payloads_get_a_clear_error_and_change_nothing() {
+    let stage = stage("malformed", 1).await;
+    let cases = [
+        (json!("failover"), "not a JSON object"),
+        (json!({"hello": "world"}), "unrecognised event"),
+        (json!({"command": "failover", "target_region": "eu-west-1"}), "not one of the configured REGIONS"),
+        (json!({"command": "failover", "target_region": "us-east-1; rm -rf /"}), "not an AWS region"),
+        (json!({"command": "fail0ver"}), "unknown command"),
+        (json!({"command": "failover", "dryrun": true}), "unknown field"),
+        (json!({"command": "pause", "reason": "r".repeat(5000)}), "at most 512"),
+        (json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "app-down", "state": {"value": "ALARM"}}}), "cannot tell which region"),
+        (json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "x-ap-south-1", "state": {"value": "ALARM"}}}), "cannot tell which region"),
+        (json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{not json"}}]}), "not CloudWatch alarm JSON"),
+        (json!({"detail-type": "CloudWatch Alarm State Change"}), "no \"detail\""),
+    ];
+    for (payload, fragment) in cases {
+        let (error_type, message) = stage.failover.invoke(&payload).await.err();
+        assert_eq!(error_type, "InvalidEvent", "{payload}");
+        assert!(message.contains(fragment), "{message:?} lacks {fragment:?}");
+    }
+    assert!(stage.world.control_item().await.is_none());
+    let params = stage.world.parameters().await;
+    assert!(params.values().all(|v| v.as_deref() == Some(HOME)), "{params:?}");
+    // The function survived every one of them.
+    let out = stage.failover.invoke(&fixture("command-status.json")).await.ok();
+    assert_eq!(out["outcome"], "status");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_lambda_invoke_works_against_the_local_runtime() {
+    let stage = stage("cli", 1).await;
+    let out_file = stage.rig.dir.join("cli-out.json");
+    let aws = paths::workspace().join(".venv/bin/aws");
+    let endpoint = stage.failover.endpoint();
+    let out_path = out_file.to_string_lossy().into_owned();
+    let status = tokio::process::Command::new(&aws)
+        .args([
+            "lambda",
+            "invoke",
+            "--endpoint-url",
+            &endpoint,
+            "--no-sign-request",
+            "--region",
+            "us-east-1",
+            "--function-name",
+            "failover",
+            "--payload",
+            r#"{"command":"status"}"#,
+            &out_path,
+        ])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("run {}: {e}", aws.display()));
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let meta: Value = serde_json::from_slice(&status.stdout).expect("cli prints JSON");
+    assert_eq!(meta["StatusCode"], 200);
+    let body: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(body["outcome"], "status");
+    assert_eq!(body["active_region"], HOME);
+
+    // A rejected command comes back as a function error, as on Lambda.
+    let bad = tokio::process::Command::new(&aws)
+        .args([
+            "lambda", "invoke", "--endpoint-url", &endpoint, "--no-sign-request", "--region", "us-east-1",
+            "--function-name", "failover", "--payload", r#"{"command":"failover","target_region":"eu-west-1"}"#, &out_path,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let meta: Value = serde_json::from_slice(&bad.stdout).expect("cli prints JSON");
+    assert_eq!(meta["FunctionError"], "Unhandled");
+    let body: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(body["errorType"], "InvalidEvent");
+}
+
+#[test]
+fn bad_configuration_fails_init_naming_the_variable() {
+    let output = std::process::Command::new(paths::binary("failover"))
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .env("REGIONS", "us-east-1")
+        .env("AWS_REGION", "us-east-1")
+        .env("LOG_FORMAT", "text")
+        .output()
+        .expect("run the failover bootstrap");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("REGIONS") && stderr.contains("at least two"), "{stderr}");
+}
