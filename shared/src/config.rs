@@ -98,7 +98,9 @@ impl Config {
     /// tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let get = |name: &'static str| -> Option<String> {
-            lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
         };
         let required = |name: &'static str, what: &str| -> Result<String> {
             get(name).ok_or_else(|| Error::Config {
@@ -128,11 +130,16 @@ impl Config {
             "the SSM parameter name that holds the active region, e.g. /myapp/active-region",
         )?;
         check_parameter_name(&active_region_parameter)?;
-        let auto_scaling_groups =
-            parse_groups(get("AUTO_SCALING_GROUPS").as_deref().unwrap_or(""), &regions)?;
+        let auto_scaling_groups = parse_groups(
+            get("AUTO_SCALING_GROUPS").as_deref().unwrap_or(""),
+            &regions,
+        )?;
         let control_table = required("CONTROL_TABLE", "the DynamoDB control table name")?;
         check_table_name("CONTROL_TABLE", &control_table)?;
-        let health_table = required("HEALTH_TABLE", "the replicated DynamoDB table the probe reads")?;
+        let health_table = required(
+            "HEALTH_TABLE",
+            "the replicated DynamoDB table the probe reads",
+        )?;
         check_table_name("HEALTH_TABLE", &health_table)?;
         let health_key = parse_health_key(&required(
             "HEALTH_KEY",
@@ -143,7 +150,9 @@ impl Config {
             Ok(Duration::from_secs(number(&get, name, default, 0, max)?))
         };
         let millis = |name: &'static str, default: u64, min: u64, max: u64| -> Result<Duration> {
-            Ok(Duration::from_millis(number(&get, name, default, min, max)?))
+            Ok(Duration::from_millis(number(
+                &get, name, default, min, max,
+            )?))
         };
 
         let cooldown = seconds("COOLDOWN_SECONDS", 300, 7 * 24 * 3600)?;
@@ -227,7 +236,11 @@ fn parse_groups(text: &str, regions: &[Region]) -> Result<Vec<GroupRef>> {
         variable: "AUTO_SCALING_GROUPS",
         problem,
     };
-    let entries: Vec<&str> = text.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+    let entries: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
     if entries.len() == 1 && !entries[0].contains('=') {
         check_group_name(entries[0]).map_err(bad)?;
         return Ok(regions
@@ -265,7 +278,10 @@ fn parse_groups(text: &str, regions: &[Region]) -> Result<Vec<GroupRef>> {
 
 fn check_group_name(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
-        Err(format!("{:?} is not an Auto Scaling group name", crate::text::clip(name, 40)))
+        Err(format!(
+            "{:?} is not an Auto Scaling group name",
+            crate::text::clip(name, 40)
+        ))
     } else {
         Ok(())
     }
@@ -390,7 +406,11 @@ mod tests {
         assert_eq!(config.cooldown, Duration::from_secs(300));
         assert_eq!(config.refresh.min_healthy_percent, 90);
         assert_eq!(config.refresh.warmup, Duration::from_secs(60));
-        let keys: Vec<String> = config.auto_scaling_groups.iter().map(GroupRef::key).collect();
+        let keys: Vec<String> = config
+            .auto_scaling_groups
+            .iter()
+            .map(GroupRef::key)
+            .collect();
         assert_eq!(keys, ["us-east-1/app-asg", "us-west-2/app-asg"]);
         assert_eq!(config.health_key.attribute, "pk");
     }
@@ -399,10 +419,17 @@ mod tests {
     fn region_pairs_and_endpoints_parse() {
         let config = parse(&with(&[
             ("AUTO_SCALING_GROUPS", "us-west-2=web-b, us-east-1=web-a"),
-            ("REGION_ENDPOINTS", "us-east-1=http://127.0.0.1:5101,us-west-2=http://127.0.0.1:5102"),
+            (
+                "REGION_ENDPOINTS",
+                "us-east-1=http://127.0.0.1:5101,us-west-2=http://127.0.0.1:5102",
+            ),
         ]))
         .unwrap();
-        let keys: Vec<String> = config.auto_scaling_groups.iter().map(GroupRef::key).collect();
+        let keys: Vec<String> = config
+            .auto_scaling_groups
+            .iter()
+            .map(GroupRef::key)
+            .collect();
         assert_eq!(keys, ["us-west-2/web-b", "us-east-1/web-a"]);
         assert_eq!(config.region_endpoints.len(), 2);
     }
@@ -415,23 +442,55 @@ mod tests {
 
     #[test]
     fn each_bad_value_names_its_variable() {
-        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case] = &[
             (&[("REGIONS", "us-east-1")], "REGIONS", "at least two"),
-            (&[("REGIONS", "us-east-1,us-east-1")], "REGIONS", "listed twice"),
-            (&[("REGIONS", "us-east-1,mars-1")], "REGIONS", "not an AWS region"),
-            (&[("COOLDOWN_SECONDS", "soon")], "COOLDOWN_SECONDS", "whole number"),
-            (&[("REFRESH_MIN_HEALTHY_PERCENT", "101")], "REFRESH_MIN_HEALTHY_PERCENT", "0 to 100"),
+            (
+                &[("REGIONS", "us-east-1,us-east-1")],
+                "REGIONS",
+                "listed twice",
+            ),
+            (
+                &[("REGIONS", "us-east-1,mars-1")],
+                "REGIONS",
+                "not an AWS region",
+            ),
+            (
+                &[("COOLDOWN_SECONDS", "soon")],
+                "COOLDOWN_SECONDS",
+                "whole number",
+            ),
+            (
+                &[("REFRESH_MIN_HEALTHY_PERCENT", "101")],
+                "REFRESH_MIN_HEALTHY_PERCENT",
+                "0 to 100",
+            ),
             (&[("HEALTH_KEY", "canary")], "HEALTH_KEY", "attribute=value"),
-            (&[("AUTO_SCALING_GROUPS", "eu-west-1=x,us-east-1=y")], "AUTO_SCALING_GROUPS", "not one of REGIONS"),
-            (&[("AUTO_SCALING_GROUPS", "a,b")], "AUTO_SCALING_GROUPS", "region=name"),
-            (&[("REGION_ENDPOINTS", "us-east-1=localhost:5")], "REGION_ENDPOINTS", "http"),
+            (
+                &[("AUTO_SCALING_GROUPS", "eu-west-1=x,us-east-1=y")],
+                "AUTO_SCALING_GROUPS",
+                "not one of REGIONS",
+            ),
+            (
+                &[("AUTO_SCALING_GROUPS", "a,b")],
+                "AUTO_SCALING_GROUPS",
+                "region=name",
+            ),
+            (
+                &[("REGION_ENDPOINTS", "us-east-1=localhost:5")],
+                "REGION_ENDPOINTS",
+                "http",
+            ),
             (&[("CONTROL_TABLE", "a b")], "CONTROL_TABLE", "table name"),
             (&[("PROBE_TIMEOUT_MS", "0")], "PROBE_TIMEOUT_MS", "from 50"),
         ];
         for (extra, variable, fragment) in cases {
             let (var, problem) = config_error(&with(extra));
             assert_eq!(var, *variable, "for {extra:?}");
-            assert!(problem.contains(fragment), "{var}: {problem} lacks {fragment:?}");
+            assert!(
+                problem.contains(fragment),
+                "{var}: {problem} lacks {fragment:?}"
+            );
         }
     }
 

@@ -8,18 +8,75 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use serde::Serialize;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{AlarmSignal, AlarmState, Command, Trigger};
-use crate::ports::{Clock, ControlStore, HealthProbe, ParameterStore, Ports, ProbeResult, RefreshInfo, ScalingGroups};
+use crate::ports::{
+    Clock, ControlStore, HealthProbe, ParameterStore, Ports, ProbeResult, RefreshInfo,
+    ScalingGroups,
+};
 use crate::region::Region;
 use crate::rolling;
 use crate::state::{
-    ControlState, HistoryRecord, Pause, RefreshStatus, StepStatus, Transition, TriggerInfo, Versioned,
+    ControlState, HistoryRecord, Pause, RefreshStatus, StepStatus, Transition, TriggerInfo,
+    Versioned,
 };
 use crate::switch::{self, Decision, Intent, Plan, SwitchRequest};
+
+/// What one region's pipeline got done.
+#[derive(Default)]
+struct RegionProgress {
+    publish: Option<StepStatus>,
+    refreshes: Vec<(String, RefreshStatus)>,
+}
+
+impl RegionProgress {
+    /// Marks every step the deadline cut off as failed, so reconcile knows to redo it.
+    fn fill_missed(
+        &mut self,
+        region: &Region,
+        transition: &Transition,
+        groups: &[crate::config::GroupRef],
+        deadline: std::time::Duration,
+    ) {
+        let error = format!(
+            "{region} did not finish within the {} ms deadline for a failing region",
+            deadline.as_millis()
+        );
+        if self.publish.is_none()
+            && !transition
+                .publish
+                .get(region)
+                .is_some_and(StepStatus::is_ok)
+        {
+            self.publish = Some(StepStatus::Failed {
+                error: error.clone(),
+            });
+        }
+        for group in groups.iter().filter(|g| &g.region == region) {
+            let key = group.key();
+            let known = self.refreshes.iter().any(|(k, _)| k == &key)
+                || transition
+                    .refreshes
+                    .get(&key)
+                    .is_some_and(RefreshStatus::is_ok);
+            if !known {
+                self.refreshes.push((
+                    key,
+                    RefreshStatus::Failed {
+                        error: error.clone(),
+                    },
+                ));
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// How often we re-read and retry after losing a compare-and-swap.
 const MAX_CAS_ATTEMPTS: u32 = 8;
@@ -102,8 +159,13 @@ pub struct StatusReport {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum ParameterValue {
-    Value { value: Option<String>, in_sync: bool },
-    Unreachable { error: String },
+    Value {
+        value: Option<String>,
+        in_sync: bool,
+    },
+    Unreachable {
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -209,10 +271,15 @@ where
 
     /// The stored state, or the implicit initial one (home active, epoch 0).
     pub async fn load(&self) -> Result<Versioned<ControlState>> {
-        Ok(self.ports.control.load().await?.unwrap_or_else(|| Versioned {
-            version: 0,
-            value: ControlState::initial(self.config.home().clone()),
-        }))
+        Ok(self
+            .ports
+            .control
+            .load()
+            .await?
+            .unwrap_or_else(|| Versioned {
+                version: 0,
+                value: ControlState::initial(self.config.home().clone()),
+            }))
     }
 
     fn now(&self) -> u64 {
@@ -246,15 +313,26 @@ where
             let (from, to) = match decision {
                 Decision::Ignore { reason } => {
                     info!(trigger = %request.trigger.label(), "ignored: {reason}");
-                    return Ok(self.simple(Outcome::Ignored, state, reason, Some(&request.trigger)));
+                    return Ok(self.simple(
+                        Outcome::Ignored,
+                        state,
+                        reason,
+                        Some(&request.trigger),
+                    ));
                 }
                 Decision::AlreadyActive { reason } => {
                     info!(trigger = %request.trigger.label(), "already active: {reason}");
-                    return Ok(self.simple(Outcome::AlreadyActive, state, reason, Some(&request.trigger)));
+                    return Ok(self.simple(
+                        Outcome::AlreadyActive,
+                        state,
+                        reason,
+                        Some(&request.trigger),
+                    ));
                 }
                 Decision::Refuse { reason } => {
                     warn!(trigger = %request.trigger.label(), "refused: {reason}");
-                    let mut response = self.simple(Outcome::Refused, state, reason, Some(&request.trigger));
+                    let mut response =
+                        self.simple(Outcome::Refused, state, reason, Some(&request.trigger));
                     response.probes = probe_report;
                     return Ok(response);
                 }
@@ -294,14 +372,27 @@ where
                 transition: Some(transition.clone()),
             };
             let history = HistoryRecord::from(&transition);
-            if !self.ports.control.save(current.version, &next, Some(&history)).await? {
-                info!(epoch = transition.epoch, "lost the compare-and-swap; re-reading the control state");
+            if !self
+                .ports
+                .control
+                .save(current.version, &next, Some(&history))
+                .await?
+            {
+                info!(
+                    epoch = transition.epoch,
+                    "lost the compare-and-swap; re-reading the control state"
+                );
                 continue;
             }
             let span = info_span!("transition", epoch = transition.epoch, from = %from, to = %to, trigger = %request.trigger.label());
             info!(parent: &span, reason = %request.reason, "switched the control state");
             let done = self.carry_out(transition).instrument(span).await?;
-            let mut response = self.simple(Outcome::Switched, &next, request.reason.clone(), Some(&request.trigger));
+            let mut response = self.simple(
+                Outcome::Switched,
+                &next,
+                request.reason.clone(),
+                Some(&request.trigger),
+            );
             response.from = Some(from);
             response.to = Some(to);
             response.publish = Some(done.publish);
@@ -328,7 +419,11 @@ where
         if let Some(t) = taken.transition.as_mut() {
             t.lease_until = self.now() + self.config.transition_lease.as_millis() as u64;
         }
-        if self.ports.control.save(current.version, &taken, None).await?
+        if self
+            .ports
+            .control
+            .save(current.version, &taken, None)
+            .await?
             && let Some(t) = taken.transition
         {
             self.carry_out(t).await?;
@@ -336,39 +431,82 @@ where
         Ok(())
     }
 
-    /// Publishes the parameter everywhere and starts the refreshes, recording progress so
-    /// a crash at any point leaves enough in the state to finish later.
+    /// Publishes the parameter and starts the refreshes in every region, then records the
+    /// outcome. Each region runs its own pipeline concurrently (publish, then its groups'
+    /// refreshes, the target region's groups before any other's), so a dead region costs
+    /// one timeout and never delays the others. A region we leave because an alarm says it
+    /// is down gets one probe timeout for all its steps: we already believe it is gone, and
+    /// whatever it misses is recorded for reconcile. Every step is safe to repeat, so a
+    /// crash anywhere here is finished by a later invocation.
     async fn carry_out(&self, mut transition: Transition) -> Result<Transition> {
         let epoch = transition.epoch;
-        let pending: Vec<Region> = self
-            .config
-            .regions
-            .iter()
-            .filter(|r| !transition.publish.get(*r).is_some_and(StepStatus::is_ok))
-            .cloned()
-            .collect();
-        let published = self.publish(&transition, &pending).await;
-        transition.publish.extend(published);
-        let publish = transition.publish.clone();
-        self.record(epoch, move |t| t.publish.extend(publish.clone())).await?;
-
-        let recorded = transition.refreshes.clone();
-        let refreshed = rolling::refresh_all(
-            &self.ports.groups,
-            &self.config.auto_scaling_groups,
-            &transition.to,
-            &self.config.refresh,
-            transition.started_at,
-            |g| recorded.get(&g.key()).is_some_and(RefreshStatus::is_ok),
-        )
+        let failing = transition
+            .trigger
+            .is_automatic()
+            .then(|| transition.from.clone());
+        let (target_done, target_done_rx) = tokio::sync::watch::channel(false);
+        let steps = join_all(self.config.regions.iter().map(|region| {
+            let mut target_done_rx = target_done_rx.clone();
+            let target_done = &target_done;
+            let transition = &transition;
+            let failing = failing.as_ref();
+            async move {
+                let progress = std::sync::Mutex::new(RegionProgress::default());
+                let work = async {
+                    let published = transition.publish.get(region).is_some_and(StepStatus::is_ok);
+                    if !published {
+                        let status = self.publish_one(transition, region).await;
+                        lock(&progress).publish = Some(status);
+                    }
+                    if region != &transition.to {
+                        // Ignoring a closed channel: the target pipeline ended either way.
+                        let _ = target_done_rx.wait_for(|done| *done).await;
+                    }
+                    for group in self.config.auto_scaling_groups.iter().filter(|g| &g.region == region) {
+                        let key = group.key();
+                        if transition.refreshes.get(&key).is_some_and(RefreshStatus::is_ok) {
+                            continue;
+                        }
+                        let status = rolling::refresh_one(
+                            &self.ports.groups,
+                            group,
+                            &self.config.refresh,
+                            transition.started_at,
+                        )
+                        .await;
+                        lock(&progress).refreshes.push((key, status));
+                    }
+                };
+                let finished = match failing {
+                    Some(f) if f == region => tokio::time::timeout(self.config.timeouts.probe, work).await.is_ok(),
+                    _ => {
+                        work.await;
+                        true
+                    }
+                };
+                if region == &transition.to {
+                    let _ = target_done.send(true);
+                }
+                let mut progress = std::mem::take(&mut *lock(&progress));
+                if !finished {
+                    warn!(region = %region, "region missed its deadline; its remaining steps are left to reconcile");
+                    progress.fill_missed(region, transition, &self.config.auto_scaling_groups, self.config.timeouts.probe);
+                }
+                (region.clone(), progress)
+            }
+        }))
         .await;
-        for (group, status) in refreshed {
-            transition.refreshes.insert(group.key(), status);
+        for (region, progress) in steps {
+            if let Some(status) = progress.publish {
+                transition.publish.insert(region, status);
+            }
+            transition.refreshes.extend(progress.refreshes);
         }
         transition.completed = true;
-        let refreshes = transition.refreshes.clone();
+        let done = transition.clone();
         self.record(epoch, move |t| {
-            t.refreshes.extend(refreshes.clone());
+            t.publish.extend(done.publish.clone());
+            t.refreshes.extend(done.refreshes.clone());
             t.completed = true;
         })
         .await?;
@@ -381,31 +519,30 @@ where
         Ok(transition)
     }
 
-    /// Writes the parameter in each region concurrently; a dead region costs one timeout.
-    async fn publish(&self, transition: &Transition, regions: &[Region]) -> Vec<(Region, StepStatus)> {
+    async fn publish_one(&self, transition: &Transition, region: &Region) -> StepStatus {
         let name = &self.config.active_region_parameter;
         let value = transition.to.as_str();
         let description = format!(
             "regionpilot epoch {}: {} -> {}",
             transition.epoch, transition.from, transition.to
         );
-        join_all(regions.iter().map(|region| {
-            let description = description.clone();
-            async move {
-                let status = match self.ports.parameters.put(region, name, value, &description).await {
-                    Ok(()) => {
-                        info!(region = %region, parameter = %name, value, "published");
-                        StepStatus::Published
-                    }
-                    Err(e) => {
-                        warn!(region = %region, parameter = %name, error = %e, "publish failed");
-                        StepStatus::Failed { error: e.to_string() }
-                    }
-                };
-                (region.clone(), status)
+        match self
+            .ports
+            .parameters
+            .put(region, name, value, &description)
+            .await
+        {
+            Ok(()) => {
+                info!(region = %region, parameter = %name, value, "published");
+                StepStatus::Published
             }
-        }))
-        .await
+            Err(e) => {
+                warn!(region = %region, parameter = %name, error = %e, "publish failed");
+                StepStatus::Failed {
+                    error: e.to_string(),
+                }
+            }
+        }
     }
 
     /// Applies `change` to the stored transition of `epoch`, retrying on contention. A newer
@@ -418,7 +555,12 @@ where
                 Some(t) if t.epoch == epoch => change(t),
                 _ => return Ok(()),
             }
-            if self.ports.control.save(current.version, &next, None).await? {
+            if self
+                .ports
+                .control
+                .save(current.version, &next, None)
+                .await?
+            {
                 return Ok(());
             }
         }
@@ -459,7 +601,13 @@ where
         }
     }
 
-    fn simple(&self, outcome: Outcome, state: &ControlState, reason: String, trigger: Option<&TriggerInfo>) -> Response {
+    fn simple(
+        &self,
+        outcome: Outcome,
+        state: &ControlState,
+        reason: String,
+        trigger: Option<&TriggerInfo>,
+    ) -> Response {
         Response {
             outcome,
             from: None,
@@ -482,7 +630,13 @@ where
             let current = self.load().await?;
             let mut next = current.value.clone();
             change(&mut next);
-            if next == current.value || self.ports.control.save(current.version, &next, None).await? {
+            if next == current.value
+                || self
+                    .ports
+                    .control
+                    .save(current.version, &next, None)
+                    .await?
+            {
                 return Ok(next);
             }
         }
@@ -507,7 +661,9 @@ where
         let pause = state.paused.clone();
         warn!(reason, "automatic switching paused");
         let text = match pause {
-            Some(p) if p.at != now => format!("already paused since {} ({} by {})", p.at, p.reason, p.by),
+            Some(p) if p.at != now => {
+                format!("already paused since {} ({} by {})", p.at, p.reason, p.by)
+            }
             _ => format!("automatic switching paused: {reason}"),
         };
         Ok(self.simple(Outcome::Paused, &state, text, None))
@@ -517,7 +673,10 @@ where
         let before = self.load().await?.value.paused;
         let state = self.update(|s| s.paused = None).await?;
         let text = match before {
-            Some(p) => format!("automatic switching resumed (was paused: {} by {})", p.reason, p.by),
+            Some(p) => format!(
+                "automatic switching resumed (was paused: {} by {})",
+                p.reason, p.by
+            ),
             None => "automatic switching was not paused".to_owned(),
         };
         info!("{text}");
@@ -536,7 +695,9 @@ where
                     in_sync: value.as_deref() == Some(active.as_str()),
                     value,
                 },
-                Err(e) => ParameterValue::Unreachable { error: e.to_string() },
+                Err(e) => ParameterValue::Unreachable {
+                    error: e.to_string(),
+                },
             };
             (region.clone(), value)
         }));
@@ -545,7 +706,9 @@ where
                 Ok(list) => GroupRefreshReport::Latest {
                     refresh: list.into_iter().next(),
                 },
-                Err(e) => GroupRefreshReport::Unreachable { error: e.to_string() },
+                Err(e) => GroupRefreshReport::Unreachable {
+                    error: e.to_string(),
+                },
             };
             (g.key(), report)
         }));

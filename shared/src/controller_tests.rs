@@ -14,8 +14,13 @@ use crate::testing::{
     FakeClock, FakeControl, FakeGroups, FakeParameters, FakeProbe, FakeWorld, config, region,
 };
 
-type FakeController =
-    Controller<Arc<FakeControl>, Arc<FakeParameters>, Arc<FakeGroups>, Arc<FakeProbe>, Arc<FakeClock>>;
+type FakeController = Controller<
+    Arc<FakeControl>,
+    Arc<FakeParameters>,
+    Arc<FakeGroups>,
+    Arc<FakeProbe>,
+    Arc<FakeClock>,
+>;
 
 fn controller(world: &FakeWorld) -> FakeController {
     Controller::new(Arc::new(config()), world.ports())
@@ -60,14 +65,24 @@ async fn alarm_on_the_active_region_switches_publishes_everywhere_and_rolls_targ
     assert!(values.values().all(|v| v == "us-west-2"));
     let refreshes = out.refreshes.expect("refreshes");
     assert_eq!(refreshes.len(), 3);
-    assert!(refreshes.values().all(|r| matches!(r, RefreshStatus::Started { .. })));
+    assert!(
+        refreshes
+            .values()
+            .all(|r| matches!(r, RefreshStatus::Started { .. }))
+    );
     // The target region's group got the first refresh id.
     assert_eq!(
         refreshes["us-west-2/app"],
-        RefreshStatus::Started { id: "refresh-0".into() }
+        RefreshStatus::Started {
+            id: "refresh-0".into()
+        }
     );
     let prefs = world.groups.preferences.lock().unwrap().clone();
-    assert!(prefs.iter().all(|p| p.min_healthy_percent == 90 && p.warmup.as_secs() == 60));
+    assert!(
+        prefs
+            .iter()
+            .all(|p| p.min_healthy_percent == 90 && p.warmup.as_secs() == 60)
+    );
     let state = world.control.state().expect("state written");
     let transition = state.transition.expect("transition");
     assert!(transition.completed);
@@ -85,10 +100,17 @@ async fn twenty_concurrent_duplicate_alarms_make_exactly_one_transition() {
         .count();
     let already = outcomes
         .iter()
-        .filter(|o| o.as_ref().is_ok_and(|r| r.outcome == Outcome::AlreadyActive))
+        .filter(|o| {
+            o.as_ref()
+                .is_ok_and(|r| r.outcome == Outcome::AlreadyActive)
+        })
         .count();
     assert_eq!((switched, already), (1, 19));
-    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 3, "one refresh per group");
+    assert_eq!(
+        world.groups.starts.load(Ordering::SeqCst),
+        3,
+        "one refresh per group"
+    );
     assert_eq!(world.control.history.lock().unwrap().len(), 1);
 }
 
@@ -108,7 +130,12 @@ async fn ok_and_insufficient_data_are_acknowledged_and_change_nothing() {
 #[tokio::test]
 async fn every_standby_down_refuses_and_changes_nothing() {
     let world = FakeWorld::new();
-    world.probe.down.lock().unwrap().extend([region("us-west-2"), region("eu-west-1")]);
+    world
+        .probe
+        .down
+        .lock()
+        .unwrap()
+        .extend([region("us-west-2"), region("eu-west-1")]);
     let c = controller(&world);
     let out = run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
     assert_eq!(out.outcome, Outcome::Refused);
@@ -132,7 +159,13 @@ async fn a_dead_first_standby_is_skipped_for_the_next_healthy_one() {
 async fn pause_stops_alarms_but_not_manual_commands_and_resume_lifts_it() {
     let world = FakeWorld::new();
     let c = controller(&world);
-    let out = run(&c, Trigger::Command(Command::Pause { reason: "maintenance".into() })).await;
+    let out = run(
+        &c,
+        Trigger::Command(Command::Pause {
+            reason: "maintenance".into(),
+        }),
+    )
+    .await;
     assert_eq!(out.outcome, Outcome::Paused);
     let out = run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
     assert_eq!(out.outcome, Outcome::Ignored);
@@ -149,7 +182,10 @@ async fn pause_stops_alarms_but_not_manual_commands_and_resume_lifts_it() {
 async fn cooldown_ignores_automatic_switches_until_it_has_passed() {
     let world = FakeWorld::new();
     let c = controller(&world);
-    assert_eq!(run(&c, alarm(AlarmState::Alarm, "us-east-1")).await.outcome, Outcome::Switched);
+    assert_eq!(
+        run(&c, alarm(AlarmState::Alarm, "us-east-1")).await.outcome,
+        Outcome::Switched
+    );
     world.clock.advance(60_000);
     let out = run(&c, alarm(AlarmState::Alarm, "us-west-2")).await;
     assert_eq!(out.outcome, Outcome::Ignored);
@@ -197,14 +233,26 @@ async fn failback_to_a_dead_home_is_refused_unless_forced() {
 #[tokio::test]
 async fn a_region_down_during_publish_is_recorded_for_reconcile() {
     let world = FakeWorld::new();
-    world.parameters.down.lock().unwrap().insert(region("us-east-1"));
+    world
+        .parameters
+        .down
+        .lock()
+        .unwrap()
+        .insert(region("us-east-1"));
     let c = controller(&world);
     let out = run(&c, failover(Some("us-west-2"), false, false)).await;
     assert_eq!(out.outcome, Outcome::Switched);
     let publish = out.publish.expect("publish");
-    assert!(matches!(publish[&region("us-east-1")], StepStatus::Failed { .. }));
+    assert!(matches!(
+        publish[&region("us-east-1")],
+        StepStatus::Failed { .. }
+    ));
     assert_eq!(publish[&region("us-west-2")], StepStatus::Published);
-    let stored = world.control.state().and_then(|s| s.transition).expect("transition");
+    let stored = world
+        .control
+        .state()
+        .and_then(|s| s.transition)
+        .expect("transition");
     assert_eq!(stored.failed_regions(), vec![region("us-east-1")]);
 }
 
@@ -246,11 +294,23 @@ async fn an_abandoned_transition_is_finished_by_the_next_invocation_after_its_le
     let out = run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
     assert_eq!(out.outcome, Outcome::AlreadyActive);
     let values = world.parameters.values.lock().unwrap().clone();
-    assert_eq!(values.len(), 2, "only the regions not yet published: {values:?}");
+    assert_eq!(
+        values.len(),
+        2,
+        "only the regions not yet published: {values:?}"
+    );
     assert_eq!(world.groups.starts.load(Ordering::SeqCst), 3);
-    let t = world.control.state().and_then(|s| s.transition).expect("transition");
+    let t = world
+        .control
+        .state()
+        .and_then(|s| s.transition)
+        .expect("transition");
     assert!(t.completed);
-    assert_eq!(world.control.history.lock().unwrap().len(), 0, "no new epoch");
+    assert_eq!(
+        world.control.history.lock().unwrap().len(),
+        0,
+        "no new epoch"
+    );
 }
 
 #[tokio::test]
@@ -274,18 +334,35 @@ async fn a_stale_refresh_is_cancelled_and_replaced_but_a_fresh_one_is_kept() {
         started_at: Some(now - 600_000),
         percentage_complete: Some(40),
     };
-    world.groups.refreshes.lock().unwrap().insert("us-west-2/app".into(), vec![stale]);
+    world
+        .groups
+        .refreshes
+        .lock()
+        .unwrap()
+        .insert("us-west-2/app".into(), vec![stale]);
     let c = controller(&world);
     let out = run(&c, failover(Some("us-west-2"), false, false)).await;
     let refreshes = out.refreshes.expect("refreshes");
-    assert!(matches!(refreshes["us-west-2/app"], RefreshStatus::Started { .. }));
+    assert!(matches!(
+        refreshes["us-west-2/app"],
+        RefreshStatus::Started { .. }
+    ));
     assert_eq!(world.groups.cancels.load(Ordering::SeqCst), 1);
 
     // Running the same refresh step again (a retry after a crash) keeps the new one.
     let group = &c.config.auto_scaling_groups[1];
-    let started_at = world.control.state().and_then(|s| s.transition).expect("t").started_at;
-    let again = crate::rolling::refresh_one(&world.groups, group, &c.config.refresh, started_at).await;
-    assert!(matches!(again, RefreshStatus::AlreadyRunning { .. }), "{again:?}");
+    let started_at = world
+        .control
+        .state()
+        .and_then(|s| s.transition)
+        .expect("t")
+        .started_at;
+    let again =
+        crate::rolling::refresh_one(&world.groups, group, &c.config.refresh, started_at).await;
+    assert!(
+        matches!(again, RefreshStatus::AlreadyRunning { .. }),
+        "{again:?}"
+    );
     assert_eq!(world.groups.starts.load(Ordering::SeqCst), 3);
     assert_eq!(world.groups.cancels.load(Ordering::SeqCst), 1);
 }
@@ -295,7 +372,12 @@ async fn status_reports_parameters_groups_and_history() {
     let world = FakeWorld::new();
     let c = controller(&world);
     run(&c, failover(Some("us-west-2"), false, false)).await;
-    world.parameters.values.lock().unwrap().insert(region("eu-west-1"), "us-east-1".into());
+    world
+        .parameters
+        .values
+        .lock()
+        .unwrap()
+        .insert(region("eu-west-1"), "us-east-1".into());
     let out = run(&c, Trigger::Command(Command::Status)).await;
     assert_eq!(out.outcome, Outcome::Status);
     let status = serde_json::to_value(out.status.expect("status")).expect("json");
@@ -303,5 +385,8 @@ async fn status_reports_parameters_groups_and_history() {
     assert_eq!(status["parameters"]["eu-west-1"]["in_sync"], false);
     assert_eq!(status["parameters"]["us-west-2"]["in_sync"], true);
     assert_eq!(status["history"][0]["epoch"], 1);
-    assert_eq!(status["auto_scaling_groups"]["us-west-2/app"]["refresh"]["status"], "InProgress");
+    assert_eq!(
+        status["auto_scaling_groups"]["us-west-2/app"]["refresh"]["status"],
+        "InProgress"
+    );
 }

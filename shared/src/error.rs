@@ -219,9 +219,9 @@ fn classify_code(code: Option<&str>) -> ErrorKind {
             | "ExpiredTokenException"
             | "MissingAuthenticationToken",
         ) => ErrorKind::AccessDenied,
-        Some("ResourceNotFoundException" | "ParameterNotFound" | "ActiveInstanceRefreshNotFound") => {
-            ErrorKind::NotFound
-        }
+        Some(
+            "ResourceNotFoundException" | "ParameterNotFound" | "ActiveInstanceRefreshNotFound",
+        ) => ErrorKind::NotFound,
         Some("ConditionalCheckFailedException" | "TransactionCanceledException") => {
             ErrorKind::ConditionFailed
         }

@@ -121,7 +121,9 @@ or a command such as {\"command\":\"status\"}, {\"command\":\"failover\",\"targe
 
 /// Decodes a raw Lambda payload into a trigger, or says what was wrong with it.
 pub fn decode(payload: &Value, config: &Config) -> Result<Trigger> {
-    let size = serde_json::to_vec(payload).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(payload)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_EVENT_BYTES {
         return Err(Error::invalid(format!(
             "payload is {size} bytes; at most {MAX_EVENT_BYTES} are accepted"
@@ -160,7 +162,11 @@ pub fn decode(payload: &Value, config: &Config) -> Result<Trigger> {
     Err(Error::invalid(format!(
         "unrecognised event with keys [{}]; {EXPECTED}",
         text::clip(
-            &object.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
+            &object
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
             200
         )
     )))
@@ -222,8 +228,8 @@ fn args<T: for<'de> Deserialize<'de>>(name: &str, rest: Map<String, Value>) -> R
 fn reason_or(name: &str, given: Option<String>, default: &str) -> Result<String> {
     match given {
         Some(text) => {
-            let cleaned =
-                text::reason(&text).map_err(|e| Error::invalid(format!("command {name:?}: {e}")))?;
+            let cleaned = text::reason(&text)
+                .map_err(|e| Error::invalid(format!("command {name:?}: {e}")))?;
             Ok(if cleaned.is_empty() {
                 default.to_owned()
             } else {
@@ -390,7 +396,9 @@ struct SnsAlarmMessage {
 
 fn decode_sns(records: &Value, config: &Config) -> Result<AlarmSignal> {
     let Some(records) = records.as_array() else {
-        return Err(Error::invalid("\"Records\" must be an array of SNS records"));
+        return Err(Error::invalid(
+            "\"Records\" must be an array of SNS records",
+        ));
     };
     let [record] = records.as_slice() else {
         return Err(Error::invalid(format!(
@@ -502,7 +510,11 @@ fn signal(
 /// ending in `-<region>` for a configured region; else the event is rejected.
 fn alarm_region(alarm_name: &str, dimensions: &[String], config: &Config) -> Result<Region> {
     if let Some(value) = dimensions.first() {
-        return configured_region(value, config, &format!("alarm {alarm_name:?} Region dimension"));
+        return configured_region(
+            value,
+            config,
+            &format!("alarm {alarm_name:?} Region dimension"),
+        );
     }
     let by_name = config
         .regions
@@ -624,7 +636,11 @@ mod tests {
 
     #[test]
     fn commands_decode_with_defaults() {
-        let cmd = decode(&json!({"command": "failover", "target_region": "us-west-2"}), &config()).unwrap();
+        let cmd = decode(
+            &json!({"command": "failover", "target_region": "us-west-2"}),
+            &config(),
+        )
+        .unwrap();
         assert_eq!(
             cmd,
             Trigger::Command(Command::Failover {
@@ -634,8 +650,17 @@ mod tests {
                 force: false
             })
         );
-        let cmd = decode(&json!({"command": "pause", "reason": "maint\nwindow"}), &config()).unwrap();
-        assert_eq!(cmd, Trigger::Command(Command::Pause { reason: "maint window".into() }));
+        let cmd = decode(
+            &json!({"command": "pause", "reason": "maint\nwindow"}),
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(
+            cmd,
+            Trigger::Command(Command::Pause {
+                reason: "maint window".into()
+            })
+        );
     }
 
     #[test]
@@ -646,18 +671,54 @@ mod tests {
             (json!({}), "unrecognised event"),
             (json!({"command": 7}), "must be a string"),
             (json!({"command": "explode"}), "unknown command"),
-            (json!({"command": "failover", "target_region": "ap-south-1"}), "not one of the configured REGIONS"),
-            (json!({"command": "failover", "target_region": "Mars"}), "not an AWS region"),
-            (json!({"command": "failover", "target_regoin": "us-west-2"}), "unknown field"),
-            (json!({"command": "failover", "dry_run": "yes"}), "invalid type"),
-            (json!({"command": "status", "verbose": true}), "unknown field"),
-            (json!({"command": "pause", "reason": "x".repeat(600)}), "at most 512"),
-            (json!({"detail-type": "EC2 Instance State-change Notification", "detail": {}}), "not handled"),
-            (json!({"Records": [{"EventSource": "aws:sqs"}]}), "only aws:sns"),
-            (json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "hello"}}]}), "not CloudWatch alarm JSON"),
-            (json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "x"}}), "no state"),
-            (json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "x-us-east-1", "state": {"value": "RED"}}}), "expected ALARM, OK or INSUFFICIENT_DATA"),
-            (json!({"command": "status", "pad": "x".repeat(MAX_EVENT_BYTES)}), "bytes; at most"),
+            (
+                json!({"command": "failover", "target_region": "ap-south-1"}),
+                "not one of the configured REGIONS",
+            ),
+            (
+                json!({"command": "failover", "target_region": "Mars"}),
+                "not an AWS region",
+            ),
+            (
+                json!({"command": "failover", "target_regoin": "us-west-2"}),
+                "unknown field",
+            ),
+            (
+                json!({"command": "failover", "dry_run": "yes"}),
+                "invalid type",
+            ),
+            (
+                json!({"command": "status", "verbose": true}),
+                "unknown field",
+            ),
+            (
+                json!({"command": "pause", "reason": "x".repeat(600)}),
+                "at most 512",
+            ),
+            (
+                json!({"detail-type": "EC2 Instance State-change Notification", "detail": {}}),
+                "not handled",
+            ),
+            (
+                json!({"Records": [{"EventSource": "aws:sqs"}]}),
+                "only aws:sns",
+            ),
+            (
+                json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "hello"}}]}),
+                "not CloudWatch alarm JSON",
+            ),
+            (
+                json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "x"}}),
+                "no state",
+            ),
+            (
+                json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "x-us-east-1", "state": {"value": "RED"}}}),
+                "expected ALARM, OK or INSUFFICIENT_DATA",
+            ),
+            (
+                json!({"command": "status", "pad": "x".repeat(MAX_EVENT_BYTES)}),
+                "bytes; at most",
+            ),
         ];
         for (event, fragment) in cases {
             let err = decode(&event, &config()).expect_err("must be rejected");

@@ -80,7 +80,8 @@ pub trait ScalingGroups: Send + Sync {
         preferences: &RefreshPreferences,
     ) -> impl Future<Output = Result<String, AwsError>> + Send;
 
-    fn cancel_refresh(&self, group: &GroupRef) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn cancel_refresh(&self, group: &GroupRef)
+    -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
 /// The result of one region's pre-flight probe.

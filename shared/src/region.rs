@@ -21,9 +21,9 @@ impl Region {
             && parts[1..parts.len() - 1]
                 .iter()
                 .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-            && parts
-                .last()
-                .is_some_and(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()));
+            && parts.last().is_some_and(|p| {
+                !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit())
+            });
         if well_formed {
             Ok(Region(text.to_owned()))
         } else {

@@ -5,43 +5,16 @@
 
 use std::time::Duration;
 
-use futures::future::join_all;
 use tracing::{info, warn};
 
 use crate::config::{GroupRef, RefreshPreferences};
-use crate::ports::{ScalingGroups, RefreshInfo};
-use crate::region::Region;
-use crate::state::{Millis, RefreshStatus};
 use crate::error::ErrorKind;
+use crate::ports::{RefreshInfo, ScalingGroups};
+use crate::state::{Millis, RefreshStatus};
 
 /// How long we wait for a cancelled refresh to leave the Cancelling state.
 const CANCEL_POLLS: u32 = 20;
 const CANCEL_POLL_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Refreshes every group, the target region's groups first (they must take traffic
-/// soonest), then all others concurrently. Groups already done (`done`) are skipped.
-pub async fn refresh_all<S: ScalingGroups>(
-    groups: &S,
-    all: &[GroupRef],
-    target: &Region,
-    preferences: &RefreshPreferences,
-    transition_started_at: Millis,
-    done: impl Fn(&GroupRef) -> bool,
-) -> Vec<(GroupRef, RefreshStatus)> {
-    let pending: Vec<&GroupRef> = all.iter().filter(|g| !done(g)).collect();
-    let (first, rest): (Vec<&GroupRef>, Vec<&GroupRef>) =
-        pending.into_iter().partition(|g| &g.region == target);
-    let refresh = |g: &GroupRef| {
-        let g = g.clone();
-        async move {
-            let status = refresh_one(groups, &g, preferences, transition_started_at).await;
-            (g, status)
-        }
-    };
-    let mut results = join_all(first.into_iter().map(refresh)).await;
-    results.extend(join_all(rest.into_iter().map(refresh)).await);
-    results
-}
 
 /// Makes sure exactly one refresh for this transition exists on `group`.
 pub async fn refresh_one<S: ScalingGroups>(
@@ -53,18 +26,26 @@ pub async fn refresh_one<S: ScalingGroups>(
     let key = group.key();
     let existing = match groups.refreshes(group).await {
         Ok(list) => list,
-        Err(e) => return RefreshStatus::Failed { error: e.to_string() },
+        Err(e) => {
+            return RefreshStatus::Failed {
+                error: e.to_string(),
+            };
+        }
     };
     if let Some(ours) = belonging_to_transition(&existing, transition_started_at) {
         info!(group = %key, refresh_id = %ours.id, status = %ours.status, "refresh for this transition already exists");
-        return RefreshStatus::AlreadyRunning { id: ours.id.clone() };
+        return RefreshStatus::AlreadyRunning {
+            id: ours.id.clone(),
+        };
     }
     if let Some(stale) = existing.iter().find(|r| r.is_active()) {
         warn!(group = %key, refresh_id = %stale.id, "cancelling a refresh that began before this transition");
         if let Err(e) = groups.cancel_refresh(group).await
             && e.kind != ErrorKind::NotFound
         {
-            return RefreshStatus::Failed { error: e.to_string() };
+            return RefreshStatus::Failed {
+                error: e.to_string(),
+            };
         }
         if let Err(error) = wait_until_idle(groups, group).await {
             return RefreshStatus::Failed { error };
@@ -81,12 +62,18 @@ pub async fn refresh_one<S: ScalingGroups>(
             match groups.refreshes(group).await {
                 Ok(list) => match belonging_to_transition(&list, transition_started_at) {
                     Some(r) => RefreshStatus::AlreadyRunning { id: r.id.clone() },
-                    None => RefreshStatus::Failed { error: e.to_string() },
+                    None => RefreshStatus::Failed {
+                        error: e.to_string(),
+                    },
                 },
-                Err(_) => RefreshStatus::Failed { error: e.to_string() },
+                Err(_) => RefreshStatus::Failed {
+                    error: e.to_string(),
+                },
             }
         }
-        Err(e) => RefreshStatus::Failed { error: e.to_string() },
+        Err(e) => RefreshStatus::Failed {
+            error: e.to_string(),
+        },
     }
 }
 

@@ -127,10 +127,16 @@ impl StepStatus {
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum RefreshStatus {
     /// We started this refresh for the transition.
-    Started { id: String },
+    Started {
+        id: String,
+    },
     /// A refresh that began after the transition was already running; we left it.
-    AlreadyRunning { id: String },
-    Failed { error: String },
+    AlreadyRunning {
+        id: String,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 impl RefreshStatus {

@@ -33,12 +33,21 @@ pub struct SwitchRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Nothing to do, by rule (OK state, paused, cooldown, alarm about a standby).
-    Ignore { reason: String },
+    Ignore {
+        reason: String,
+    },
     /// The wanted region is already active.
-    AlreadyActive { reason: String },
+    AlreadyActive {
+        reason: String,
+    },
     /// A switch is warranted but unsafe: no healthy target.
-    Refuse { reason: String },
-    Switch { from: Region, to: Region },
+    Refuse {
+        reason: String,
+    },
+    Switch {
+        from: Region,
+        to: Region,
+    },
 }
 
 /// First phase: decide from the state alone, or name the regions to probe (in order of
@@ -59,7 +68,10 @@ pub fn plan(state: &ControlState, request: &SwitchRequest, now: Millis, config: 
                     .as_ref()
                     .is_some_and(|t| &t.from == failing && &t.to == active);
                 let reason = if already_left {
-                    format!("{failing} is failing but {active} is already active (epoch {})", state.epoch)
+                    format!(
+                        "{failing} is failing but {active} is already active (epoch {})",
+                        state.epoch
+                    )
                 } else {
                     format!("alarm is about {failing}, which is not the active region {active}")
                 };
@@ -100,7 +112,10 @@ pub fn plan(state: &ControlState, request: &SwitchRequest, now: Millis, config: 
 fn wanted(state: &ControlState, target: &Region, force: bool) -> Plan {
     if target == &state.active_region {
         Plan::Decided(Decision::AlreadyActive {
-            reason: format!("{target} is already the active region (epoch {})", state.epoch),
+            reason: format!(
+                "{target} is already the active region (epoch {})",
+                state.epoch
+            ),
         })
     } else if force {
         Plan::Decided(Decision::Switch {
@@ -139,10 +154,7 @@ pub fn pick(
     let failures: Vec<String> = candidates
         .iter()
         .map(|r| match probes.get(r) {
-            Some(p) => format!(
-                "{r}: {}",
-                p.error.as_deref().unwrap_or("probe failed")
-            ),
+            Some(p) => format!("{r}: {}", p.error.as_deref().unwrap_or("probe failed")),
             None => format!("{r}: not probed"),
         })
         .collect();
@@ -241,7 +253,8 @@ mod tests {
                 &home,
                 request(Intent::AwayFrom(region("us-west-2"))),
                 Plan::Decided(Decision::Ignore {
-                    reason: "alarm is about us-west-2, which is not the active region us-east-1".into(),
+                    reason: "alarm is about us-west-2, which is not the active region us-east-1"
+                        .into(),
                 }),
             ),
             (
@@ -302,20 +315,32 @@ mod tests {
             at: NOW,
             by: "operator".into(),
         });
-        let Plan::Decided(Decision::Ignore { reason }) =
-            plan(&paused, &request(Intent::AwayFrom(region("us-east-1"))), NOW, &cfg)
-        else {
+        let Plan::Decided(Decision::Ignore { reason }) = plan(
+            &paused,
+            &request(Intent::AwayFrom(region("us-east-1"))),
+            NOW,
+            &cfg,
+        ) else {
             panic!("paused must ignore");
         };
-        assert!(reason.contains("paused (maintenance by operator)"), "{reason}");
+        assert!(
+            reason.contains("paused (maintenance by operator)"),
+            "{reason}"
+        );
 
         let recent = switched("us-east-1", "us-west-2", NOW - 10_000);
-        let Plan::Decided(Decision::Ignore { reason }) =
-            plan(&recent, &request(Intent::AwayFrom(region("us-west-2"))), NOW, &cfg)
-        else {
+        let Plan::Decided(Decision::Ignore { reason }) = plan(
+            &recent,
+            &request(Intent::AwayFrom(region("us-west-2"))),
+            NOW,
+            &cfg,
+        ) else {
             panic!("cooldown must ignore");
         };
-        assert!(reason.contains("within cooldown: last switch 10s ago"), "{reason}");
+        assert!(
+            reason.contains("within cooldown: last switch 10s ago"),
+            "{reason}"
+        );
     }
 
     #[test]

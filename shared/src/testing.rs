@@ -1,13 +1,18 @@
 //! In-memory fakes of the ports, for unit tests of the decision and transition logic.
 //! Compiled only for tests (and for other crates' tests through the `testing` feature).
 
+#![allow(clippy::expect_used)] // test support: a broken fixture should fail loudly
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::{Config, GroupRef, RefreshPreferences};
 use crate::error::{AwsError, ErrorKind, Result};
-use crate::ports::{Clock, ControlStore, HealthProbe, ParameterStore, Ports, ProbeResult, RefreshInfo, ScalingGroups};
+use crate::ports::{
+    Clock, ControlStore, HealthProbe, ParameterStore, Ports, ProbeResult, RefreshInfo,
+    ScalingGroups,
+};
 use crate::region::Region;
 use crate::state::{ControlState, HistoryRecord, Millis, Versioned};
 
@@ -38,7 +43,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn fault(service: &'static str, operation: &'static str, region: &Region, kind: ErrorKind) -> AwsError {
+fn fault(
+    service: &'static str,
+    operation: &'static str,
+    region: &Region,
+    kind: ErrorKind,
+) -> AwsError {
     AwsError {
         service,
         operation,
@@ -70,7 +80,12 @@ impl ControlStore for Arc<FakeControl> {
         Ok(read)
     }
 
-    async fn save(&self, expected: u64, state: &ControlState, history: Option<&HistoryRecord>) -> Result<bool> {
+    async fn save(
+        &self,
+        expected: u64,
+        state: &ControlState,
+        history: Option<&HistoryRecord>,
+    ) -> Result<bool> {
         let mut item = lock(&self.item);
         let version = item.as_ref().map_or(0, |v| v.version);
         if version != expected {
@@ -92,7 +107,12 @@ impl ControlStore for Arc<FakeControl> {
     }
 
     async fn history(&self, limit: usize) -> Result<Vec<HistoryRecord>> {
-        Ok(lock(&self.history).iter().rev().take(limit).cloned().collect())
+        Ok(lock(&self.history)
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }
 
@@ -104,7 +124,13 @@ pub struct FakeParameters {
 }
 
 impl ParameterStore for Arc<FakeParameters> {
-    async fn put(&self, region: &Region, _name: &str, value: &str, _description: &str) -> Result<(), AwsError> {
+    async fn put(
+        &self,
+        region: &Region,
+        _name: &str,
+        value: &str,
+        _description: &str,
+    ) -> Result<(), AwsError> {
         if lock(&self.down).contains(region) {
             return Err(fault("ssm", "PutParameter", region, ErrorKind::Timeout));
         }
@@ -133,14 +159,26 @@ pub struct FakeGroups {
 
 impl ScalingGroups for Arc<FakeGroups> {
     async fn refreshes(&self, group: &GroupRef) -> Result<Vec<RefreshInfo>, AwsError> {
-        Ok(lock(&self.refreshes).get(&group.key()).cloned().unwrap_or_default())
+        Ok(lock(&self.refreshes)
+            .get(&group.key())
+            .cloned()
+            .unwrap_or_default())
     }
 
-    async fn start_refresh(&self, group: &GroupRef, preferences: &RefreshPreferences) -> Result<String, AwsError> {
+    async fn start_refresh(
+        &self,
+        group: &GroupRef,
+        preferences: &RefreshPreferences,
+    ) -> Result<String, AwsError> {
         let mut all = lock(&self.refreshes);
         let list = all.entry(group.key()).or_default();
         if list.iter().any(RefreshInfo::is_active) {
-            return Err(fault("autoscaling", "StartInstanceRefresh", &group.region, ErrorKind::RefreshInProgress));
+            return Err(fault(
+                "autoscaling",
+                "StartInstanceRefresh",
+                &group.region,
+                ErrorKind::RefreshInProgress,
+            ));
         }
         let n = self.starts.fetch_add(1, Ordering::SeqCst);
         let id = format!("refresh-{n}");
@@ -168,7 +206,12 @@ impl ScalingGroups for Arc<FakeGroups> {
                 self.cancels.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             }
-            None => Err(fault("autoscaling", "CancelInstanceRefresh", &group.region, ErrorKind::NotFound)),
+            None => Err(fault(
+                "autoscaling",
+                "CancelInstanceRefresh",
+                &group.region,
+                ErrorKind::NotFound,
+            )),
         }
     }
 }
@@ -218,7 +261,8 @@ pub struct FakeWorld {
     pub clock: Arc<FakeClock>,
 }
 
-pub type FakePorts = Ports<Arc<FakeControl>, Arc<FakeParameters>, Arc<FakeGroups>, Arc<FakeProbe>, Arc<FakeClock>>;
+pub type FakePorts =
+    Ports<Arc<FakeControl>, Arc<FakeParameters>, Arc<FakeGroups>, Arc<FakeProbe>, Arc<FakeClock>>;
 
 impl FakeWorld {
     pub fn new() -> Self {

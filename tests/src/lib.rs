@@ -42,6 +42,10 @@ impl Stage {
         world.seed().await;
         let env: BTreeMap<String, String> = world.function_env(extra_env);
         let failover = LocalFunction::start("failover", env, concurrency, &dir).await;
-        Stage { rig, world, failover }
+        Stage {
+            rig,
+            world,
+            failover,
+        }
     }
 }

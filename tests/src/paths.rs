@@ -21,10 +21,18 @@ pub fn binary(name: &str) -> PathBuf {
     if let Ok(dir) = std::env::var("REGIONPILOT_BIN_DIR") {
         return PathBuf::from(dir).join(name);
     }
-    // target/<profile>/deps/<test-binary> -> target/<profile>/<name>
+    // Test binaries live in target/<profile>/deps, the drill in target/<profile>.
     std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().and_then(|deps| deps.parent()).map(|p| p.join(name)))
+        .and_then(|exe| exe.parent().map(PathBuf::from))
+        .map(|dir| {
+            if dir.ends_with("deps") {
+                dir.parent().map(PathBuf::from).unwrap_or(dir)
+            } else {
+                dir
+            }
+        })
+        .map(|dir| dir.join(name))
         .unwrap_or_else(|| workspace().join("target/debug").join(name))
 }
 

@@ -117,8 +117,16 @@ fn spawn(server: &mut RegionServer) {
     let err = log.try_clone().expect("clone log handle");
     let child = Command::new(paths::python())
         .arg(paths::workspace().join("rig/moto_region.py"))
-        .args(["--region", &server.region, "--port", &server.port.to_string()])
-        .env("RIG_REFRESH_SECONDS", std::env::var("RIG_REFRESH_SECONDS").unwrap_or_else(|_| "30".into()))
+        .args([
+            "--region",
+            &server.region,
+            "--port",
+            &server.port.to_string(),
+        ])
+        .env(
+            "RIG_REFRESH_SECONDS",
+            std::env::var("RIG_REFRESH_SECONDS").unwrap_or_else(|_| "30".into()),
+        )
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
@@ -143,5 +151,8 @@ async fn wait_ready(server: &RegionServer) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let log = std::fs::read_to_string(&server.log).unwrap_or_default();
-    panic!("rig region {} did not start on port {}:\n{log}", server.region, server.port);
+    panic!(
+        "rig region {} did not start on port {}:\n{log}",
+        server.region, server.port
+    );
 }

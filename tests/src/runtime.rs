@@ -32,14 +32,20 @@ use crate::paths;
 pub enum Invocation {
     Ok(Value),
     /// The function reported an error: `errorType` and `errorMessage`.
-    Error { error_type: String, message: String },
+    Error {
+        error_type: String,
+        message: String,
+    },
 }
 
 impl Invocation {
     pub fn ok(self) -> Value {
         match self {
             Invocation::Ok(v) => v,
-            Invocation::Error { error_type, message } => {
+            Invocation::Error {
+                error_type,
+                message,
+            } => {
                 panic!("function failed: {error_type}: {message}")
             }
         }
@@ -47,7 +53,10 @@ impl Invocation {
 
     pub fn err(self) -> (String, String) {
         match self {
-            Invocation::Error { error_type, message } => (error_type, message),
+            Invocation::Error {
+                error_type,
+                message,
+            } => (error_type, message),
             Invocation::Ok(v) => panic!("expected a function error, got {v}"),
         }
     }
@@ -98,7 +107,10 @@ impl LocalFunction {
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(respond),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .route("/2015-03-31/functions/{name}/invocations", post(invoke_api))
@@ -227,7 +239,9 @@ async fn enqueue(shared: &Shared, payload: Bytes) -> Result<Bytes, Bytes> {
     );
     let queued = Queued { id, payload, reply };
     if shared.sender.send(queued).is_err() {
-        return Err(Bytes::from_static(br#"{"errorType":"ServiceUnavailable","errorMessage":"runtime closed"}"#));
+        return Err(Bytes::from_static(
+            br#"{"errorType":"ServiceUnavailable","errorMessage":"runtime closed"}"#,
+        ));
     }
     answer
         .await
@@ -257,23 +271,46 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
             headers.insert(name, v);
         }
     };
-    set(&mut headers, "lambda-runtime-aws-request-id", queued.id.clone());
-    set(&mut headers, "lambda-runtime-deadline-ms", deadline.to_string());
+    set(
+        &mut headers,
+        "lambda-runtime-aws-request-id",
+        queued.id.clone(),
+    );
+    set(
+        &mut headers,
+        "lambda-runtime-deadline-ms",
+        deadline.to_string(),
+    );
     set(
         &mut headers,
         "lambda-runtime-invoked-function-arn",
-        format!("arn:aws:lambda:us-east-1:000000000000:function:{}", shared.function_name),
+        format!(
+            "arn:aws:lambda:us-east-1:000000000000:function:{}",
+            shared.function_name
+        ),
     );
-    set(&mut headers, "lambda-runtime-trace-id", format!("Root=1-00000000-{}", queued.id));
+    set(
+        &mut headers,
+        "lambda-runtime-trace-id",
+        format!("Root=1-00000000-{}", queued.id),
+    );
     set(&mut headers, "content-type", "application/json".into());
     (StatusCode::OK, headers, queued.payload).into_response()
 }
 
-async fn respond(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+async fn respond(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
     complete(&shared, &id, Ok(body)).await
 }
 
-async fn fail(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+async fn fail(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
     complete(&shared, &id, Err(body)).await
 }
 
@@ -297,20 +334,43 @@ async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCod
 }
 
 /// Lambda's Invoke API: 200 with the result, or 200 with `X-Amz-Function-Error`.
-async fn invoke_api(State(shared): State<Arc<Shared>>, Path(name): Path<String>, body: Bytes) -> Response {
-    if name != shared.function_name && !name.ends_with(&format!(":function:{}", shared.function_name)) {
+async fn invoke_api(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    if name != shared.function_name
+        && !name.ends_with(&format!(":function:{}", shared.function_name))
+    {
         let message = format!(
             r#"{{"Type":"User","message":"Function not found: {name}; this endpoint serves {}"}}"#,
             shared.function_name
         );
-        return (StatusCode::NOT_FOUND, [("x-amzn-errortype", "ResourceNotFoundException")], message).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            [("x-amzn-errortype", "ResourceNotFoundException")],
+            message,
+        )
+            .into_response();
     }
-    let payload = if body.is_empty() { Bytes::from_static(b"{}") } else { body };
+    let payload = if body.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
     match enqueue(&shared, payload).await {
-        Ok(result) => (StatusCode::OK, [("x-amz-executed-version", "$LATEST")], result).into_response(),
+        Ok(result) => (
+            StatusCode::OK,
+            [("x-amz-executed-version", "$LATEST")],
+            result,
+        )
+            .into_response(),
         Err(error) => (
             StatusCode::OK,
-            [("x-amz-function-error", "Unhandled"), ("x-amz-executed-version", "$LATEST")],
+            [
+                ("x-amz-function-error", "Unhandled"),
+                ("x-amz-executed-version", "$LATEST"),
+            ],
             error,
         )
             .into_response(),

@@ -8,7 +8,8 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
 };
 
 use crate::rig::Rig;
@@ -36,13 +37,18 @@ pub struct World {
 
 /// Dummy credentials: the rig accepts any, and nothing ever leaves 127.0.0.1.
 pub fn local_credentials() -> [(&'static str, &'static str); 2] {
-    [("AWS_ACCESS_KEY_ID", "rig"), ("AWS_SECRET_ACCESS_KEY", "rig")]
+    [
+        ("AWS_ACCESS_KEY_ID", "rig"),
+        ("AWS_SECRET_ACCESS_KEY", "rig"),
+    ]
 }
 
 impl World {
     pub async fn connect(rig: &Rig, regions: &[&str], control_region: &str) -> World {
         let base = aws_config::defaults(BehaviorVersion::latest())
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("rig", "rig", None, None, "rig"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "rig", "rig", None, None, "rig",
+            ))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(1))
@@ -83,7 +89,12 @@ impl World {
     /// What `sam deploy` plus the app's own stack would have created.
     pub async fn seed(&self) {
         let home = &self.regions[0];
-        create_table(&self.client(&self.control_region).dynamodb, CONTROL_TABLE, &["pk", "sk"]).await;
+        create_table(
+            &self.client(&self.control_region).dynamodb,
+            CONTROL_TABLE,
+            &["pk", "sk"],
+        )
+        .await;
         for region in &self.regions {
             let c = self.client(region);
             create_table(&c.dynamodb, HEALTH_TABLE, &["pk"]).await;
@@ -165,11 +176,17 @@ impl World {
 
     /// Every region's parameter value, read concurrently.
     pub async fn parameters(&self) -> BTreeMap<String, Option<String>> {
-        let reads = self.regions.iter().map(|r| async move { (r.clone(), self.parameter(r).await) });
+        let reads = self
+            .regions
+            .iter()
+            .map(|r| async move { (r.clone(), self.parameter(r).await) });
         futures::future::join_all(reads).await.into_iter().collect()
     }
 
-    pub async fn refreshes(&self, region: &str) -> Vec<aws_sdk_autoscaling::types::InstanceRefresh> {
+    pub async fn refreshes(
+        &self,
+        region: &str,
+    ) -> Vec<aws_sdk_autoscaling::types::InstanceRefresh> {
         self.client(region)
             .autoscaling
             .describe_instance_refreshes()
@@ -211,7 +228,11 @@ impl World {
         out.items
             .unwrap_or_default()
             .iter()
-            .filter_map(|i| i.get("epoch").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()))
+            .filter_map(|i| {
+                i.get("epoch")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+            })
             .collect()
     }
 }
@@ -233,10 +254,17 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, keys: &[&st
             .key_schema(
                 KeySchemaElement::builder()
                     .attribute_name(*key)
-                    .key_type(if i == 0 { KeyType::Hash } else { KeyType::Range })
+                    .key_type(if i == 0 {
+                        KeyType::Hash
+                    } else {
+                        KeyType::Range
+                    })
                     .build()
                     .expect("key schema"),
             );
     }
-    request.send().await.unwrap_or_else(|e| panic!("create table {name}: {e:?}"));
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create table {name}: {e:?}"));
 }

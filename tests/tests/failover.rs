@@ -32,7 +32,11 @@ async fn stage(label: &str, concurrency: usize) -> Stage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_alarm_trigger_kind_from_events_fails_over() {
-    for file in ["alarm-direct.json", "alarm-eventbridge.json", "alarm-sns.json"] {
+    for file in [
+        "alarm-direct.json",
+        "alarm-eventbridge.json",
+        "alarm-sns.json",
+    ] {
         let stage = stage("trigger", 1).await;
         let out = stage.failover.invoke(&fixture(file)).await.ok();
         assert_eq!(out["outcome"], "switched", "{file}: {out}");
@@ -40,7 +44,10 @@ async fn every_alarm_trigger_kind_from_events_fails_over() {
         assert_eq!(out["to"], STANDBY, "{file}");
         assert_eq!(out["epoch"], 1, "{file}");
         let params = stage.world.parameters().await;
-        assert!(params.values().all(|v| v.as_deref() == Some(STANDBY)), "{file}: {params:?}");
+        assert!(
+            params.values().all(|v| v.as_deref() == Some(STANDBY)),
+            "{file}: {params:?}"
+        );
         for region in [HOME, STANDBY] {
             let refreshes = stage.world.refreshes(region).await;
             assert_eq!(refreshes.len(), 1, "{file}: one refresh in {region}");
@@ -60,14 +67,23 @@ async fn ok_alarm_and_manual_commands_follow_their_contracts() {
 
     let out = f.invoke(&fixture("alarm-direct-ok.json")).await.ok();
     assert_eq!(out["outcome"], "ignored");
-    assert!(out["reason"].as_str().unwrap().contains("only ALARM acts"), "{out}");
+    assert!(
+        out["reason"].as_str().unwrap().contains("only ALARM acts"),
+        "{out}"
+    );
 
-    let out = f.invoke(&fixture("command-failover-dry-run.json")).await.ok();
+    let out = f
+        .invoke(&fixture("command-failover-dry-run.json"))
+        .await
+        .ok();
     assert_eq!(out["outcome"], "dry_run");
     assert_eq!(out["to"], STANDBY);
     assert_eq!(out["plan"]["parameters"].as_array().unwrap().len(), 2);
     assert_eq!(out["plan"]["auto_scaling_groups"][0]["region"], STANDBY);
-    assert!(stage.world.control_item().await.is_none(), "dry run wrote state");
+    assert!(
+        stage.world.control_item().await.is_none(),
+        "dry run wrote state"
+    );
 
     let out = f.invoke(&fixture("command-pause.json")).await.ok();
     assert_eq!(out["outcome"], "paused");
@@ -80,7 +96,10 @@ async fn ok_alarm_and_manual_commands_follow_their_contracts() {
     let out = f.invoke(&fixture("command-failover.json")).await.ok();
     assert_eq!(out["outcome"], "switched", "{out}");
     assert_eq!(out["publish"][HOME]["status"], "published");
-    assert!(out["refreshes"][format!("{STANDBY}/app-asg")]["id"].is_string(), "{out}");
+    assert!(
+        out["refreshes"][format!("{STANDBY}/app-asg")]["id"].is_string(),
+        "{out}"
+    );
 
     let out = f.invoke(&fixture("command-failover.json")).await.ok();
     assert_eq!(out["outcome"], "already_active");
@@ -101,7 +120,10 @@ async fn ok_alarm_and_manual_commands_follow_their_contracts() {
     assert_eq!(out["epoch"], 2);
     assert_eq!(stage.world.history_epochs().await, vec![1, 2]);
     let params = stage.world.parameters().await;
-    assert!(params.values().all(|v| v.as_deref() == Some(HOME)), "{params:?}");
+    assert!(
+        params.values().all(|v| v.as_deref() == Some(HOME)),
+        "{params:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,11 +139,17 @@ async fn duplicate_storm_of_twenty_concurrent_alarms_makes_one_transition() {
         .collect();
     let switched = outcomes.iter().filter(|o| *o == "switched").count();
     let already = outcomes.iter().filter(|o| *o == "already_active").count();
-    println!("storm: {deliveries} deliveries -> {switched} transition(s), {already} already_active");
+    println!(
+        "storm: {deliveries} deliveries -> {switched} transition(s), {already} already_active"
+    );
     assert_eq!((switched, already), (1, deliveries - 1), "{outcomes:?}");
     assert_eq!(stage.world.history_epochs().await, vec![1]);
     for region in [HOME, STANDBY] {
-        assert_eq!(stage.world.refreshes(region).await.len(), 1, "one refresh in {region}");
+        assert_eq!(
+            stage.world.refreshes(region).await.len(),
+            1,
+            "one refresh in {region}"
+        );
     }
 }
 
@@ -129,44 +157,84 @@ async fn duplicate_storm_of_twenty_concurrent_alarms_makes_one_transition() {
 async fn frozen_home_region_fails_over_within_the_configured_timeouts() {
     let stage = stage("frozen", 1).await;
     // Warm the function so the measurement is the decision, not process start.
-    stage.failover.invoke(&fixture("command-status.json")).await.ok();
+    stage
+        .failover
+        .invoke(&fixture("command-status.json"))
+        .await
+        .ok();
     stage.rig.freeze(HOME);
     let started = Instant::now();
-    let out = stage.failover.invoke(&fixture("alarm-direct.json")).await.ok();
+    let out = stage
+        .failover
+        .invoke(&fixture("alarm-direct.json"))
+        .await
+        .ok();
     let elapsed = started.elapsed();
     stage.rig.thaw(HOME);
 
-    // publish (one call budget, regions concurrent) + refresh of the frozen home group
-    // (one call budget); the standby's own calls are fast.
-    let budget = Duration::from_millis(500 * 2 + 1000);
-    let bound = budget * 2 + Duration::from_millis(1500);
+    // All work in the region the alarm says is down shares one PROBE_TIMEOUT_MS deadline,
+    // and runs beside the standby's work; the margin covers the standby's own round trips
+    // on a debug build.
+    let bound = Duration::from_millis(500) + Duration::from_millis(1000);
     println!("frozen home: switched in {elapsed:?} (bound {bound:?})");
     assert_eq!(out["outcome"], "switched", "{out}");
     assert_eq!(out["to"], STANDBY);
     assert!(elapsed < bound, "took {elapsed:?}, bound {bound:?}");
     assert_eq!(out["publish"][STANDBY]["status"], "published");
     assert_eq!(out["publish"][HOME]["status"], "failed", "{out}");
-    assert!(out["publish"][HOME]["error"].as_str().unwrap().contains("timeout"), "{out}");
-    assert_eq!(out["refreshes"][format!("{STANDBY}/app-asg")]["status"], "started");
-    assert_eq!(stage.world.parameter(STANDBY).await.as_deref(), Some(STANDBY));
+    assert!(
+        out["publish"][HOME]["error"]
+            .as_str()
+            .unwrap()
+            .contains("deadline"),
+        "{out}"
+    );
+    assert_eq!(
+        out["refreshes"][format!("{STANDBY}/app-asg")]["status"],
+        "started"
+    );
+    assert_eq!(
+        stage.world.parameter(STANDBY).await.as_deref(),
+        Some(STANDBY)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_regions_down_is_refused_and_changes_nothing() {
     // The control plane runs in a third region, so it survives both application regions.
     let stage = Stage::start("both-down", &[HOME, STANDBY], "eu-central-1", 1, FAST).await;
-    stage.failover.invoke(&fixture("command-status.json")).await.ok();
+    stage
+        .failover
+        .invoke(&fixture("command-status.json"))
+        .await
+        .ok();
     stage.rig.freeze(HOME);
     stage.rig.freeze(STANDBY);
-    let out = stage.failover.invoke(&fixture("alarm-direct.json")).await.ok();
+    let out = stage
+        .failover
+        .invoke(&fixture("alarm-direct.json"))
+        .await
+        .ok();
     stage.rig.thaw(HOME);
     stage.rig.thaw(STANDBY);
     assert_eq!(out["outcome"], "refused", "{out}");
-    assert!(out["reason"].as_str().unwrap().contains("no healthy region"), "{out}");
+    assert!(
+        out["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no healthy region"),
+        "{out}"
+    );
     assert_eq!(out["active_region"], HOME);
-    assert!(stage.world.control_item().await.is_none(), "state was written");
+    assert!(
+        stage.world.control_item().await.is_none(),
+        "state was written"
+    );
     let params = stage.world.parameters().await;
-    assert!(params.values().all(|v| v.as_deref() == Some(HOME)), "{params:?}");
+    assert!(
+        params.values().all(|v| v.as_deref() == Some(HOME)),
+        "{params:?}"
+    );
     for region in [HOME, STANDBY] {
         assert!(stage.world.refreshes(region).await.is_empty());
     }
@@ -178,15 +246,39 @@ async fn malformed_payloads_get_a_clear_error_and_change_nothing() {
     let cases = [
         (json!("failover"), "not a JSON object"),
         (json!({"hello": "world"}), "unrecognised event"),
-        (json!({"command": "failover", "target_region": "eu-west-1"}), "not one of the configured REGIONS"),
-        (json!({"command": "failover", "target_region": "us-east-1; rm -rf /"}), "not an AWS region"),
+        (
+            json!({"command": "failover", "target_region": "eu-west-1"}),
+            "not one of the configured REGIONS",
+        ),
+        (
+            json!({"command": "failover", "target_region": "us-east-1; rm -rf /"}),
+            "not an AWS region",
+        ),
         (json!({"command": "fail0ver"}), "unknown command"),
-        (json!({"command": "failover", "dryrun": true}), "unknown field"),
-        (json!({"command": "pause", "reason": "r".repeat(5000)}), "at most 512"),
-        (json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "app-down", "state": {"value": "ALARM"}}}), "cannot tell which region"),
-        (json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "x-ap-south-1", "state": {"value": "ALARM"}}}), "cannot tell which region"),
-        (json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{not json"}}]}), "not CloudWatch alarm JSON"),
-        (json!({"detail-type": "CloudWatch Alarm State Change"}), "no \"detail\""),
+        (
+            json!({"command": "failover", "dryrun": true}),
+            "unknown field",
+        ),
+        (
+            json!({"command": "pause", "reason": "r".repeat(5000)}),
+            "at most 512",
+        ),
+        (
+            json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "app-down", "state": {"value": "ALARM"}}}),
+            "cannot tell which region",
+        ),
+        (
+            json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "x-ap-south-1", "state": {"value": "ALARM"}}}),
+            "cannot tell which region",
+        ),
+        (
+            json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{not json"}}]}),
+            "not CloudWatch alarm JSON",
+        ),
+        (
+            json!({"detail-type": "CloudWatch Alarm State Change"}),
+            "no \"detail\"",
+        ),
     ];
     for (payload, fragment) in cases {
         let (error_type, message) = stage.failover.invoke(&payload).await.err();
@@ -195,9 +287,16 @@ async fn malformed_payloads_get_a_clear_error_and_change_nothing() {
     }
     assert!(stage.world.control_item().await.is_none());
     let params = stage.world.parameters().await;
-    assert!(params.values().all(|v| v.as_deref() == Some(HOME)), "{params:?}");
+    assert!(
+        params.values().all(|v| v.as_deref() == Some(HOME)),
+        "{params:?}"
+    );
     // The function survived every one of them.
-    let out = stage.failover.invoke(&fixture("command-status.json")).await.ok();
+    let out = stage
+        .failover
+        .invoke(&fixture("command-status.json"))
+        .await
+        .ok();
     assert_eq!(out["outcome"], "status");
 }
 
@@ -226,7 +325,11 @@ async fn aws_cli_lambda_invoke_works_against_the_local_runtime() {
         .output()
         .await
         .unwrap_or_else(|e| panic!("run {}: {e}", aws.display()));
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let meta: Value = serde_json::from_slice(&status.stdout).expect("cli prints JSON");
     assert_eq!(meta["StatusCode"], 200);
     let body: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
@@ -236,8 +339,18 @@ async fn aws_cli_lambda_invoke_works_against_the_local_runtime() {
     // A rejected command comes back as a function error, as on Lambda.
     let bad = tokio::process::Command::new(&aws)
         .args([
-            "lambda", "invoke", "--endpoint-url", &endpoint, "--no-sign-request", "--region", "us-east-1",
-            "--function-name", "failover", "--payload", r#"{"command":"failover","target_region":"eu-west-1"}"#, &out_path,
+            "lambda",
+            "invoke",
+            "--endpoint-url",
+            &endpoint,
+            "--no-sign-request",
+            "--region",
+            "us-east-1",
+            "--function-name",
+            "failover",
+            "--payload",
+            r#"{"command":"failover","target_region":"eu-west-1"}"#,
+            &out_path,
         ])
         .output()
         .await
@@ -260,5 +373,8 @@ fn bad_configuration_fails_init_naming_the_variable() {
         .expect("run the failover bootstrap");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("REGIONS") && stderr.contains("at least two"), "{stderr}");
+    assert!(
+        stderr.contains("REGIONS") && stderr.contains("at least two"),
+        "{stderr}"
+    );
 }

@@ -56,11 +56,19 @@ mod tests {
     async fn a_bad_event_is_a_clear_lambda_error_and_changes_nothing() {
         let world = FakeWorld::new();
         let controller = Controller::new(Arc::new(config()), world.ports());
-        let err = handle(&controller, invoke(serde_json::json!({"command": "failover", "target_region": "ap-south-1"})))
-            .await
-            .unwrap_err();
+        let err = handle(
+            &controller,
+            invoke(serde_json::json!({"command": "failover", "target_region": "ap-south-1"})),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.error_type, "InvalidEvent");
-        assert!(err.error_message.contains("not one of the configured REGIONS"), "{}", err.error_message);
+        assert!(
+            err.error_message
+                .contains("not one of the configured REGIONS"),
+            "{}",
+            err.error_message
+        );
         assert!(world.control.state().is_none());
     }
 
@@ -68,7 +76,12 @@ mod tests {
     async fn a_manual_failover_answers_with_the_outcome() {
         let world = FakeWorld::new();
         let controller = Controller::new(Arc::new(config()), world.ports());
-        let out = handle(&controller, invoke(serde_json::json!({"command": "failover"}))).await.unwrap();
+        let out = handle(
+            &controller,
+            invoke(serde_json::json!({"command": "failover"})),
+        )
+        .await
+        .unwrap();
         assert_eq!(out["outcome"], "switched");
         assert_eq!(out["to"], "us-west-2");
         assert_eq!(out["epoch"], 1);

@@ -13,7 +13,8 @@ mod handler;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     regionpilot::telemetry::init_logging();
-    let config = Arc::new(Config::from_env().inspect_err(|e| tracing::error!(error = %e, "init failed"))?);
+    let config =
+        Arc::new(Config::from_env().inspect_err(|e| tracing::error!(error = %e, "init failed"))?);
     let clients = build_clients(&config).await;
     let controller = Controller::new(config.clone(), clients.ports(&config));
     tracing::info!(regions = ?config.regions, home = %config.home(), "failover function ready");

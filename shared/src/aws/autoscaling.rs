@@ -49,7 +49,11 @@ impl ScalingGroups for AwsScalingGroups {
             .collect())
     }
 
-    async fn start_refresh(&self, group: &GroupRef, preferences: &RefreshPreferences) -> Result<String, AwsError> {
+    async fn start_refresh(
+        &self,
+        group: &GroupRef,
+        preferences: &RefreshPreferences,
+    ) -> Result<String, AwsError> {
         const OP: &str = "StartInstanceRefresh";
         let client = client_for(&self.clients, "autoscaling", OP, &group.region)?;
         let out = client
@@ -59,7 +63,9 @@ impl ScalingGroups for AwsScalingGroups {
             .preferences(
                 SdkPreferences::builder()
                     .min_healthy_percentage(preferences.min_healthy_percent)
-                    .instance_warmup(i32::try_from(preferences.warmup.as_secs()).unwrap_or(i32::MAX))
+                    .instance_warmup(
+                        i32::try_from(preferences.warmup.as_secs()).unwrap_or(i32::MAX),
+                    )
                     // Every instance must restart to read the new parameter, even when its
                     // launch template already matches.
                     .skip_matching(false)

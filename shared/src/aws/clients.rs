@@ -65,9 +65,18 @@ pub async fn build_clients(config: &Config) -> AwsClients {
             p = p.endpoint_url(url);
         }
         ssm.insert(region.clone(), aws_sdk_ssm::Client::from_conf(s.build()));
-        autoscaling.insert(region.clone(), aws_sdk_autoscaling::Client::from_conf(a.build()));
-        dynamodb.insert(region.clone(), aws_sdk_dynamodb::Client::from_conf(d.build()));
-        probe.insert(region.clone(), aws_sdk_dynamodb::Client::from_conf(p.build()));
+        autoscaling.insert(
+            region.clone(),
+            aws_sdk_autoscaling::Client::from_conf(a.build()),
+        );
+        dynamodb.insert(
+            region.clone(),
+            aws_sdk_dynamodb::Client::from_conf(d.build()),
+        );
+        probe.insert(
+            region.clone(),
+            aws_sdk_dynamodb::Client::from_conf(p.build()),
+        );
     }
     // client_regions() always contains own_region.
     let control = dynamodb

@@ -22,10 +22,18 @@ pub struct DynamoControlStore {
 
 impl DynamoControlStore {
     pub fn new(client: aws_sdk_dynamodb::Client, region: Region, table: String) -> Self {
-        DynamoControlStore { client, region, table }
+        DynamoControlStore {
+            client,
+            region,
+            table,
+        }
     }
 
-    fn aws<E, R>(&self, operation: &'static str, err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> AwsError
+    fn aws<E, R>(
+        &self,
+        operation: &'static str,
+        err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    ) -> AwsError
     where
         E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
@@ -33,7 +41,11 @@ impl DynamoControlStore {
         AwsError::from_sdk("dynamodb", operation, &self.region, err)
     }
 
-    fn state_item(&self, version: u64, state: &ControlState) -> Result<HashMap<String, AttributeValue>> {
+    fn state_item(
+        &self,
+        version: u64,
+        state: &ControlState,
+    ) -> Result<HashMap<String, AttributeValue>> {
         let document: AttributeValue = serde_dynamo::to_attribute_value(state)
             .map_err(|e| Error::CorruptState(format!("cannot encode state: {e}")))?;
         Ok(HashMap::from([
@@ -41,8 +53,14 @@ impl DynamoControlStore {
             ("sk".to_owned(), AttributeValue::S(STATE_SK.into())),
             ("version".to_owned(), AttributeValue::N(version.to_string())),
             // Duplicated at the top level so the console shows them at a glance.
-            ("active_region".to_owned(), AttributeValue::S(state.active_region.to_string())),
-            ("epoch".to_owned(), AttributeValue::N(state.epoch.to_string())),
+            (
+                "active_region".to_owned(),
+                AttributeValue::S(state.active_region.to_string()),
+            ),
+            (
+                "epoch".to_owned(),
+                AttributeValue::N(state.epoch.to_string()),
+            ),
             ("state".to_owned(), document),
         ]))
     }
@@ -81,14 +99,22 @@ impl ControlStore for DynamoControlStore {
         Ok(Some(Versioned { version, value }))
     }
 
-    async fn save(&self, expected: u64, state: &ControlState, history: Option<&HistoryRecord>) -> Result<bool> {
+    async fn save(
+        &self,
+        expected: u64,
+        state: &ControlState,
+        history: Option<&HistoryRecord>,
+    ) -> Result<bool> {
         let item = self.state_item(expected + 1, state)?;
         let (condition, values) = if expected == 0 {
             ("attribute_not_exists(pk)", None)
         } else {
             (
                 "version = :expected",
-                Some(HashMap::from([(":expected".to_owned(), AttributeValue::N(expected.to_string()))])),
+                Some(HashMap::from([(
+                    ":expected".to_owned(),
+                    AttributeValue::N(expected.to_string()),
+                )])),
             )
         };
         let Some(record) = history else {
@@ -109,7 +135,10 @@ impl ControlStore for DynamoControlStore {
         let mut history_item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)
             .map_err(|e| Error::CorruptState(format!("cannot encode history: {e}")))?;
         history_item.insert("pk".into(), AttributeValue::S(HISTORY_PK.into()));
-        history_item.insert("sk".into(), AttributeValue::S(history_sort_key(record.epoch)));
+        history_item.insert(
+            "sk".into(),
+            AttributeValue::S(history_sort_key(record.epoch)),
+        );
         let put_state = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -152,7 +181,10 @@ impl ControlStore for DynamoControlStore {
         out.items
             .unwrap_or_default()
             .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(|e| Error::CorruptState(format!("history: {e}"))))
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .map_err(|e| Error::CorruptState(format!("history: {e}")))
+            })
             .collect()
     }
 }

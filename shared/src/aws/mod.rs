@@ -17,7 +17,8 @@ pub use ssm::SsmParameters;
 use crate::ports::{Ports, SystemClock};
 
 /// The production ports.
-pub type AwsPorts = Ports<DynamoControlStore, SsmParameters, AwsScalingGroups, DynamoHealthProbe, SystemClock>;
+pub type AwsPorts =
+    Ports<DynamoControlStore, SsmParameters, AwsScalingGroups, DynamoHealthProbe, SystemClock>;
 
 impl AwsClients {
     /// Wires the adapters over these clients.

@@ -26,7 +26,12 @@ impl DynamoHealthProbe {
         key: HealthKey,
         deadline: Duration,
     ) -> Self {
-        DynamoHealthProbe { clients, table, key, deadline }
+        DynamoHealthProbe {
+            clients,
+            table,
+            key,
+            deadline,
+        }
     }
 
     async fn read(&self, region: &Region) -> Result<bool, AwsError> {
@@ -35,7 +40,10 @@ impl DynamoHealthProbe {
         let call = client
             .get_item()
             .table_name(&self.table)
-            .key(&self.key.attribute, AttributeValue::S(self.key.value.clone()))
+            .key(
+                &self.key.attribute,
+                AttributeValue::S(self.key.value.clone()),
+            )
             .consistent_read(true)
             .send();
         match tokio::time::timeout(self.deadline, call).await {
@@ -64,7 +72,8 @@ impl HealthProbe for DynamoHealthProbe {
                 region: region.clone(),
                 // Throttled or access denied: the region answered. A missing table is a
                 // configuration error there, not a live region we can use.
-                reachable: e.kind.region_answered() && e.kind != crate::error::ErrorKind::NotFound
+                reachable: e.kind.region_answered()
+                    && e.kind != crate::error::ErrorKind::NotFound
                     && e.kind != crate::error::ErrorKind::AccessDenied,
                 latency_ms,
                 item_found: false,

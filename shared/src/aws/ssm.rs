@@ -21,7 +21,13 @@ impl SsmParameters {
 }
 
 impl ParameterStore for SsmParameters {
-    async fn put(&self, region: &Region, name: &str, value: &str, description: &str) -> Result<(), AwsError> {
+    async fn put(
+        &self,
+        region: &Region,
+        name: &str,
+        value: &str,
+        description: &str,
+    ) -> Result<(), AwsError> {
         let client = client_for(&self.clients, "ssm", "PutParameter", region)?;
         client
             .put_parameter()
