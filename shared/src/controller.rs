@@ -98,9 +98,9 @@ pub enum Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct Response {
     pub outcome: Outcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The region switched (or, for a dry run, that would be switched) away from.
     pub from: Option<Region>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The region switched to; for `already_active`, the region that is active.
     pub to: Option<Region>,
     pub active_region: Region,
     pub epoch: u64,
@@ -322,12 +322,15 @@ where
                 }
                 Decision::AlreadyActive { reason } => {
                     info!(trigger = %request.trigger.label(), "already active: {reason}");
-                    return Ok(self.simple(
+                    let mut response = self.simple(
                         Outcome::AlreadyActive,
                         state,
                         reason,
                         Some(&request.trigger),
-                    ));
+                    );
+                    response.from = state.transition.as_ref().map(|t| t.from.clone());
+                    response.to = Some(state.active_region.clone());
+                    return Ok(response);
                 }
                 Decision::Refuse { reason } => {
                     warn!(trigger = %request.trigger.label(), "refused: {reason}");

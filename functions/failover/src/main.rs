@@ -17,7 +17,8 @@ async fn main() -> Result<(), Error> {
         Arc::new(Config::from_env().inspect_err(|e| tracing::error!(error = %e, "init failed"))?);
     let clients = build_clients(&config).await;
     let controller = Controller::new(config.clone(), clients.ports(&config));
-    tracing::info!(regions = ?config.regions, home = %config.home(), "failover function ready");
+    let regions: Vec<&str> = config.regions.iter().map(|r| r.as_str()).collect();
+    tracing::info!(regions = %regions.join(","), home = %config.home(), "failover function ready");
     let controller = &controller;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         handler::handle(controller, event).await

@@ -41,3 +41,6 @@ impl AwsClients {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

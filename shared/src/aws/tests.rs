@@ -1,0 +1,280 @@
+//! The adapters against mocked SDK clients (aws-smithy-mocks): request shapes, error
+//! classification with the service's code and message kept, and bounded retries.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_autoscaling::operation::describe_instance_refreshes::DescribeInstanceRefreshesOutput;
+use aws_sdk_autoscaling::operation::start_instance_refresh::{
+    StartInstanceRefreshError, StartInstanceRefreshOutput,
+};
+use aws_sdk_autoscaling::types::error::InstanceRefreshInProgressFault;
+use aws_sdk_autoscaling::types::{InstanceRefresh, InstanceRefreshStatus};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::error::{
+    ConditionalCheckFailedException, TransactionCanceledException,
+};
+use aws_sdk_ssm::operation::get_parameter::GetParameterError;
+use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
+use aws_sdk_ssm::types::error::ParameterNotFound;
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_types::DateTime;
+
+use super::{AwsScalingGroups, DynamoControlStore, SsmParameters};
+use crate::config::{GroupRef, RefreshPreferences};
+use crate::error::{Error, ErrorKind};
+use crate::ports::{ControlStore, ParameterStore, ScalingGroups};
+use crate::state::{ControlState, HistoryRecord, TriggerInfo};
+use crate::testing::region;
+
+fn one<T>(client: T) -> Arc<BTreeMap<crate::region::Region, T>> {
+    Arc::new(BTreeMap::from([(region("us-east-1"), client)]))
+}
+
+/// Error metadata as the SDK's deserializer fills it from a real response.
+fn meta(code: &str) -> aws_smithy_types::error::ErrorMetadata {
+    aws_smithy_types::error::ErrorMetadata::builder()
+        .code(code)
+        .message(code)
+        .build()
+}
+
+fn group() -> GroupRef {
+    GroupRef {
+        region: region("us-east-1"),
+        name: "app".into(),
+    }
+}
+
+fn preferences() -> RefreshPreferences {
+    RefreshPreferences {
+        min_healthy_percent: 90,
+        warmup: Duration::from_secs(60),
+    }
+}
+
+#[tokio::test]
+async fn start_refresh_sends_rolling_preferences_that_replace_every_instance() {
+    let rule = mock!(aws_sdk_autoscaling::Client::start_instance_refresh)
+        .match_requests(|req| {
+            let prefs = req.preferences();
+            req.auto_scaling_group_name() == Some("app")
+                && req.strategy().map(|s| s.as_str()) == Some("Rolling")
+                && prefs.and_then(|p| p.min_healthy_percentage()) == Some(90)
+                && prefs.and_then(|p| p.instance_warmup()) == Some(60)
+                && prefs.and_then(|p| p.skip_matching()) == Some(false)
+        })
+        .then_output(|| {
+            StartInstanceRefreshOutput::builder()
+                .instance_refresh_id("r-1")
+                .build()
+        });
+    let client = mock_client!(aws_sdk_autoscaling, [&rule]);
+    let groups = AwsScalingGroups::new(one(client));
+    assert_eq!(
+        groups
+            .start_refresh(&group(), &preferences())
+            .await
+            .unwrap(),
+        "r-1"
+    );
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn refresh_in_progress_is_classified_with_its_code_and_message() {
+    let rule = mock!(aws_sdk_autoscaling::Client::start_instance_refresh).then_error(|| {
+        StartInstanceRefreshError::InstanceRefreshInProgressFault(
+            InstanceRefreshInProgressFault::builder()
+                .message("An Instance Refresh is already in progress")
+                .meta(
+                    aws_smithy_types::error::ErrorMetadata::builder()
+                        .code("InstanceRefreshInProgress")
+                        .message("An Instance Refresh is already in progress")
+                        .build(),
+                )
+                .build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_autoscaling, [&rule]);
+    let groups = AwsScalingGroups::new(one(client));
+    let err = groups
+        .start_refresh(&group(), &preferences())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::RefreshInProgress);
+    assert_eq!(err.code.as_deref(), Some("InstanceRefreshInProgress"));
+    assert!(err.message.contains("already in progress"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("autoscaling:StartInstanceRefresh in us-east-1"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn refreshes_are_read_with_their_start_time() {
+    let rule = mock!(aws_sdk_autoscaling::Client::describe_instance_refreshes).then_output(|| {
+        DescribeInstanceRefreshesOutput::builder()
+            .instance_refreshes(
+                InstanceRefresh::builder()
+                    .instance_refresh_id("r-2")
+                    .status(InstanceRefreshStatus::InProgress)
+                    .start_time(DateTime::from_secs(1_700_000_000))
+                    .percentage_complete(40)
+                    .build(),
+            )
+            .build()
+    });
+    let client = mock_client!(aws_sdk_autoscaling, [&rule]);
+    let list = AwsScalingGroups::new(one(client))
+        .refreshes(&group())
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].started_at, Some(1_700_000_000_000));
+    assert!(list[0].is_active());
+}
+
+#[tokio::test]
+async fn publish_retries_throttling_within_its_bound() {
+    let throttled = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+    let rule = mock!(aws_sdk_ssm::Client::put_parameter)
+        .sequence()
+        .http_status(400, Some(throttled.into()))
+        .times(2)
+        .output(|| PutParameterOutput::builder().version(2).build())
+        .build();
+    let client = mock_client!(aws_sdk_ssm, RuleMode::Sequential, [&rule], |c| c
+        .retry_config(
+            aws_sdk_ssm::config::retry::RetryConfig::standard().with_max_attempts(3)
+        ));
+    let params = SsmParameters::new(one(client));
+    params
+        .put(&region("us-east-1"), "/app/active", "us-west-2", "d")
+        .await
+        .unwrap();
+    assert_eq!(rule.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn publish_gives_up_after_the_configured_attempts_and_says_throttled() {
+    let throttled = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+    let rule = mock!(aws_sdk_ssm::Client::put_parameter)
+        .sequence()
+        .http_status(400, Some(throttled.into()))
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_ssm, RuleMode::Sequential, [&rule], |c| c
+        .retry_config(
+            aws_sdk_ssm::config::retry::RetryConfig::standard().with_max_attempts(2)
+        ));
+    let err = SsmParameters::new(one(client))
+        .put(&region("us-east-1"), "/app/active", "us-west-2", "d")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Throttled);
+    assert_eq!(err.code.as_deref(), Some("ThrottlingException"));
+    assert_eq!(rule.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn a_missing_parameter_reads_as_none_and_access_denied_is_an_error() {
+    let missing = mock!(aws_sdk_ssm::Client::get_parameter)
+        .match_requests(|r| r.name() == Some("/missing"))
+        .then_error(|| {
+            GetParameterError::ParameterNotFound(
+                ParameterNotFound::builder()
+                    .meta(meta("ParameterNotFound"))
+                    .build(),
+            )
+        });
+    let denied = r#"{"__type":"AccessDeniedException","message":"User is not authorized to perform ssm:GetParameter"}"#;
+    let forbidden = mock!(aws_sdk_ssm::Client::get_parameter)
+        .match_requests(|r| r.name() == Some("/forbidden"))
+        .sequence()
+        .http_status(400, Some(denied.into()))
+        .build();
+    let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&missing, &forbidden]);
+    let params = SsmParameters::new(one(client));
+    assert_eq!(
+        params.get(&region("us-east-1"), "/missing").await.unwrap(),
+        None
+    );
+    let err = params
+        .get(&region("us-east-1"), "/forbidden")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AccessDenied);
+    assert!(err.message.contains("not authorized"), "{err}");
+}
+
+fn state() -> ControlState {
+    ControlState::initial(region("us-east-1"))
+}
+
+#[tokio::test]
+async fn a_failed_condition_is_a_lost_race_not_an_error() {
+    let put = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| r.condition_expression() == Some("version = :expected"))
+        .then_error(|| {
+            PutItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder()
+                    .meta(meta("ConditionalCheckFailedException"))
+                    .build(),
+            )
+        });
+    let transact = mock!(aws_sdk_dynamodb::Client::transact_write_items).then_error(|| {
+        TransactWriteItemsError::TransactionCanceledException(
+            TransactionCanceledException::builder()
+                .meta(meta("TransactionCanceledException"))
+                .build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &transact]);
+    let store = DynamoControlStore::new(client, region("us-east-1"), "control".into());
+    assert!(!store.save(3, &state(), None).await.unwrap());
+    let record = HistoryRecord {
+        epoch: 1,
+        from: region("us-east-1"),
+        to: region("us-west-2"),
+        reason: "r".into(),
+        trigger: TriggerInfo::Manual {
+            command: "failover".into(),
+            force: false,
+        },
+        at: 1,
+    };
+    assert!(!store.save(0, &state(), Some(&record)).await.unwrap());
+    assert_eq!((put.num_calls(), transact.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn control_table_access_denied_is_a_non_retryable_error() {
+    let denied = r#"{"__type":"com.amazon.coral.service#AccessDeniedException","message":"not authorized to perform dynamodb:GetItem"}"#;
+    let rule = mock!(aws_sdk_dynamodb::Client::get_item)
+        .sequence()
+        .http_status(400, Some(denied.into()))
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, [&rule]);
+    let store = DynamoControlStore::new(client, region("us-east-1"), "control".into());
+    let err = store.load().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Aws(e) if e.kind == ErrorKind::AccessDenied),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(err.error_type(), "AwsError");
+}
+
+#[test]
+fn sdk_timeouts_are_classified_as_timeouts() {
+    let err: aws_smithy_runtime_api::client::result::SdkError<GetParameterError, ()> =
+        aws_smithy_runtime_api::client::result::SdkError::timeout_error("attempt timeout");
+    let classified =
+        crate::error::AwsError::from_sdk("ssm", "GetParameter", &region("us-east-1"), &err);
+    assert_eq!(classified.kind, ErrorKind::Timeout);
+    assert!(classified.kind.is_transient());
+}
