@@ -9,6 +9,16 @@ the missing operations on moto's own backends (no emulator written from scratch)
   group (a second start fails with InstanceRefreshInProgress), a cancel moves an active
   refresh to Cancelled, and a refresh becomes Successful after RIG_REFRESH_SECONDS.
 
+* Global Tables replication: writes (PutItem, UpdateItem, DeleteItem) to the tables named
+  with --replicate are shipped to every peer region after a per-destination lag, in order,
+  and applied there last-writer-wins, as DynamoDB global tables do. Replication towards a
+  peer can be paused and resumed (AWS FIS pause-replication) and its lag changed at run
+  time through the region's control port:
+      POST /replication  {"to": "us-west-2", "lag_seconds": 2.5, "paused": false}
+      GET  /replication  -> per destination: lag, paused, queued writes
+  A frozen region ships nothing until thawed; a killed region's queue is lost with it.
+  Transactions are not replicated (regionpilot's replicated tables do not use them).
+
 Each region is its own process so the tests can freeze it (SIGSTOP), thaw it (SIGCONT)
 or kill it, exactly as a regional outage looks to a client: connections that hang, or
 connections refused.
@@ -19,8 +29,13 @@ Usage: python rig/moto_region.py --region us-east-1 --port 5101
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
+import json
 import os
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import signal
 import sys
 import threading
@@ -30,7 +45,7 @@ from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
 from moto.autoscaling.models import autoscaling_backends
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult
-from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 ACTIVE_STATES = ("Pending", "InProgress", "Cancelling", "RollbackInProgress")
@@ -158,23 +173,200 @@ def _serialised(method):
     return locked
 
 
-for _name in (
-    "put_item",
-    "update_item",
-    "delete_item",
-    "transact_write_items",
-    "get_item",
-    "query",
-    "scan",
-):
+for _name in ("get_item", "query", "scan", "transact_write_items"):
     setattr(DynamoDBBackend, _name, _serialised(getattr(DynamoDBBackend, _name)))
+
+
+# ----- Global Tables replication -----
+
+_replicated_tables: set[str] = set()
+_applying = threading.local()
+# (account, region, table, key json) -> wall-clock ms of the newest write applied here
+_item_clock: dict[tuple, int] = {}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _key_of(backend: DynamoDBBackend, table_name: str, attrs: dict) -> dict:
+    table = backend.get_table(table_name)
+    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+    if table.range_key_attr:
+        key[table.range_key_attr] = attrs[table.range_key_attr]
+    return key
+
+
+def _clock_key(backend, table_name, key) -> tuple:
+    return (backend.account_id, backend.region_name, table_name, json.dumps(key, sort_keys=True))
+
+
+class Outbound:
+    """Writes waiting to be shipped to one peer region, in order."""
+
+    def __init__(self, region: str, control_url: str, lag: float) -> None:
+        self.region = region
+        self.url = control_url
+        self.lag = lag
+        self.paused = False
+        self.queue: collections.deque = collections.deque()
+        self.cond = threading.Condition()
+        threading.Thread(target=self._ship, daemon=True).start()
+
+    def push(self, message: dict) -> None:
+        with self.cond:
+            self.queue.append(message)
+            self.cond.notify()
+
+    def _ship(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue or self.paused:
+                    self.cond.wait(0.2)
+                message = self.queue[0]
+                due = message["at"] / 1000 + self.lag
+            delay = due - time.time()
+            if delay > 0:
+                time.sleep(min(delay, 0.2))
+                continue
+            body = json.dumps(message).encode()
+            request = urllib.request.Request(self.url + "/replicate", data=body, method="POST")
+            try:
+                urllib.request.urlopen(request, timeout=2).read()
+            except Exception:  # peer down or frozen: keep the write, try again
+                time.sleep(0.5)
+                continue
+            with self.cond:
+                if self.queue and self.queue[0] is message:
+                    self.queue.popleft()
+
+
+_outbound: dict[str, Outbound] = {}
+
+
+def _replicate(backend, table_name: str, op: str, attrs: dict) -> None:
+    if table_name not in _replicated_tables or getattr(_applying, "active", False):
+        return
+    at = _now_ms()
+    key = _key_of(backend, table_name, attrs)
+    _item_clock[_clock_key(backend, table_name, key)] = at
+    message = {"account": backend.account_id, "table": table_name, "op": op, "at": at,
+               "item": attrs if op == "put" else None, "key": key}
+    for peer in _outbound.values():
+        peer.push(message)
+
+
+def _replicating_put(original):
+    def put_item(self, table_name, item_attrs, *args, **kwargs):
+        with _item_lock:
+            item = original(self, table_name, item_attrs, *args, **kwargs)
+            _replicate(self, table_name, "put", item.to_json()["Attributes"])
+            return item
+    return put_item
+
+
+def _replicating_update(original):
+    def update_item(self, table_name, key, *args, **kwargs):
+        with _item_lock:
+            item = original(self, table_name, key, *args, **kwargs)
+            _replicate(self, table_name, "put", item.to_json()["Attributes"])
+            return item
+    return update_item
+
+
+def _replicating_delete(original):
+    def delete_item(self, table_name, key, *args, **kwargs):
+        with _item_lock:
+            item = original(self, table_name, key, *args, **kwargs)
+            _replicate(self, table_name, "delete", key)
+            return item
+    return delete_item
+
+
+DynamoDBBackend.put_item = _replicating_put(DynamoDBBackend.put_item)
+DynamoDBBackend.update_item = _replicating_update(DynamoDBBackend.update_item)
+DynamoDBBackend.delete_item = _replicating_delete(DynamoDBBackend.delete_item)
+
+
+def _apply(region: str, message: dict) -> None:
+    backend = dynamodb_backends[message["account"]][region]
+    table = message["table"]
+    clock = _clock_key(backend, table, message["key"])
+    with _item_lock:
+        if _item_clock.get(clock, 0) > message["at"]:
+            return  # a newer write already landed here: last writer wins
+        _applying.active = True
+        try:
+            if message["op"] == "put":
+                backend.put_item(table, message["item"])
+            else:
+                backend.delete_item(table, message["key"])
+            _item_clock[clock] = message["at"]
+        finally:
+            _applying.active = False
+
+
+def _control_server(region: str, port: int) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep the rig's log quiet
+            pass
+
+        def _reply(self, code: int, body: object) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _status(self) -> dict:
+            return {peer: {"lag_seconds": o.lag, "paused": o.paused, "queued": len(o.queue)}
+                    for peer, o in _outbound.items()}
+
+        def do_GET(self) -> None:
+            self._reply(200, self._status())
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path == "/replicate":
+                    _apply(region, body)
+                    self._reply(200, {"applied": True})
+                elif self.path == "/replication":
+                    peer = _outbound[body["to"]]
+                    with peer.cond:
+                        if "lag_seconds" in body:
+                            peer.lag = float(body["lag_seconds"])
+                        if "paused" in body:
+                            peer.paused = bool(body["paused"])
+                        peer.cond.notify()
+                    self._reply(200, self._status())
+                else:
+                    self._reply(404, {"error": f"unknown path {self.path}"})
+            except Exception as error:  # report, never crash the region
+                self._reply(400, {"error": repr(error)})
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--region", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--control-port", type=int, default=0, help="rig control (replication) port")
+    parser.add_argument("--peers", default="", help="region=control-url pairs to replicate to")
+    parser.add_argument("--replicate", default="", help="comma-separated replicated table names")
+    parser.add_argument("--lag", type=float, default=0.2, help="initial replication lag, seconds")
     args = parser.parse_args()
+
+    _replicated_tables.update(t for t in args.replicate.split(",") if t)
+    for pair in filter(None, args.peers.split(",")):
+        peer, url = pair.split("=", 1)
+        _outbound[peer] = Outbound(peer, url, args.lag)
+    if args.control_port:
+        _control_server(args.region, args.control_port)
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()

@@ -14,6 +14,8 @@ use crate::paths;
 pub struct RegionServer {
     pub region: String,
     pub port: u16,
+    /// The rig's own control port (replication lag and pause).
+    pub control_port: u16,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -43,19 +45,32 @@ pub fn free_port() -> u16 {
 }
 
 impl Rig {
-    /// Starts one emulator per region and waits until each answers.
-    pub async fn start(regions: &[&str], dir: &Path) -> Rig {
+    /// Starts one emulator per region and waits until each answers. Writes to the
+    /// `replicated` tables are replicated between all `regions` (Global Tables).
+    pub async fn start(regions: &[&str], replicated: &[&str], dir: &Path) -> Rig {
         std::fs::create_dir_all(dir).expect("create rig dir");
         let mut servers = BTreeMap::new();
         for region in regions {
-            let mut server = RegionServer {
+            let server = RegionServer {
                 region: region.to_string(),
                 port: free_port(),
+                control_port: free_port(),
                 child: None,
                 log: dir.join(format!("moto-{region}.log")),
             };
-            spawn(&mut server);
             servers.insert(region.to_string(), server);
+        }
+        let controls: Vec<(String, u16)> = servers
+            .values()
+            .map(|s| (s.region.clone(), s.control_port))
+            .collect();
+        for server in servers.values_mut() {
+            let peers: Vec<String> = controls
+                .iter()
+                .filter(|(r, _)| *r != server.region)
+                .map(|(r, port)| format!("{r}=http://127.0.0.1:{port}"))
+                .collect();
+            spawn(server, &peers.join(","), &replicated.join(","));
         }
         for server in servers.values() {
             wait_ready(server).await;
@@ -103,6 +118,38 @@ impl Rig {
     }
 }
 
+impl Rig {
+    /// Sets the replication lag and pause from one region to another (like AWS FIS
+    /// pause-replication), through the source region's control port.
+    pub fn set_replication(&self, from: &str, to: &str, lag_seconds: f64, paused: bool) {
+        let body = format!(r#"{{"to":"{to}","lag_seconds":{lag_seconds},"paused":{paused}}}"#);
+        let reply = http_post(self.server(from).control_port, "/replication", &body);
+        assert!(
+            reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
+            "{reply}"
+        );
+    }
+}
+
+/// A bare HTTP/1.0 POST to the rig's control port on 127.0.0.1.
+fn http_post(port: u16, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to rig control port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .expect("send to rig control port");
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply
+}
+
 fn signal(server: &RegionServer, sig: &str) {
     let pid = server.pid().expect("region process is running");
     let status = std::process::Command::new("kill")
@@ -112,7 +159,7 @@ fn signal(server: &RegionServer, sig: &str) {
     assert!(status.success(), "kill {sig} {pid} failed");
 }
 
-fn spawn(server: &mut RegionServer) {
+fn spawn(server: &mut RegionServer, peers: &str, replicated: &str) {
     let log = std::fs::File::create(&server.log).expect("create rig log");
     let err = log.try_clone().expect("clone log handle");
     let child = Command::new(paths::python())
@@ -122,6 +169,12 @@ fn spawn(server: &mut RegionServer) {
             &server.region,
             "--port",
             &server.port.to_string(),
+            "--control-port",
+            &server.control_port.to_string(),
+            "--peers",
+            peers,
+            "--replicate",
+            replicated,
         ])
         .env(
             "RIG_REFRESH_SECONDS",
