@@ -71,6 +71,12 @@ pub struct Config {
     pub transition_lease: Duration,
     /// Local emulation only: one endpoint per region.
     pub region_endpoints: BTreeMap<Region, String>,
+    /// Health probe: seconds between samples within one scheduled invocation.
+    pub probe_interval: Duration,
+    /// Health probe: how long one scheduled invocation keeps sampling.
+    pub probe_window: Duration,
+    /// CloudWatch namespace of the probe's metrics.
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -169,6 +175,20 @@ impl Config {
         };
         let transition_lease = seconds("TRANSITION_LEASE_SECONDS", 120, 3600)?;
         let region_endpoints = parse_endpoints(get("REGION_ENDPOINTS").as_deref().unwrap_or(""))?;
+        let probe_interval =
+            Duration::from_secs(number(&get, "PROBE_INTERVAL_SECONDS", 10, 1, 60)?);
+        // 50 s leaves a scheduled-every-minute probe time to answer inside a 60 s timeout.
+        let probe_window = seconds("PROBE_WINDOW_SECONDS", 50, 840)?;
+        let metrics_namespace = get("METRICS_NAMESPACE").unwrap_or_else(|| "RegionPilot".into());
+        if metrics_namespace.len() > 255
+            || metrics_namespace.contains(':')
+            || metrics_namespace.chars().any(char::is_control)
+        {
+            return Err(Error::Config {
+                variable: "METRICS_NAMESPACE",
+                problem: "must be 1-255 characters without ':' or control characters".into(),
+            });
+        }
 
         Ok(Config {
             regions,
@@ -183,6 +203,9 @@ impl Config {
             timeouts,
             transition_lease,
             region_endpoints,
+            probe_interval,
+            probe_window,
+            metrics_namespace,
         })
     }
 }

@@ -7,6 +7,8 @@ pub mod config;
 pub mod controller;
 pub mod error;
 pub mod event;
+pub mod health;
+pub mod metrics;
 pub mod ports;
 pub mod region;
 pub mod rolling;

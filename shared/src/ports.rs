@@ -103,6 +103,25 @@ pub trait HealthProbe: Send + Sync {
     fn check(&self, region: &Region) -> impl Future<Output = ProbeResult> + Send;
 }
 
+/// Heartbeat items in the replicated health table: one per region, written in that region
+/// with the time it was written, so any other region can tell how far replication lags.
+pub trait Heartbeats: Send + Sync {
+    /// Writes `region`'s heartbeat, stamped `at`, in `region`.
+    fn write(
+        &self,
+        region: &Region,
+        at: Millis,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// Reads `of`'s heartbeat stamp as `in_region` sees it.
+    fn read(
+        &self,
+        in_region: &Region,
+        of: &Region,
+        consistent: bool,
+    ) -> impl Future<Output = Result<Option<Millis>, AwsError>> + Send;
+}
+
 pub trait Clock: Send + Sync {
     fn now_millis(&self) -> Millis;
 }

@@ -20,6 +20,7 @@ pub struct Stage {
     pub rig: Rig,
     pub world: World,
     pub failover: LocalFunction,
+    extra_env: BTreeMap<String, String>,
 }
 
 impl Stage {
@@ -46,6 +47,24 @@ impl Stage {
             rig,
             world,
             failover,
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
+    }
+
+    /// Starts another function (`health-probe`, ...) against the same world, with the
+    /// stage's environment plus `more_env`.
+    pub async fn start_function(
+        &self,
+        binary: &str,
+        concurrency: usize,
+        more_env: &[(&str, &str)],
+    ) -> LocalFunction {
+        let mut env = self.world.function_env(&[]);
+        env.extend(self.extra_env.clone());
+        env.extend(more_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        LocalFunction::start(binary, env, concurrency, &self.rig.dir).await
     }
 }

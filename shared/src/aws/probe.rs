@@ -83,3 +83,62 @@ impl HealthProbe for DynamoHealthProbe {
         }
     }
 }
+
+/// The heartbeat's key value: `regionpilot-heartbeat#<region>` under the canary's key
+/// attribute, so it lives in the same replicated table the application uses.
+fn heartbeat_key(of: &Region) -> String {
+    format!("regionpilot-heartbeat#{of}")
+}
+
+const WRITTEN_AT: &str = "written_at";
+
+impl crate::ports::Heartbeats for DynamoHealthProbe {
+    async fn write(&self, region: &Region, at: crate::state::Millis) -> Result<(), AwsError> {
+        const OP: &str = "PutItem";
+        let client = super::clients::client_for(&self.clients, "dynamodb", OP, region)?;
+        let call = client
+            .put_item()
+            .table_name(&self.table)
+            .item(
+                &self.key.attribute,
+                AttributeValue::S(heartbeat_key(region)),
+            )
+            .item(WRITTEN_AT, AttributeValue::N(at.to_string()))
+            .item(
+                "writer",
+                AttributeValue::S("regionpilot health probe".into()),
+            )
+            .send();
+        match tokio::time::timeout(self.deadline, call).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(AwsError::from_sdk("dynamodb", OP, region, &e)),
+            Err(_) => Err(AwsError::deadline("dynamodb", OP, region)),
+        }
+    }
+
+    async fn read(
+        &self,
+        in_region: &Region,
+        of: &Region,
+        consistent: bool,
+    ) -> Result<Option<crate::state::Millis>, AwsError> {
+        const OP: &str = "GetItem";
+        let client = super::clients::client_for(&self.clients, "dynamodb", OP, in_region)?;
+        let call = client
+            .get_item()
+            .table_name(&self.table)
+            .key(&self.key.attribute, AttributeValue::S(heartbeat_key(of)))
+            .consistent_read(consistent)
+            .send();
+        let out = match tokio::time::timeout(self.deadline, call).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => return Err(AwsError::from_sdk("dynamodb", OP, in_region, &e)),
+            Err(_) => return Err(AwsError::deadline("dynamodb", OP, in_region)),
+        };
+        Ok(out.item.and_then(|item| {
+            item.get(WRITTEN_AT)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+        }))
+    }
+}

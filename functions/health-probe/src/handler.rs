@@ -1,0 +1,105 @@
+//! Maps the probe's event to a sampling call and the rounds to EMF lines and a JSON answer.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use regionpilot::controller::Controller;
+use regionpilot::health::{self, ProbeRequest, Round};
+use regionpilot::metrics;
+use regionpilot::ports::{
+    Clock, ControlStore, HealthProbe, Heartbeats, ParameterStore, ScalingGroups,
+};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+/// Time kept free before the Lambda deadline to answer.
+const ANSWER_MARGIN: Duration = Duration::from_secs(2);
+
+pub async fn handle<C, P, S, H, K>(
+    controller: &Controller<C, P, S, H, K>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Diagnostic>
+where
+    C: ControlStore,
+    P: ParameterStore,
+    S: ScalingGroups,
+    H: HealthProbe + Heartbeats,
+    K: Clock,
+{
+    let config = &controller.config;
+    let request = health::decode_request(&event.payload).map_err(|e| {
+        error!(error = %e, "invalid event");
+        diagnostic(&e)
+    })?;
+    let window = match request {
+        ProbeRequest::Status => {
+            let status = controller.status().await.map_err(|e| diagnostic(&e))?;
+            return serde_json::to_value(status).map_err(|e| Diagnostic {
+                error_type: "SerializationError".into(),
+                error_message: e.to_string(),
+            });
+        }
+        ProbeRequest::Once => Duration::ZERO,
+        ProbeRequest::Window => config.probe_window,
+    };
+    // Stay inside the Lambda timeout whatever the window says.
+    let now_ms = controller.ports.clock.now_millis();
+    let deadline_ms = event.context.deadline;
+    let left =
+        Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(ANSWER_MARGIN);
+    let until = Instant::now() + window.min(left);
+    let high_resolution = config.probe_interval < Duration::from_secs(60);
+    let namespace = config.metrics_namespace.as_str();
+    let rounds = health::sample(
+        &config.regions,
+        &controller.ports.probe,
+        &controller.ports.clock,
+        config.timeouts.probe,
+        config.probe_interval,
+        until,
+        |round| {
+            metrics::emit(&metrics::round_documents(namespace, round, high_resolution));
+            log_round(round);
+        },
+    )
+    .await;
+    Ok(answer(&rounds, namespace))
+}
+
+fn log_round(round: &Round) {
+    for r in &round.regions {
+        if r.healthy {
+            info!(region = %r.region, read_ms = r.read_latency_ms, write_ms = r.write_latency_ms, "healthy");
+        } else {
+            warn!(region = %r.region, error_class = ?r.error_class, error = r.error.as_deref().unwrap_or(""), "unhealthy");
+        }
+    }
+}
+
+fn answer(rounds: &[Round], namespace: &str) -> Value {
+    let Some(last) = rounds.last() else {
+        return json!({"outcome": "probed", "rounds": 0});
+    };
+    let regions: BTreeMap<String, &health::RegionHealth> = last
+        .regions
+        .iter()
+        .map(|r| (r.region.to_string(), r))
+        .collect();
+    json!({
+        "outcome": "probed",
+        "rounds": rounds.len(),
+        "at": last.at,
+        "namespace": namespace,
+        "regions": regions,
+        "replication": last.replication,
+    })
+}
+
+fn diagnostic(e: &regionpilot::Error) -> Diagnostic {
+    Diagnostic {
+        error_type: e.error_type().into(),
+        error_message: e.to_string(),
+    }
+}

@@ -1,0 +1,278 @@
+//! CloudWatch Embedded Metric Format documents for the probe's results, one JSON line per
+//! document on stdout, where Lambda's log agent turns them into metrics.
+//!
+//! Why not `metrics_cloudwatch_embedded`: it cannot set `StorageResolution`, and the
+//! failover alarm needs 1-second (high-resolution) metrics to see an outage in about 30 s
+//! rather than 3 minutes. The format is small and specified, so it is modelled here as
+//! typed structs (serde) rather than built by hand.
+//! Spec: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::health::Round;
+
+#[derive(Serialize)]
+pub struct Document {
+    #[serde(rename = "_aws")]
+    pub aws: Metadata,
+    /// Dimension values and metric values, at the top level as the format requires.
+    #[serde(flatten)]
+    pub members: BTreeMap<String, Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Metadata {
+    pub timestamp: u64,
+    pub cloud_watch_metrics: Vec<Directive>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Directive {
+    pub namespace: String,
+    pub dimensions: Vec<Vec<String>>,
+    pub metrics: Vec<MetricDefinition>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetricDefinition {
+    pub name: String,
+    pub unit: &'static str,
+    /// 1 for high resolution; omitted means standard (60 s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_resolution: Option<u8>,
+}
+
+struct Builder<'a> {
+    namespace: &'a str,
+    timestamp: u64,
+    high_resolution: bool,
+}
+
+impl Builder<'_> {
+    fn document(
+        &self,
+        dimensions: &[(&str, &str)],
+        metrics: &[(&str, &'static str, Option<f64>)],
+    ) -> Option<Document> {
+        let present: Vec<_> = metrics
+            .iter()
+            .filter_map(|(n, u, v)| v.map(|v| (*n, *u, v)))
+            .collect();
+        if present.is_empty() {
+            return None;
+        }
+        let mut members = BTreeMap::new();
+        for (name, value) in dimensions {
+            members.insert((*name).to_owned(), Value::from(*value));
+        }
+        for (name, _, value) in &present {
+            members.insert((*name).to_owned(), Value::from(*value));
+        }
+        Some(Document {
+            aws: Metadata {
+                timestamp: self.timestamp,
+                cloud_watch_metrics: vec![Directive {
+                    namespace: self.namespace.to_owned(),
+                    dimensions: vec![dimensions.iter().map(|(n, _)| (*n).to_owned()).collect()],
+                    metrics: present
+                        .iter()
+                        .map(|(name, unit, _)| MetricDefinition {
+                            name: (*name).to_owned(),
+                            unit,
+                            storage_resolution: self.high_resolution.then_some(1),
+                        })
+                        .collect(),
+                }],
+            },
+            members,
+        })
+    }
+}
+
+/// The documents for one probe round: per region `Healthy`, `ReadLatencyMs`,
+/// `WriteLatencyMs` (dimension `Region`); per region pair `ReplicationLagSeconds`
+/// (dimensions `FromRegion`, `ToRegion`). Unknown values are left out, never faked.
+pub fn round_documents(namespace: &str, round: &Round, high_resolution: bool) -> Vec<Document> {
+    let builder = Builder {
+        namespace,
+        timestamp: round.at,
+        high_resolution,
+    };
+    let mut documents = Vec::new();
+    for health in &round.regions {
+        documents.extend(builder.document(
+            &[("Region", health.region.as_str())],
+            &[
+                (
+                    "Healthy",
+                    "None",
+                    Some(if health.healthy { 1.0 } else { 0.0 }),
+                ),
+                (
+                    "ReadLatencyMs",
+                    "Milliseconds",
+                    health.read_latency_ms.map(|v| v as f64),
+                ),
+                (
+                    "WriteLatencyMs",
+                    "Milliseconds",
+                    health.write_latency_ms.map(|v| v as f64),
+                ),
+            ],
+        ));
+    }
+    for lag in &round.replication {
+        documents.extend(builder.document(
+            &[
+                ("FromRegion", lag.from.as_str()),
+                ("ToRegion", lag.to.as_str()),
+            ],
+            &[("ReplicationLagSeconds", "Seconds", lag.lag_seconds)],
+        ));
+    }
+    documents
+}
+
+/// Writes the documents to stdout, one line each (the format requires one per line).
+pub fn emit(documents: &[Document]) {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for document in documents {
+        if let Ok(line) = serde_json::to_string(document) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{RegionHealth, ReplicationLag};
+    use crate::testing::region;
+
+    fn round() -> Round {
+        Round {
+            at: 1_764_000_000_000,
+            regions: vec![
+                RegionHealth {
+                    region: region("us-east-1"),
+                    healthy: false,
+                    canary_found: false,
+                    read_latency_ms: None,
+                    write_latency_ms: None,
+                    error_class: None,
+                    error: None,
+                },
+                RegionHealth {
+                    region: region("us-west-2"),
+                    healthy: true,
+                    canary_found: true,
+                    read_latency_ms: Some(4),
+                    write_latency_ms: Some(9),
+                    error_class: None,
+                    error: None,
+                },
+            ],
+            replication: vec![ReplicationLag {
+                from: region("us-west-2"),
+                to: region("us-east-1"),
+                lag_seconds: Some(1.5),
+                error_class: None,
+                error: None,
+            }],
+        }
+    }
+
+    /// Checks a document against the EMF specification's required structure.
+    fn assert_valid_emf(doc: &Value) {
+        let aws = &doc["_aws"];
+        assert!(
+            aws["Timestamp"].is_u64(),
+            "Timestamp must be epoch millis: {doc}"
+        );
+        let directives = aws["CloudWatchMetrics"]
+            .as_array()
+            .expect("CloudWatchMetrics array");
+        assert!(!directives.is_empty());
+        for directive in directives {
+            assert!(
+                directive["Namespace"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty())
+            );
+            for set in directive["Dimensions"].as_array().expect("Dimensions") {
+                let set = set.as_array().expect("dimension set is an array");
+                assert!(set.len() <= 30);
+                for name in set {
+                    let name = name.as_str().expect("dimension name");
+                    assert!(
+                        doc[name].is_string(),
+                        "dimension {name} needs a top-level string value"
+                    );
+                }
+            }
+            for metric in directive["Metrics"].as_array().expect("Metrics") {
+                let name = metric["Name"].as_str().expect("metric Name");
+                assert!(
+                    doc[name].is_number(),
+                    "metric {name} needs a top-level number value"
+                );
+                if let Some(resolution) = metric.get("StorageResolution") {
+                    assert!(resolution == 1 || resolution == 60);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn documents_follow_the_embedded_metric_format() {
+        let docs: Vec<Value> = round_documents("RegionPilot", &round(), true)
+            .iter()
+            .map(|d| serde_json::to_value(d).expect("json"))
+            .collect();
+        assert_eq!(docs.len(), 3);
+        for doc in &docs {
+            assert_valid_emf(doc);
+            assert_eq!(doc["_aws"]["Timestamp"], 1_764_000_000_000u64);
+        }
+        // The unhealthy region reports Healthy 0 and no invented latencies.
+        assert_eq!(docs[0]["Region"], "us-east-1");
+        assert_eq!(docs[0]["Healthy"], 0.0);
+        assert!(docs[0].get("ReadLatencyMs").is_none());
+        assert_eq!(
+            docs[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+        assert_eq!(docs[1]["WriteLatencyMs"], 9.0);
+        assert_eq!(
+            docs[1]["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Unit"],
+            "Milliseconds"
+        );
+        assert_eq!(docs[2]["FromRegion"], "us-west-2");
+        assert_eq!(docs[2]["ReplicationLagSeconds"], 1.5);
+        assert_eq!(
+            docs[2]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["StorageResolution"],
+            1
+        );
+    }
+
+    #[test]
+    fn standard_resolution_omits_storage_resolution() {
+        let doc = serde_json::to_value(&round_documents("N", &round(), false)[1]).expect("json");
+        assert!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]
+                .get("StorageResolution")
+                .is_none()
+        );
+    }
+}
