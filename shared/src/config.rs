@@ -52,6 +52,25 @@ impl Timeouts {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailbackMode {
+    /// Fail back by itself once ready.
+    Auto,
+    /// Record "ready for failback" and wait for `{"command":"failback"}`.
+    Approve,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailbackPolicy {
+    pub mode: FailbackMode,
+    pub healthy_checks: u32,
+    pub min_hold: Duration,
+    pub max_lag: Duration,
+    /// How long the drain check waits for the sentinel to show up at home.
+    pub drain_wait: Duration,
+    pub max_automatic_switches_per_day: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Ordered by preference; the first is the home region.
@@ -77,6 +96,7 @@ pub struct Config {
     pub probe_window: Duration,
     /// CloudWatch namespace of the probe's metrics.
     pub metrics_namespace: String,
+    pub failback: FailbackPolicy,
 }
 
 impl Config {
@@ -190,6 +210,25 @@ impl Config {
             });
         }
 
+        let mode = match get("FAILBACK_MODE").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("approve") => FailbackMode::Approve,
+            Some("auto") => FailbackMode::Auto,
+            Some(other) => {
+                return Err(Error::Config {
+                    variable: "FAILBACK_MODE",
+                    problem: format!("{:?} is neither auto nor approve", crate::text::clip(other, 40)),
+                });
+            }
+        };
+        let failback = FailbackPolicy {
+            mode,
+            healthy_checks: number(&get, "FAILBACK_HEALTHY_CHECKS", 10, 1, 10_000)? as u32,
+            min_hold: seconds("FAILBACK_MIN_HOLD_SECONDS", 600, 7 * 24 * 3600)?,
+            max_lag: seconds("FAILBACK_MAX_LAG_SECONDS", 5, 3600)?,
+            drain_wait: seconds("FAILBACK_DRAIN_WAIT_SECONDS", 10, 600)?,
+            max_automatic_switches_per_day: number(&get, "MAX_AUTOMATIC_SWITCHES_PER_DAY", 3, 1, 1000)? as u32,
+        };
+
         Ok(Config {
             regions,
             own_region,
@@ -206,6 +245,7 @@ impl Config {
             probe_interval,
             probe_window,
             metrics_namespace,
+            failback,
         })
     }
 }
@@ -506,6 +546,8 @@ mod tests {
             ),
             (&[("CONTROL_TABLE", "a b")], "CONTROL_TABLE", "table name"),
             (&[("PROBE_TIMEOUT_MS", "0")], "PROBE_TIMEOUT_MS", "from 50"),
+            (&[("FAILBACK_MODE", "sometimes")], "FAILBACK_MODE", "neither auto nor approve"),
+            (&[("MAX_AUTOMATIC_SWITCHES_PER_DAY", "0")], "MAX_AUTOMATIC_SWITCHES_PER_DAY", "from 1"),
         ];
         for (extra, variable, fragment) in cases {
             let (var, problem) = config_error(&with(extra));

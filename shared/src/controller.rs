@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{AlarmSignal, AlarmState, Command, Trigger};
 use crate::ports::{
-    Clock, ControlStore, HealthProbe, ParameterStore, Ports, ProbeResult, RefreshInfo,
+    Clock, ControlStore, HealthProbe, Heartbeats, ParameterStore, Ports, ProbeResult, RefreshInfo,
     ScalingGroups,
 };
 use crate::region::Region;
@@ -185,7 +185,7 @@ where
     C: ControlStore,
     P: ParameterStore,
     S: ScalingGroups,
-    H: HealthProbe,
+    H: HealthProbe + Heartbeats,
     K: Clock,
 {
     pub fn new(config: Arc<Config>, ports: Ports<C, P, S, H, K>) -> Self {
@@ -282,7 +282,7 @@ where
             }))
     }
 
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.ports.clock.now_millis()
     }
 
@@ -355,8 +355,17 @@ where
                 return Ok(response);
             }
 
+            if request.trigger.is_automatic()
+                && let Some(reason) = self.flap_guard(state).await?
+            {
+                warn!(trigger = %request.trigger.label(), "{reason}");
+                let paused = self.load().await?.value;
+                return Ok(self.simple(Outcome::Ignored, &paused, reason, Some(&request.trigger)));
+            }
+            let evidence = self.last_replicated(&from, &to).await;
             let now = self.now();
             let transition = Transition {
+                last_replicated_from_old: evidence,
                 epoch: state.epoch + 1,
                 from: from.clone(),
                 to: to.clone(),
@@ -373,6 +382,7 @@ where
                 epoch: transition.epoch,
                 paused: state.paused.clone(),
                 transition: Some(transition.clone()),
+                failback: None,
             };
             let history = HistoryRecord::from(&transition);
             if !self
@@ -389,6 +399,14 @@ where
             }
             let span = info_span!("transition", epoch = transition.epoch, from = %from, to = %to, trigger = %request.trigger.label());
             info!(parent: &span, reason = %request.reason, "switched the control state");
+            crate::metrics::emit(&crate::metrics::signal(
+                &self.config.metrics_namespace,
+                "Switches",
+                "Count",
+                1.0,
+                &[("ToRegion", to.as_str())],
+                self.now(),
+            ));
             let done = self.carry_out(transition).instrument(span).await?;
             let mut response = self.simple(
                 Outcome::Switched,
@@ -408,8 +426,64 @@ where
         })
     }
 
+    /// The flap guard: more than `MAX_AUTOMATIC_SWITCHES_PER_DAY` automatic switches in 24
+    /// hours pauses automation until a person sends `resume`. Returns why it stopped us.
+    async fn flap_guard(&self, state: &ControlState) -> Result<Option<String>> {
+        let limit = self.config.failback.max_automatic_switches_per_day;
+        let since = self.now().saturating_sub(24 * 3600 * 1000);
+        let recent = self
+            .ports
+            .control
+            .history(limit as usize + 1)
+            .await?
+            .into_iter()
+            .filter(|h| h.at >= since && h.trigger.is_automatic())
+            .count();
+        if recent < limit as usize {
+            return Ok(None);
+        }
+        let reason = format!(
+            "flap guard: {recent} automatic switches in the last 24 h (MAX_AUTOMATIC_SWITCHES_PER_DAY is {limit}); automation paused until {{\"command\":\"resume\"}}"
+        );
+        let now = self.now();
+        if state.paused.is_none() {
+            let pause_reason = reason.clone();
+            self.update(move |s| {
+                if s.paused.is_none() {
+                    s.paused = Some(Pause {
+                        reason: pause_reason.clone(),
+                        at: now,
+                        by: "flap-guard".into(),
+                    });
+                }
+            })
+            .await?;
+            crate::metrics::emit(&crate::metrics::signal(
+                &self.config.metrics_namespace,
+                "FlapGuardPaused",
+                "Count",
+                1.0,
+                &[],
+                now,
+            ));
+        }
+        Ok(Some(reason))
+    }
+
+    /// Data-loss evidence: the newest heartbeat from `from` that `to` has seen. Writes made
+    /// in `from` after it may arrive late (last writer wins) or never.
+    async fn last_replicated(&self, from: &Region, to: &Region) -> Option<u64> {
+        match self.ports.probe.read(to, from, false).await {
+            Ok(seen) => seen,
+            Err(e) => {
+                warn!(from = %from, to = %to, error = %e, "could not read the replication evidence");
+                None
+            }
+        }
+    }
+
     /// Finishes a transition whose owner crashed (lease expired, not completed).
-    async fn finish_abandoned(&self, current: &Versioned<ControlState>) -> Result<()> {
+    pub(crate) async fn finish_abandoned(&self, current: &Versioned<ControlState>) -> Result<()> {
         let Some(transition) = &current.value.transition else {
             return Ok(());
         };
@@ -441,7 +515,7 @@ where
     /// is down gets one probe timeout for all its steps: we already believe it is gone, and
     /// whatever it misses is recorded for reconcile. Every step is safe to repeat, so a
     /// crash anywhere here is finished by a later invocation.
-    async fn carry_out(&self, mut transition: Transition) -> Result<Transition> {
+    pub(crate) async fn carry_out(&self, mut transition: Transition) -> Result<Transition> {
         let epoch = transition.epoch;
         let failing = transition
             .trigger
@@ -550,7 +624,7 @@ where
 
     /// Applies `change` to the stored transition of `epoch`, retrying on contention. A newer
     /// epoch means our transition was superseded: nothing to record.
-    async fn record(&self, epoch: u64, change: impl Fn(&mut Transition)) -> Result<()> {
+    pub(crate) async fn record(&self, epoch: u64, change: impl Fn(&mut Transition)) -> Result<()> {
         for _ in 0..MAX_CAS_ATTEMPTS {
             let current = self.load().await?;
             let mut next = current.value.clone();
@@ -604,7 +678,7 @@ where
         }
     }
 
-    fn simple(
+    pub(crate) fn simple(
         &self,
         outcome: Outcome,
         state: &ControlState,
@@ -628,7 +702,7 @@ where
     }
 
     /// Changes the state with `change` under compare-and-swap, retrying on contention.
-    async fn update(&self, change: impl Fn(&mut ControlState)) -> Result<ControlState> {
+    pub(crate) async fn update(&self, change: impl Fn(&mut ControlState)) -> Result<ControlState> {
         for _ in 0..MAX_CAS_ATTEMPTS {
             let current = self.load().await?;
             let mut next = current.value.clone();

@@ -272,6 +272,7 @@ fn abandoned(world: &FakeWorld, lease_until: u64) {
         publish: [(region("us-west-2"), StepStatus::Published)].into(),
         refreshes: Default::default(),
         completed: false,
+        last_replicated_from_old: None,
     };
     *world.control.item.lock().unwrap() = Some(Versioned {
         version: 1,
@@ -280,6 +281,7 @@ fn abandoned(world: &FakeWorld, lease_until: u64) {
             epoch: 1,
             paused: None,
             transition: Some(transition),
+            failback: None,
         },
     });
 }

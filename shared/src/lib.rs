@@ -7,6 +7,7 @@ pub mod config;
 pub mod controller;
 pub mod error;
 pub mod event;
+pub mod failback;
 pub mod health;
 pub mod metrics;
 pub mod ports;

@@ -139,6 +139,23 @@ pub fn round_documents(namespace: &str, round: &Round, high_resolution: bool) ->
     documents
 }
 
+/// A single metric, for events such as a switch or the flap guard pausing automation.
+pub fn signal(
+    namespace: &str,
+    name: &str,
+    unit: &'static str,
+    value: f64,
+    dimensions: &[(&str, &str)],
+    at: u64,
+) -> Vec<Document> {
+    let builder = Builder {
+        namespace,
+        timestamp: at,
+        high_resolution: false,
+    };
+    builder.document(dimensions, &[(name, unit, Some(value))]).into_iter().collect()
+}
+
 /// Writes the documents to stdout, one line each (the format requires one per line).
 pub fn emit(documents: &[Document]) {
     use std::io::Write;

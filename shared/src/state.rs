@@ -21,6 +21,26 @@ pub struct ControlState {
     /// The latest transition, with how far its side effects have got.
     #[serde(default)]
     pub transition: Option<Transition>,
+    /// Failback verification progress while away from home.
+    #[serde(default)]
+    pub failback: Option<FailbackProgress>,
+}
+
+/// How close the application is to going home, kept across the verifier's runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailbackProgress {
+    /// The transition (epoch) this progress belongs to; a new transition starts over.
+    pub epoch: u64,
+    /// Consecutive healthy checks of the home region; one failure resets it.
+    pub healthy_streak: u32,
+    pub last_check_at: Millis,
+    /// All conditions met (approve mode waits here for a person).
+    pub ready: bool,
+    /// What readiness still waits for, in words.
+    #[serde(default)]
+    pub waiting_for: Vec<String>,
+    #[serde(default)]
+    pub last_drain_seconds: Option<f64>,
 }
 
 impl ControlState {
@@ -31,6 +51,7 @@ impl ControlState {
             epoch: 0,
             paused: None,
             transition: None,
+            failback: None,
         }
     }
 
@@ -61,11 +82,13 @@ pub struct Pause {
 pub enum TriggerInfo {
     Alarm { alarm_name: String, source: String },
     Manual { command: String, force: bool },
+    /// The failback verification, in `auto` mode.
+    Verifier { check: String },
 }
 
 impl TriggerInfo {
     pub fn is_automatic(&self) -> bool {
-        matches!(self, TriggerInfo::Alarm { .. })
+        matches!(self, TriggerInfo::Alarm { .. } | TriggerInfo::Verifier { .. })
     }
 
     pub fn label(&self) -> String {
@@ -74,6 +97,7 @@ impl TriggerInfo {
             TriggerInfo::Manual { command, force } => {
                 format!("manual:{command}{}", if *force { " (forced)" } else { "" })
             }
+            TriggerInfo::Verifier { check } => format!("verifier:{check}"),
         }
     }
 }
@@ -98,6 +122,10 @@ pub struct Transition {
     /// All side effects were attempted; failures (if any) are left to reconcile.
     #[serde(default)]
     pub completed: bool,
+    /// Data-loss evidence: the newest heartbeat from `from` that had replicated to `to`
+    /// when we switched. Writes in `from` after it may arrive late or never.
+    #[serde(default)]
+    pub last_replicated_from_old: Option<Millis>,
 }
 
 impl Transition {
@@ -155,6 +183,8 @@ pub struct HistoryRecord {
     pub reason: String,
     pub trigger: TriggerInfo,
     pub at: Millis,
+    #[serde(default)]
+    pub last_replicated_from_old: Option<Millis>,
 }
 
 impl From<&Transition> for HistoryRecord {
@@ -166,6 +196,7 @@ impl From<&Transition> for HistoryRecord {
             reason: t.reason.clone(),
             trigger: t.trigger.clone(),
             at: t.started_at,
+            last_replicated_from_old: t.last_replicated_from_old,
         }
     }
 }

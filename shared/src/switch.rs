@@ -60,52 +60,61 @@ pub enum Plan {
 
 pub fn plan(state: &ControlState, request: &SwitchRequest, now: Millis, config: &Config) -> Plan {
     let active = &state.active_region;
-    match &request.intent {
-        Intent::AwayFrom(failing) => {
-            if failing != active {
-                let already_left = state
-                    .transition
-                    .as_ref()
-                    .is_some_and(|t| &t.from == failing && &t.to == active);
-                let reason = if already_left {
-                    format!(
-                        "{failing} is failing but {active} is already active (epoch {})",
-                        state.epoch
-                    )
-                } else {
-                    format!("alarm is about {failing}, which is not the active region {active}")
-                };
-                return Plan::Decided(if already_left {
-                    Decision::AlreadyActive { reason }
-                } else {
-                    Decision::Ignore { reason }
-                });
+    if let Intent::AwayFrom(failing) = &request.intent
+        && failing != active
+    {
+        let already_left = state
+            .transition
+            .as_ref()
+            .is_some_and(|t| &t.from == failing && &t.to == active);
+        return Plan::Decided(if already_left {
+            Decision::AlreadyActive {
+                reason: format!("{failing} is failing but {active} is already active (epoch {})", state.epoch),
             }
-            if let Some(pause) = &state.paused {
+        } else {
+            Decision::Ignore {
+                reason: format!("alarm is about {failing}, which is not the active region {active}"),
+            }
+        });
+    }
+    let target = match &request.intent {
+        Intent::To(Some(target)) => Some(target),
+        Intent::Home => Some(config.home()),
+        Intent::To(None) | Intent::AwayFrom(_) => None,
+    };
+    if let Some(target) = target
+        && target == active
+    {
+        return Plan::Decided(Decision::AlreadyActive {
+            reason: format!("{target} is already the active region (epoch {})", state.epoch),
+        });
+    }
+    // Pause and cooldown hold back automatic switches only; people may always act.
+    if request.trigger.is_automatic() {
+        if let Some(pause) = &state.paused {
+            return Plan::Decided(Decision::Ignore {
+                reason: format!(
+                    "automatic switching is paused ({} by {}); send {{\"command\":\"resume\"}} or a manual command",
+                    pause.reason, pause.by
+                ),
+            });
+        }
+        if let Some(last) = state.last_switch_at() {
+            let elapsed = Duration::from_millis(now.saturating_sub(last));
+            if elapsed < config.cooldown {
                 return Plan::Decided(Decision::Ignore {
                     reason: format!(
-                        "automatic switching is paused ({} by {}); send {{\"command\":\"resume\"}} or a manual command",
-                        pause.reason, pause.by
+                        "within cooldown: last switch {}s ago, COOLDOWN_SECONDS is {}; a manual command with force overrides",
+                        elapsed.as_secs(),
+                        config.cooldown.as_secs()
                     ),
                 });
             }
-            if let Some(last) = state.last_switch_at() {
-                let elapsed = Duration::from_millis(now.saturating_sub(last));
-                if elapsed < config.cooldown {
-                    return Plan::Decided(Decision::Ignore {
-                        reason: format!(
-                            "within cooldown: last switch {}s ago, COOLDOWN_SECONDS is {}; a manual command with force overrides",
-                            elapsed.as_secs(),
-                            config.cooldown.as_secs()
-                        ),
-                    });
-                }
-            }
-            Plan::Probe(others(config, failing))
         }
-        Intent::To(Some(target)) => wanted(state, target, request.force),
-        Intent::Home => wanted(state, config.home(), request.force),
-        Intent::To(None) => Plan::Probe(others(config, active)),
+    }
+    match target {
+        Some(target) => wanted(state, target, request.force),
+        None => Plan::Probe(others(config, active)),
     }
 }
 
@@ -175,14 +184,22 @@ mod tests {
 
     const NOW: Millis = 1_000_000_000;
 
+    /// Alarms are automatic; every other intent comes from a person.
     fn request(intent: Intent) -> SwitchRequest {
-        SwitchRequest {
-            intent,
-            reason: "test".into(),
-            trigger: TriggerInfo::Alarm {
+        let trigger = match &intent {
+            Intent::AwayFrom(_) => TriggerInfo::Alarm {
                 alarm_name: "a".into(),
                 source: "cloudwatch".into(),
             },
+            _ => TriggerInfo::Manual {
+                command: "failover".into(),
+                force: false,
+            },
+        };
+        SwitchRequest {
+            intent,
+            reason: "test".into(),
+            trigger,
             dry_run: false,
             force: false,
         }
@@ -207,7 +224,9 @@ mod tests {
                 publish: BTreeMap::new(),
                 refreshes: BTreeMap::new(),
                 completed: true,
+                last_replicated_from_old: None,
             }),
+            failback: None,
         }
     }
 
@@ -341,6 +360,26 @@ mod tests {
             reason.contains("within cooldown: last switch 10s ago"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn an_automatic_failback_obeys_pause_and_cooldown() {
+        let cfg = config();
+        let mut req = request(Intent::Home);
+        req.trigger = TriggerInfo::Verifier {
+            check: "failback".into(),
+        };
+        let recent = switched("us-east-1", "us-west-2", NOW - 10_000);
+        assert!(matches!(plan(&recent, &req, NOW, &cfg), Plan::Decided(Decision::Ignore { .. })));
+        let old = switched("us-east-1", "us-west-2", NOW - 400_000);
+        assert_eq!(plan(&old, &req, NOW, &cfg), Plan::Probe(vec![region("us-east-1")]));
+        let mut paused = old.clone();
+        paused.paused = Some(Pause {
+            reason: "flapping".into(),
+            at: NOW,
+            by: "flap-guard".into(),
+        });
+        assert!(matches!(plan(&paused, &req, NOW, &cfg), Plan::Decided(Decision::Ignore { .. })));
     }
 
     #[test]

@@ -220,6 +220,37 @@ impl ScalingGroups for Arc<FakeGroups> {
 pub struct FakeProbe {
     pub down: Mutex<BTreeSet<Region>>,
     pub checks: AtomicU64,
+    /// Heartbeat stamps as each region sees them: (seen in, written by) -> stamp.
+    pub heartbeats: Mutex<BTreeMap<(Region, Region), Millis>>,
+    /// Replication from the first region to the second is paused.
+    pub paused: Mutex<BTreeSet<(Region, Region)>>,
+    pub regions: Mutex<Vec<Region>>,
+}
+
+impl crate::ports::Heartbeats for Arc<FakeProbe> {
+    async fn write(&self, region: &Region, at: Millis) -> Result<(), AwsError> {
+        if lock(&self.down).contains(region) {
+            return Err(fault("dynamodb", "PutItem", region, ErrorKind::Timeout));
+        }
+        let targets = lock(&self.regions).clone();
+        let paused = lock(&self.paused).clone();
+        let mut beats = lock(&self.heartbeats);
+        beats.insert((region.clone(), region.clone()), at);
+        // Replication is instant unless paused (or the destination is down).
+        for other in targets.iter().filter(|r| *r != region) {
+            if !paused.contains(&(region.clone(), other.clone())) && !lock(&self.down).contains(other) {
+                beats.insert((other.clone(), region.clone()), at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn read(&self, in_region: &Region, of: &Region, _consistent: bool) -> Result<Option<Millis>, AwsError> {
+        if lock(&self.down).contains(in_region) {
+            return Err(fault("dynamodb", "GetItem", in_region, ErrorKind::Timeout));
+        }
+        Ok(lock(&self.heartbeats).get(&(in_region.clone(), of.clone())).copied())
+    }
 }
 
 impl HealthProbe for Arc<FakeProbe> {
@@ -274,7 +305,10 @@ impl FakeWorld {
                 clock: clock.clone(),
                 ..FakeGroups::default()
             }),
-            probe: Arc::default(),
+            probe: Arc::new(FakeProbe {
+                regions: Mutex::new(config().regions),
+                ..FakeProbe::default()
+            }),
             clock,
         }
     }

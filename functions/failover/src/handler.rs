@@ -4,7 +4,9 @@
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use regionpilot::controller::Controller;
 use regionpilot::event;
-use regionpilot::ports::{Clock, ControlStore, HealthProbe, ParameterStore, ScalingGroups};
+use regionpilot::ports::{
+    Clock, ControlStore, HealthProbe, Heartbeats, ParameterStore, ScalingGroups,
+};
 use serde_json::Value;
 use tracing::{error, info};
 
@@ -16,7 +18,7 @@ where
     C: ControlStore,
     P: ParameterStore,
     S: ScalingGroups,
-    H: HealthProbe,
+    H: HealthProbe + Heartbeats,
     K: Clock,
 {
     let request_id = event.context.request_id.clone();

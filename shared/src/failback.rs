@@ -1,0 +1,381 @@
+//! Failback verification and reconcile: what the scheduled `failback` function does every
+//! minute.
+//!
+//! Reconcile, in any state: every region's parameter is brought in line with the control
+//! state, and every group's refresh for the latest transition is started if it never was.
+//! Verification, while away from home: a streak of healthy checks of the home region, a
+//! minimum hold since the failover, and drained replication (a sentinel written in the
+//! active region shows up at home within a bounded wait and under the lag limit). Then,
+//! by `FAILBACK_MODE`, fail back through the very same transition code (`auto`) or record
+//! that we are ready and wait for a person (`approve`).
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde::Serialize;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::config::FailbackMode;
+use crate::controller::{Controller, Outcome, Response};
+use crate::error::Result;
+use crate::health;
+use crate::ports::{Clock, ControlStore, HealthProbe, Heartbeats, ParameterStore, ScalingGroups};
+use crate::region::Region;
+use crate::rolling;
+use crate::state::{ControlState, FailbackProgress, RefreshStatus, StepStatus, TriggerInfo};
+use crate::switch::{Intent, SwitchRequest};
+
+const DRAIN_POLL: Duration = Duration::from_millis(250);
+
+/// What reconcile found out of line and what it did about it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileReport {
+    /// Everything found out of line, in words.
+    pub drift: Vec<String>,
+    /// What was brought back in line.
+    pub fixed: Vec<String>,
+    /// What could not be fixed this time (the region may still be down).
+    pub failed: Vec<String>,
+}
+
+/// The verifier's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub outcome: &'static str,
+    pub active_region: Region,
+    pub home_region: Region,
+    pub epoch: u64,
+    pub reason: String,
+    pub reconcile: ReconcileReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failback: Option<FailbackProgress>,
+    /// The failback transition, when `auto` mode made one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switch: Option<Response>,
+    /// Data-loss evidence of the failover being undone: writes in the old region after
+    /// this heartbeat may have been lost or overwritten.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_loss_window: Option<DataLossWindow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DataLossWindow {
+    pub region: Region,
+    /// Newest heartbeat from `region` that had replicated when we failed over (ms).
+    pub last_replicated_at: Option<u64>,
+    pub failover_at: u64,
+    /// `failover_at - last_replicated_at`, in seconds: the window of writes at risk.
+    pub seconds: Option<f64>,
+}
+
+impl<C, P, S, H, K> Controller<C, P, S, H, K>
+where
+    C: ControlStore,
+    P: ParameterStore,
+    S: ScalingGroups,
+    H: HealthProbe + Heartbeats,
+    K: Clock,
+{
+    /// Brings every region's parameter and every group's refresh in line with the
+    /// control state. Safe at any time: it only repeats idempotent steps.
+    pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        let current = self.load().await?;
+        self.finish_abandoned(&current).await?;
+        let state = self.load().await?.value;
+        let mut report = ReconcileReport::default();
+        let active = state.active_region.clone();
+        let name = &self.config.active_region_parameter;
+
+        let reads = join_all(self.config.regions.iter().map(|region| async move {
+            (region, self.ports.parameters.get(region, name).await)
+        }))
+        .await;
+        let mut republish = Vec::new();
+        for (region, read) in reads {
+            match read {
+                Ok(Some(value)) if value == active.as_str() => {}
+                Ok(value) => {
+                    report.drift.push(format!(
+                        "{region}: {name} is {} but the active region is {active}",
+                        value.as_deref().unwrap_or("missing")
+                    ));
+                    republish.push(region.clone());
+                }
+                Err(e) => report.failed.push(format!("{region}: cannot read {name}: {e}")),
+            }
+        }
+        let description = format!("regionpilot reconcile: epoch {} active {active}", state.epoch);
+        let writes = join_all(republish.iter().map(|region| {
+            let description = description.clone();
+            let active = active.clone();
+            async move {
+                let result = self.ports.parameters.put(region, name, active.as_str(), &description).await;
+                (region.clone(), result)
+            }
+        }))
+        .await;
+        let mut published = Vec::new();
+        for (region, result) in writes {
+            match result {
+                Ok(()) => {
+                    info!(region = %region, parameter = %name, value = %active, "re-published drifted parameter");
+                    report.fixed.push(format!("{region}: {name} set to {active}"));
+                    published.push(region);
+                }
+                Err(e) => report.failed.push(format!("{region}: re-publish failed: {e}")),
+            }
+        }
+
+        let mut refreshed = Vec::new();
+        if let Some(transition) = state.transition.as_ref().filter(|t| t.completed) {
+            for group in &self.config.auto_scaling_groups {
+                let key = group.key();
+                if transition.refreshes.get(&key).is_some_and(RefreshStatus::is_ok) {
+                    continue;
+                }
+                report
+                    .drift
+                    .push(format!("{key}: no instance refresh for epoch {}", transition.epoch));
+                let status = rolling::refresh_one(
+                    &self.ports.groups,
+                    group,
+                    &self.config.refresh,
+                    transition.started_at,
+                )
+                .await;
+                match &status {
+                    RefreshStatus::Failed { error } => report.failed.push(format!("{key}: {error}")),
+                    RefreshStatus::Started { id } | RefreshStatus::AlreadyRunning { id } => {
+                        report.fixed.push(format!("{key}: refresh {id} for epoch {}", transition.epoch));
+                    }
+                }
+                refreshed.push((key, status));
+            }
+            if !published.is_empty() || !refreshed.is_empty() {
+                self.record(transition.epoch, move |t| {
+                    for region in &published {
+                        t.publish.insert(region.clone(), StepStatus::Published);
+                    }
+                    t.refreshes.extend(refreshed.clone());
+                })
+                .await?;
+            }
+        }
+        if !report.drift.is_empty() {
+            warn!(drift = ?report.drift, fixed = ?report.fixed, failed = ?report.failed, "reconcile found drift");
+        }
+        Ok(report)
+    }
+
+    /// One run of the failback verification (reconcile first, in any state).
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        let reconcile = self.reconcile().await?;
+        let state = self.load().await?.value;
+        let home = self.config.home().clone();
+        let mut report = VerifyReport {
+            outcome: "home",
+            active_region: state.active_region.clone(),
+            home_region: home.clone(),
+            epoch: state.epoch,
+            reason: String::new(),
+            reconcile,
+            failback: None,
+            switch: None,
+            data_loss_window: None,
+        };
+        if state.active_region == home {
+            report.reason = format!("{home} (home) is active; nothing to fail back");
+            if state.failback.is_some() {
+                self.update(|s| s.failback = None).await?;
+            }
+            return Ok(report);
+        }
+
+        let progress = self.check_home(&state).await?;
+        report.failback = Some(progress.clone());
+        report.data_loss_window = self.data_loss_window(&state);
+        if !progress.ready {
+            report.outcome = "waiting";
+            report.reason = format!("not ready for failback: {}", progress.waiting_for.join("; "));
+            info!(streak = progress.healthy_streak, waiting_for = ?progress.waiting_for, "failback not ready");
+            return Ok(report);
+        }
+        crate::metrics::emit(&crate::metrics::signal(
+            &self.config.metrics_namespace,
+            "FailbackReady",
+            "Count",
+            1.0,
+            &[("Region", home.as_str())],
+            self.now(),
+        ));
+        match self.config.failback.mode {
+            FailbackMode::Approve => {
+                report.outcome = "ready";
+                report.reason = format!(
+                    "ready for failback to {home}; send {{\"command\":\"failback\"}} to the failover function to approve"
+                );
+                warn!(home = %home, "{}", report.reason);
+            }
+            FailbackMode::Auto => {
+                let response = self
+                    .switch(SwitchRequest {
+                        intent: Intent::Home,
+                        reason: format!(
+                            "failback: {home} healthy for {} checks and replication drained",
+                            progress.healthy_streak
+                        ),
+                        trigger: TriggerInfo::Verifier {
+                            check: "failback".into(),
+                        },
+                        dry_run: false,
+                        force: false,
+                    })
+                    .await?;
+                report.outcome = match response.outcome {
+                    Outcome::Switched => "failed_back",
+                    _ => "failback_not_made",
+                };
+                report.reason = response.reason.clone();
+                report.active_region = response.active_region.clone();
+                report.epoch = response.epoch;
+                report.switch = Some(response);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Probes home, updates the streak in the control state, checks the hold and the drain.
+    async fn check_home(&self, state: &ControlState) -> Result<FailbackProgress> {
+        let policy = self.config.failback;
+        let home = self.config.home().clone();
+        let round = health::probe_round(
+            std::slice::from_ref(&home),
+            &self.ports.probe,
+            &self.ports.clock,
+            self.config.timeouts.probe,
+        )
+        .await;
+        let healthy = round.regions.first().is_some_and(|r| r.healthy);
+        let epoch = state.epoch;
+        let now = self.now();
+        let mut waiting_for = Vec::new();
+
+        let updated = self
+            .update(move |s| {
+                let previous = s.failback.as_ref().filter(|f| f.epoch == epoch);
+                let streak = match (healthy, previous) {
+                    (true, Some(p)) => p.healthy_streak.saturating_add(1),
+                    (true, None) => 1,
+                    (false, _) => 0,
+                };
+                s.failback = Some(FailbackProgress {
+                    epoch,
+                    healthy_streak: streak,
+                    last_check_at: now,
+                    ready: false,
+                    waiting_for: Vec::new(),
+                    last_drain_seconds: previous.and_then(|p| p.last_drain_seconds),
+                });
+            })
+            .await?;
+        let streak = updated.failback.as_ref().map_or(0, |f| f.healthy_streak);
+        if !healthy {
+            let why = round
+                .regions
+                .first()
+                .and_then(|r| r.error.clone())
+                .unwrap_or_else(|| "unhealthy".into());
+            waiting_for.push(format!("{home} failed its health check ({why}); streak reset"));
+        } else if streak < policy.healthy_checks {
+            waiting_for.push(format!(
+                "{} more healthy checks of {home} ({streak}/{})",
+                policy.healthy_checks - streak,
+                policy.healthy_checks
+            ));
+        }
+        let failed_over_at = state.last_switch_at().unwrap_or(0);
+        let held = Duration::from_millis(now.saturating_sub(failed_over_at));
+        if held < policy.min_hold {
+            waiting_for.push(format!(
+                "hold: {}s since the failover, FAILBACK_MIN_HOLD_SECONDS is {}",
+                held.as_secs(),
+                policy.min_hold.as_secs()
+            ));
+        }
+        let mut drain_seconds = None;
+        if waiting_for.is_empty() {
+            match self.drain(&state.active_region, &home).await {
+                Ok(seconds) if seconds <= policy.max_lag.as_secs_f64() => drain_seconds = Some(seconds),
+                Ok(seconds) => {
+                    drain_seconds = Some(seconds);
+                    waiting_for.push(format!(
+                        "replication lag {seconds:.1}s to {home} is over FAILBACK_MAX_LAG_SECONDS ({})",
+                        policy.max_lag.as_secs()
+                    ));
+                }
+                Err(why) => waiting_for.push(why),
+            }
+        }
+        let ready = waiting_for.is_empty();
+        let recorded = waiting_for.clone();
+        let state = self
+            .update(move |s| {
+                if let Some(f) = s.failback.as_mut().filter(|f| f.epoch == epoch) {
+                    f.ready = ready;
+                    f.waiting_for = recorded.clone();
+                    if drain_seconds.is_some() {
+                        f.last_drain_seconds = drain_seconds;
+                    }
+                }
+            })
+            .await?;
+        Ok(state.failback.unwrap_or(FailbackProgress {
+            epoch,
+            healthy_streak: streak,
+            last_check_at: now,
+            ready,
+            waiting_for,
+            last_drain_seconds: drain_seconds,
+        }))
+    }
+
+    /// Writes a sentinel (the active region's heartbeat) and waits, bounded, for home to
+    /// see it. Returns how long that took, in seconds.
+    async fn drain(&self, active: &Region, home: &Region) -> std::result::Result<f64, String> {
+        let stamp = self.now();
+        self.ports
+            .probe
+            .write(active, stamp)
+            .await
+            .map_err(|e| format!("cannot write the drain sentinel in {active}: {e}"))?;
+        let started = Instant::now();
+        let wait = self.config.failback.drain_wait;
+        loop {
+            if let Ok(Some(seen)) = self.ports.probe.read(home, active, false).await
+                && seen >= stamp
+            {
+                return Ok(started.elapsed().as_secs_f64());
+            }
+            if started.elapsed() + DRAIN_POLL > wait {
+                return Err(format!(
+                    "replication from {active} to {home} not drained: the sentinel did not arrive within FAILBACK_DRAIN_WAIT_SECONDS ({}s)",
+                    wait.as_secs()
+                ));
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    }
+
+    fn data_loss_window(&self, state: &ControlState) -> Option<DataLossWindow> {
+        let t = state.transition.as_ref()?;
+        Some(DataLossWindow {
+            region: t.from.clone(),
+            last_replicated_at: t.last_replicated_from_old,
+            failover_at: t.started_at,
+            seconds: t
+                .last_replicated_from_old
+                .map(|seen| t.started_at.saturating_sub(seen) as f64 / 1000.0),
+        })
+    }
+}
