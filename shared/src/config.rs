@@ -210,13 +210,20 @@ impl Config {
             });
         }
 
-        let mode = match get("FAILBACK_MODE").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let mode = match get("FAILBACK_MODE")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("approve") => FailbackMode::Approve,
             Some("auto") => FailbackMode::Auto,
             Some(other) => {
                 return Err(Error::Config {
                     variable: "FAILBACK_MODE",
-                    problem: format!("{:?} is neither auto nor approve", crate::text::clip(other, 40)),
+                    problem: format!(
+                        "{:?} is neither auto nor approve",
+                        crate::text::clip(other, 40)
+                    ),
                 });
             }
         };
@@ -226,7 +233,13 @@ impl Config {
             min_hold: seconds("FAILBACK_MIN_HOLD_SECONDS", 600, 7 * 24 * 3600)?,
             max_lag: seconds("FAILBACK_MAX_LAG_SECONDS", 5, 3600)?,
             drain_wait: seconds("FAILBACK_DRAIN_WAIT_SECONDS", 10, 600)?,
-            max_automatic_switches_per_day: number(&get, "MAX_AUTOMATIC_SWITCHES_PER_DAY", 3, 1, 1000)? as u32,
+            max_automatic_switches_per_day: number(
+                &get,
+                "MAX_AUTOMATIC_SWITCHES_PER_DAY",
+                3,
+                1,
+                1000,
+            )? as u32,
         };
 
         Ok(Config {
@@ -546,8 +559,16 @@ mod tests {
             ),
             (&[("CONTROL_TABLE", "a b")], "CONTROL_TABLE", "table name"),
             (&[("PROBE_TIMEOUT_MS", "0")], "PROBE_TIMEOUT_MS", "from 50"),
-            (&[("FAILBACK_MODE", "sometimes")], "FAILBACK_MODE", "neither auto nor approve"),
-            (&[("MAX_AUTOMATIC_SWITCHES_PER_DAY", "0")], "MAX_AUTOMATIC_SWITCHES_PER_DAY", "from 1"),
+            (
+                &[("FAILBACK_MODE", "sometimes")],
+                "FAILBACK_MODE",
+                "neither auto nor approve",
+            ),
+            (
+                &[("MAX_AUTOMATIC_SWITCHES_PER_DAY", "0")],
+                "MAX_AUTOMATIC_SWITCHES_PER_DAY",
+                "from 1",
+            ),
         ];
         for (extra, variable, fragment) in cases {
             let (var, problem) = config_error(&with(extra));

@@ -149,7 +149,11 @@ pub struct StatusReport {
     pub home_region: Region,
     pub active_region: Region,
     pub epoch: u64,
+    /// `home`, `failed_over`, or `transitioning` while a transition's steps are unfinished.
+    pub phase: &'static str,
     pub paused: Option<Pause>,
+    /// Failback readiness while away from home: healthy streak, what it still waits for.
+    pub failback: Option<crate::state::FailbackProgress>,
     pub parameters: BTreeMap<Region, ParameterValue>,
     pub auto_scaling_groups: BTreeMap<String, GroupRefreshReport>,
     pub last_transition: Option<Transition>,
@@ -795,7 +799,15 @@ where
             home_region: self.config.home().clone(),
             active_region: state.active_region.clone(),
             epoch: state.epoch,
+            phase: if state.transition.as_ref().is_some_and(|t| !t.completed) {
+                "transitioning"
+            } else if &state.active_region == self.config.home() {
+                "home"
+            } else {
+                "failed_over"
+            },
             paused: state.paused.clone(),
+            failback: state.failback.clone(),
             parameters: params.into_iter().collect(),
             auto_scaling_groups: groups.into_iter().collect(),
             last_transition: state.transition.clone(),

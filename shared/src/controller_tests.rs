@@ -392,3 +392,179 @@ async fn status_reports_parameters_groups_and_history() {
         "InProgress"
     );
 }
+
+// ----- failback verification and reconcile -----
+
+fn failback_controller(world: &FakeWorld, mode: crate::config::FailbackMode) -> FakeController {
+    let mut cfg = config();
+    cfg.failback.mode = mode;
+    cfg.failback.healthy_checks = 3;
+    cfg.failback.min_hold = std::time::Duration::ZERO;
+    cfg.failback.drain_wait = std::time::Duration::from_millis(300);
+    cfg.cooldown = std::time::Duration::ZERO;
+    Controller::new(Arc::new(cfg), world.ports())
+}
+
+#[tokio::test]
+async fn approve_mode_becomes_ready_after_the_streak_and_waits_for_a_person() {
+    let world = FakeWorld::new();
+    let c = failback_controller(&world, crate::config::FailbackMode::Approve);
+    run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    for expected_streak in 1..=2 {
+        let report = c.verify().await.unwrap();
+        assert_eq!(report.outcome, "waiting");
+        assert_eq!(
+            report.failback.as_ref().unwrap().healthy_streak,
+            expected_streak
+        );
+    }
+    let report = c.verify().await.unwrap();
+    assert_eq!(report.outcome, "ready", "{}", report.reason);
+    assert!(report.failback.unwrap().ready);
+    assert_eq!(
+        world.control.state().unwrap().active_region,
+        region("us-west-2")
+    );
+    // The person approves.
+    let out = run(
+        &c,
+        Trigger::Command(Command::Failback {
+            reason: "approved".into(),
+            dry_run: false,
+            force: false,
+        }),
+    )
+    .await;
+    assert_eq!(out.outcome, Outcome::Switched);
+}
+
+#[tokio::test]
+async fn auto_mode_fails_back_exactly_once() {
+    let world = FakeWorld::new();
+    let c = failback_controller(&world, crate::config::FailbackMode::Auto);
+    run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    c.verify().await.unwrap();
+    c.verify().await.unwrap();
+    let report = c.verify().await.unwrap();
+    assert_eq!(report.outcome, "failed_back", "{}", report.reason);
+    assert_eq!(report.active_region, region("us-east-1"));
+    let again = c.verify().await.unwrap();
+    assert_eq!(again.outcome, "home");
+    let epochs: Vec<u64> = world
+        .control
+        .history
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|h| h.epoch)
+        .collect();
+    assert_eq!(epochs, vec![1, 2]);
+}
+
+#[tokio::test]
+async fn one_failed_check_resets_the_streak() {
+    let world = FakeWorld::new();
+    let c = failback_controller(&world, crate::config::FailbackMode::Auto);
+    run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    c.verify().await.unwrap();
+    c.verify().await.unwrap();
+    world.probe.down.lock().unwrap().insert(region("us-east-1"));
+    let report = c.verify().await.unwrap();
+    assert_eq!(report.failback.unwrap().healthy_streak, 0);
+    world.probe.down.lock().unwrap().clear();
+    let report = c.verify().await.unwrap();
+    assert_eq!(report.outcome, "waiting");
+    assert_eq!(report.failback.unwrap().healthy_streak, 1);
+}
+
+#[tokio::test]
+async fn paused_replication_blocks_failback_until_it_drains() {
+    let world = FakeWorld::new();
+    let c = failback_controller(&world, crate::config::FailbackMode::Auto);
+    run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    world
+        .probe
+        .paused
+        .lock()
+        .unwrap()
+        .insert((region("us-west-2"), region("us-east-1")));
+    for _ in 0..4 {
+        let report = c.verify().await.unwrap();
+        assert_ne!(report.outcome, "failed_back");
+    }
+    let report = c.verify().await.unwrap();
+    assert!(report.reason.contains("not drained"), "{}", report.reason);
+    world.probe.paused.lock().unwrap().clear();
+    let report = c.verify().await.unwrap();
+    assert_eq!(report.outcome, "failed_back", "{}", report.reason);
+}
+
+#[tokio::test]
+async fn the_flap_guard_pauses_automation_after_the_daily_limit() {
+    let world = FakeWorld::new();
+    let mut cfg = config();
+    cfg.cooldown = std::time::Duration::ZERO;
+    cfg.failback.max_automatic_switches_per_day = 2;
+    let c = Controller::new(Arc::new(cfg), world.ports());
+    assert_eq!(
+        run(&c, alarm(AlarmState::Alarm, "us-east-1")).await.outcome,
+        Outcome::Switched
+    );
+    assert_eq!(
+        run(&c, alarm(AlarmState::Alarm, "us-west-2")).await.outcome,
+        Outcome::Switched
+    );
+    let out = run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    assert_eq!(out.outcome, Outcome::Ignored);
+    assert!(out.reason.contains("flap guard"), "{}", out.reason);
+    let pause = world.control.state().unwrap().paused.expect("paused");
+    assert_eq!(pause.by, "flap-guard");
+    // Still paused for the next alarm; only resume lifts it.
+    assert_eq!(
+        run(&c, alarm(AlarmState::Alarm, "us-east-1")).await.outcome,
+        Outcome::Ignored
+    );
+    run(&c, Trigger::Command(Command::Resume)).await;
+    assert!(world.control.state().unwrap().paused.is_none());
+}
+
+#[tokio::test]
+async fn reconcile_repairs_a_parameter_changed_by_hand_and_reports_it() {
+    let world = FakeWorld::new();
+    let c = failback_controller(&world, crate::config::FailbackMode::Approve);
+    run(&c, failover(Some("us-west-2"), false, false)).await;
+    world
+        .parameters
+        .values
+        .lock()
+        .unwrap()
+        .insert(region("eu-west-1"), "us-east-1".into());
+    let report = c.reconcile().await.unwrap();
+    assert_eq!(report.drift.len(), 1, "{report:?}");
+    assert!(report.drift[0].starts_with("eu-west-1"), "{report:?}");
+    assert_eq!(report.fixed.len(), 1);
+    assert_eq!(
+        world.parameters.values.lock().unwrap()[&region("eu-west-1")],
+        "us-west-2"
+    );
+    assert!(c.reconcile().await.unwrap().drift.is_empty());
+}
+
+#[tokio::test]
+async fn the_failover_records_data_loss_evidence_reported_at_failback() {
+    let world = FakeWorld::new();
+    let c = failback_controller(&world, crate::config::FailbackMode::Approve);
+    // A heartbeat from home replicated at t0, then home dies.
+    let t0 = world.clock.0.load(Ordering::SeqCst);
+    {
+        use crate::ports::Heartbeats;
+        world.probe.write(&region("us-east-1"), t0).await.unwrap();
+    }
+    world.clock.advance(7_000);
+    run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    let history = world.control.history.lock().unwrap().clone();
+    assert_eq!(history[0].last_replicated_from_old, Some(t0));
+    let report = c.verify().await.unwrap();
+    let window = report.data_loss_window.expect("window");
+    assert_eq!(window.seconds, Some(7.0));
+}

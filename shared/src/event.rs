@@ -183,6 +183,72 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
+// ----- scheduled functions -----
+
+/// Decodes the payload of a scheduled function that people also invoke by hand: an empty
+/// payload or a scheduled event (EventBridge rule or Scheduler) means `scheduled`/`empty`,
+/// `{"command": name}` means the matching entry of `commands`; anything else is rejected
+/// with what was expected.
+pub fn decode_scheduled<T: Copy>(
+    payload: &Value,
+    empty: T,
+    scheduled: T,
+    commands: &[(&str, T)],
+) -> Result<T> {
+    let names: Vec<String> = commands
+        .iter()
+        .map(|(n, _)| format!("{{\"command\":\"{n}\"}}"))
+        .collect();
+    let expected = format!(
+        "expected {}, an empty payload, or a scheduled event",
+        names.join(", ")
+    );
+    let map = match payload {
+        Value::Null => return Ok(empty),
+        Value::Object(map) if map.is_empty() => return Ok(empty),
+        Value::Object(map) => map,
+        other => {
+            return Err(Error::invalid(format!(
+                "payload is {}, not a JSON object; {expected}",
+                json_kind(other)
+            )));
+        }
+    };
+    if let Some(command) = map.get("command") {
+        if map.len() > 1 {
+            let extra: Vec<&str> = map
+                .keys()
+                .map(String::as_str)
+                .filter(|k| *k != "command")
+                .collect();
+            return Err(Error::invalid(format!(
+                "unknown field(s) {extra:?}; {expected}"
+            )));
+        }
+        let wanted = command.as_str();
+        return commands
+            .iter()
+            .find(|(name, _)| Some(*name) == wanted)
+            .map(|(_, value)| *value)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown command {}; {expected}",
+                    text::clip(&command.to_string(), 40)
+                ))
+            });
+    }
+    let is_schedule = map.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+        || matches!(
+            map.get("source").and_then(Value::as_str),
+            Some("aws.events" | "aws.scheduler")
+        );
+    if is_schedule {
+        Ok(scheduled)
+    } else {
+        Err(Error::invalid(format!("unrecognised event; {expected}")))
+    }
+}
+
 // ----- commands -----
 
 #[derive(Deserialize)]

@@ -87,10 +87,11 @@ where
         let active = state.active_region.clone();
         let name = &self.config.active_region_parameter;
 
-        let reads = join_all(self.config.regions.iter().map(|region| async move {
-            (region, self.ports.parameters.get(region, name).await)
-        }))
-        .await;
+        let reads =
+            join_all(self.config.regions.iter().map(|region| async move {
+                (region, self.ports.parameters.get(region, name).await)
+            }))
+            .await;
         let mut republish = Vec::new();
         for (region, read) in reads {
             match read {
@@ -102,15 +103,24 @@ where
                     ));
                     republish.push(region.clone());
                 }
-                Err(e) => report.failed.push(format!("{region}: cannot read {name}: {e}")),
+                Err(e) => report
+                    .failed
+                    .push(format!("{region}: cannot read {name}: {e}")),
             }
         }
-        let description = format!("regionpilot reconcile: epoch {} active {active}", state.epoch);
+        let description = format!(
+            "regionpilot reconcile: epoch {} active {active}",
+            state.epoch
+        );
         let writes = join_all(republish.iter().map(|region| {
             let description = description.clone();
             let active = active.clone();
             async move {
-                let result = self.ports.parameters.put(region, name, active.as_str(), &description).await;
+                let result = self
+                    .ports
+                    .parameters
+                    .put(region, name, active.as_str(), &description)
+                    .await;
                 (region.clone(), result)
             }
         }))
@@ -120,10 +130,14 @@ where
             match result {
                 Ok(()) => {
                     info!(region = %region, parameter = %name, value = %active, "re-published drifted parameter");
-                    report.fixed.push(format!("{region}: {name} set to {active}"));
+                    report
+                        .fixed
+                        .push(format!("{region}: {name} set to {active}"));
                     published.push(region);
                 }
-                Err(e) => report.failed.push(format!("{region}: re-publish failed: {e}")),
+                Err(e) => report
+                    .failed
+                    .push(format!("{region}: re-publish failed: {e}")),
             }
         }
 
@@ -131,12 +145,17 @@ where
         if let Some(transition) = state.transition.as_ref().filter(|t| t.completed) {
             for group in &self.config.auto_scaling_groups {
                 let key = group.key();
-                if transition.refreshes.get(&key).is_some_and(RefreshStatus::is_ok) {
+                if transition
+                    .refreshes
+                    .get(&key)
+                    .is_some_and(RefreshStatus::is_ok)
+                {
                     continue;
                 }
-                report
-                    .drift
-                    .push(format!("{key}: no instance refresh for epoch {}", transition.epoch));
+                report.drift.push(format!(
+                    "{key}: no instance refresh for epoch {}",
+                    transition.epoch
+                ));
                 let status = rolling::refresh_one(
                     &self.ports.groups,
                     group,
@@ -145,9 +164,14 @@ where
                 )
                 .await;
                 match &status {
-                    RefreshStatus::Failed { error } => report.failed.push(format!("{key}: {error}")),
+                    RefreshStatus::Failed { error } => {
+                        report.failed.push(format!("{key}: {error}"))
+                    }
                     RefreshStatus::Started { id } | RefreshStatus::AlreadyRunning { id } => {
-                        report.fixed.push(format!("{key}: refresh {id} for epoch {}", transition.epoch));
+                        report.fixed.push(format!(
+                            "{key}: refresh {id} for epoch {}",
+                            transition.epoch
+                        ));
                     }
                 }
                 refreshed.push((key, status));
@@ -197,7 +221,10 @@ where
         report.data_loss_window = self.data_loss_window(&state);
         if !progress.ready {
             report.outcome = "waiting";
-            report.reason = format!("not ready for failback: {}", progress.waiting_for.join("; "));
+            report.reason = format!(
+                "not ready for failback: {}",
+                progress.waiting_for.join("; ")
+            );
             info!(streak = progress.healthy_streak, waiting_for = ?progress.waiting_for, "failback not ready");
             return Ok(report);
         }
@@ -286,7 +313,9 @@ where
                 .first()
                 .and_then(|r| r.error.clone())
                 .unwrap_or_else(|| "unhealthy".into());
-            waiting_for.push(format!("{home} failed its health check ({why}); streak reset"));
+            waiting_for.push(format!(
+                "{home} failed its health check ({why}); streak reset"
+            ));
         } else if streak < policy.healthy_checks {
             waiting_for.push(format!(
                 "{} more healthy checks of {home} ({streak}/{})",
@@ -306,7 +335,9 @@ where
         let mut drain_seconds = None;
         if waiting_for.is_empty() {
             match self.drain(&state.active_region, &home).await {
-                Ok(seconds) if seconds <= policy.max_lag.as_secs_f64() => drain_seconds = Some(seconds),
+                Ok(seconds) if seconds <= policy.max_lag.as_secs_f64() => {
+                    drain_seconds = Some(seconds)
+                }
                 Ok(seconds) => {
                     drain_seconds = Some(seconds);
                     waiting_for.push(format!(
@@ -378,4 +409,25 @@ where
                 .map(|seen| t.started_at.saturating_sub(seen) as f64 / 1000.0),
         })
     }
+}
+
+/// What the verifier was asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifierRequest {
+    /// A scheduled run, `{"command":"verify"}`, or an empty payload.
+    Verify,
+    /// `{"command":"status"}`.
+    Status,
+}
+
+pub fn decode_request(payload: &serde_json::Value) -> Result<VerifierRequest> {
+    crate::event::decode_scheduled(
+        payload,
+        VerifierRequest::Verify,
+        VerifierRequest::Verify,
+        &[
+            ("verify", VerifierRequest::Verify),
+            ("status", VerifierRequest::Status),
+        ],
+    )
 }

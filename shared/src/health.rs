@@ -230,50 +230,15 @@ pub enum ProbeRequest {
 
 /// Decodes the probe function's payload; anything else is rejected with what was expected.
 pub fn decode_request(payload: &serde_json::Value) -> Result<ProbeRequest, crate::Error> {
-    use serde_json::Value;
-    let expected = "expected {\"command\":\"probe\"}, {\"command\":\"status\"}, an empty payload, or a scheduled event";
-    match payload {
-        Value::Null => Ok(ProbeRequest::Once),
-        Value::Object(map) if map.is_empty() => Ok(ProbeRequest::Once),
-        Value::Object(map) => {
-            if let Some(command) = map.get("command") {
-                if map.len() > 1 {
-                    let extra: Vec<&str> = map
-                        .keys()
-                        .map(String::as_str)
-                        .filter(|k| *k != "command")
-                        .collect();
-                    return Err(crate::Error::invalid(format!(
-                        "unknown field(s) {extra:?}; {expected}"
-                    )));
-                }
-                return match command.as_str() {
-                    Some("probe") => Ok(ProbeRequest::Once),
-                    Some("status") => Ok(ProbeRequest::Status),
-                    _ => Err(crate::Error::invalid(format!(
-                        "unknown command {}; {expected}",
-                        crate::text::clip(&command.to_string(), 40)
-                    ))),
-                };
-            }
-            let scheduled = map.get("detail-type").and_then(Value::as_str)
-                == Some("Scheduled Event")
-                || matches!(
-                    map.get("source").and_then(Value::as_str),
-                    Some("aws.events" | "aws.scheduler")
-                );
-            if scheduled {
-                Ok(ProbeRequest::Window)
-            } else {
-                Err(crate::Error::invalid(format!(
-                    "unrecognised event; {expected}"
-                )))
-            }
-        }
-        _ => Err(crate::Error::invalid(format!(
-            "payload is not a JSON object; {expected}"
-        ))),
-    }
+    crate::event::decode_scheduled(
+        payload,
+        ProbeRequest::Once,
+        ProbeRequest::Window,
+        &[
+            ("probe", ProbeRequest::Once),
+            ("status", ProbeRequest::Status),
+        ],
+    )
 }
 
 /// Samples every `interval` until the next round could not finish before `until`. Each

@@ -153,7 +153,10 @@ pub fn signal(
         timestamp: at,
         high_resolution: false,
     };
-    builder.document(dimensions, &[(name, unit, Some(value))]).into_iter().collect()
+    builder
+        .document(dimensions, &[(name, unit, Some(value))])
+        .into_iter()
+        .collect()
 }
 
 /// Writes the documents to stdout, one line each (the format requires one per line).

@@ -80,15 +80,26 @@ pub struct Pause {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum TriggerInfo {
-    Alarm { alarm_name: String, source: String },
-    Manual { command: String, force: bool },
+    Alarm {
+        alarm_name: String,
+        source: String,
+    },
+    Manual {
+        command: String,
+        force: bool,
+    },
     /// The failback verification, in `auto` mode.
-    Verifier { check: String },
+    Verifier {
+        check: String,
+    },
 }
 
 impl TriggerInfo {
     pub fn is_automatic(&self) -> bool {
-        matches!(self, TriggerInfo::Alarm { .. } | TriggerInfo::Verifier { .. })
+        matches!(
+            self,
+            TriggerInfo::Alarm { .. } | TriggerInfo::Verifier { .. }
+        )
     }
 
     pub fn label(&self) -> String {

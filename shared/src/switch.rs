@@ -69,11 +69,16 @@ pub fn plan(state: &ControlState, request: &SwitchRequest, now: Millis, config: 
             .is_some_and(|t| &t.from == failing && &t.to == active);
         return Plan::Decided(if already_left {
             Decision::AlreadyActive {
-                reason: format!("{failing} is failing but {active} is already active (epoch {})", state.epoch),
+                reason: format!(
+                    "{failing} is failing but {active} is already active (epoch {})",
+                    state.epoch
+                ),
             }
         } else {
             Decision::Ignore {
-                reason: format!("alarm is about {failing}, which is not the active region {active}"),
+                reason: format!(
+                    "alarm is about {failing}, which is not the active region {active}"
+                ),
             }
         });
     }
@@ -86,7 +91,10 @@ pub fn plan(state: &ControlState, request: &SwitchRequest, now: Millis, config: 
         && target == active
     {
         return Plan::Decided(Decision::AlreadyActive {
-            reason: format!("{target} is already the active region (epoch {})", state.epoch),
+            reason: format!(
+                "{target} is already the active region (epoch {})",
+                state.epoch
+            ),
         });
     }
     // Pause and cooldown hold back automatic switches only; people may always act.
@@ -370,16 +378,25 @@ mod tests {
             check: "failback".into(),
         };
         let recent = switched("us-east-1", "us-west-2", NOW - 10_000);
-        assert!(matches!(plan(&recent, &req, NOW, &cfg), Plan::Decided(Decision::Ignore { .. })));
+        assert!(matches!(
+            plan(&recent, &req, NOW, &cfg),
+            Plan::Decided(Decision::Ignore { .. })
+        ));
         let old = switched("us-east-1", "us-west-2", NOW - 400_000);
-        assert_eq!(plan(&old, &req, NOW, &cfg), Plan::Probe(vec![region("us-east-1")]));
+        assert_eq!(
+            plan(&old, &req, NOW, &cfg),
+            Plan::Probe(vec![region("us-east-1")])
+        );
         let mut paused = old.clone();
         paused.paused = Some(Pause {
             reason: "flapping".into(),
             at: NOW,
             by: "flap-guard".into(),
         });
-        assert!(matches!(plan(&paused, &req, NOW, &cfg), Plan::Decided(Decision::Ignore { .. })));
+        assert!(matches!(
+            plan(&paused, &req, NOW, &cfg),
+            Plan::Decided(Decision::Ignore { .. })
+        ));
     }
 
     #[test]

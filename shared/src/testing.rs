@@ -238,18 +238,27 @@ impl crate::ports::Heartbeats for Arc<FakeProbe> {
         beats.insert((region.clone(), region.clone()), at);
         // Replication is instant unless paused (or the destination is down).
         for other in targets.iter().filter(|r| *r != region) {
-            if !paused.contains(&(region.clone(), other.clone())) && !lock(&self.down).contains(other) {
+            if !paused.contains(&(region.clone(), other.clone()))
+                && !lock(&self.down).contains(other)
+            {
                 beats.insert((other.clone(), region.clone()), at);
             }
         }
         Ok(())
     }
 
-    async fn read(&self, in_region: &Region, of: &Region, _consistent: bool) -> Result<Option<Millis>, AwsError> {
+    async fn read(
+        &self,
+        in_region: &Region,
+        of: &Region,
+        _consistent: bool,
+    ) -> Result<Option<Millis>, AwsError> {
         if lock(&self.down).contains(in_region) {
             return Err(fault("dynamodb", "GetItem", in_region, ErrorKind::Timeout));
         }
-        Ok(lock(&self.heartbeats).get(&(in_region.clone(), of.clone())).copied())
+        Ok(lock(&self.heartbeats)
+            .get(&(in_region.clone(), of.clone()))
+            .copied())
     }
 }
 
