@@ -5,6 +5,7 @@
 mod autoscaling;
 mod clients;
 mod control;
+pub mod permissions;
 mod probe;
 mod ssm;
 
