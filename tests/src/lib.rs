@@ -38,7 +38,7 @@ impl Stage {
         if !all.contains(&control_region) {
             all.push(control_region);
         }
-        let rig = Rig::start(&all, &[world::HEALTH_TABLE], &dir).await;
+        let rig = Rig::start(&all, &[world::HEALTH_TABLE, world::APP_TABLE], &dir).await;
         let world = World::connect(&rig, regions, control_region).await;
         world.seed().await;
         let env: BTreeMap<String, String> = world.function_env(extra_env);

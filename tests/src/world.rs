@@ -19,6 +19,8 @@ pub const CONTROL_TABLE: &str = "regionpilot-control";
 pub const HEALTH_TABLE: &str = "app-health";
 pub const HEALTH_KEY: &str = "pk=canary";
 pub const GROUP: &str = "app-asg";
+/// The application's own replicated table (the drill's app simulator writes here).
+pub const APP_TABLE: &str = "app-data";
 
 pub struct RegionClients {
     pub ssm: aws_sdk_ssm::Client,
@@ -95,9 +97,13 @@ impl World {
             &["pk", "sk"],
         )
         .await;
+        // Every replica exists before the first replicated write, as with a global table.
+        for region in &self.regions {
+            create_table(&self.client(region).dynamodb, HEALTH_TABLE, &["pk"]).await;
+            create_table(&self.client(region).dynamodb, APP_TABLE, &["pk"]).await;
+        }
         for region in &self.regions {
             let c = self.client(region);
-            create_table(&c.dynamodb, HEALTH_TABLE, &["pk"]).await;
             c.dynamodb
                 .put_item()
                 .table_name(HEALTH_TABLE)
