@@ -197,6 +197,15 @@ where
         let reconcile = self.reconcile().await?;
         let state = self.load().await?.value;
         let home = self.config.home().clone();
+        // One sample a minute for the dashboard's "active region" widget.
+        crate::metrics::emit(&crate::metrics::signal(
+            &self.config.metrics_namespace,
+            "Active",
+            "None",
+            1.0,
+            &[("Region", state.active_region.as_str())],
+            self.now(),
+        ));
         let mut report = VerifyReport {
             outcome: "home",
             active_region: state.active_region.clone(),
