@@ -47,7 +47,7 @@ async fn outage_and_recovery(stage: &Stage) {
 }
 
 async fn verify(verifier: &LocalFunction) -> Value {
-    verifier.invoke(&json!({"command": "verify"})).await.ok()
+    verifier.invoke(&fixture("command-verify.json")).await.ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -300,64 +300,58 @@ async fn malformed_payloads_get_a_clear_error_and_change_nothing() {
     assert_eq!(out["outcome"], "status");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aws_cli_lambda_invoke_works_against_the_local_runtime() {
-    let stage = stage("cli", 1).await;
-    let out_file = stage.rig.dir.join("cli-out.json");
+/// `aws lambda invoke` (AWS CLI v1, from .venv) against the local Invoke API: the CLI's
+/// own output (status, function error) and the answer it wrote to `out`.
+async fn aws_cli_invoke(endpoint: &str, payload: &str, out: &std::path::Path) -> (Value, Value) {
     let aws = paths::workspace().join(".venv/bin/aws");
-    let endpoint = stage.failover.endpoint();
-    let out_path = out_file.to_string_lossy().into_owned();
-    let status = tokio::process::Command::new(&aws)
+    let output = tokio::process::Command::new(&aws)
         .args([
             "lambda",
             "invoke",
             "--endpoint-url",
-            &endpoint,
+            endpoint,
             "--no-sign-request",
+        ])
+        .args([
             "--region",
             "us-east-1",
             "--function-name",
             "failover",
             "--payload",
-            r#"{"command":"status"}"#,
-            &out_path,
+            payload,
         ])
+        .arg(out)
         .output()
         .await
         .unwrap_or_else(|e| panic!("run {}: {e}", aws.display()));
     assert!(
-        status.status.success(),
+        output.status.success(),
         "{}",
-        String::from_utf8_lossy(&status.stderr)
+        String::from_utf8_lossy(&output.stderr)
     );
-    let meta: Value = serde_json::from_slice(&status.stdout).expect("cli prints JSON");
+    let meta: Value = serde_json::from_slice(&output.stdout).expect("cli prints JSON");
+    let body: Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    (meta, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_lambda_invoke_works_against_the_local_runtime() {
+    let stage = stage("cli", 1).await;
+    let out = stage.rig.dir.join("cli-out.json");
+    let endpoint = stage.failover.endpoint();
+    let (meta, body) = aws_cli_invoke(&endpoint, r#"{"command":"status"}"#, &out).await;
     assert_eq!(meta["StatusCode"], 200);
-    let body: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
     assert_eq!(body["outcome"], "status");
     assert_eq!(body["active_region"], HOME);
 
     // A rejected command comes back as a function error, as on Lambda.
-    let bad = tokio::process::Command::new(&aws)
-        .args([
-            "lambda",
-            "invoke",
-            "--endpoint-url",
-            &endpoint,
-            "--no-sign-request",
-            "--region",
-            "us-east-1",
-            "--function-name",
-            "failover",
-            "--payload",
-            r#"{"command":"failover","target_region":"eu-west-1"}"#,
-            &out_path,
-        ])
-        .output()
-        .await
-        .unwrap();
-    let meta: Value = serde_json::from_slice(&bad.stdout).expect("cli prints JSON");
+    let (meta, body) = aws_cli_invoke(
+        &endpoint,
+        r#"{"command":"failover","target_region":"eu-west-1"}"#,
+        &out,
+    )
+    .await;
     assert_eq!(meta["FunctionError"], "Unhandled");
-    let body: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
     assert_eq!(body["errorType"], "InvalidEvent");
 }
 

@@ -24,12 +24,10 @@ async fn stage(label: &str, probe_env: &[(&str, &str)]) -> (Stage, LocalFunction
     (stage, probe)
 }
 
+/// The same file people invoke with (`events/scheduled-event.json`).
 fn scheduled_event() -> Value {
-    json!({
-        "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
-        "source": "aws.events", "account": "123456789012", "time": "2026-11-25T10:00:00Z", "region": STANDBY,
-        "resources": ["arn:aws:events:us-west-2:123456789012:rule/regionpilot-health-probe"], "detail": {}
-    })
+    let path = regionpilot_tests::paths::workspace().join("events/scheduled-event.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// EMF documents the probe printed (its stdout shares the log file with its stderr).

@@ -45,3 +45,24 @@ impl AwsClients {
 
 #[cfg(test)]
 mod tests;
+
+/// The controller every function runs, wired over the real AWS clients.
+pub type AwsController = crate::controller::Controller<
+    DynamoControlStore,
+    SsmParameters,
+    AwsScalingGroups,
+    DynamoHealthProbe,
+    SystemClock,
+>;
+
+/// Init for every function: logging, configuration from the environment (failing fast
+/// with the variable's name), and one client per service and region.
+pub async fn init_from_env() -> Result<AwsController, crate::Error> {
+    crate::telemetry::init_logging();
+    let config = std::sync::Arc::new(
+        crate::Config::from_env().inspect_err(|e| tracing::error!(error = %e, "init failed"))?,
+    );
+    let clients = build_clients(&config).await;
+    let ports = clients.ports(&config);
+    Ok(crate::controller::Controller::new(config, ports))
+}
