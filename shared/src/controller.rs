@@ -403,14 +403,7 @@ where
             }
             let span = info_span!("transition", epoch = transition.epoch, from = %from, to = %to, trigger = %request.trigger.label());
             info!(parent: &span, reason = %request.reason, "switched the control state");
-            crate::metrics::emit(&crate::metrics::signal(
-                &self.config.metrics_namespace,
-                "Switches",
-                "Count",
-                1.0,
-                &[("ToRegion", to.as_str())],
-                self.now(),
-            ));
+            self.emit_metric("Switches", "Count", &[("ToRegion", to.as_str())]);
             let done = self.carry_out(transition).instrument(span).await?;
             let mut response = self.simple(
                 Outcome::Switched,
@@ -428,6 +421,18 @@ where
         Err(Error::Contention {
             attempts: MAX_CAS_ATTEMPTS,
         })
+    }
+
+    /// Emits one count-style metric (EMF on stdout) in the configured namespace.
+    pub(crate) fn emit_metric(&self, name: &str, unit: &'static str, dimensions: &[(&str, &str)]) {
+        crate::metrics::emit(&crate::metrics::signal(
+            &self.config.metrics_namespace,
+            name,
+            unit,
+            1.0,
+            dimensions,
+            self.now(),
+        ));
     }
 
     /// The flap guard: more than `MAX_AUTOMATIC_SWITCHES_PER_DAY` automatic switches in 24
@@ -462,14 +467,7 @@ where
                 }
             })
             .await?;
-            crate::metrics::emit(&crate::metrics::signal(
-                &self.config.metrics_namespace,
-                "FlapGuardPaused",
-                "Count",
-                1.0,
-                &[],
-                now,
-            ));
+            self.emit_metric("FlapGuardPaused", "Count", &[]);
         }
         Ok(Some(reason))
     }

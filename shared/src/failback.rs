@@ -198,14 +198,11 @@ where
         let state = self.load().await?.value;
         let home = self.config.home().clone();
         // One sample a minute for the dashboard's "active region" widget.
-        crate::metrics::emit(&crate::metrics::signal(
-            &self.config.metrics_namespace,
+        self.emit_metric(
             "Active",
             "None",
-            1.0,
             &[("Region", state.active_region.as_str())],
-            self.now(),
-        ));
+        );
         let mut report = VerifyReport {
             outcome: "home",
             active_region: state.active_region.clone(),
@@ -237,14 +234,7 @@ where
             info!(streak = progress.healthy_streak, waiting_for = ?progress.waiting_for, "failback not ready");
             return Ok(report);
         }
-        crate::metrics::emit(&crate::metrics::signal(
-            &self.config.metrics_namespace,
-            "FailbackReady",
-            "Count",
-            1.0,
-            &[("Region", home.as_str())],
-            self.now(),
-        ));
+        self.emit_metric("FailbackReady", "Count", &[("Region", home.as_str())]);
         match self.config.failback.mode {
             FailbackMode::Approve => {
                 report.outcome = "ready";
