@@ -40,8 +40,10 @@ pub enum Error {
 }
 
 impl Error {
+    /// A rejected event. The message may quote the event, so control characters are
+    /// replaced: a hostile payload must not forge log lines or terminal sequences.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Error::InvalidEvent(message.into())
+        Error::InvalidEvent(crate::text::sanitize(&message.into()))
     }
 
     /// The Lambda `errorType` for this error: lets alarms, retries and people tell a

@@ -794,3 +794,125 @@ mod tests {
         }
     }
 }
+
+/// Hostile input: a seeded generator of JSON built from the words the decoder looks for,
+/// in every shape and type. Decoding must never panic, and every rejection must be an
+/// `InvalidEvent` that says something.
+#[cfg(test)]
+mod hostile_input {
+    use super::*;
+    use crate::testing::config;
+
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+
+        fn pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
+            items[(self.next() as usize) % items.len()]
+        }
+    }
+
+    const WORDS: &[&str] = &[
+        "command",
+        "status",
+        "failover",
+        "failback",
+        "pause",
+        "resume",
+        "target_region",
+        "reason",
+        "dry_run",
+        "force",
+        "source",
+        "aws.cloudwatch",
+        "alarmData",
+        "alarmName",
+        "state",
+        "value",
+        "ALARM",
+        "OK",
+        "INSUFFICIENT_DATA",
+        "configuration",
+        "metrics",
+        "metricStat",
+        "metric",
+        "dimensions",
+        "Region",
+        "detail-type",
+        "CloudWatch Alarm State Change",
+        "detail",
+        "Records",
+        "EventSource",
+        "aws:sns",
+        "Sns",
+        "Message",
+        "Trigger",
+        "Dimensions",
+        "name",
+        "us-east-1",
+        "us-west-2",
+        "eu-west-1",
+        "x-us-east-1",
+        "\u{0}\n\u{1b}[2J",
+        "",
+        "🙂",
+        "'; DROP TABLE",
+    ];
+
+    fn value(rng: &mut Lcg, depth: u32) -> Value {
+        match rng.next() % if depth > 4 { 5 } else { 8 } {
+            0 => Value::Null,
+            1 => Value::Bool(rng.next() % 2 == 0),
+            2 => Value::from(rng.next() as i64 - (1 << 30)),
+            3 | 4 => Value::from(rng.pick(WORDS)),
+            5 => Value::Array((0..rng.next() % 4).map(|_| value(rng, depth + 1)).collect()),
+            _ => {
+                let mut map = Map::new();
+                for _ in 0..rng.next() % 6 {
+                    let key = rng.pick(WORDS).to_owned();
+                    let v = if rng.next() % 3 == 0 {
+                        // Nested JSON in a string, as SNS carries it.
+                        Value::from(value(rng, depth + 1).to_string())
+                    } else {
+                        value(rng, depth + 1)
+                    };
+                    map.insert(key, v);
+                }
+                Value::Object(map)
+            }
+        }
+    }
+
+    #[test]
+    fn twenty_thousand_generated_events_never_panic_and_fail_clearly() {
+        let cfg = config();
+        let mut rng = Lcg(0x5eed);
+        let mut rejected = 0;
+        for _ in 0..20_000 {
+            let event = value(&mut rng, 0);
+            match decode(&event, &cfg) {
+                Ok(_) => {}
+                Err(Error::InvalidEvent(message)) => {
+                    assert!(!message.is_empty());
+                    assert!(
+                        !message.contains('\n'),
+                        "message must be one line: {message:?}"
+                    );
+                    rejected += 1;
+                }
+                Err(other) => panic!("decoding returned a non-input error: {other}"),
+            }
+        }
+        assert!(
+            rejected > 10_000,
+            "the generator should mostly produce garbage, got {rejected}"
+        );
+    }
+}
