@@ -869,7 +869,7 @@ mod hostile_input {
     fn value(rng: &mut Lcg, depth: u32) -> Value {
         match rng.next() % if depth > 4 { 5 } else { 8 } {
             0 => Value::Null,
-            1 => Value::Bool(rng.next() % 2 == 0),
+            1 => Value::Bool(rng.next().is_multiple_of(2)),
             2 => Value::from(rng.next() as i64 - (1 << 30)),
             3 | 4 => Value::from(rng.pick(WORDS)),
             5 => Value::Array((0..rng.next() % 4).map(|_| value(rng, depth + 1)).collect()),
@@ -877,7 +877,7 @@ mod hostile_input {
                 let mut map = Map::new();
                 for _ in 0..rng.next() % 6 {
                     let key = rng.pick(WORDS).to_owned();
-                    let v = if rng.next() % 3 == 0 {
+                    let v = if rng.next().is_multiple_of(3) {
                         // Nested JSON in a string, as SNS carries it.
                         Value::from(value(rng, depth + 1).to_string())
                     } else {
