@@ -45,23 +45,14 @@ impl RegionProgress {
             "{region} did not finish within the {} ms deadline for a failing region",
             deadline.as_millis()
         );
-        if self.publish.is_none()
-            && !transition
-                .publish
-                .get(region)
-                .is_some_and(StepStatus::is_ok)
-        {
+        if self.publish.is_none() && !transition.published_in(region) {
             self.publish = Some(StepStatus::Failed {
                 error: error.clone(),
             });
         }
         for group in groups.iter().filter(|g| &g.region == region) {
             let key = group.key();
-            let known = self.refreshes.iter().any(|(k, _)| k == &key)
-                || transition
-                    .refreshes
-                    .get(&key)
-                    .is_some_and(RefreshStatus::is_ok);
+            let known = self.refreshes.iter().any(|(k, _)| k == &key) || transition.refreshed(&key);
             if !known {
                 self.refreshes.push((
                     key,
@@ -532,7 +523,7 @@ where
             async move {
                 let progress = std::sync::Mutex::new(RegionProgress::default());
                 let work = async {
-                    let published = transition.publish.get(region).is_some_and(StepStatus::is_ok);
+                    let published = transition.published_in(region);
                     if !published {
                         let status = self.publish_one(transition, region).await;
                         lock(&progress).publish = Some(status);
@@ -543,7 +534,7 @@ where
                     }
                     for group in self.config.auto_scaling_groups.iter().filter(|g| &g.region == region) {
                         let key = group.key();
-                        if transition.refreshes.get(&key).is_some_and(RefreshStatus::is_ok) {
+                        if transition.refreshed(&key) {
                             continue;
                         }
                         let status = rolling::refresh_one(

@@ -145,11 +145,7 @@ where
         if let Some(transition) = state.transition.as_ref().filter(|t| t.completed) {
             for group in &self.config.auto_scaling_groups {
                 let key = group.key();
-                if transition
-                    .refreshes
-                    .get(&key)
-                    .is_some_and(RefreshStatus::is_ok)
-                {
+                if transition.refreshed(&key) {
                     continue;
                 }
                 report.drift.push(format!(

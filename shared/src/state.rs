@@ -140,6 +140,16 @@ pub struct Transition {
 }
 
 impl Transition {
+    /// The parameter is known to be written in `region` for this transition.
+    pub fn published_in(&self, region: &Region) -> bool {
+        self.publish.get(region).is_some_and(StepStatus::is_ok)
+    }
+
+    /// The group `key` (`region/name`) has its refresh for this transition.
+    pub fn refreshed(&self, key: &str) -> bool {
+        self.refreshes.get(key).is_some_and(RefreshStatus::is_ok)
+    }
+
     pub fn failed_regions(&self) -> Vec<Region> {
         self.publish
             .iter()
