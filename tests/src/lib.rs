@@ -68,3 +68,20 @@ impl Stage {
         LocalFunction::start(binary, env, concurrency, &self.rig.dir).await
     }
 }
+
+/// An event fixture from `events/`, as people and the tests invoke the functions with.
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = paths::workspace().join("events").join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read fixture {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {name} is not JSON: {e}"))
+}
+
+/// The direct alarm-action event (`events/alarm-direct.json`) for the alarm on `region`.
+pub fn alarm_for(region: &str) -> serde_json::Value {
+    let mut event = fixture("alarm-direct.json");
+    event["alarmData"]["alarmName"] = serde_json::json!(format!("regionpilot-unhealthy-{region}"));
+    event["alarmData"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["Region"] =
+        serde_json::json!(region);
+    event
+}

@@ -17,7 +17,12 @@ pub fn python() -> PathBuf {
 }
 
 /// A bootstrap built by `cargo build --workspace --bins`, next to the running test binary.
+/// `REGIONPILOT_LAMBDA_DIR` selects cargo-lambda's release artifacts instead
+/// (`<dir>/<name>/bootstrap`, what `sam build` deploys), as the benchmarks do.
 pub fn binary(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("REGIONPILOT_LAMBDA_DIR") {
+        return PathBuf::from(dir).join(name).join("bootstrap");
+    }
     if let Ok(dir) = std::env::var("REGIONPILOT_BIN_DIR") {
         return PathBuf::from(dir).join(name);
     }

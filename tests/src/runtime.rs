@@ -82,6 +82,9 @@ pub struct LocalFunction {
     pub name: String,
     pub port: u16,
     shared: Arc<Shared>,
+    /// What one instance runs: a bootstrap, or an interpreter and its script.
+    program: PathBuf,
+    args: Vec<String>,
     processes: Vec<Child>,
     env: BTreeMap<String, String>,
     log: PathBuf,
@@ -96,6 +99,28 @@ impl LocalFunction {
         concurrency: usize,
         log_dir: &std::path::Path,
     ) -> LocalFunction {
+        Self::start_program(
+            binary,
+            paths::binary(binary),
+            &[],
+            env,
+            concurrency,
+            log_dir,
+        )
+        .await
+    }
+
+    /// Starts the API and `concurrency` processes of any runtime: `program` with `args`
+    /// must poll `AWS_LAMBDA_RUNTIME_API` as a custom runtime does.
+    pub async fn start_program(
+        name: &str,
+        program: PathBuf,
+        args: &[&str],
+        env: BTreeMap<String, String>,
+        concurrency: usize,
+        log_dir: &std::path::Path,
+    ) -> LocalFunction {
+        let binary = name;
         let (sender, receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             function_name: binary.to_owned(),
@@ -126,6 +151,8 @@ impl LocalFunction {
             name: binary.to_owned(),
             port,
             shared,
+            program,
+            args: args.iter().map(|a| a.to_string()).collect(),
             processes: Vec::new(),
             env,
             log: log_dir.join(format!("{binary}.log")),
@@ -137,14 +164,16 @@ impl LocalFunction {
         function
     }
 
-    fn spawn_process(&mut self) {
-        let binary = paths::binary(&self.name);
+    /// Starts one more instance; returns its process id.
+    pub fn spawn_process(&mut self) -> Option<u32> {
+        let binary = &self.program;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("open function log");
-        let child = Command::new(&binary)
+        let child = Command::new(binary)
+            .args(&self.args)
             .env_clear()
             .envs(&self.env)
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -165,7 +194,47 @@ impl LocalFunction {
                     binary.display()
                 )
             });
+        let pid = child.id();
         self.processes.push(child);
+        pid
+    }
+
+    /// A cold start: the invocation waits in the queue, then one new instance is spawned;
+    /// the time runs from the spawn to the answer (process start, runtime and SDK
+    /// initialisation, and the invocation itself).
+    pub async fn cold_invoke(&mut self, payload: &Value) -> (Duration, Invocation) {
+        let body = Bytes::from(serde_json::to_vec(payload).expect("payload json"));
+        let shared = self.shared.clone();
+        let answer = tokio::spawn(async move { enqueue(&shared, body).await });
+        let spawned = std::time::Instant::now();
+        self.spawn_process();
+        let result = tokio::time::timeout(Duration::from_secs(60), answer)
+            .await
+            .expect("cold start answered within 60 s")
+            .expect("invoke task");
+        (spawned.elapsed(), decode(result))
+    }
+
+    /// Peak resident set size (VmHWM) of each running instance, in KiB.
+    pub fn peak_rss_kib(&self) -> Vec<u64> {
+        self.processes
+            .iter()
+            .filter_map(Child::id)
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+            .filter_map(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .collect()
+    }
+
+    /// Kills every instance (a crash); queued invocations wait for the next one.
+    pub async fn stop(&mut self) {
+        for mut child in self.processes.drain(..) {
+            let _ = child.kill().await;
+        }
     }
 
     /// Invokes the function as Lambda's Invoke API would, waiting up to `timeout`.
@@ -198,9 +267,7 @@ impl LocalFunction {
 
     /// Kills every bootstrap process (a crash), then starts `concurrency` fresh ones.
     pub async fn restart(&mut self, concurrency: usize) {
-        for mut child in self.processes.drain(..) {
-            let _ = child.kill().await;
-        }
+        self.stop().await;
         for _ in 0..concurrency {
             self.spawn_process();
         }

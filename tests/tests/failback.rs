@@ -2,16 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use regionpilot_tests::{LocalFunction, Stage, paths};
+use regionpilot_tests::{LocalFunction, Stage, alarm_for, fixture};
 use serde_json::{Value, json};
 
 const HOME: &str = "us-east-1";
 const STANDBY: &str = "us-west-2";
-
-fn fixture(name: &str) -> Value {
-    let text = std::fs::read_to_string(paths::workspace().join("events").join(name)).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
 
 /// Thresholds small by config so the tests stay quick.
 const QUICK: &[(&str, &str)] = &[
@@ -124,10 +119,7 @@ async fn a_flapping_home_region_pauses_automation_after_the_limit() {
     let mut env = QUICK.to_vec();
     env.push(("MAX_AUTOMATIC_SWITCHES_PER_DAY", "2"));
     let stage = Stage::start("flapping", &[HOME, STANDBY], STANDBY, 1, &env).await;
-    let mut back = fixture("alarm-direct.json");
-    back["alarmData"]["alarmName"] = json!("regionpilot-unhealthy-us-west-2");
-    back["alarmData"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["Region"] =
-        json!(STANDBY);
+    let back = alarm_for(STANDBY);
     let away = fixture("alarm-direct.json");
     assert_eq!(
         stage.failover.invoke(&away).await.ok()["outcome"],

@@ -6,17 +6,11 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use regionpilot_tests::{Stage, paths};
+use regionpilot_tests::{Stage, fixture, paths};
 use serde_json::{Value, json};
 
 const HOME: &str = "us-east-1";
 const STANDBY: &str = "us-west-2";
-
-fn fixture(name: &str) -> Value {
-    let path = paths::workspace().join("events").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("fixture is JSON")
-}
 
 /// Short timeouts so a frozen region costs little; the bound below is derived from them.
 const FAST: &[(&str, &str)] = &[

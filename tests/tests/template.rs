@@ -10,19 +10,60 @@ use regionpilot::aws::permissions;
 use regionpilot_tests::paths;
 use serde_json::Value;
 
-fn template() -> Value {
-    let script = "import json, sys\nfrom cfnlint.decode import decode\ntemplate, errors = decode(sys.argv[1])\nif errors:\n    sys.exit(str(errors))\nprint(json.dumps(template))";
+/// The template as CloudFormation would see it after the AWS::LanguageExtensions transform:
+/// cfn-lint's parser reads the short-form tags, then SAM CLI's own language-extensions
+/// processor expands Fn::ForEach, Fn::If and the string functions with these parameters.
+fn expanded_template(parameters: &[(&str, &str)]) -> Value {
+    let script = r#"
+import json, sys
+from cfnlint.decode import decode
+from samcli.lib.cfn_language_extensions.api import process_template
+from samcli.lib.cfn_language_extensions.models import PseudoParameterValues
+template, errors = decode(sys.argv[1])
+if errors:
+    sys.exit(str(errors))
+template = json.loads(json.dumps(template))
+pseudo = PseudoParameterValues(region="us-west-2", account_id="123456789012", partition="aws", stack_name="rp")
+print(json.dumps(process_template(template, json.loads(sys.argv[2]), pseudo)))
+"#;
+    let parameters: serde_json::Map<String, Value> = parameters
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
     let out = std::process::Command::new(paths::python())
         .args(["-c", script])
         .arg(paths::workspace().join("template.yaml"))
+        .arg(Value::Object(parameters).to_string())
         .output()
-        .expect("run python with cfn-lint (./scripts/setup installs it)");
+        .expect("run python with cfn-lint and SAM CLI (./scripts/setup installs them)");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("template as JSON")
+}
+
+const THREE_REGIONS: &[(&str, &str)] = &[
+    ("Regions", "us-east-1,us-west-2,eu-west-1"),
+    (
+        "AutoScalingGroups",
+        "us-east-1=web-a,us-west-2=web-b,eu-west-1=web-c",
+    ),
+    ("HealthTable", "app-health"),
+];
+
+fn template() -> Value {
+    expanded_template(THREE_REGIONS)
+}
+
+fn statement<'a>(function: &'a Value, sid: &str) -> Option<&'a Value> {
+    function["Properties"]["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|policy| policy["Statement"].as_array().into_iter().flatten())
+        .find(|statement| statement["Sid"] == sid)
 }
 
 fn function<'a>(template: &'a Value, binary: &str) -> &'a Value {
@@ -144,5 +185,60 @@ fn wildcard_resources_are_only_for_actions_without_resource_level_permissions() 
                 }
             }
         }
+    }
+}
+
+#[test]
+fn every_region_gets_an_alarm_that_invokes_failover() {
+    let template = template();
+    let alarms: Vec<&Value> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .collect();
+    let mut alarmed: Vec<&str> = alarms
+        .iter()
+        .map(|a| a["Properties"]["Dimensions"][0]["Value"].as_str().unwrap())
+        .collect();
+    alarmed.sort_unstable();
+    assert_eq!(alarmed, ["eu-west-1", "us-east-1", "us-west-2"]);
+    for alarm in alarms {
+        let props = &alarm["Properties"];
+        let region = props["Dimensions"][0]["Value"].as_str().unwrap();
+        // The failover decoder falls back to the name's region suffix; keep them in step.
+        assert_eq!(props["AlarmName"], format!("rp-unhealthy-{region}"));
+        assert_eq!(
+            props["Period"], 10,
+            "high resolution: the probe samples every 10 s"
+        );
+        assert_eq!(
+            props["AlarmActions"][0]["Fn::GetAtt"][0],
+            "FailoverFunction"
+        );
+    }
+}
+
+#[test]
+fn instance_refresh_is_granted_on_exactly_the_configured_groups() {
+    let expected = [
+        "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/web-a",
+        "arn:aws:autoscaling:us-west-2:123456789012:autoScalingGroup:*:autoScalingGroupName/web-b",
+        "arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:*:autoScalingGroupName/web-c",
+    ];
+    let template = template();
+    for binary in ["failover", "failback"] {
+        let rolling = statement(function(&template, binary), "RollingUpdate")
+            .unwrap_or_else(|| panic!("{binary}: no RollingUpdate statement"));
+        assert_eq!(rolling["Resource"], serde_json::json!(expected), "{binary}");
+    }
+
+    let without_groups =
+        expanded_template(&[("Regions", "us-east-1,us-west-2"), ("HealthTable", "t")]);
+    for binary in ["failover", "failback"] {
+        assert!(
+            statement(function(&without_groups, binary), "RollingUpdate").is_none(),
+            "{binary}: no groups configured, so no Auto Scaling write access"
+        );
     }
 }
