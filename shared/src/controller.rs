@@ -20,7 +20,7 @@ use crate::ports::{
 use crate::region::Region;
 use crate::rolling;
 use crate::state::{
-    ControlState, HistoryRecord, Pause, RefreshStatus, StepStatus, Transition, TriggerInfo,
+    ControlState, HistoryRecord, Millis, Pause, RefreshStatus, StepStatus, Transition, TriggerInfo,
     Versioned,
 };
 use crate::switch::{self, Decision, Intent, Plan, SwitchRequest};
@@ -285,7 +285,13 @@ where
     /// compare-and-swap; losers re-read and re-decide, which turns a duplicate alarm into
     /// `already_active`.
     pub async fn switch(&self, request: SwitchRequest) -> Result<Response> {
+        // A region an alarm says is down gets one probe timeout, counted from here, for all
+        // of its steps: the decision's latency is bounded by it.
+        let failing_deadline = tokio::time::Instant::now() + self.config.timeouts.probe;
         let mut probes: BTreeMap<Region, ProbeResult> = BTreeMap::new();
+        // Newest heartbeat of the region we leave, as each candidate has seen it.
+        let mut evidence: BTreeMap<Region, Option<Millis>> = BTreeMap::new();
+        let mut recent_automatic: Option<usize> = None;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let current = self.load().await?;
             let state = &current.value;
@@ -298,8 +304,31 @@ where
                         .filter(|r| !probes.contains_key(*r))
                         .cloned()
                         .collect();
-                    for result in self.probe_all(&missing).await {
+                    // Everything the decision and the transition record need, read in one
+                    // concurrent round: the candidates' health, the replication evidence in
+                    // each, and (for automatic triggers) the flap guard's history.
+                    let leaving = &state.active_region;
+                    let history_needed =
+                        request.trigger.is_automatic() && recent_automatic.is_none();
+                    let (results, seen, recent) = tokio::join!(
+                        self.probe_all(&missing),
+                        join_all(missing.iter().map(|to| async move {
+                            (to.clone(), self.last_replicated(leaving, to).await)
+                        })),
+                        async {
+                            if history_needed {
+                                Some(self.recent_automatic_switches().await)
+                            } else {
+                                None
+                            }
+                        }
+                    );
+                    for result in results {
                         probes.insert(result.region.clone(), result);
+                    }
+                    evidence.extend(seen);
+                    if let Some(recent) = recent {
+                        recent_automatic = Some(recent?);
                     }
                     switch::pick(state, &candidates, &probes)
                 }
@@ -350,14 +379,26 @@ where
                 return Ok(response);
             }
 
-            if request.trigger.is_automatic()
-                && let Some(reason) = self.flap_guard(state).await?
-            {
-                warn!(trigger = %request.trigger.label(), "{reason}");
-                let paused = self.load().await?.value;
-                return Ok(self.simple(Outcome::Ignored, &paused, reason, Some(&request.trigger)));
+            if request.trigger.is_automatic() {
+                let recent = match recent_automatic {
+                    Some(recent) => recent,
+                    None => self.recent_automatic_switches().await?,
+                };
+                if let Some(reason) = self.flap_guard(state, recent).await? {
+                    warn!(trigger = %request.trigger.label(), "{reason}");
+                    let paused = self.load().await?.value;
+                    return Ok(self.simple(
+                        Outcome::Ignored,
+                        &paused,
+                        reason,
+                        Some(&request.trigger),
+                    ));
+                }
             }
-            let evidence = self.last_replicated(&from, &to).await;
+            let evidence = match evidence.get(&to) {
+                Some(seen) => *seen,
+                None => self.last_replicated(&from, &to).await,
+            };
             let now = self.now();
             let transition = Transition {
                 last_replicated_from_old: evidence,
@@ -395,7 +436,14 @@ where
             let span = info_span!("transition", epoch = transition.epoch, from = %from, to = %to, trigger = %request.trigger.label());
             info!(parent: &span, reason = %request.reason, "switched the control state");
             self.emit_metric("Switches", "Count", &[("ToRegion", to.as_str())]);
-            let done = self.carry_out(transition).instrument(span).await?;
+            let saved = Versioned {
+                version: current.version + 1,
+                value: next.clone(),
+            };
+            let done = self
+                .carry_out(transition, saved, failing_deadline)
+                .instrument(span)
+                .await?;
             let mut response = self.simple(
                 Outcome::Switched,
                 &next,
@@ -428,17 +476,8 @@ where
 
     /// The flap guard: more than `MAX_AUTOMATIC_SWITCHES_PER_DAY` automatic switches in 24
     /// hours pauses automation until a person sends `resume`. Returns why it stopped us.
-    async fn flap_guard(&self, state: &ControlState) -> Result<Option<String>> {
+    async fn flap_guard(&self, state: &ControlState, recent: usize) -> Result<Option<String>> {
         let limit = self.config.failback.max_automatic_switches_per_day;
-        let since = self.now().saturating_sub(24 * 3600 * 1000);
-        let recent = self
-            .ports
-            .control
-            .history(limit as usize + 1)
-            .await?
-            .into_iter()
-            .filter(|h| h.at >= since && h.trigger.is_automatic())
-            .count();
         if recent < limit as usize {
             return Ok(None);
         }
@@ -461,6 +500,20 @@ where
             self.emit_metric("FlapGuardPaused", "Count", &[]);
         }
         Ok(Some(reason))
+    }
+
+    /// Automatic switches in the last 24 hours (at most the limit + 1 are read).
+    async fn recent_automatic_switches(&self) -> Result<usize> {
+        let limit = self.config.failback.max_automatic_switches_per_day;
+        let since = self.now().saturating_sub(24 * 3600 * 1000);
+        Ok(self
+            .ports
+            .control
+            .history(limit as usize + 1)
+            .await?
+            .into_iter()
+            .filter(|h| h.at >= since && h.trigger.is_automatic())
+            .count())
     }
 
     /// Data-loss evidence: the newest heartbeat from `from` that `to` has seen. Writes made
@@ -494,9 +547,14 @@ where
             .control
             .save(current.version, &taken, None)
             .await?
-            && let Some(t) = taken.transition
+            && let Some(t) = taken.transition.clone()
         {
-            self.carry_out(t).await?;
+            let saved = Versioned {
+                version: current.version + 1,
+                value: taken,
+            };
+            let deadline = tokio::time::Instant::now() + self.config.timeouts.probe;
+            self.carry_out(t, saved, deadline).await?;
         }
         Ok(())
     }
@@ -508,7 +566,14 @@ where
     /// is down gets one probe timeout for all its steps: we already believe it is gone, and
     /// whatever it misses is recorded for reconcile. Every step is safe to repeat, so a
     /// crash anywhere here is finished by a later invocation.
-    pub(crate) async fn carry_out(&self, mut transition: Transition) -> Result<Transition> {
+    /// `saved` is the control state as this invocation last wrote it, so recording the
+    /// outcome usually needs no re-read; `failing_deadline` ends the failing region's work.
+    pub(crate) async fn carry_out(
+        &self,
+        mut transition: Transition,
+        saved: Versioned<ControlState>,
+        failing_deadline: tokio::time::Instant,
+    ) -> Result<Transition> {
         let epoch = transition.epoch;
         let failing = transition
             .trigger
@@ -523,32 +588,41 @@ where
             async move {
                 let progress = std::sync::Mutex::new(RegionProgress::default());
                 let work = async {
-                    let published = transition.published_in(region);
-                    if !published {
-                        let status = self.publish_one(transition, region).await;
-                        lock(&progress).publish = Some(status);
-                    }
+                    let pending: Vec<&crate::config::GroupRef> = self
+                        .config
+                        .auto_scaling_groups
+                        .iter()
+                        .filter(|g| &g.region == region && !transition.refreshed(&g.key()))
+                        .collect();
+                    // Describing the groups' refreshes does not depend on the parameter, so
+                    // it runs alongside the publish; starting one waits for the publish, so
+                    // new instances read the new value.
+                    let publish = async {
+                        if !transition.published_in(region) {
+                            let status = self.publish_one(transition, region).await;
+                            lock(&progress).publish = Some(status);
+                        }
+                    };
+                    let describe = join_all(pending.iter().map(|g| self.ports.groups.refreshes(g)));
+                    let ((), listed) = tokio::join!(publish, describe);
                     if region != &transition.to {
                         // Ignoring a closed channel: the target pipeline ended either way.
                         let _ = target_done_rx.wait_for(|done| *done).await;
                     }
-                    for group in self.config.auto_scaling_groups.iter().filter(|g| &g.region == region) {
-                        let key = group.key();
-                        if transition.refreshed(&key) {
-                            continue;
-                        }
-                        let status = rolling::refresh_one(
+                    for (group, listed) in pending.into_iter().zip(listed) {
+                        let status = rolling::refresh_listed(
                             &self.ports.groups,
                             group,
                             &self.config.refresh,
                             transition.started_at,
+                            listed,
                         )
                         .await;
-                        lock(&progress).refreshes.push((key, status));
+                        lock(&progress).refreshes.push((group.key(), status));
                     }
                 };
                 let finished = match failing {
-                    Some(f) if f == region => tokio::time::timeout(self.config.timeouts.probe, work).await.is_ok(),
+                    Some(f) if f == region => tokio::time::timeout_at(failing_deadline, work).await.is_ok(),
                     _ => {
                         work.await;
                         true
@@ -574,7 +648,7 @@ where
         }
         transition.completed = true;
         let done = transition.clone();
-        self.record(epoch, move |t| {
+        self.record_from(Some(saved), epoch, move |t| {
             t.publish.extend(done.publish.clone());
             t.refreshes.extend(done.refreshes.clone());
             t.completed = true;
@@ -618,8 +692,21 @@ where
     /// Applies `change` to the stored transition of `epoch`, retrying on contention. A newer
     /// epoch means our transition was superseded: nothing to record.
     pub(crate) async fn record(&self, epoch: u64, change: impl Fn(&mut Transition)) -> Result<()> {
+        self.record_from(None, epoch, change).await
+    }
+
+    /// `record`, first trying `known` (the state as we last wrote it) without a re-read.
+    async fn record_from(
+        &self,
+        mut known: Option<Versioned<ControlState>>,
+        epoch: u64,
+        change: impl Fn(&mut Transition),
+    ) -> Result<()> {
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = self.load().await?;
+            let current = match known.take() {
+                Some(known) => known,
+                None => self.load().await?,
+            };
             let mut next = current.value.clone();
             match next.transition.as_mut() {
                 Some(t) if t.epoch == epoch => change(t),

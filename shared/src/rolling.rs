@@ -8,7 +8,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::config::{GroupRef, RefreshPreferences};
-use crate::error::ErrorKind;
+use crate::error::{AwsError, ErrorKind};
 use crate::ports::{RefreshInfo, ScalingGroups};
 use crate::state::{Millis, RefreshStatus};
 
@@ -23,8 +23,21 @@ pub async fn refresh_one<S: ScalingGroups>(
     preferences: &RefreshPreferences,
     transition_started_at: Millis,
 ) -> RefreshStatus {
+    let listed = groups.refreshes(group).await;
+    refresh_listed(groups, group, preferences, transition_started_at, listed).await
+}
+
+/// `refresh_one` with the group's refreshes already described (the transition describes
+/// while it publishes, to save a round trip).
+pub async fn refresh_listed<S: ScalingGroups>(
+    groups: &S,
+    group: &GroupRef,
+    preferences: &RefreshPreferences,
+    transition_started_at: Millis,
+    listed: Result<Vec<RefreshInfo>, AwsError>,
+) -> RefreshStatus {
     let key = group.key();
-    let existing = match groups.refreshes(group).await {
+    let existing = match listed {
         Ok(list) => list,
         Err(e) => {
             return RefreshStatus::Failed {
