@@ -402,6 +402,11 @@ where
             let now = self.now();
             let transition = Transition {
                 last_replicated_from_old: evidence,
+                previous_refresh_ids: state
+                    .transition
+                    .as_ref()
+                    .map(Transition::refresh_ids)
+                    .unwrap_or_default(),
                 epoch: state.epoch + 1,
                 from: from.clone(),
                 to: to.clone(),
@@ -614,7 +619,7 @@ where
                             &self.ports.groups,
                             group,
                             &self.config.refresh,
-                            transition.started_at,
+                            transition,
                             listed,
                         )
                         .await;

@@ -156,7 +156,7 @@ async fn a_dead_first_standby_is_skipped_for_the_next_healthy_one() {
 }
 
 #[tokio::test]
-async fn pause_stops_alarms_but_not_manual_commands_and_resume_lifts_it() {
+async fn pause_stops_alarms_and_unforced_commands_and_resume_lifts_it() {
     let world = FakeWorld::new();
     let c = controller(&world);
     let out = run(
@@ -171,6 +171,13 @@ async fn pause_stops_alarms_but_not_manual_commands_and_resume_lifts_it() {
     assert_eq!(out.outcome, Outcome::Ignored);
     assert!(out.reason.contains("paused"), "{}", out.reason);
     let out = run(&c, failover(Some("eu-west-1"), false, false)).await;
+    assert_eq!(
+        out.outcome,
+        Outcome::Ignored,
+        "a pause holds manual commands too"
+    );
+    assert!(out.reason.contains("\"force\": true"), "{}", out.reason);
+    let out = run(&c, failover(Some("eu-west-1"), true, false)).await;
     assert_eq!(out.outcome, Outcome::Switched);
     assert_eq!(out.to, Some(region("eu-west-1")));
     let out = run(&c, Trigger::Command(Command::Resume)).await;
@@ -273,6 +280,7 @@ fn abandoned(world: &FakeWorld, lease_until: u64) {
         refreshes: Default::default(),
         completed: false,
         last_replicated_from_old: None,
+        previous_refresh_ids: Vec::new(),
     };
     *world.control.item.lock().unwrap() = Some(Versioned {
         version: 1,
@@ -353,14 +361,9 @@ async fn a_stale_refresh_is_cancelled_and_replaced_but_a_fresh_one_is_kept() {
 
     // Running the same refresh step again (a retry after a crash) keeps the new one.
     let group = &c.config.auto_scaling_groups[1];
-    let started_at = world
-        .control
-        .state()
-        .and_then(|s| s.transition)
-        .expect("t")
-        .started_at;
+    let transition = world.control.state().and_then(|s| s.transition).expect("t");
     let again =
-        crate::rolling::refresh_one(&world.groups, group, &c.config.refresh, started_at).await;
+        crate::rolling::refresh_one(&world.groups, group, &c.config.refresh, &transition).await;
     assert!(
         matches!(again, RefreshStatus::AlreadyRunning { .. }),
         "{again:?}"

@@ -156,7 +156,7 @@ where
                     &self.ports.groups,
                     group,
                     &self.config.refresh,
-                    transition.started_at,
+                    transition,
                 )
                 .await;
                 match &status {

@@ -23,6 +23,8 @@ pub mod testing;
 
 #[cfg(test)]
 mod controller_tests;
+#[cfg(test)]
+mod crash_tests;
 
 pub use config::Config;
 pub use controller::{Controller, Outcome, Response};

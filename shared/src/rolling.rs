@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use crate::config::{GroupRef, RefreshPreferences};
 use crate::error::{AwsError, ErrorKind};
 use crate::ports::{RefreshInfo, ScalingGroups};
-use crate::state::{Millis, RefreshStatus};
+use crate::state::{RefreshStatus, Transition};
 
 /// How long we wait for a cancelled refresh to leave the Cancelling state.
 const CANCEL_POLLS: u32 = 20;
@@ -21,10 +21,10 @@ pub async fn refresh_one<S: ScalingGroups>(
     groups: &S,
     group: &GroupRef,
     preferences: &RefreshPreferences,
-    transition_started_at: Millis,
+    transition: &Transition,
 ) -> RefreshStatus {
     let listed = groups.refreshes(group).await;
-    refresh_listed(groups, group, preferences, transition_started_at, listed).await
+    refresh_listed(groups, group, preferences, transition, listed).await
 }
 
 /// `refresh_one` with the group's refreshes already described (the transition describes
@@ -33,7 +33,7 @@ pub async fn refresh_listed<S: ScalingGroups>(
     groups: &S,
     group: &GroupRef,
     preferences: &RefreshPreferences,
-    transition_started_at: Millis,
+    transition: &Transition,
     listed: Result<Vec<RefreshInfo>, AwsError>,
 ) -> RefreshStatus {
     let key = group.key();
@@ -45,7 +45,7 @@ pub async fn refresh_listed<S: ScalingGroups>(
             };
         }
     };
-    if let Some(ours) = belonging_to_transition(&existing, transition_started_at) {
+    if let Some(ours) = belonging_to_transition(&existing, transition) {
         info!(group = %key, refresh_id = %ours.id, status = %ours.status, "refresh for this transition already exists");
         return RefreshStatus::AlreadyRunning {
             id: ours.id.clone(),
@@ -73,7 +73,7 @@ pub async fn refresh_listed<S: ScalingGroups>(
             // Someone else started one between our describe and our start: if it is for
             // this transition, it is ours to keep.
             match groups.refreshes(group).await {
-                Ok(list) => match belonging_to_transition(&list, transition_started_at) {
+                Ok(list) => match belonging_to_transition(&list, transition) {
                     Some(r) => RefreshStatus::AlreadyRunning { id: r.id.clone() },
                     None => RefreshStatus::Failed {
                         error: e.to_string(),
@@ -90,10 +90,18 @@ pub async fn refresh_listed<S: ScalingGroups>(
     }
 }
 
-fn belonging_to_transition(list: &[RefreshInfo], started_at: Millis) -> Option<&RefreshInfo> {
-    // Whole-second tolerance: Auto Scaling reports StartTime in seconds.
-    list.iter()
-        .find(|r| r.started_at.is_some_and(|t| t + 1_000 >= started_at))
+fn belonging_to_transition<'a>(
+    list: &'a [RefreshInfo],
+    transition: &Transition,
+) -> Option<&'a RefreshInfo> {
+    // Whole-second tolerance: Auto Scaling reports StartTime in seconds. The previous
+    // transition's own refreshes are excluded, so two transitions within one second
+    // each get their refresh.
+    list.iter().find(|r| {
+        r.started_at
+            .is_some_and(|t| t + 1_000 >= transition.started_at)
+            && !transition.previous_refresh_ids.contains(&r.id)
+    })
 }
 
 async fn wait_until_idle<S: ScalingGroups>(groups: &S, group: &GroupRef) -> Result<(), String> {

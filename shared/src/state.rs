@@ -137,9 +137,26 @@ pub struct Transition {
     /// when we switched. Writes in `from` after it may arrive late or never.
     #[serde(default)]
     pub last_replicated_from_old: Option<Millis>,
+    /// Refreshes the previous transition started. Auto Scaling reports start times in whole
+    /// seconds, so one started just before this transition could look like its own.
+    #[serde(default)]
+    pub previous_refresh_ids: Vec<String>,
 }
 
 impl Transition {
+    /// The refresh ids this transition started or adopted.
+    pub fn refresh_ids(&self) -> Vec<String> {
+        self.refreshes
+            .values()
+            .filter_map(|status| match status {
+                RefreshStatus::Started { id } | RefreshStatus::AlreadyRunning { id } => {
+                    Some(id.clone())
+                }
+                RefreshStatus::Failed { .. } => None,
+            })
+            .collect()
+    }
+
     /// The parameter is known to be written in `region` for this transition.
     pub fn published_in(&self, region: &Region) -> bool {
         self.publish.get(region).is_some_and(StepStatus::is_ok)

@@ -97,16 +97,18 @@ pub fn plan(state: &ControlState, request: &SwitchRequest, now: Millis, config: 
             ),
         });
     }
-    // Pause and cooldown hold back automatic switches only; people may always act.
+    // A pause holds back every switch but a forced one; the cooldown only automatic ones.
+    if let Some(pause) = &state.paused
+        && !request.force
+    {
+        return Plan::Decided(Decision::Ignore {
+            reason: format!(
+                "switching is paused ({} by {}); send {{\"command\":\"resume\"}}, or repeat a manual command with \"force\": true",
+                pause.reason, pause.by
+            ),
+        });
+    }
     if request.trigger.is_automatic() {
-        if let Some(pause) = &state.paused {
-            return Plan::Decided(Decision::Ignore {
-                reason: format!(
-                    "automatic switching is paused ({} by {}); send {{\"command\":\"resume\"}} or a manual command",
-                    pause.reason, pause.by
-                ),
-            });
-        }
         if let Some(last) = state.last_switch_at() {
             let elapsed = Duration::from_millis(now.saturating_sub(last));
             if elapsed < config.cooldown {
@@ -233,6 +235,7 @@ mod tests {
                 refreshes: BTreeMap::new(),
                 completed: true,
                 last_replicated_from_old: None,
+                previous_refresh_ids: Vec::new(),
             }),
             failback: None,
         }
@@ -302,9 +305,26 @@ mod tests {
             ),
             (
                 "manual failover to a named region probes only it",
-                &paused,
+                &home,
                 request(Intent::To(Some(region("eu-west-1")))),
                 Plan::Probe(vec![region("eu-west-1")]),
+            ),
+            (
+                "a pause holds back manual commands too",
+                &paused,
+                request(Intent::To(Some(region("eu-west-1")))),
+                Plan::Decided(Decision::Ignore {
+                    reason: "switching is paused (maintenance by operator); send {\"command\":\"resume\"}, or repeat a manual command with \"force\": true".into(),
+                }),
+            ),
+            (
+                "a forced command passes a pause",
+                &paused,
+                forced.clone(),
+                Plan::Decided(Decision::Switch {
+                    from: region("us-east-1"),
+                    to: region("eu-west-1"),
+                }),
             ),
             (
                 "forced manual failover skips the probe, even within cooldown",

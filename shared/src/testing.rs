@@ -59,16 +59,131 @@ fn fault(
     }
 }
 
+/// A process crash at a chosen write: the chosen call and every call after it never
+/// return, as if the process had died there. `lands` says whether the chosen write reached
+/// AWS before the process died (the request went out, the answer never came back).
+#[derive(Default)]
+pub struct CrashPoint {
+    state: Mutex<CrashState>,
+    died: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct CrashState {
+    /// Writes still allowed before the crash, and whether the crashing one lands.
+    armed: Option<(u64, bool)>,
+    dead: bool,
+    writes: u64,
+}
+
+/// What a fake does with one write.
+#[derive(PartialEq, Eq)]
+pub enum Fate {
+    Proceed,
+    /// The process died before the request left.
+    Vanish,
+    /// The request took effect, then the process died.
+    LandThenVanish,
+}
+
+impl CrashPoint {
+    /// Crash at the write after `writes_before` more writes.
+    pub fn arm(&self, writes_before: u64, lands: bool) {
+        let mut state = lock(&self.state);
+        state.armed = Some((writes_before, lands));
+        state.dead = false;
+    }
+
+    /// A new process: nothing armed, alive.
+    pub fn disarm(&self) {
+        let mut state = lock(&self.state);
+        state.armed = None;
+        state.dead = false;
+    }
+
+    /// Writes that took effect so far.
+    pub fn writes(&self) -> u64 {
+        lock(&self.state).writes
+    }
+
+    /// Resolves once the process has died.
+    pub async fn dead(&self) {
+        self.died.notified().await;
+    }
+
+    pub fn fate(&self) -> Fate {
+        let mut state = lock(&self.state);
+        if state.dead {
+            return Fate::Vanish;
+        }
+        let fate = match &mut state.armed {
+            Some((0, lands)) => {
+                let lands = *lands;
+                state.dead = true;
+                self.died.notify_one();
+                if lands {
+                    Fate::LandThenVanish
+                } else {
+                    Fate::Vanish
+                }
+            }
+            Some((left, _)) => {
+                *left -= 1;
+                Fate::Proceed
+            }
+            None => Fate::Proceed,
+        };
+        if fate != Fate::Vanish {
+            state.writes += 1;
+        }
+        fate
+    }
+}
+
+/// Never returns: the process is gone.
+async fn vanish<T>() -> T {
+    std::future::pending().await
+}
+
 #[derive(Default)]
 pub struct FakeControl {
     pub item: Mutex<Option<Versioned<ControlState>>>,
     pub history: Mutex<Vec<HistoryRecord>>,
     pub saves: AtomicU64,
+    pub crash: Arc<CrashPoint>,
 }
 
 impl FakeControl {
     pub fn state(&self) -> Option<ControlState> {
         lock(&self.item).as_ref().map(|v| v.value.clone())
+    }
+}
+
+impl FakeControl {
+    fn apply_save(
+        &self,
+        expected: u64,
+        state: &ControlState,
+        history: Option<&HistoryRecord>,
+    ) -> bool {
+        let mut item = lock(&self.item);
+        let version = item.as_ref().map_or(0, |v| v.version);
+        if version != expected {
+            return false;
+        }
+        if let Some(record) = history {
+            let mut all = lock(&self.history);
+            if all.iter().any(|h| h.epoch == record.epoch) {
+                return false;
+            }
+            all.push(record.clone());
+        }
+        *item = Some(Versioned {
+            version: expected + 1,
+            value: state.clone(),
+        });
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        true
     }
 }
 
@@ -86,24 +201,15 @@ impl ControlStore for Arc<FakeControl> {
         state: &ControlState,
         history: Option<&HistoryRecord>,
     ) -> Result<bool> {
-        let mut item = lock(&self.item);
-        let version = item.as_ref().map_or(0, |v| v.version);
-        if version != expected {
-            return Ok(false);
+        let fate = self.crash.fate();
+        if fate == Fate::Vanish {
+            return vanish().await;
         }
-        if let Some(record) = history {
-            let mut all = lock(&self.history);
-            if all.iter().any(|h| h.epoch == record.epoch) {
-                return Ok(false);
-            }
-            all.push(record.clone());
+        let saved = self.apply_save(expected, state, history);
+        if fate == Fate::LandThenVanish {
+            return vanish().await;
         }
-        *item = Some(Versioned {
-            version: expected + 1,
-            value: state.clone(),
-        });
-        self.saves.fetch_add(1, Ordering::SeqCst);
-        Ok(true)
+        Ok(saved)
     }
 
     async fn history(&self, limit: usize) -> Result<Vec<HistoryRecord>> {
@@ -121,6 +227,7 @@ pub struct FakeParameters {
     pub values: Mutex<BTreeMap<Region, String>>,
     pub down: Mutex<BTreeSet<Region>>,
     pub puts: AtomicU64,
+    pub crash: Arc<CrashPoint>,
 }
 
 impl ParameterStore for Arc<FakeParameters> {
@@ -134,8 +241,15 @@ impl ParameterStore for Arc<FakeParameters> {
         if lock(&self.down).contains(region) {
             return Err(fault("ssm", "PutParameter", region, ErrorKind::Timeout));
         }
+        let fate = self.crash.fate();
+        if fate == Fate::Vanish {
+            return vanish().await;
+        }
         self.puts.fetch_add(1, Ordering::SeqCst);
         lock(&self.values).insert(region.clone(), value.to_owned());
+        if fate == Fate::LandThenVanish {
+            return vanish().await;
+        }
         Ok(())
     }
 
@@ -155,6 +269,7 @@ pub struct FakeGroups {
     pub starts: AtomicU64,
     pub cancels: AtomicU64,
     pub clock: Arc<FakeClock>,
+    pub crash: Arc<CrashPoint>,
 }
 
 impl ScalingGroups for Arc<FakeGroups> {
@@ -166,6 +281,36 @@ impl ScalingGroups for Arc<FakeGroups> {
     }
 
     async fn start_refresh(
+        &self,
+        group: &GroupRef,
+        preferences: &RefreshPreferences,
+    ) -> Result<String, AwsError> {
+        let fate = self.crash.fate();
+        if fate == Fate::Vanish {
+            return vanish().await;
+        }
+        let started = self.apply_start(group, preferences);
+        if fate == Fate::LandThenVanish {
+            return vanish().await;
+        }
+        started
+    }
+
+    async fn cancel_refresh(&self, group: &GroupRef) -> Result<(), AwsError> {
+        let fate = self.crash.fate();
+        if fate == Fate::Vanish {
+            return vanish().await;
+        }
+        let cancelled = self.apply_cancel(group);
+        if fate == Fate::LandThenVanish {
+            return vanish().await;
+        }
+        cancelled
+    }
+}
+
+impl FakeGroups {
+    fn apply_start(
         &self,
         group: &GroupRef,
         preferences: &RefreshPreferences,
@@ -195,7 +340,7 @@ impl ScalingGroups for Arc<FakeGroups> {
         Ok(id)
     }
 
-    async fn cancel_refresh(&self, group: &GroupRef) -> Result<(), AwsError> {
+    fn apply_cancel(&self, group: &GroupRef) -> Result<(), AwsError> {
         let mut all = lock(&self.refreshes);
         let active = all
             .get_mut(&group.key())
@@ -299,6 +444,8 @@ pub struct FakeWorld {
     pub groups: Arc<FakeGroups>,
     pub probe: Arc<FakeProbe>,
     pub clock: Arc<FakeClock>,
+    /// Shared by every fake that writes: see [`CrashPoint`].
+    pub crash: Arc<CrashPoint>,
 }
 
 pub type FakePorts =
@@ -307,11 +454,19 @@ pub type FakePorts =
 impl FakeWorld {
     pub fn new() -> Self {
         let clock = Arc::new(FakeClock(AtomicU64::new(1_700_000_000_000)));
+        let crash = Arc::new(CrashPoint::default());
         FakeWorld {
-            control: Arc::default(),
-            parameters: Arc::default(),
+            control: Arc::new(FakeControl {
+                crash: crash.clone(),
+                ..FakeControl::default()
+            }),
+            parameters: Arc::new(FakeParameters {
+                crash: crash.clone(),
+                ..FakeParameters::default()
+            }),
             groups: Arc::new(FakeGroups {
                 clock: clock.clone(),
+                crash: crash.clone(),
                 ..FakeGroups::default()
             }),
             probe: Arc::new(FakeProbe {
@@ -319,6 +474,7 @@ impl FakeWorld {
                 ..FakeProbe::default()
             }),
             clock,
+            crash,
         }
     }
 
