@@ -58,14 +58,15 @@ async fn concurrent_alarms_verifier_and_commands_keep_the_invariants() {
             "target_region": target,
             "reason": format!("race round {round}"),
         });
+        let (alarm_home, alarm_standby) = (alarm_for(HOME), alarm_for(STANDBY));
+        let verify_command = json!({"command": "verify"});
+        let failback_command = json!({"command": "failback", "reason": "race"});
         let (away, back, command, verify, failback) = tokio::join!(
-            stage.failover.invoke(&alarm_for(HOME)),
-            stage.failover.invoke(&alarm_for(STANDBY)),
+            stage.failover.invoke(&alarm_home),
+            stage.failover.invoke(&alarm_standby),
             stage.failover.invoke(&manual),
-            verifier.invoke(&json!({"command": "verify"})),
-            stage
-                .failover
-                .invoke(&json!({"command": "failback", "reason": "race"})),
+            verifier.invoke(&verify_command),
+            stage.failover.invoke(&failback_command),
         );
         let outcomes: Vec<Value> = [
             ("alarm home", away),
@@ -103,11 +104,7 @@ async fn concurrent_alarms_verifier_and_commands_keep_the_invariants() {
         }
 
         // Converge: the verifier's reconcile publishes the active region everywhere.
-        answered(
-            "reconcile",
-            round,
-            verifier.invoke(&json!({"command": "verify"})).await,
-        );
+        answered("reconcile", round, verifier.invoke(&verify_command).await);
         let now = answered("status", round, stage.failover.invoke(&status).await);
         let state = &now["status"];
         let active = state["active_region"].as_str().unwrap().to_owned();
