@@ -19,6 +19,11 @@ the missing operations on moto's own backends (no emulator written from scratch)
   A frozen region ships nothing until thawed; a killed region's queue is lost with it.
   Transactions are not replicated (regionpilot's replicated tables do not use them).
 
+* Faults: POST /faults {"rules": [{"operation": "PutParameter", "error":
+  "ThrottlingException", "count": 3}, {"operation": "*", "latency_ms": 800}]} answers
+  matching requests with that AWS error (in the service's own JSON or XML protocol) or
+  delays them, for `count` requests (-1: until replaced). {"rules": []} clears them.
+
 Each region is its own process so the tests can freeze it (SIGSTOP), thaw it (SIGCONT)
 or kill it, exactly as a regional outage looks to a client: connections that hang, or
 connections refused.
@@ -31,9 +36,11 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime as dt
+import io
 import json
 import os
 import time
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import signal
@@ -46,7 +53,8 @@ from moto.autoscaling.models import autoscaling_backends
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
 ACTIVE_STATES = ("Pending", "InProgress", "Cancelling", "RollbackInProgress")
 REFRESH_SECONDS = float(os.environ.get("RIG_REFRESH_SECONDS", "5"))
@@ -306,6 +314,67 @@ def _apply(region: str, message: dict) -> None:
             _applying.active = False
 
 
+# Fault injection, set through the control port (POST /faults): each rule matches an
+# operation ("PutParameter", "GetItem", "StartInstanceRefresh", or "*") and either delays
+# it (latency_ms) or answers it with an AWS error in the service's own protocol, for the
+# next `count` matching requests (-1: until cleared).
+_faults: list[dict] = []
+_faults_lock = threading.Lock()
+
+
+def _operation(environ: dict) -> tuple[str, str, bytes]:
+    """(protocol, operation, body) of a request: JSON protocols name the operation in
+    X-Amz-Target, the query protocol (Auto Scaling) in the form's Action."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return "json", target.rsplit(".", 1)[-1], body
+    form = urllib.parse.parse_qs(body.decode(errors="replace"))
+    return "query", (form.get("Action") or [""])[0], body
+
+
+def _matching_fault(operation: str) -> dict | None:
+    with _faults_lock:
+        for rule in _faults:
+            if rule["operation"] in ("*", operation) and rule["count"] != 0:
+                if rule["count"] > 0:
+                    rule["count"] -= 1
+                return dict(rule)
+    return None
+
+
+class FaultInjector:
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        protocol, operation, body = _operation(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        rule = _matching_fault(operation)
+        if rule and rule.get("latency_ms"):
+            time.sleep(rule["latency_ms"] / 1000)
+        if not rule or not rule.get("error"):
+            return self.app(environ, start_response)
+        code, message, status = rule["error"], rule.get("message", "injected by the rig"), rule.get("status", 400)
+        if protocol == "json":
+            payload = json.dumps({"__type": code, "message": message}).encode()
+            content_type = "application/x-amz-json-1.1"
+        else:
+            payload = (
+                "<ErrorResponse><Error><Type>Sender</Type>"
+                f"<Code>{code}</Code><Message>{message}</Message></Error>"
+                f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+            ).encode()
+            content_type = "text/xml"
+        start_response(
+            f"{status} Injected",
+            [("Content-Type", content_type), ("Content-Length", str(len(payload))),
+             ("x-amzn-RequestId", str(uuid.uuid4()))],
+        )
+        return [payload]
+
+
 def _control_server(region: str, port: int) -> None:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:  # keep the rig's log quiet
@@ -333,6 +402,15 @@ def _control_server(region: str, port: int) -> None:
                 if self.path == "/replicate":
                     _apply(region, body)
                     self._reply(200, {"applied": True})
+                elif self.path == "/faults":
+                    with _faults_lock:
+                        _faults[:] = [
+                            {"operation": r.get("operation", "*"), "count": int(r.get("count", -1)),
+                             "error": r.get("error"), "message": r.get("message", "injected by the rig"),
+                             "status": int(r.get("status", 400)), "latency_ms": int(r.get("latency_ms", 0))}
+                            for r in body.get("rules", [])
+                        ]
+                    self._reply(200, {"rules": len(_faults)})
                 elif self.path == "/replication":
                     peer = _outbound[body["to"]]
                     with peer.cond:
@@ -368,15 +446,16 @@ def main() -> None:
     if args.control_port:
         _control_server(args.region, args.control_port)
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
-    server.start()
+    app = FaultInjector(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"rig: {args.region} listening on http://127.0.0.1:{args.port}", flush=True)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
-    server.stop()
+    server.shutdown()
     sys.exit(0)
 
 

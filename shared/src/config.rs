@@ -34,6 +34,12 @@ pub struct RefreshPreferences {
     pub warmup: Duration,
 }
 
+/// Backoff between attempts of one call. The SDK's default (1 s, growing to 20 s) would
+/// outlast the call budget under throttling, and the caller would see a bare timeout
+/// instead of the throttling error; a failover cannot wait that long anyway.
+pub const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+pub const RETRY_MAX_BACKOFF: Duration = Duration::from_millis(400);
+
 /// Timeouts on every AWS call. A frozen region costs at most `call_budget()` per call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -46,9 +52,11 @@ pub struct Timeouts {
 }
 
 impl Timeouts {
-    /// Upper bound on one ordinary call including retries and their backoff.
+    /// Upper bound on one ordinary call including retries and their backoff, with room to
+    /// spare so the last attempt's own error, not this budget, is what the caller sees.
     pub fn call_budget(&self) -> Duration {
-        self.call_attempt * self.call_max_attempts + Duration::from_secs(1)
+        let backoff = RETRY_MAX_BACKOFF * self.call_max_attempts.saturating_sub(1);
+        self.call_attempt * self.call_max_attempts + backoff + Duration::from_millis(500)
     }
 }
 

@@ -108,18 +108,18 @@ pub fn plan(state: &ControlState, request: &SwitchRequest, now: Millis, config: 
             ),
         });
     }
-    if request.trigger.is_automatic() {
-        if let Some(last) = state.last_switch_at() {
-            let elapsed = Duration::from_millis(now.saturating_sub(last));
-            if elapsed < config.cooldown {
-                return Plan::Decided(Decision::Ignore {
-                    reason: format!(
-                        "within cooldown: last switch {}s ago, COOLDOWN_SECONDS is {}; a manual command with force overrides",
-                        elapsed.as_secs(),
-                        config.cooldown.as_secs()
-                    ),
-                });
-            }
+    if request.trigger.is_automatic()
+        && let Some(last) = state.last_switch_at()
+    {
+        let elapsed = Duration::from_millis(now.saturating_sub(last));
+        if elapsed < config.cooldown {
+            return Plan::Decided(Decision::Ignore {
+                reason: format!(
+                    "within cooldown: last switch {}s ago, COOLDOWN_SECONDS is {}; a manual command overrides",
+                    elapsed.as_secs(),
+                    config.cooldown.as_secs()
+                ),
+            });
         }
     }
     match target {

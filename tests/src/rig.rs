@@ -209,3 +209,61 @@ async fn wait_ready(server: &RegionServer) {
         server.region, server.port
     );
 }
+
+/// One injected fault (see `rig/moto_region.py`): an AWS error code for an operation, or
+/// added latency.
+pub struct Fault {
+    pub operation: &'static str,
+    pub error: Option<&'static str>,
+    pub status: u16,
+    pub latency_ms: u64,
+    /// How many matching requests it applies to; -1 for all until replaced.
+    pub count: i64,
+}
+
+impl Fault {
+    pub fn error(operation: &'static str, code: &'static str, status: u16) -> Fault {
+        Fault {
+            operation,
+            error: Some(code),
+            status,
+            latency_ms: 0,
+            count: -1,
+        }
+    }
+
+    pub fn latency(operation: &'static str, latency_ms: u64) -> Fault {
+        Fault {
+            operation,
+            error: None,
+            status: 200,
+            latency_ms,
+            count: -1,
+        }
+    }
+}
+
+impl Rig {
+    /// Replaces the region's injected faults (an empty list clears them).
+    pub fn set_faults(&self, region: &str, faults: &[Fault]) {
+        let rules: Vec<String> = faults
+            .iter()
+            .map(|f| {
+                format!(
+                    r#"{{"operation":"{}","error":{},"status":{},"latency_ms":{},"count":{}}}"#,
+                    f.operation,
+                    f.error.map_or("null".to_owned(), |e| format!("\"{e}\"")),
+                    f.status,
+                    f.latency_ms,
+                    f.count
+                )
+            })
+            .collect();
+        let body = format!(r#"{{"rules":[{}]}}"#, rules.join(","));
+        let reply = http_post(self.server(region).control_port, "/faults", &body);
+        assert!(
+            reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
+            "{reply}"
+        );
+    }
+}

@@ -5,7 +5,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
-use crate::config::Config;
+use crate::config::{Config, RETRY_INITIAL_BACKOFF, RETRY_MAX_BACKOFF};
 use crate::region::Region;
 
 /// One client per service and region, shared by all invocations of a warm function.
@@ -32,7 +32,12 @@ pub async fn build_clients(config: &Config) -> AwsClients {
                 .operation_timeout(t.call_budget())
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(t.call_max_attempts))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(t.call_max_attempts)
+                .with_initial_backoff(RETRY_INITIAL_BACKOFF)
+                .with_max_backoff(RETRY_MAX_BACKOFF),
+        )
         .load()
         .await;
     let probe_base = base
