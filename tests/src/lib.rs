@@ -85,3 +85,16 @@ pub fn alarm_for(region: &str) -> serde_json::Value {
         serde_json::json!(region);
     event
 }
+
+/// Fails if a function's log carries the rig's secret key or session token.
+pub fn assert_no_secrets_logged(function: &LocalFunction) {
+    let log = function.log_text();
+    assert!(!log.is_empty(), "{}: no log to check", function.name);
+    for secret in [world::SECRET_ACCESS_KEY, world::SESSION_TOKEN] {
+        assert!(
+            !log.contains(secret),
+            "{}: a credential reached the log",
+            function.name
+        );
+    }
+}

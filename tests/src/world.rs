@@ -37,11 +37,17 @@ pub struct World {
     pub endpoints: String,
 }
 
+/// The functions' secret key on the rig: distinctive, so the tests can prove it never
+/// reaches a log line.
+pub const SECRET_ACCESS_KEY: &str = "rigSECRETkey/never-logged+0123456789abcdef";
+pub const SESSION_TOKEN: &str = "rigSESSIONtoken/never-logged+fedcba9876543210";
+
 /// Dummy credentials: the rig accepts any, and nothing ever leaves 127.0.0.1.
-pub fn local_credentials() -> [(&'static str, &'static str); 2] {
+pub fn local_credentials() -> [(&'static str, &'static str); 3] {
     [
-        ("AWS_ACCESS_KEY_ID", "rig"),
-        ("AWS_SECRET_ACCESS_KEY", "rig"),
+        ("AWS_ACCESS_KEY_ID", "AKIARIGLOCAL0000TEST"),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
+        ("AWS_SESSION_TOKEN", SESSION_TOKEN),
     ]
 }
 

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use regionpilot_tests::rig::Fault;
-use regionpilot_tests::{Invocation, LocalFunction, Stage, alarm_for};
+use regionpilot_tests::{Invocation, LocalFunction, Stage, alarm_for, assert_no_secrets_logged};
 use serde_json::{Value, json};
 
 const HOME: &str = "us-east-1";
@@ -179,6 +179,27 @@ async fn a_refresh_that_stays_in_progress_and_denied_parameters_are_reported_by_
     );
     stage.rig.set_faults(STANDBY, &[]);
     reconciled(&stage, &verifier, STANDBY).await;
+    assert_no_secrets_logged(&stage.failover);
+    assert_no_secrets_logged(&verifier);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_credential_is_logged_even_at_trace_level() {
+    // The most verbose logging an operator could turn on, through failures and retries.
+    let mut env = ENV.to_vec();
+    env.push(("RUST_LOG", "trace"));
+    let stage = Stage::start("fault-trace-logs", &[HOME, STANDBY], STANDBY, 1, &env).await;
+    stage.rig.set_faults(
+        STANDBY,
+        &[Fault::error("PutParameter", "ThrottlingException", 400)],
+    );
+    let out = stage.failover.invoke(&alarm_for(HOME)).await.ok();
+    assert_eq!(out["outcome"], "switched", "{out}");
+    assert!(
+        stage.failover.log_text().lines().count() > 50,
+        "trace logging was not on"
+    );
+    assert_no_secrets_logged(&stage.failover);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
