@@ -25,6 +25,8 @@ pub mod testing;
 mod controller_tests;
 #[cfg(test)]
 mod crash_tests;
+#[cfg(test)]
+mod fuzz_tests;
 
 pub use config::Config;
 pub use controller::{Controller, Outcome, Response};
