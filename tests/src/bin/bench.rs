@@ -117,6 +117,45 @@ async fn measure_failover(world: &World, function: &mut LocalFunction, trim: boo
     m
 }
 
+/// One emulated AWS request, as the harness sees it: the p50 of a consistent GetItem on
+/// the control table. Each rig region is one Python process, so a region's requests are
+/// served one at a time, unlike AWS's independent service fleets.
+async fn rig_round_trip_ms(world: &World) -> f64 {
+    let db = &world.client(&world.control_region).dynamodb;
+    let mut samples = Vec::new();
+    for _ in 0..50 {
+        let started = Instant::now();
+        db.get_item()
+            .table_name(world::CONTROL_TABLE)
+            .key("pk", AttributeValue::S("control".into()))
+            .key("sk", AttributeValue::S("state".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("rig get item");
+        samples.push(ms(started.elapsed()));
+    }
+    percentile(&samples, 0.5)
+}
+
+/// Warm failover decisions with the control plane in a third region (the other topology
+/// the deploy guide offers), so the target region's process serves only its own calls.
+async fn decisions_with_control_in_third_region(env: &[(&str, &str)]) -> Vec<f64> {
+    let mut stage = Stage::start("bench-third", &[HOME, STANDBY], "us-east-2", 1, env).await;
+    let mut samples = Vec::new();
+    for i in 0..WARM_SAMPLES {
+        trim_history(&stage.world).await;
+        let event = alarm_for(&active(&stage.world).await);
+        let started = Instant::now();
+        let out = stage.failover.invoke(&event).await.ok();
+        let took = started.elapsed();
+        assert_switched(&out, &format!("third-region warm {i}"));
+        samples.push(ms(took));
+    }
+    stage.failover.stop().await;
+    samples
+}
+
 /// Cold starts and warm invocations of a function that changes nothing (probe, verifier).
 async fn measure_read_only(
     function: &mut LocalFunction,
@@ -231,6 +270,8 @@ async fn main() {
     let mut verifier_m =
         measure_read_only(&mut verifier, &json!({"command": "verify"}), "home").await;
     let frozen = measure_frozen(&stage.rig, world, &mut stage.failover).await;
+    let round_trip = rig_round_trip_ms(world).await;
+    let third_region = decisions_with_control_in_third_region(&env).await;
 
     let bootstrap = |name: &str| Path::new(&lambda_dir).join(name).join("bootstrap");
     rust.zip_bytes = Some(zip_size(&[&bootstrap("failover")], "failover"));
@@ -307,6 +348,14 @@ fn report(
     println!(
         "  home region frozen: p50 {:.1} ms, max {frozen_max:.1} ms over {FROZEN_SAMPLES} (PROBE_TIMEOUT_MS={PROBE_TIMEOUT_MS})",
         percentile(frozen, 0.5)
+    );
+    println!(
+        "  control plane in a third region, healthy: p50 {:.2} ms, p99 {:.2} ms over {WARM_SAMPLES}",
+        percentile(third_region, 0.5),
+        percentile(third_region, 0.99)
+    );
+    println!(
+        "  one rig request (GetItem, p50): {round_trip:.2} ms; a switch makes 12 requests, 9 of them to the\n  control/target region's single process, which serves them one at a time"
     );
 
     let zips = [rust, probe, verifier].map(|m| m.zip_bytes.unwrap_or(u64::MAX));
