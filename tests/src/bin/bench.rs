@@ -282,7 +282,15 @@ async fn main() {
         "baseline-failover",
     ));
 
-    report(&rust, &python, &probe_m, &verifier_m, &frozen);
+    report(
+        &rust,
+        &python,
+        &probe_m,
+        &verifier_m,
+        &frozen,
+        &third_region,
+        round_trip,
+    );
 }
 
 fn report(
@@ -291,6 +299,8 @@ fn report(
     probe: &Measured,
     verifier: &Measured,
     frozen: &[f64],
+    third_region: &[f64],
+    round_trip: f64,
 ) {
     let cold = |m: &Measured| percentile(&m.cold_ms, 0.5);
     let mb = |kib: u64| kib as f64 / 1024.0;
