@@ -70,6 +70,7 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// How often we re-read and retry after losing a compare-and-swap.
+const DAY_MILLIS: Millis = 24 * 3600 * 1000;
 const MAX_CAS_ATTEMPTS: u32 = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -291,7 +292,6 @@ where
         let mut probes: BTreeMap<Region, ProbeResult> = BTreeMap::new();
         // Newest heartbeat of the region we leave, as each candidate has seen it.
         let mut evidence: BTreeMap<Region, Option<Millis>> = BTreeMap::new();
-        let mut recent_automatic: Option<usize> = None;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let current = self.load().await?;
             let state = &current.value;
@@ -304,32 +304,20 @@ where
                         .filter(|r| !probes.contains_key(*r))
                         .cloned()
                         .collect();
-                    // Everything the decision and the transition record need, read in one
-                    // concurrent round: the candidates' health, the replication evidence in
-                    // each, and (for automatic triggers) the flap guard's history.
+                    // What the decision and the transition record need, read in one
+                    // concurrent round: the candidates' health and the replication
+                    // evidence in each.
                     let leaving = &state.active_region;
-                    let history_needed =
-                        request.trigger.is_automatic() && recent_automatic.is_none();
-                    let (results, seen, recent) = tokio::join!(
+                    let (results, seen) = tokio::join!(
                         self.probe_all(&missing),
                         join_all(missing.iter().map(|to| async move {
                             (to.clone(), self.last_replicated(leaving, to).await)
                         })),
-                        async {
-                            if history_needed {
-                                Some(self.recent_automatic_switches().await)
-                            } else {
-                                None
-                            }
-                        }
                     );
                     for result in results {
                         probes.insert(result.region.clone(), result);
                     }
                     evidence.extend(seen);
-                    if let Some(recent) = recent {
-                        recent_automatic = Some(recent?);
-                    }
                     switch::pick(state, &candidates, &probes)
                 }
             };
@@ -379,21 +367,12 @@ where
                 return Ok(response);
             }
 
-            if request.trigger.is_automatic() {
-                let recent = match recent_automatic {
-                    Some(recent) => recent,
-                    None => self.recent_automatic_switches().await?,
-                };
-                if let Some(reason) = self.flap_guard(state, recent).await? {
-                    warn!(trigger = %request.trigger.label(), "{reason}");
-                    let paused = self.load().await?.value;
-                    return Ok(self.simple(
-                        Outcome::Ignored,
-                        &paused,
-                        reason,
-                        Some(&request.trigger),
-                    ));
-                }
+            if request.trigger.is_automatic()
+                && let Some(reason) = self.flap_guard(state).await?
+            {
+                warn!(trigger = %request.trigger.label(), "{reason}");
+                let paused = self.load().await?.value;
+                return Ok(self.simple(Outcome::Ignored, &paused, reason, Some(&request.trigger)));
             }
             let evidence = match evidence.get(&to) {
                 Some(seen) => *seen,
@@ -424,6 +403,8 @@ where
                 paused: state.paused.clone(),
                 transition: Some(transition.clone()),
                 failback: None,
+                recent_automatic_switches: self
+                    .recent_automatic(state, request.trigger.is_automatic()),
             };
             let history = HistoryRecord::from(&transition);
             if !self
@@ -446,7 +427,7 @@ where
                 value: next.clone(),
             };
             let done = self
-                .carry_out(transition, saved, failing_deadline)
+                .carry_out(transition, saved, failing_deadline, true)
                 .instrument(span)
                 .await?;
             let mut response = self.simple(
@@ -481,8 +462,9 @@ where
 
     /// The flap guard: more than `MAX_AUTOMATIC_SWITCHES_PER_DAY` automatic switches in 24
     /// hours pauses automation until a person sends `resume`. Returns why it stopped us.
-    async fn flap_guard(&self, state: &ControlState, recent: usize) -> Result<Option<String>> {
+    async fn flap_guard(&self, state: &ControlState) -> Result<Option<String>> {
         let limit = self.config.failback.max_automatic_switches_per_day;
+        let recent = self.recent_automatic(state, false).len();
         if recent < limit as usize {
             return Ok(None);
         }
@@ -507,18 +489,23 @@ where
         Ok(Some(reason))
     }
 
-    /// Automatic switches in the last 24 hours (at most the limit + 1 are read).
-    async fn recent_automatic_switches(&self) -> Result<usize> {
-        let limit = self.config.failback.max_automatic_switches_per_day;
-        let since = self.now().saturating_sub(24 * 3600 * 1000);
-        Ok(self
-            .ports
-            .control
-            .history(limit as usize + 1)
-            .await?
-            .into_iter()
-            .filter(|h| h.at >= since && h.trigger.is_automatic())
-            .count())
+    /// The automatic switches of the last 24 hours, as the state records them, plus one
+    /// at `now` when this transition is automatic; at most the flap guard's limit + 1.
+    fn recent_automatic(&self, state: &ControlState, automatic: bool) -> Vec<Millis> {
+        let limit = self.config.failback.max_automatic_switches_per_day as usize;
+        let since = self.now().saturating_sub(DAY_MILLIS);
+        let mut recent: Vec<Millis> = state
+            .recent_automatic_switches
+            .iter()
+            .copied()
+            .filter(|at| *at >= since)
+            .collect();
+        if automatic {
+            recent.push(self.now());
+        }
+        let excess = recent.len().saturating_sub(limit + 1);
+        recent.drain(..excess);
+        recent
     }
 
     /// Data-loss evidence: the newest heartbeat from `from` that `to` has seen. Writes made
@@ -559,7 +546,7 @@ where
                 value: taken,
             };
             let deadline = tokio::time::Instant::now() + self.config.timeouts.probe;
-            self.carry_out(t, saved, deadline).await?;
+            self.carry_out(t, saved, deadline, false).await?;
         }
         Ok(())
     }
@@ -573,11 +560,14 @@ where
     /// crash anywhere here is finished by a later invocation.
     /// `saved` is the control state as this invocation last wrote it, so recording the
     /// outcome usually needs no re-read; `failing_deadline` ends the failing region's work.
+    /// `fresh`: this invocation has just created the transition, so no refresh can belong
+    /// to it yet and groups are described only when a start is refused.
     pub(crate) async fn carry_out(
         &self,
         mut transition: Transition,
         saved: Versioned<ControlState>,
         failing_deadline: tokio::time::Instant,
+        fresh: bool,
     ) -> Result<Transition> {
         let epoch = transition.epoch;
         let failing = transition
@@ -608,7 +598,13 @@ where
                             lock(&progress).publish = Some(status);
                         }
                     };
-                    let describe = join_all(pending.iter().map(|g| self.ports.groups.refreshes(g)));
+                    let describe = join_all(pending.iter().map(|g| async move {
+                        if fresh {
+                            None
+                        } else {
+                            Some(self.ports.groups.refreshes(g).await)
+                        }
+                    }));
                     let ((), listed) = tokio::join!(publish, describe);
                     if region != &transition.to {
                         // Ignoring a closed channel: the target pipeline ended either way.

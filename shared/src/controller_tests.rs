@@ -290,6 +290,7 @@ fn abandoned(world: &FakeWorld, lease_until: u64) {
             paused: None,
             transition: Some(transition),
             failback: None,
+            recent_automatic_switches: Vec::new(),
         },
     });
 }

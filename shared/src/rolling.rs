@@ -24,69 +24,83 @@ pub async fn refresh_one<S: ScalingGroups>(
     transition: &Transition,
 ) -> RefreshStatus {
     let listed = groups.refreshes(group).await;
-    refresh_listed(groups, group, preferences, transition, listed).await
+    refresh_listed(groups, group, preferences, transition, Some(listed)).await
 }
 
-/// `refresh_one` with the group's refreshes already described (the transition describes
-/// while it publishes, to save a round trip).
+/// `refresh_one` with the group's refreshes already described, or with `None` for a
+/// transition this invocation has just created: nothing can belong to it yet, so it starts
+/// at once and describes only if Auto Scaling says a refresh is in progress.
 pub async fn refresh_listed<S: ScalingGroups>(
     groups: &S,
     group: &GroupRef,
     preferences: &RefreshPreferences,
     transition: &Transition,
-    listed: Result<Vec<RefreshInfo>, AwsError>,
+    listed: Option<Result<Vec<RefreshInfo>, AwsError>>,
 ) -> RefreshStatus {
     let key = group.key();
-    let existing = match listed {
-        Ok(list) => list,
-        Err(e) => {
-            return RefreshStatus::Failed {
-                error: e.to_string(),
+    let mut listed = listed;
+    let mut last_error = None;
+    // Twice at most: a start refused as in progress is followed by a describe, and what
+    // it finds (ours, or a stale one to cancel) decides the second round.
+    for _ in 0..2 {
+        let existing = match listed.take() {
+            None => Vec::new(),
+            Some(Ok(list)) => list,
+            Some(Err(e)) => {
+                return RefreshStatus::Failed {
+                    error: e.to_string(),
+                };
+            }
+        };
+        if let Some(ours) = belonging_to_transition(&existing, transition) {
+            info!(group = %key, refresh_id = %ours.id, status = %ours.status, "refresh for this transition already exists");
+            return RefreshStatus::AlreadyRunning {
+                id: ours.id.clone(),
             };
         }
-    };
-    if let Some(ours) = belonging_to_transition(&existing, transition) {
-        info!(group = %key, refresh_id = %ours.id, status = %ours.status, "refresh for this transition already exists");
+        if let Some(stale) = existing.iter().find(|r| r.is_active()) {
+            warn!(group = %key, refresh_id = %stale.id, "cancelling a refresh that began before this transition");
+            if let Err(e) = groups.cancel_refresh(group).await
+                && e.kind != ErrorKind::NotFound
+            {
+                return RefreshStatus::Failed {
+                    error: e.to_string(),
+                };
+            }
+            if let Err(error) = wait_until_idle(groups, group).await {
+                return RefreshStatus::Failed { error };
+            }
+        }
+        match groups.start_refresh(group, preferences).await {
+            Ok(id) => {
+                info!(group = %key, refresh_id = %id, "instance refresh started");
+                return RefreshStatus::Started { id };
+            }
+            Err(e) if e.kind == ErrorKind::RefreshInProgress => {
+                // A stale refresh we had not seen, or one someone else started for this
+                // transition between our describe and our start: look again.
+                listed = Some(groups.refreshes(group).await);
+                last_error = Some(e);
+            }
+            Err(e) => {
+                return RefreshStatus::Failed {
+                    error: e.to_string(),
+                };
+            }
+        }
+    }
+    if let Some(Ok(list)) = &listed
+        && let Some(ours) = belonging_to_transition(list, transition)
+    {
         return RefreshStatus::AlreadyRunning {
             id: ours.id.clone(),
         };
     }
-    if let Some(stale) = existing.iter().find(|r| r.is_active()) {
-        warn!(group = %key, refresh_id = %stale.id, "cancelling a refresh that began before this transition");
-        if let Err(e) = groups.cancel_refresh(group).await
-            && e.kind != ErrorKind::NotFound
-        {
-            return RefreshStatus::Failed {
-                error: e.to_string(),
-            };
-        }
-        if let Err(error) = wait_until_idle(groups, group).await {
-            return RefreshStatus::Failed { error };
-        }
-    }
-    match groups.start_refresh(group, preferences).await {
-        Ok(id) => {
-            info!(group = %key, refresh_id = %id, "instance refresh started");
-            RefreshStatus::Started { id }
-        }
-        Err(e) if e.kind == ErrorKind::RefreshInProgress => {
-            // Someone else started one between our describe and our start: if it is for
-            // this transition, it is ours to keep.
-            match groups.refreshes(group).await {
-                Ok(list) => match belonging_to_transition(&list, transition) {
-                    Some(r) => RefreshStatus::AlreadyRunning { id: r.id.clone() },
-                    None => RefreshStatus::Failed {
-                        error: e.to_string(),
-                    },
-                },
-                Err(_) => RefreshStatus::Failed {
-                    error: e.to_string(),
-                },
-            }
-        }
-        Err(e) => RefreshStatus::Failed {
-            error: e.to_string(),
-        },
+    RefreshStatus::Failed {
+        error: last_error.map_or_else(
+            || "instance refresh did not start".to_owned(),
+            |e| e.to_string(),
+        ),
     }
 }
 

@@ -24,6 +24,10 @@ pub struct ControlState {
     /// Failback verification progress while away from home.
     #[serde(default)]
     pub failback: Option<FailbackProgress>,
+    /// When the recent automatic switches happened (at most the flap guard's limit + 1,
+    /// within 24 hours): the flap guard reads them here instead of querying the history.
+    #[serde(default)]
+    pub recent_automatic_switches: Vec<Millis>,
 }
 
 /// How close the application is to going home, kept across the verifier's runs.
@@ -52,6 +56,7 @@ impl ControlState {
             paused: None,
             transition: None,
             failback: None,
+            recent_automatic_switches: Vec::new(),
         }
     }
 

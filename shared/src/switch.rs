@@ -238,6 +238,7 @@ mod tests {
                 previous_refresh_ids: Vec::new(),
             }),
             failback: None,
+            recent_automatic_switches: Vec::new(),
         }
     }
 

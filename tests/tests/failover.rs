@@ -86,8 +86,18 @@ async fn ok_alarm_and_manual_commands_follow_their_contracts() {
     assert!(out["reason"].as_str().unwrap().contains("paused"), "{out}");
     assert_eq!(stage.world.parameter(HOME).await.as_deref(), Some(HOME));
 
-    // Manual commands still work while paused.
+    // While paused, only a forced manual command switches.
     let out = f.invoke(&fixture("command-failover.json")).await.ok();
+    assert_eq!(out["outcome"], "ignored", "{out}");
+    assert!(
+        out["reason"].as_str().unwrap().contains("\"force\": true"),
+        "{out}"
+    );
+    assert!(
+        stage.world.history_epochs().await.is_empty(),
+        "switched while paused"
+    );
+    let out = f.invoke(&fixture("command-failover-force.json")).await.ok();
     assert_eq!(out["outcome"], "switched", "{out}");
     assert_eq!(out["publish"][HOME]["status"], "published");
     assert!(
