@@ -287,8 +287,23 @@ struct ReasonArgs {
 struct NoArgs {}
 
 fn args<T: for<'de> Deserialize<'de>>(name: &str, rest: Map<String, Value>) -> Result<T> {
-    serde_json::from_value(Value::Object(rest))
+    from_value_naming_the_field(Value::Object(rest))
         .map_err(|e| Error::invalid(format!("command {name:?}: {e}")))
+}
+
+/// `serde_json::from_value`, with the path of the offending field in the error
+/// (`force: invalid type: string "yes", expected a boolean`).
+fn from_value_naming_the_field<T: for<'de> Deserialize<'de>>(
+    value: Value,
+) -> std::result::Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("{path}: {}", e.into_inner())
+        }
+    })
 }
 
 fn reason_or(name: &str, given: Option<String>, default: &str) -> Result<String> {
@@ -392,7 +407,7 @@ struct AlarmStateData {
 
 fn decode_alarm(data: &Value, source: AlarmSource, config: &Config) -> Result<AlarmSignal> {
     let label = source.as_str();
-    let data: AlarmData = serde_json::from_value(data.clone())
+    let data: AlarmData = from_value_naming_the_field(data.clone())
         .map_err(|e| Error::invalid(format!("{label} alarm event is malformed: {e}")))?;
     let alarm_name = data
         .alarm_name

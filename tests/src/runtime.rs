@@ -230,6 +230,16 @@ impl LocalFunction {
             .collect()
     }
 
+    /// SIGKILLs every instance where it stands, while an invocation may be in flight (the
+    /// caller drops that invocation; nothing will answer it).
+    pub fn kill_now(&self) {
+        for pid in self.processes.iter().filter_map(Child::id) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+
     /// Kills every instance (a crash); queued invocations wait for the next one.
     pub async fn stop(&mut self) {
         for mut child in self.processes.drain(..) {

@@ -283,6 +283,16 @@ async fn malformed_payloads_get_a_clear_error_and_change_nothing() {
             json!({"detail-type": "CloudWatch Alarm State Change"}),
             "no \"detail\"",
         ),
+        (
+            json!({"command": "status", "pad": "x".repeat(300_000)}),
+            "bytes; at most",
+        ),
+        (
+            json!({"command": "failover", "target_region": "us-est-1"}),
+            "us-est-1",
+        ),
+        (json!({"command": "failover", "force": "yes"}), "force"),
+        (json!({"command": ["failover"]}), "command"),
     ];
     for (payload, fragment) in cases {
         let (error_type, message) = stage.failover.invoke(&payload).await.err();
@@ -302,6 +312,30 @@ async fn malformed_payloads_get_a_clear_error_and_change_nothing() {
         .await
         .ok();
     assert_eq!(out["outcome"], "status");
+
+    // Free text is kept, but never with what could forge a log line or a terminal.
+    let forged = "maintenance\n{\"level\":\"ERROR\",\"message\":\"forged\"}\u{1b}[2J\r";
+    let out = stage
+        .failover
+        .invoke(&json!({"command": "pause", "reason": forged}))
+        .await
+        .ok();
+    assert_eq!(out["outcome"], "paused");
+    let status = stage
+        .failover
+        .invoke(&fixture("command-status.json"))
+        .await
+        .ok();
+    let stored = status["status"]["paused"]["reason"].as_str().unwrap();
+    assert!(stored.starts_with("maintenance"), "{stored:?}");
+    assert!(!stored.chars().any(char::is_control), "{stored:?}");
+    assert!(
+        !stage
+            .failover
+            .log_text()
+            .lines()
+            .any(|l| l.starts_with("{\"level\":\"ERROR\",\"message\":\"forged\""))
+    );
 }
 
 /// `aws lambda invoke` (AWS CLI v1, from .venv) against the local Invoke API: the CLI's
