@@ -454,15 +454,7 @@ async fn auto_mode_fails_back_exactly_once() {
     assert_eq!(report.active_region, region("us-east-1"));
     let again = c.verify().await.unwrap();
     assert_eq!(again.outcome, "home");
-    let epochs: Vec<u64> = world
-        .control
-        .history
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|h| h.epoch)
-        .collect();
-    assert_eq!(epochs, vec![1, 2]);
+    assert_eq!(world.control.epochs(), vec![1, 2]);
 }
 
 #[tokio::test]

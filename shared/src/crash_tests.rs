@@ -92,17 +92,8 @@ fn check(world: &FakeWorld, transitions: u64, to: &str, case: &str) {
     assert_eq!(state.epoch, transitions, "{case}: epoch");
     let transition = state.transition.expect("transition recorded");
     assert!(transition.completed, "{case}: transition left unfinished");
-    let mut epochs: Vec<u64> = world
-        .control
-        .history
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|h| h.epoch)
-        .collect();
-    epochs.sort_unstable();
     assert_eq!(
-        epochs,
+        world.control.epochs(),
         (1..=transitions).collect::<Vec<_>>(),
         "{case}: history not linear"
     );

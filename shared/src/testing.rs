@@ -157,6 +157,13 @@ impl FakeControl {
     pub fn state(&self) -> Option<ControlState> {
         lock(&self.item).as_ref().map(|v| v.value.clone())
     }
+
+    /// The history's epochs, in order.
+    pub fn epochs(&self) -> Vec<u64> {
+        let mut epochs: Vec<u64> = lock(&self.history).iter().map(|h| h.epoch).collect();
+        epochs.sort_unstable();
+        epochs
+    }
 }
 
 impl FakeControl {

@@ -195,6 +195,12 @@ impl World {
         futures::future::join_all(reads).await.into_iter().collect()
     }
 
+    /// Whether the parameter names `value` in every region, with the values as read.
+    pub async fn parameters_all(&self, value: &str) -> (bool, BTreeMap<String, Option<String>>) {
+        let read = self.parameters().await;
+        (read.values().all(|v| v.as_deref() == Some(value)), read)
+    }
+
     pub async fn refreshes(
         &self,
         region: &str,

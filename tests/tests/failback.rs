@@ -63,11 +63,8 @@ async fn auto_mode_fails_back_exactly_once_after_the_streak() {
         ["waiting", "waiting", "failed_back", "home", "home"]
     );
     assert_eq!(stage.world.history_epochs().await, vec![1, 2]);
-    let params = stage.world.parameters().await;
-    assert!(
-        params.values().all(|v| v.as_deref() == Some(HOME)),
-        "{params:?}"
-    );
+    let (published, params) = stage.world.parameters_all(HOME).await;
+    assert!(published, "{params:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

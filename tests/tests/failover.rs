@@ -37,11 +37,8 @@ async fn every_alarm_trigger_kind_from_events_fails_over() {
         assert_eq!(out["from"], HOME, "{file}");
         assert_eq!(out["to"], STANDBY, "{file}");
         assert_eq!(out["epoch"], 1, "{file}");
-        let params = stage.world.parameters().await;
-        assert!(
-            params.values().all(|v| v.as_deref() == Some(STANDBY)),
-            "{file}: {params:?}"
-        );
+        let (published, params) = stage.world.parameters_all(STANDBY).await;
+        assert!(published, "{file}: {params:?}");
         for region in [HOME, STANDBY] {
             let refreshes = stage.world.refreshes(region).await;
             assert_eq!(refreshes.len(), 1, "{file}: one refresh in {region}");
@@ -123,11 +120,8 @@ async fn ok_alarm_and_manual_commands_follow_their_contracts() {
     assert_eq!(out["to"], HOME);
     assert_eq!(out["epoch"], 2);
     assert_eq!(stage.world.history_epochs().await, vec![1, 2]);
-    let params = stage.world.parameters().await;
-    assert!(
-        params.values().all(|v| v.as_deref() == Some(HOME)),
-        "{params:?}"
-    );
+    let (published, params) = stage.world.parameters_all(HOME).await;
+    assert!(published, "{params:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,11 +228,8 @@ async fn both_regions_down_is_refused_and_changes_nothing() {
         stage.world.control_item().await.is_none(),
         "state was written"
     );
-    let params = stage.world.parameters().await;
-    assert!(
-        params.values().all(|v| v.as_deref() == Some(HOME)),
-        "{params:?}"
-    );
+    let (published, params) = stage.world.parameters_all(HOME).await;
+    assert!(published, "{params:?}");
     for region in [HOME, STANDBY] {
         assert!(stage.world.refreshes(region).await.is_empty());
     }
@@ -300,11 +291,8 @@ async fn malformed_payloads_get_a_clear_error_and_change_nothing() {
         assert!(message.contains(fragment), "{message:?} lacks {fragment:?}");
     }
     assert!(stage.world.control_item().await.is_none());
-    let params = stage.world.parameters().await;
-    assert!(
-        params.values().all(|v| v.as_deref() == Some(HOME)),
-        "{params:?}"
-    );
+    let (published, params) = stage.world.parameters_all(HOME).await;
+    assert!(published, "{params:?}");
     // The function survived every one of them.
     let out = stage
         .failover

@@ -57,11 +57,8 @@ async fn timed(function: &LocalFunction, payload: &Value) -> (Invocation, Durati
 /// After the fault is cleared, the verifier's reconcile finishes what was left.
 async fn reconciled(stage: &Stage, verifier: &LocalFunction, active: &str) {
     let report = verifier.invoke(&json!({"command": "verify"})).await.ok();
-    let parameters = stage.world.parameters().await;
-    assert!(
-        parameters.values().all(|v| v.as_deref() == Some(active)),
-        "not reconciled: {parameters:?} ({report})"
-    );
+    let (published, parameters) = stage.world.parameters_all(active).await;
+    assert!(published, "not reconciled: {parameters:?} ({report})");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -120,11 +120,9 @@ async fn concurrent_alarms_verifier_and_commands_keep_the_invariants() {
             (1..=epoch).collect::<Vec<_>>(),
             "round {round}: history not linear"
         );
-        let parameters = stage.world.parameters().await;
+        let (converged, parameters) = stage.world.parameters_all(&active).await;
         assert!(
-            parameters
-                .values()
-                .all(|v| v.as_deref() == Some(active.as_str())),
+            converged,
             "round {round}: parameters {parameters:?} not converged to {active}"
         );
         transitions_seen += epoch - last_epoch;

@@ -344,6 +344,15 @@ async fn verify_until(
     None
 }
 
+/// The failover function's `status` answer.
+async fn status(stage: &Stage) -> Value {
+    stage
+        .failover
+        .invoke(&json!({"command": "status"}))
+        .await
+        .ok()
+}
+
 fn check(ok: bool, what: impl Into<String>) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what.into()) }
 }
@@ -483,11 +492,7 @@ async fn run(scenario: Scenario, pace: &Pace) -> Result<(), String> {
             // The region does not come back: the verifier must keep the app where it is.
             let report = verify_until(&mut t, &verifier, pace, 3, |_| false).await;
             check(report.is_none(), "the verifier stopped early")?;
-            let status = stage
-                .failover
-                .invoke(&json!({"command": "status"}))
-                .await
-                .ok();
+            let status = status(&stage).await;
             t.mark(format!(
                 "status: active {} phase {} (no failback to a dead region)",
                 status["status"]["active_region"], status["status"]["phase"]
@@ -530,11 +535,7 @@ async fn run(scenario: Scenario, pace: &Pace) -> Result<(), String> {
                         .is_some_and(|s| s.contains("flap guard"))
             })
             .await;
-            let status = stage
-                .failover
-                .invoke(&json!({"command": "status"}))
-                .await
-                .ok();
+            let status = status(&stage).await;
             t.mark(format!(
                 "flap guard: automation paused by {} ({}); app stays in {}",
                 status["status"]["paused"]["by"],
@@ -693,8 +694,11 @@ async fn run(scenario: Scenario, pace: &Pace) -> Result<(), String> {
     }
     if scenario != Scenario::Kill && scenario != Scenario::Flapping {
         check(
-            params.values().all(|v| v.as_deref() == Some(HOME)),
-            "failback did not publish everywhere",
+            stage.world.parameters_all(HOME).await.0,
+            format!(
+                "failback did not publish everywhere: {}",
+                params_line(&params)
+            ),
         )?;
     }
     Ok(())
