@@ -70,8 +70,9 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// How often we re-read and retry after losing a compare-and-swap.
-const DAY_MILLIS: Millis = 24 * 3600 * 1000;
 const MAX_CAS_ATTEMPTS: u32 = 8;
+/// The flap guard's window.
+const DAY_MILLIS: Millis = 24 * 3600 * 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
