@@ -120,10 +120,9 @@ impl LocalFunction {
         concurrency: usize,
         log_dir: &std::path::Path,
     ) -> LocalFunction {
-        let binary = name;
         let (sender, receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            function_name: binary.to_owned(),
+            function_name: name.to_owned(),
             sender,
             receiver: Mutex::new(receiver),
             in_flight: Mutex::new(HashMap::new()),
@@ -148,14 +147,14 @@ impl LocalFunction {
             let _ = axum::serve(listener, app).await;
         });
         let mut function = LocalFunction {
-            name: binary.to_owned(),
+            name: name.to_owned(),
             port,
             shared,
             program,
             args: args.iter().map(|a| a.to_string()).collect(),
             processes: Vec::new(),
             env,
-            log: log_dir.join(format!("{binary}.log")),
+            log: log_dir.join(format!("{name}.log")),
             server,
         };
         for _ in 0..concurrency {

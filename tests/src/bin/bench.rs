@@ -49,32 +49,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// A realistic control table between samples: a deployment sees a few switches a day, not
-/// hundreds, so only the newest two history records are kept (the flap guard reads the
-/// newest MAX_AUTOMATIC_SWITCHES_PER_DAY + 1).
-async fn trim_history(world: &World) {
-    let db = &world.client(&world.control_region).dynamodb;
-    let out = db
-        .query()
-        .table_name(world::CONTROL_TABLE)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S("history".into()))
-        .scan_index_forward(false)
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("query history");
-    for item in out.items.unwrap_or_default().into_iter().skip(2) {
-        db.delete_item()
-            .table_name(world::CONTROL_TABLE)
-            .key("pk", item["pk"].clone())
-            .key("sk", item["sk"].clone())
-            .send()
-            .await
-            .expect("trim history");
-    }
-}
-
 /// The region a failover alarm should now be about: the one the parameter names.
 async fn active(world: &World) -> String {
     world
@@ -89,12 +63,9 @@ fn assert_switched(out: &Value, what: &str) {
 
 /// Cold starts and warm invocations of a failover implementation; every invocation is a
 /// real switch (the alarm is always about the active region).
-async fn measure_failover(world: &World, function: &mut LocalFunction, trim: bool) -> Measured {
+async fn measure_failover(world: &World, function: &mut LocalFunction) -> Measured {
     let mut m = Measured::default();
     for _ in 0..COLD_SAMPLES {
-        if trim {
-            trim_history(world).await;
-        }
         let (took, out) = function.cold_invoke(&alarm_for(&active(world).await)).await;
         assert_switched(&out.ok(), "cold");
         m.cold_ms.push(ms(took));
@@ -102,9 +73,6 @@ async fn measure_failover(world: &World, function: &mut LocalFunction, trim: boo
     }
     function.spawn_process();
     for i in 0..WARM_SAMPLES {
-        if trim {
-            trim_history(world).await;
-        }
         let event = alarm_for(&active(world).await);
         let started = Instant::now();
         let out = function.invoke(&event).await.ok();
@@ -144,7 +112,6 @@ async fn decisions_with_control_in_third_region(env: &[(&str, &str)]) -> Vec<f64
     let mut stage = Stage::start("bench-third", &[HOME, STANDBY], "us-east-2", 1, env).await;
     let mut samples = Vec::new();
     for i in 0..WARM_SAMPLES {
-        trim_history(&stage.world).await;
         let event = alarm_for(&active(&stage.world).await);
         let started = Instant::now();
         let out = stage.failover.invoke(&event).await.ok();
@@ -187,12 +154,10 @@ async fn measure_frozen(rig: &Rig, world: &World, function: &mut LocalFunction) 
     function.spawn_process();
     let mut samples = Vec::new();
     for i in 0..FROZEN_SAMPLES {
-        trim_history(world).await;
         if active(world).await != HOME {
             let back =
                 json!({"command": "failover", "target_region": HOME, "reason": "bench reset"});
             assert_switched(&function.invoke(&back).await.ok(), "reset to home");
-            trim_history(world).await;
         }
         rig.freeze(HOME);
         let started = Instant::now();
@@ -247,7 +212,7 @@ async fn main() {
     let mut stage = Stage::start("bench", &[HOME, STANDBY], STANDBY, 0, &env).await;
     let world = &stage.world;
 
-    let mut rust = measure_failover(world, &mut stage.failover, true).await;
+    let mut rust = measure_failover(world, &mut stage.failover).await;
     let mut python_function = LocalFunction::start_program(
         "baseline-failover",
         paths::python(),
@@ -260,7 +225,7 @@ async fn main() {
         &stage.rig.dir,
     )
     .await;
-    let mut python = measure_failover(world, &mut python_function, false).await;
+    let mut python = measure_failover(world, &mut python_function).await;
 
     let mut env_map: BTreeMap<String, String> = world.function_env(&[]);
     env_map.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
