@@ -79,6 +79,35 @@ pub struct FailbackPolicy {
     pub max_automatic_switches_per_day: u32,
 }
 
+/// Standby capacity: how far a switch raises the target region's groups, and when the
+/// verifier gives the extra capacity back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapacityPolicy {
+    /// `CAPACITY_PERCENT`: the target's desired capacity is raised to at least this share
+    /// of its counterpart's in the region switched away from. 0 leaves capacity alone.
+    pub percent: u32,
+    /// `SCALE_IN_DELAY_SECONDS`: how long the new active region must have been active
+    /// (and healthy) before a region regionpilot scaled up is scaled back in.
+    pub scale_in_delay: Duration,
+}
+
+/// How running instances learn the new active region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadMode {
+    /// Replace every instance (instance refresh); new instances read the parameter at boot.
+    Refresh,
+    /// SSM Run Command on the running instances, an instance refresh only for the
+    /// instances where it failed or timed out.
+    RunCommand { commands: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadPolicy {
+    pub mode: ReloadMode,
+    /// `RELOAD_TIMEOUT_SECONDS`: an instance that has not reloaded by then has timed out.
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Ordered by preference; the first is the home region.
@@ -105,6 +134,8 @@ pub struct Config {
     /// CloudWatch namespace of the probe's metrics.
     pub metrics_namespace: String,
     pub failback: FailbackPolicy,
+    pub capacity: CapacityPolicy,
+    pub reload: ReloadPolicy,
 }
 
 impl Config {
@@ -250,6 +281,12 @@ impl Config {
             )? as u32,
         };
 
+        let capacity = CapacityPolicy {
+            percent: number(&get, "CAPACITY_PERCENT", 100, 0, 1000)? as u32,
+            scale_in_delay: seconds("SCALE_IN_DELAY_SECONDS", 900, 30 * 24 * 3600)?,
+        };
+        let reload = parse_reload(&get)?;
+
         Ok(Config {
             regions,
             own_region,
@@ -267,8 +304,49 @@ impl Config {
             probe_window,
             metrics_namespace,
             failback,
+            capacity,
+            reload,
         })
     }
+}
+
+fn parse_reload(get: &impl Fn(&'static str) -> Option<String>) -> Result<ReloadPolicy> {
+    // 1 h at most: SSM's execution timeout for a reload that takes longer than that is a
+    // redeploy, not a reload.
+    let timeout = Duration::from_secs(number(get, "RELOAD_TIMEOUT_SECONDS", 120, 1, 3600)?);
+    let mode = match get("RELOAD_MODE")
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("refresh") => ReloadMode::Refresh,
+        Some("run-command") => {
+            let commands: Vec<String> = get("RELOAD_COMMANDS")
+                .unwrap_or_default()
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if commands.is_empty() {
+                return Err(Error::Config {
+                    variable: "RELOAD_COMMANDS",
+                    problem: "is not set; RELOAD_MODE=run-command needs the shell commands that make an instance re-read the active region, e.g. /opt/app/bin/use-active-region && systemctl reload php-fpm".into(),
+                });
+            }
+            ReloadMode::RunCommand { commands }
+        }
+        Some(other) => {
+            return Err(Error::Config {
+                variable: "RELOAD_MODE",
+                problem: format!(
+                    "{:?} is neither refresh nor run-command",
+                    crate::text::clip(other, 40)
+                ),
+            });
+        }
+    };
+    Ok(ReloadPolicy { mode, timeout })
 }
 
 fn number(
@@ -519,6 +597,34 @@ mod tests {
     }
 
     #[test]
+    fn capacity_and_reload_defaults_and_run_command_lines() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.capacity.percent, 100);
+        assert_eq!(config.capacity.scale_in_delay, Duration::from_secs(900));
+        assert_eq!(config.reload.mode, ReloadMode::Refresh);
+        assert_eq!(config.reload.timeout, Duration::from_secs(120));
+        let config = parse(&with(&[
+            ("RELOAD_MODE", "Run-Command"),
+            (
+                "RELOAD_COMMANDS",
+                "/opt/app/bin/use-active-region && systemctl reload php-fpm\n\n  echo done  ",
+            ),
+            ("CAPACITY_PERCENT", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.reload.mode,
+            ReloadMode::RunCommand {
+                commands: vec![
+                    "/opt/app/bin/use-active-region && systemctl reload php-fpm".into(),
+                    "echo done".into()
+                ]
+            }
+        );
+        assert_eq!(config.capacity.percent, 0);
+    }
+
+    #[test]
     fn empty_group_list_means_nothing_to_roll() {
         let config = parse(&with(&[("AUTO_SCALING_GROUPS", "")])).unwrap();
         assert!(config.auto_scaling_groups.is_empty());
@@ -576,6 +682,33 @@ mod tests {
                 &[("MAX_AUTOMATIC_SWITCHES_PER_DAY", "0")],
                 "MAX_AUTOMATIC_SWITCHES_PER_DAY",
                 "from 1",
+            ),
+            (&[("RELOAD_MODE", "reboot")], "RELOAD_MODE", "neither refresh"),
+            (
+                &[("RELOAD_MODE", "run-command")],
+                "RELOAD_COMMANDS",
+                "is not set",
+            ),
+            (
+                &[("RELOAD_MODE", "run-command"), ("RELOAD_COMMANDS", "  \n ")],
+                "RELOAD_COMMANDS",
+                "is not set",
+            ),
+            (
+                &[("CAPACITY_PERCENT", "1001")],
+                "CAPACITY_PERCENT",
+                "0 to 1000",
+            ),
+            (&[("CAPACITY_PERCENT", "-5")], "CAPACITY_PERCENT", "0 to 1000"),
+            (
+                &[("RELOAD_TIMEOUT_SECONDS", "0")],
+                "RELOAD_TIMEOUT_SECONDS",
+                "from 1",
+            ),
+            (
+                &[("SCALE_IN_DELAY_SECONDS", "later")],
+                "SCALE_IN_DELAY_SECONDS",
+                "whole number",
             ),
         ];
         for (extra, variable, fragment) in cases {

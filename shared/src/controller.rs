@@ -14,63 +14,18 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{AlarmSignal, AlarmState, Command, Trigger};
 use crate::ports::{
-    Clock, ControlStore, HealthProbe, Heartbeats, ParameterStore, Ports, ProbeResult, RefreshInfo,
-    ScalingGroups,
+    Clock, ControlStore, Deps, HealthProbe, Heartbeats, ParameterStore, ProbeResult,
 };
 use crate::region::Region;
-use crate::rolling;
 use crate::state::{
-    ControlState, HistoryRecord, Millis, Pause, RefreshStatus, StepStatus, Transition, TriggerInfo,
-    Versioned,
+    CapacityStatus, ControlState, HistoryRecord, Millis, Pause, RefreshStatus, ReloadStatus,
+    StepStatus, Transition, TriggerInfo, Versioned,
 };
+use crate::status::StatusReport;
 use crate::switch::{self, Decision, Intent, Plan, SwitchRequest};
 
-/// What one region's pipeline got done.
-#[derive(Default)]
-struct RegionProgress {
-    publish: Option<StepStatus>,
-    refreshes: Vec<(String, RefreshStatus)>,
-}
-
-impl RegionProgress {
-    /// Marks every step the deadline cut off as failed, so reconcile knows to redo it.
-    fn fill_missed(
-        &mut self,
-        region: &Region,
-        transition: &Transition,
-        groups: &[crate::config::GroupRef],
-        deadline: std::time::Duration,
-    ) {
-        let error = format!(
-            "{region} did not finish within the {} ms deadline for a failing region",
-            deadline.as_millis()
-        );
-        if self.publish.is_none() && !transition.published_in(region) {
-            self.publish = Some(StepStatus::Failed {
-                error: error.clone(),
-            });
-        }
-        for group in groups.iter().filter(|g| &g.region == region) {
-            let key = group.key();
-            let known = self.refreshes.iter().any(|(k, _)| k == &key) || transition.refreshed(&key);
-            if !known {
-                self.refreshes.push((
-                    key,
-                    RefreshStatus::Failed {
-                        error: error.clone(),
-                    },
-                ));
-            }
-        }
-    }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// How often we re-read and retry after losing a compare-and-swap.
-const MAX_CAS_ATTEMPTS: u32 = 8;
+pub(crate) const MAX_CAS_ATTEMPTS: u32 = 8;
 /// The flap guard's window.
 const DAY_MILLIS: Millis = 24 * 3600 * 1000;
 
@@ -106,6 +61,12 @@ pub struct Response {
     /// Per Auto Scaling group (`region/name`): the instance refresh and its id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refreshes: Option<BTreeMap<String, RefreshStatus>>,
+    /// Per group of the target region: the desired capacity raised (or why not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<BTreeMap<String, CapacityStatus>>,
+    /// Per group, in `run-command` mode: the command id and per-instance counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reload: Option<BTreeMap<String, ReloadStatus>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probes: Option<Vec<ProbeResult>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,6 +80,10 @@ pub struct Response {
 pub struct TransitionPlan {
     pub parameters: Vec<PlannedParameter>,
     pub auto_scaling_groups: Vec<PlannedRefresh>,
+    /// `refresh` or `run-command`: how running instances learn the new region.
+    pub reload_mode: &'static str,
+    /// The target's groups are raised to this share of their counterparts' capacity.
+    pub capacity_percent: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -137,55 +102,14 @@ pub struct PlannedRefresh {
     pub skip_matching: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusReport {
-    pub home_region: Region,
-    pub active_region: Region,
-    pub epoch: u64,
-    /// `home`, `failed_over`, or `transitioning` while a transition's steps are unfinished.
-    pub phase: &'static str,
-    pub paused: Option<Pause>,
-    /// Failback readiness while away from home: healthy streak, what it still waits for.
-    pub failback: Option<crate::state::FailbackProgress>,
-    pub parameters: BTreeMap<Region, ParameterValue>,
-    pub auto_scaling_groups: BTreeMap<String, GroupRefreshReport>,
-    pub last_transition: Option<Transition>,
-    pub history: Vec<HistoryRecord>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "snake_case", tag = "status")]
-pub enum ParameterValue {
-    Value {
-        value: Option<String>,
-        in_sync: bool,
-    },
-    Unreachable {
-        error: String,
-    },
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "snake_case", tag = "status")]
-pub enum GroupRefreshReport {
-    Latest { refresh: Option<RefreshInfo> },
-    Unreachable { error: String },
-}
-
-pub struct Controller<C, P, S, H, K> {
+/// Turns decoded triggers into transitions over the ports bundle `D`.
+pub struct Controller<D> {
     pub config: Arc<Config>,
-    pub ports: Ports<C, P, S, H, K>,
+    pub ports: D,
 }
 
-impl<C, P, S, H, K> Controller<C, P, S, H, K>
-where
-    C: ControlStore,
-    P: ParameterStore,
-    S: ScalingGroups,
-    H: HealthProbe + Heartbeats,
-    K: Clock,
-{
-    pub fn new(config: Arc<Config>, ports: Ports<C, P, S, H, K>) -> Self {
+impl<D: Deps> Controller<D> {
+    pub fn new(config: Arc<Config>, ports: D) -> Self {
         Controller { config, ports }
     }
 
@@ -270,7 +194,7 @@ where
     pub async fn load(&self) -> Result<Versioned<ControlState>> {
         Ok(self
             .ports
-            .control
+            .control()
             .load()
             .await?
             .unwrap_or_else(|| Versioned {
@@ -280,7 +204,7 @@ where
     }
 
     pub(crate) fn now(&self) -> u64 {
-        self.ports.clock.now_millis()
+        self.ports.clock().now_millis()
     }
 
     /// Decides and, if warranted, makes one transition. Concurrent callers race on the
@@ -396,6 +320,8 @@ where
                 lease_until: now + self.config.transition_lease.as_millis() as u64,
                 publish: BTreeMap::new(),
                 refreshes: BTreeMap::new(),
+                capacity: BTreeMap::new(),
+                reload: BTreeMap::new(),
                 completed: false,
             };
             let next = ControlState {
@@ -406,11 +332,13 @@ where
                 failback: None,
                 recent_automatic_switches: self
                     .recent_automatic(state, request.trigger.is_automatic()),
+                capacity_snapshot: state.capacity_snapshot.clone(),
+                scaled_up: state.scaled_up.clone(),
             };
             let history = HistoryRecord::from(&transition);
             if !self
                 .ports
-                .control
+                .control()
                 .save(current.version, &next, Some(&history))
                 .await?
             {
@@ -441,6 +369,8 @@ where
             response.to = Some(to);
             response.publish = Some(done.publish);
             response.refreshes = Some(done.refreshes);
+            response.capacity = Some(done.capacity);
+            response.reload = Some(done.reload);
             response.probes = probe_report;
             return Ok(response);
         }
@@ -512,7 +442,7 @@ where
     /// Data-loss evidence: the newest heartbeat from `from` that `to` has seen. Writes made
     /// in `from` after it may arrive late (last writer wins) or never.
     async fn last_replicated(&self, from: &Region, to: &Region) -> Option<u64> {
-        match self.ports.probe.read(to, from, false).await {
+        match self.ports.probe().read(to, from, false).await {
             Ok(seen) => seen,
             Err(e) => {
                 warn!(from = %from, to = %to, error = %e, "could not read the replication evidence");
@@ -537,7 +467,7 @@ where
         }
         if self
             .ports
-            .control
+            .control()
             .save(current.version, &taken, None)
             .await?
             && let Some(t) = taken.transition.clone()
@@ -552,120 +482,7 @@ where
         Ok(())
     }
 
-    /// Publishes the parameter and starts the refreshes in every region, then records the
-    /// outcome. Each region runs its own pipeline concurrently (publish, then its groups'
-    /// refreshes, the target region's groups before any other's), so a dead region costs
-    /// one timeout and never delays the others. A region we leave because an alarm says it
-    /// is down gets one probe timeout for all its steps: we already believe it is gone, and
-    /// whatever it misses is recorded for reconcile. Every step is safe to repeat, so a
-    /// crash anywhere here is finished by a later invocation.
-    /// `saved` is the control state as this invocation last wrote it, so recording the
-    /// outcome usually needs no re-read; `failing_deadline` ends the failing region's work.
-    /// `fresh`: this invocation has just created the transition, so no refresh can belong
-    /// to it yet and groups are described only when a start is refused.
-    pub(crate) async fn carry_out(
-        &self,
-        mut transition: Transition,
-        saved: Versioned<ControlState>,
-        failing_deadline: tokio::time::Instant,
-        fresh: bool,
-    ) -> Result<Transition> {
-        let epoch = transition.epoch;
-        let failing = transition
-            .trigger
-            .is_automatic()
-            .then(|| transition.from.clone());
-        let (target_done, target_done_rx) = tokio::sync::watch::channel(false);
-        let steps = join_all(self.config.regions.iter().map(|region| {
-            let mut target_done_rx = target_done_rx.clone();
-            let target_done = &target_done;
-            let transition = &transition;
-            let failing = failing.as_ref();
-            async move {
-                let progress = std::sync::Mutex::new(RegionProgress::default());
-                let work = async {
-                    let pending: Vec<&crate::config::GroupRef> = self
-                        .config
-                        .auto_scaling_groups
-                        .iter()
-                        .filter(|g| &g.region == region && !transition.refreshed(&g.key()))
-                        .collect();
-                    // Describing the groups' refreshes does not depend on the parameter, so
-                    // it runs alongside the publish; starting one waits for the publish, so
-                    // new instances read the new value.
-                    let publish = async {
-                        if !transition.published_in(region) {
-                            let status = self.publish_one(transition, region).await;
-                            lock(&progress).publish = Some(status);
-                        }
-                    };
-                    let describe = join_all(pending.iter().map(|g| async move {
-                        if fresh {
-                            None
-                        } else {
-                            Some(self.ports.groups.refreshes(g).await)
-                        }
-                    }));
-                    let ((), listed) = tokio::join!(publish, describe);
-                    if region != &transition.to {
-                        // Ignoring a closed channel: the target pipeline ended either way.
-                        let _ = target_done_rx.wait_for(|done| *done).await;
-                    }
-                    for (group, listed) in pending.into_iter().zip(listed) {
-                        let status = rolling::refresh_listed(
-                            &self.ports.groups,
-                            group,
-                            &self.config.refresh,
-                            transition,
-                            listed,
-                        )
-                        .await;
-                        lock(&progress).refreshes.push((group.key(), status));
-                    }
-                };
-                let finished = match failing {
-                    Some(f) if f == region => tokio::time::timeout_at(failing_deadline, work).await.is_ok(),
-                    _ => {
-                        work.await;
-                        true
-                    }
-                };
-                if region == &transition.to {
-                    let _ = target_done.send(true);
-                }
-                let mut progress = std::mem::take(&mut *lock(&progress));
-                if !finished {
-                    warn!(region = %region, "region missed its deadline; its remaining steps are left to reconcile");
-                    progress.fill_missed(region, transition, &self.config.auto_scaling_groups, self.config.timeouts.probe);
-                }
-                (region.clone(), progress)
-            }
-        }))
-        .await;
-        for (region, progress) in steps {
-            if let Some(status) = progress.publish {
-                transition.publish.insert(region, status);
-            }
-            transition.refreshes.extend(progress.refreshes);
-        }
-        transition.completed = true;
-        let done = transition.clone();
-        self.record_from(Some(saved), epoch, move |t| {
-            t.publish.extend(done.publish.clone());
-            t.refreshes.extend(done.refreshes.clone());
-            t.completed = true;
-        })
-        .await?;
-        let failed = transition.failed_regions();
-        if failed.is_empty() {
-            info!(epoch, "transition carried out in every region");
-        } else {
-            warn!(epoch, failed = ?failed, "parameter not published in some regions; reconcile will retry");
-        }
-        Ok(transition)
-    }
-
-    async fn publish_one(&self, transition: &Transition, region: &Region) -> StepStatus {
+    pub(crate) async fn publish_one(&self, transition: &Transition, region: &Region) -> StepStatus {
         let name = &self.config.active_region_parameter;
         let value = transition.to.as_str();
         let description = format!(
@@ -674,7 +491,7 @@ where
         );
         match self
             .ports
-            .parameters
+            .parameters()
             .put(region, name, value, &description)
             .await
         {
@@ -691,46 +508,9 @@ where
         }
     }
 
-    /// Applies `change` to the stored transition of `epoch`, retrying on contention. A newer
-    /// epoch means our transition was superseded: nothing to record.
-    pub(crate) async fn record(&self, epoch: u64, change: impl Fn(&mut Transition)) -> Result<()> {
-        self.record_from(None, epoch, change).await
-    }
-
-    /// `record`, first trying `known` (the state as we last wrote it) without a re-read.
-    async fn record_from(
-        &self,
-        mut known: Option<Versioned<ControlState>>,
-        epoch: u64,
-        change: impl Fn(&mut Transition),
-    ) -> Result<()> {
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = match known.take() {
-                Some(known) => known,
-                None => self.load().await?,
-            };
-            let mut next = current.value.clone();
-            match next.transition.as_mut() {
-                Some(t) if t.epoch == epoch => change(t),
-                _ => return Ok(()),
-            }
-            if self
-                .ports
-                .control
-                .save(current.version, &next, None)
-                .await?
-            {
-                return Ok(());
-            }
-        }
-        Err(Error::Contention {
-            attempts: MAX_CAS_ATTEMPTS,
-        })
-    }
-
     /// Probes the regions concurrently; the slowest costs at most the probe timeout.
     pub async fn probe_all(&self, regions: &[Region]) -> Vec<ProbeResult> {
-        join_all(regions.iter().map(|r| self.ports.probe.check(r))).await
+        join_all(regions.iter().map(|r| self.ports.probe().check(r))).await
     }
 
     fn plan_for(&self, to: &Region) -> TransitionPlan {
@@ -757,6 +537,11 @@ where
                     skip_matching: false,
                 })
                 .collect(),
+            reload_mode: match self.config.reload.mode {
+                crate::config::ReloadMode::Refresh => "refresh",
+                crate::config::ReloadMode::RunCommand { .. } => "run-command",
+            },
+            capacity_percent: self.config.capacity.percent,
         }
     }
 
@@ -777,6 +562,8 @@ where
             trigger: trigger.map(TriggerInfo::label),
             publish: None,
             refreshes: None,
+            capacity: None,
+            reload: None,
             probes: None,
             plan: None,
             status: None,
@@ -792,7 +579,7 @@ where
             if next == current.value
                 || self
                     .ports
-                    .control
+                    .control()
                     .save(current.version, &next, None)
                     .await?
             {
@@ -840,64 +627,5 @@ where
         };
         info!("{text}");
         Ok(self.simple(Outcome::Resumed, &state, text, None))
-    }
-
-    /// Reads everything an operator needs, every region concurrently.
-    pub async fn status(&self) -> Result<Response> {
-        let current = self.load().await?;
-        let state = current.value;
-        let name = &self.config.active_region_parameter;
-        let active = &state.active_region;
-        let params = join_all(self.config.regions.iter().map(|region| async move {
-            let value = match self.ports.parameters.get(region, name).await {
-                Ok(value) => ParameterValue::Value {
-                    in_sync: value.as_deref() == Some(active.as_str()),
-                    value,
-                },
-                Err(e) => ParameterValue::Unreachable {
-                    error: e.to_string(),
-                },
-            };
-            (region.clone(), value)
-        }));
-        let groups = join_all(self.config.auto_scaling_groups.iter().map(|g| async move {
-            let report = match self.ports.groups.refreshes(g).await {
-                Ok(list) => GroupRefreshReport::Latest {
-                    refresh: list.into_iter().next(),
-                },
-                Err(e) => GroupRefreshReport::Unreachable {
-                    error: e.to_string(),
-                },
-            };
-            (g.key(), report)
-        }));
-        let (params, groups, history) =
-            futures::join!(params, groups, self.ports.control.history(10));
-        let report = StatusReport {
-            home_region: self.config.home().clone(),
-            active_region: state.active_region.clone(),
-            epoch: state.epoch,
-            phase: if state.transition.as_ref().is_some_and(|t| !t.completed) {
-                "transitioning"
-            } else if &state.active_region == self.config.home() {
-                "home"
-            } else {
-                "failed_over"
-            },
-            paused: state.paused.clone(),
-            failback: state.failback.clone(),
-            parameters: params.into_iter().collect(),
-            auto_scaling_groups: groups.into_iter().collect(),
-            last_transition: state.transition.clone(),
-            history: history?,
-        };
-        let mut response = self.simple(
-            Outcome::Status,
-            &state,
-            format!("{} is active at epoch {}", state.active_region, state.epoch),
-            None,
-        );
-        response.status = Some(report);
-        Ok(response)
     }
 }

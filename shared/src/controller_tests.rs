@@ -10,17 +10,9 @@ use crate::controller::{Controller, Outcome, Response};
 use crate::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger};
 use crate::ports::RefreshInfo;
 use crate::state::{ControlState, RefreshStatus, StepStatus, Transition, TriggerInfo, Versioned};
-use crate::testing::{
-    FakeClock, FakeControl, FakeGroups, FakeParameters, FakeProbe, FakeWorld, config, region,
-};
+use crate::testing::{FakePorts, FakeWorld, config, region};
 
-type FakeController = Controller<
-    Arc<FakeControl>,
-    Arc<FakeParameters>,
-    Arc<FakeGroups>,
-    Arc<FakeProbe>,
-    Arc<FakeClock>,
->;
+type FakeController = Controller<FakePorts>;
 
 fn controller(world: &FakeWorld) -> FakeController {
     Controller::new(Arc::new(config()), world.ports())
@@ -281,6 +273,8 @@ fn abandoned(world: &FakeWorld, lease_until: u64) {
         completed: false,
         last_replicated_from_old: None,
         previous_refresh_ids: Vec::new(),
+        capacity: Default::default(),
+        reload: Default::default(),
     };
     *world.control.item.lock().unwrap() = Some(Versioned {
         version: 1,
@@ -291,6 +285,8 @@ fn abandoned(world: &FakeWorld, lease_until: u64) {
             transition: Some(transition),
             failback: None,
             recent_automatic_switches: Vec::new(),
+            capacity_snapshot: Default::default(),
+            scaled_up: Default::default(),
         },
     });
 }

@@ -20,10 +20,10 @@ use crate::config::FailbackMode;
 use crate::controller::{Controller, Outcome, Response};
 use crate::error::Result;
 use crate::health;
-use crate::ports::{Clock, ControlStore, HealthProbe, Heartbeats, ParameterStore, ScalingGroups};
+use crate::ports::{Deps, Heartbeats, ParameterStore};
 use crate::region::Region;
-use crate::rolling;
-use crate::state::{ControlState, FailbackProgress, RefreshStatus, StepStatus, TriggerInfo};
+use crate::plan::StepRecord;
+use crate::state::{ControlState, FailbackProgress, StepStatus, TriggerInfo};
 use crate::switch::{Intent, SwitchRequest};
 
 const DRAIN_POLL: Duration = Duration::from_millis(250);
@@ -37,6 +37,8 @@ pub struct ReconcileReport {
     pub fixed: Vec<String>,
     /// What could not be fixed this time (the region may still be down).
     pub failed: Vec<String>,
+    /// Run Commands still running, followed again by the next run.
+    pub following: Vec<String>,
 }
 
 /// The verifier's answer.
@@ -48,6 +50,8 @@ pub struct VerifyReport {
     pub epoch: u64,
     pub reason: String,
     pub reconcile: ReconcileReport,
+    /// Capacity snapshot and scale-ins.
+    pub capacity: crate::capacity::CapacityReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failback: Option<FailbackProgress>,
     /// The failback transition, when `auto` mode made one.
@@ -69,14 +73,7 @@ pub struct DataLossWindow {
     pub seconds: Option<f64>,
 }
 
-impl<C, P, S, H, K> Controller<C, P, S, H, K>
-where
-    C: ControlStore,
-    P: ParameterStore,
-    S: ScalingGroups,
-    H: HealthProbe + Heartbeats,
-    K: Clock,
-{
+impl<D: Deps> Controller<D> {
     /// Brings every region's parameter and every group's refresh in line with the
     /// control state. Safe at any time: it only repeats idempotent steps.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
@@ -89,7 +86,7 @@ where
 
         let reads =
             join_all(self.config.regions.iter().map(|region| async move {
-                (region, self.ports.parameters.get(region, name).await)
+                (region, self.ports.parameters().get(region, name).await)
             }))
             .await;
         let mut republish = Vec::new();
@@ -118,7 +115,7 @@ where
             async move {
                 let result = self
                     .ports
-                    .parameters
+                    .parameters()
                     .put(region, name, active.as_str(), &description)
                     .await;
                 (region.clone(), result)
@@ -141,45 +138,36 @@ where
             }
         }
 
-        let mut refreshed = Vec::new();
-        if let Some(transition) = state.transition.as_ref().filter(|t| t.completed) {
-            for group in &self.config.auto_scaling_groups {
-                let key = group.key();
-                if transition.refreshed(&key) {
-                    continue;
-                }
-                report.drift.push(format!(
-                    "{key}: no instance refresh for epoch {}",
-                    transition.epoch
-                ));
-                let status = rolling::refresh_one(
-                    &self.ports.groups,
-                    group,
-                    &self.config.refresh,
-                    transition,
-                )
-                .await;
-                match &status {
-                    RefreshStatus::Failed { error } => {
-                        report.failed.push(format!("{key}: {error}"))
-                    }
-                    RefreshStatus::Started { id } | RefreshStatus::AlreadyRunning { id } => {
-                        report.fixed.push(format!(
-                            "{key}: refresh {id} for epoch {}",
-                            transition.epoch
-                        ));
-                    }
-                }
-                refreshed.push((key, status));
-            }
-            if !published.is_empty() || !refreshed.is_empty() {
-                self.record(transition.epoch, move |t| {
-                    for region in &published {
-                        t.publish.insert(region.clone(), StepStatus::Published);
-                    }
-                    t.refreshes.extend(refreshed.clone());
+        if !published.is_empty()
+            && let Some(transition) = state.transition.as_ref().filter(|t| t.completed)
+        {
+            let records: Vec<StepRecord> = published
+                .iter()
+                .map(|region| StepRecord::Publish {
+                    region: region.clone(),
+                    status: StepStatus::Published,
                 })
+                .collect();
+            self.record_steps(None, transition.epoch, &records, false)
                 .await?;
+        }
+        // Every step of the latest transition that is not done yet: a region that was
+        // down, a group that missed its capacity or reload, a Run Command still running.
+        let epoch = state.epoch;
+        for (step, record) in self.finish_steps().await? {
+            if let StepRecord::Reload { status, .. } = &record
+                && status.status == crate::state::ReloadPhase::InProgress
+                && status.error.is_none()
+            {
+                report.following.push(record.summary(epoch));
+                continue;
+            }
+            report
+                .drift
+                .push(format!("{}: {step} not done for epoch {epoch}", record.key()));
+            match record.failure() {
+                Some(error) => report.failed.push(format!("{}: {error}", record.key())),
+                None => report.fixed.push(record.summary(epoch)),
             }
         }
         if !report.drift.is_empty() {
@@ -192,6 +180,7 @@ where
     pub async fn verify(&self) -> Result<VerifyReport> {
         let reconcile = self.reconcile().await?;
         let state = self.load().await?.value;
+        let capacity = self.capacity_round(&state).await?;
         let home = self.config.home().clone();
         // One sample a minute for the dashboard's "active region" widget.
         self.emit_metric(
@@ -206,6 +195,7 @@ where
             epoch: state.epoch,
             reason: String::new(),
             reconcile,
+            capacity,
             failback: None,
             switch: None,
             data_loss_window: None,
@@ -273,8 +263,8 @@ where
         let home = self.config.home().clone();
         let round = health::probe_round(
             std::slice::from_ref(&home),
-            &self.ports.probe,
-            &self.ports.clock,
+            self.ports.probe(),
+            self.ports.clock(),
             self.config.timeouts.probe,
         )
         .await;
@@ -371,14 +361,14 @@ where
     async fn drain(&self, active: &Region, home: &Region) -> std::result::Result<f64, String> {
         let stamp = self.now();
         self.ports
-            .probe
+            .probe()
             .write(active, stamp)
             .await
             .map_err(|e| format!("cannot write the drain sentinel in {active}: {e}"))?;
         let started = Instant::now();
         let wait = self.config.failback.drain_wait;
         loop {
-            if let Ok(Some(seen)) = self.ports.probe.read(home, active, false).await
+            if let Ok(Some(seen)) = self.ports.probe().read(home, active, false).await
                 && seen >= stamp
             {
                 return Ok(started.elapsed().as_secs_f64());

@@ -3,6 +3,7 @@
 //! Handlers in `functions/` only wire these together.
 
 pub mod aws;
+pub mod capacity;
 pub mod config;
 pub mod controller;
 pub mod error;
@@ -10,10 +11,13 @@ pub mod event;
 pub mod failback;
 pub mod health;
 pub mod metrics;
+pub mod plan;
 pub mod ports;
 pub mod region;
+pub mod reload;
 pub mod rolling;
 pub mod state;
+pub mod status;
 pub mod switch;
 pub mod telemetry;
 pub mod text;

@@ -82,6 +82,67 @@ pub trait ScalingGroups: Send + Sync {
 
     fn cancel_refresh(&self, group: &GroupRef)
     -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// The group's sizes and instances; `None` when the group does not exist.
+    fn describe(
+        &self,
+        group: &GroupRef,
+    ) -> impl Future<Output = Result<Option<GroupInfo>, AwsError>> + Send;
+
+    /// Sets the desired capacity (Auto Scaling refuses a value outside min..=max).
+    fn set_desired(
+        &self,
+        group: &GroupRef,
+        desired: i32,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// An Auto Scaling group's sizes and instances, as DescribeAutoScalingGroups reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupInfo {
+    pub min: i32,
+    pub desired: i32,
+    pub max: i32,
+    /// Instances in the group (any lifecycle state).
+    pub instances: u32,
+    /// Of those, the ones `InService`.
+    pub in_service: u32,
+}
+
+/// One instance's part in a Run Command invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvocationInfo {
+    pub instance_id: String,
+    /// As SSM reports it: Pending, InProgress, Delayed, Success, Failed, TimedOut,
+    /// Cancelled, Cancelling, Undeliverable, Terminated.
+    pub status: String,
+}
+
+/// SSM Run Command: the in-place reload on a group's running instances.
+pub trait RunCommands: Send + Sync {
+    /// Sends `AWS-RunShellScript` with `commands` to the instances tagged with the group's
+    /// name (`aws:autoscaling:groupName`); returns the command id and how many instances
+    /// it targeted.
+    fn send(
+        &self,
+        group: &GroupRef,
+        commands: &[String],
+        timeout: std::time::Duration,
+        comment: &str,
+    ) -> impl Future<Output = Result<SentCommand, AwsError>> + Send;
+
+    /// Every instance's invocation of the command so far.
+    fn invocations(
+        &self,
+        region: &Region,
+        command_id: &str,
+    ) -> impl Future<Output = Result<Vec<InvocationInfo>, AwsError>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCommand {
+    pub command_id: String,
+    pub target_count: u32,
 }
 
 /// The result of one region's pre-flight probe.
@@ -138,10 +199,65 @@ impl Clock for SystemClock {
 }
 
 /// All the ports one controller needs, bundled so handlers stay generic over one type.
-pub struct Ports<C, P, S, H, K> {
+pub struct Ports<C, P, S, H, R, K> {
     pub control: C,
     pub parameters: P,
     pub groups: S,
     pub probe: H,
+    pub commands: R,
     pub clock: K,
+}
+
+/// The bundle of ports as one bound: `Controller<D: Deps>` instead of six type
+/// parameters repeated on every handler.
+pub trait Deps: Send + Sync {
+    type Control: ControlStore;
+    type Parameters: ParameterStore;
+    type Groups: ScalingGroups;
+    type Probe: HealthProbe + Heartbeats;
+    type Commands: RunCommands;
+    type Clock: Clock;
+
+    fn control(&self) -> &Self::Control;
+    fn parameters(&self) -> &Self::Parameters;
+    fn groups(&self) -> &Self::Groups;
+    fn probe(&self) -> &Self::Probe;
+    fn commands(&self) -> &Self::Commands;
+    fn clock(&self) -> &Self::Clock;
+}
+
+impl<C, P, S, H, R, K> Deps for Ports<C, P, S, H, R, K>
+where
+    C: ControlStore,
+    P: ParameterStore,
+    S: ScalingGroups,
+    H: HealthProbe + Heartbeats,
+    R: RunCommands,
+    K: Clock,
+{
+    type Control = C;
+    type Parameters = P;
+    type Groups = S;
+    type Probe = H;
+    type Commands = R;
+    type Clock = K;
+
+    fn control(&self) -> &C {
+        &self.control
+    }
+    fn parameters(&self) -> &P {
+        &self.parameters
+    }
+    fn groups(&self) -> &S {
+        &self.groups
+    }
+    fn probe(&self) -> &H {
+        &self.probe
+    }
+    fn commands(&self) -> &R {
+        &self.commands
+    }
+    fn clock(&self) -> &K {
+        &self.clock
+    }
 }

@@ -9,8 +9,51 @@ use tracing::{info, warn};
 
 use crate::config::{GroupRef, RefreshPreferences};
 use crate::error::{AwsError, ErrorKind};
-use crate::ports::{RefreshInfo, ScalingGroups};
+use crate::plan::{Step, StepContext, StepFuture, StepRecord};
+use crate::ports::{Deps, RefreshInfo, ScalingGroups};
 use crate::state::{RefreshStatus, Transition};
+
+/// The refresh step of `RELOAD_MODE=refresh`: one instance refresh per group.
+pub struct RefreshStep {
+    pub group: GroupRef,
+}
+
+impl<D: Deps> Step<D> for RefreshStep {
+    fn name(&self) -> String {
+        format!("refresh {}", self.group.key())
+    }
+
+    fn done(&self, transition: &Transition) -> bool {
+        transition.refreshed(&self.group.key())
+    }
+
+    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
+        Box::pin(async move {
+            let groups = cx.controller.ports.groups();
+            let preferences = &cx.controller.config.refresh;
+            // A transition this invocation has just created owns no refresh yet: start at
+            // once, and describe only if Auto Scaling says one is in progress.
+            let listed = if cx.fresh {
+                None
+            } else {
+                Some(groups.refreshes(&self.group).await)
+            };
+            let status =
+                refresh_listed(groups, &self.group, preferences, cx.transition, listed).await;
+            StepRecord::Refresh {
+                group: self.group.key(),
+                status,
+            }
+        })
+    }
+
+    fn missed(&self, error: String) -> StepRecord {
+        StepRecord::Refresh {
+            group: self.group.key(),
+            status: RefreshStatus::Failed { error },
+        }
+    }
+}
 
 /// How long we wait for a cancelled refresh to leave the Cancelling state.
 const CANCEL_POLLS: u32 = 20;

@@ -28,6 +28,34 @@ pub struct ControlState {
     /// within 24 hours): the flap guard reads them here instead of querying the history.
     #[serde(default)]
     pub recent_automatic_switches: Vec<Millis>,
+    /// Every group's sizes as the verifier last saw them (`region/name`): where a switch
+    /// reads the source's capacity when that region cannot be described.
+    #[serde(default)]
+    pub capacity_snapshot: BTreeMap<String, GroupSizes>,
+    /// Groups regionpilot scaled up (`region/name`), with the desired capacity to return
+    /// to once the scale-in delay has passed. Kept across transitions until scaled in.
+    #[serde(default)]
+    pub scaled_up: BTreeMap<String, ScaledUp>,
+}
+
+/// A group's sizes at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSizes {
+    pub min: i32,
+    pub desired: i32,
+    pub max: i32,
+    /// When these sizes were first seen (a snapshot is rewritten only when they change).
+    pub at: Millis,
+}
+
+/// A scale-up to undo later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaledUp {
+    /// The desired capacity before regionpilot's first scale-up of this group.
+    pub previous_desired: i32,
+    /// The transition that scaled it up.
+    pub epoch: u64,
+    pub at: Millis,
 }
 
 /// How close the application is to going home, kept across the verifier's runs.
@@ -57,6 +85,8 @@ impl ControlState {
             transition: None,
             failback: None,
             recent_automatic_switches: Vec::new(),
+            capacity_snapshot: BTreeMap::new(),
+            scaled_up: BTreeMap::new(),
         }
     }
 
@@ -146,6 +176,12 @@ pub struct Transition {
     /// seconds, so one started just before this transition could look like its own.
     #[serde(default)]
     pub previous_refresh_ids: Vec<String>,
+    /// Per Auto Scaling group of the target region (`region/name`): the capacity step.
+    #[serde(default)]
+    pub capacity: BTreeMap<String, CapacityStatus>,
+    /// Per Auto Scaling group (`region/name`), in `run-command` mode: the in-place reload.
+    #[serde(default)]
+    pub reload: BTreeMap<String, ReloadStatus>,
 }
 
 impl Transition {
@@ -213,6 +249,120 @@ pub enum RefreshStatus {
 impl RefreshStatus {
     pub fn is_ok(&self) -> bool {
         !matches!(self, RefreshStatus::Failed { .. })
+    }
+}
+
+/// What the capacity step did to one group of the target region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum CapacityStatus {
+    /// Desired capacity raised from `previous` to `desired`. `wanted` is what the rule
+    /// asked for; `capped` says MaxSize held it lower (regionpilot never raises MaxSize).
+    Raised {
+        previous: i32,
+        desired: i32,
+        wanted: i32,
+        max: i32,
+        capped: bool,
+        /// Where the counterpart's capacity came from: `live` or `snapshot`.
+        source: String,
+        counterpart: String,
+    },
+    /// Below what the rule asks for, but already at MaxSize (`capped`).
+    AtMax {
+        desired: i32,
+        wanted: i32,
+        max: i32,
+        capped: bool,
+        source: String,
+        counterpart: String,
+    },
+    /// Already at or above what the rule asks for.
+    Sufficient {
+        desired: i32,
+        wanted: i32,
+        source: String,
+        counterpart: String,
+    },
+    /// Nothing to do: no counterpart, or its capacity is unknown (no live read, no
+    /// snapshot), or the group no longer exists.
+    Skipped { reason: String },
+    Failed { error: String },
+}
+
+impl CapacityStatus {
+    pub fn is_ok(&self) -> bool {
+        !matches!(self, CapacityStatus::Failed { .. })
+    }
+}
+
+/// The in-place reload of one group's running instances (SSM Run Command).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    /// `succeeded`, `in_progress`, `fell_back` (some instances failed or timed out: the
+    /// group got an instance refresh), `no_instances`, or `failed` (not sent, or the
+    /// fallback refresh could not start).
+    pub status: ReloadPhase,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+    #[serde(default)]
+    pub sent_at: Option<Millis>,
+    pub targeted: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub timed_out: u32,
+    pub pending: u32,
+    /// The safety net: the instance refresh for instances that did not reload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_refresh: Option<RefreshStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadPhase {
+    Succeeded,
+    InProgress,
+    FellBack,
+    NoInstances,
+    Failed,
+}
+
+impl ReloadStatus {
+    /// Nothing is left to do for this group.
+    pub fn is_done(&self) -> bool {
+        match self.status {
+            ReloadPhase::Succeeded | ReloadPhase::NoInstances => true,
+            ReloadPhase::FellBack => self
+                .fallback_refresh
+                .as_ref()
+                .is_some_and(RefreshStatus::is_ok),
+            ReloadPhase::InProgress | ReloadPhase::Failed => false,
+        }
+    }
+
+    pub fn failed(error: String) -> Self {
+        ReloadStatus {
+            error: Some(error),
+            ..ReloadStatus::new(ReloadPhase::Failed)
+        }
+    }
+
+    /// A status with no command and no counts yet.
+    pub fn new(status: ReloadPhase) -> Self {
+        ReloadStatus {
+            status,
+            command_id: None,
+            sent_at: None,
+            targeted: 0,
+            succeeded: 0,
+            failed: 0,
+            timed_out: 0,
+            pending: 0,
+            fallback_refresh: None,
+            error: None,
+        }
     }
 }
 

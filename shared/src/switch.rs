@@ -236,9 +236,13 @@ mod tests {
                 completed: true,
                 last_replicated_from_old: None,
                 previous_refresh_ids: Vec::new(),
+                capacity: BTreeMap::new(),
+                reload: BTreeMap::new(),
             }),
             failback: None,
             recent_automatic_switches: Vec::new(),
+            capacity_snapshot: BTreeMap::new(),
+            scaled_up: BTreeMap::new(),
         }
     }
 

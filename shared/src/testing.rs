@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::config::{Config, GroupRef, RefreshPreferences};
 use crate::error::{AwsError, ErrorKind, Result};
 use crate::ports::{
-    Clock, ControlStore, HealthProbe, ParameterStore, Ports, ProbeResult, RefreshInfo,
-    ScalingGroups,
+    Clock, ControlStore, GroupInfo, HealthProbe, InvocationInfo, ParameterStore, Ports,
+    ProbeResult, RefreshInfo, RunCommands, ScalingGroups, SentCommand,
 };
 use crate::region::Region;
-use crate::state::{ControlState, HistoryRecord, Millis, Versioned};
+use crate::state::{ControlState, HistoryRecord, Millis, Transition, TriggerInfo, Versioned};
 
 pub fn region(name: &str) -> Region {
     Region::parse(name).expect("test region")
@@ -22,21 +22,7 @@ pub fn region(name: &str) -> Region {
 
 /// Three regions (home us-east-1), one group per region, default timeouts.
 pub fn config() -> Config {
-    let vars = [
-        ("REGIONS", "us-east-1,us-west-2,eu-west-1"),
-        ("AWS_REGION", "us-west-2"),
-        ("ACTIVE_REGION_PARAMETER", "/app/active-region"),
-        ("AUTO_SCALING_GROUPS", "app"),
-        ("CONTROL_TABLE", "control"),
-        ("HEALTH_TABLE", "health"),
-        ("HEALTH_KEY", "pk=canary"),
-    ];
-    Config::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .expect("test config")
+    config_with(&[])
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -275,8 +261,44 @@ pub struct FakeGroups {
     pub preferences: Mutex<Vec<RefreshPreferences>>,
     pub starts: AtomicU64,
     pub cancels: AtomicU64,
+    /// Per group key: sizes. A group not listed has min 1, desired 2, max 4.
+    pub sizes: Mutex<BTreeMap<String, GroupInfo>>,
+    /// Groups that do not exist.
+    pub missing: Mutex<BTreeSet<String>>,
+    /// Every SetDesiredCapacity that took effect: (group key, desired).
+    pub set_desired_calls: Mutex<Vec<(String, i32)>>,
+    pub down: Mutex<BTreeSet<Region>>,
     pub clock: Arc<FakeClock>,
     pub crash: Arc<CrashPoint>,
+}
+
+/// The sizes a fake group has until a test says otherwise.
+pub const DEFAULT_SIZES: GroupInfo = GroupInfo {
+    min: 1,
+    desired: 2,
+    max: 4,
+    instances: 2,
+    in_service: 2,
+};
+
+impl FakeGroups {
+    /// Gives the group `key` these sizes (instances follow desired).
+    pub fn set_sizes(&self, key: &str, min: i32, desired: i32, max: i32) {
+        lock(&self.sizes).insert(
+            key.to_owned(),
+            GroupInfo {
+                min,
+                desired,
+                max,
+                instances: desired.max(0) as u32,
+                in_service: desired.max(0) as u32,
+            },
+        );
+    }
+
+    pub fn sizes_of(&self, key: &str) -> GroupInfo {
+        lock(&self.sizes).get(key).cloned().unwrap_or(DEFAULT_SIZES)
+    }
 }
 
 impl ScalingGroups for Arc<FakeGroups> {
@@ -313,6 +335,131 @@ impl ScalingGroups for Arc<FakeGroups> {
             return vanish().await;
         }
         cancelled
+    }
+
+    async fn describe(&self, group: &GroupRef) -> Result<Option<GroupInfo>, AwsError> {
+        if lock(&self.down).contains(&group.region) {
+            return Err(fault(
+                "autoscaling",
+                "DescribeAutoScalingGroups",
+                &group.region,
+                ErrorKind::Timeout,
+            ));
+        }
+        if lock(&self.missing).contains(&group.key()) {
+            return Ok(None);
+        }
+        Ok(Some(self.sizes_of(&group.key())))
+    }
+
+    async fn set_desired(&self, group: &GroupRef, desired: i32) -> Result<(), AwsError> {
+        if lock(&self.down).contains(&group.region) {
+            return Err(fault(
+                "autoscaling",
+                "SetDesiredCapacity",
+                &group.region,
+                ErrorKind::Timeout,
+            ));
+        }
+        let fate = self.crash.fate();
+        if fate == Fate::Vanish {
+            return vanish().await;
+        }
+        let key = group.key();
+        let sizes = self.sizes_of(&key);
+        // As AWS: outside min..=max is a ValidationError.
+        let result = if desired > sizes.max || desired < sizes.min {
+            Err(AwsError {
+                code: Some("ValidationError".into()),
+                message: format!("New SetDesiredCapacity value {desired} is outside min/max"),
+                ..fault("autoscaling", "SetDesiredCapacity", &group.region, ErrorKind::Other)
+            })
+        } else {
+            self.set_sizes(&key, sizes.min, desired, sizes.max);
+            lock(&self.set_desired_calls).push((key, desired));
+            Ok(())
+        };
+        if fate == Fate::LandThenVanish {
+            return vanish().await;
+        }
+        result
+    }
+}
+
+/// SSM Run Command in memory. Every instance of a group reloads at once unless the group
+/// has failures or hangs queued for its next command.
+#[derive(Default)]
+pub struct FakeCommands {
+    /// Sent commands: id -> (group key, per-instance statuses).
+    pub commands: Mutex<BTreeMap<String, (String, Vec<InvocationInfo>)>>,
+    /// Per group key: (instances that fail, instances that never answer) for the next command.
+    pub faults: Mutex<BTreeMap<String, (u32, u32)>>,
+    pub sends: AtomicU64,
+    pub groups: Arc<FakeGroups>,
+    pub crash: Arc<CrashPoint>,
+}
+
+impl FakeCommands {
+    /// Commands sent to the group `key`, oldest first.
+    pub fn sent_to(&self, key: &str) -> usize {
+        lock(&self.commands).values().filter(|(g, _)| g == key).count()
+    }
+}
+
+impl RunCommands for Arc<FakeCommands> {
+    async fn send(
+        &self,
+        group: &GroupRef,
+        _commands: &[String],
+        _timeout: std::time::Duration,
+        _comment: &str,
+    ) -> Result<SentCommand, AwsError> {
+        if lock(&self.groups.down).contains(&group.region) {
+            return Err(fault("ssm", "SendCommand", &group.region, ErrorKind::Timeout));
+        }
+        let fate = self.crash.fate();
+        if fate == Fate::Vanish {
+            return vanish().await;
+        }
+        let key = group.key();
+        let instances = self.groups.sizes_of(&key).in_service;
+        let (fail, hang) = lock(&self.faults).remove(&key).unwrap_or((0, 0));
+        let invocations = (0..instances)
+            .map(|i| InvocationInfo {
+                instance_id: format!("i-{i:04}"),
+                status: if i < fail {
+                    "Failed"
+                } else if i < fail + hang {
+                    "InProgress"
+                } else {
+                    "Success"
+                }
+                .to_owned(),
+            })
+            .collect();
+        let id = format!("command-{}", self.sends.fetch_add(1, Ordering::SeqCst));
+        lock(&self.commands).insert(id.clone(), (key, invocations));
+        if fate == Fate::LandThenVanish {
+            return vanish().await;
+        }
+        Ok(SentCommand {
+            command_id: id,
+            target_count: instances,
+        })
+    }
+
+    async fn invocations(
+        &self,
+        region: &Region,
+        command_id: &str,
+    ) -> Result<Vec<InvocationInfo>, AwsError> {
+        if lock(&self.groups.down).contains(region) {
+            return Err(fault("ssm", "ListCommandInvocations", region, ErrorKind::Timeout));
+        }
+        Ok(lock(&self.commands)
+            .get(command_id)
+            .map(|(_, list)| list.clone())
+            .unwrap_or_default())
     }
 }
 
@@ -450,19 +597,36 @@ pub struct FakeWorld {
     pub parameters: Arc<FakeParameters>,
     pub groups: Arc<FakeGroups>,
     pub probe: Arc<FakeProbe>,
+    pub commands: Arc<FakeCommands>,
     pub clock: Arc<FakeClock>,
     /// Shared by every fake that writes: see [`CrashPoint`].
     pub crash: Arc<CrashPoint>,
 }
 
-pub type FakePorts =
-    Ports<Arc<FakeControl>, Arc<FakeParameters>, Arc<FakeGroups>, Arc<FakeProbe>, Arc<FakeClock>>;
+pub type FakePorts = Ports<
+    Arc<FakeControl>,
+    Arc<FakeParameters>,
+    Arc<FakeGroups>,
+    Arc<FakeProbe>,
+    Arc<FakeCommands>,
+    Arc<FakeClock>,
+>;
 
 impl FakeWorld {
     pub fn new() -> Self {
         let clock = Arc::new(FakeClock(AtomicU64::new(1_700_000_000_000)));
         let crash = Arc::new(CrashPoint::default());
+        let groups = Arc::new(FakeGroups {
+            clock: clock.clone(),
+            crash: crash.clone(),
+            ..FakeGroups::default()
+        });
         FakeWorld {
+            commands: Arc::new(FakeCommands {
+                groups: groups.clone(),
+                crash: crash.clone(),
+                ..FakeCommands::default()
+            }),
             control: Arc::new(FakeControl {
                 crash: crash.clone(),
                 ..FakeControl::default()
@@ -471,11 +635,7 @@ impl FakeWorld {
                 crash: crash.clone(),
                 ..FakeParameters::default()
             }),
-            groups: Arc::new(FakeGroups {
-                clock: clock.clone(),
-                crash: crash.clone(),
-                ..FakeGroups::default()
-            }),
+            groups,
             probe: Arc::new(FakeProbe {
                 regions: Mutex::new(config().regions),
                 ..FakeProbe::default()
@@ -491,6 +651,7 @@ impl FakeWorld {
             parameters: self.parameters.clone(),
             groups: self.groups.clone(),
             probe: self.probe.clone(),
+            commands: self.commands.clone(),
             clock: self.clock.clone(),
         }
     }
@@ -500,4 +661,49 @@ impl Default for FakeWorld {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A completed transition to `to` that started at `at`, for state-level tests.
+pub fn transition_at(to: &str, at: Millis) -> Transition {
+    let from = if to == "us-east-1" { "us-west-2" } else { "us-east-1" };
+    Transition {
+        epoch: 1,
+        from: region(from),
+        to: region(to),
+        reason: "test".into(),
+        trigger: TriggerInfo::Manual {
+            command: "failover".into(),
+            force: false,
+        },
+        started_at: at,
+        lease_until: at,
+        publish: BTreeMap::new(),
+        refreshes: BTreeMap::new(),
+        completed: true,
+        last_replicated_from_old: None,
+        previous_refresh_ids: Vec::new(),
+        capacity: BTreeMap::new(),
+        reload: BTreeMap::new(),
+    }
+}
+
+/// `config()` with these variables added or replaced.
+pub fn config_with(extra: &[(&str, &str)]) -> Config {
+    let base = [
+        ("REGIONS", "us-east-1,us-west-2,eu-west-1"),
+        ("AWS_REGION", "us-west-2"),
+        ("ACTIVE_REGION_PARAMETER", "/app/active-region"),
+        ("AUTO_SCALING_GROUPS", "app"),
+        ("CONTROL_TABLE", "control"),
+        ("HEALTH_TABLE", "health"),
+        ("HEALTH_KEY", "pk=canary"),
+    ];
+    Config::from_lookup(|name| {
+        extra
+            .iter()
+            .chain(base.iter())
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .expect("test config")
 }

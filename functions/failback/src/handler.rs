@@ -3,23 +3,14 @@
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use regionpilot::controller::Controller;
 use regionpilot::failback::{VerifierRequest, decode_request};
-use regionpilot::ports::{
-    Clock, ControlStore, HealthProbe, Heartbeats, ParameterStore, ScalingGroups,
-};
+use regionpilot::ports::Deps;
 use serde_json::Value;
 use tracing::{error, info};
 
-pub async fn handle<C, P, S, H, K>(
-    controller: &Controller<C, P, S, H, K>,
+pub async fn handle<D: Deps>(
+    controller: &Controller<D>,
     event: LambdaEvent<Value>,
-) -> Result<Value, Diagnostic>
-where
-    C: ControlStore,
-    P: ParameterStore,
-    S: ScalingGroups,
-    H: HealthProbe + Heartbeats,
-    K: Clock,
-{
+) -> Result<Value, Diagnostic> {
     let result = match decode_request(&event.payload) {
         Ok(VerifierRequest::Verify) => controller.verify().await.and_then(|r| to_json(&r)),
         Ok(VerifierRequest::Status) => controller.status().await.and_then(|r| to_json(&r)),

@@ -4,23 +4,14 @@
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use regionpilot::controller::Controller;
 use regionpilot::event;
-use regionpilot::ports::{
-    Clock, ControlStore, HealthProbe, Heartbeats, ParameterStore, ScalingGroups,
-};
+use regionpilot::ports::Deps;
 use serde_json::Value;
 use tracing::{error, info};
 
-pub async fn handle<C, P, S, H, K>(
-    controller: &Controller<C, P, S, H, K>,
+pub async fn handle<D: Deps>(
+    controller: &Controller<D>,
     event: LambdaEvent<Value>,
-) -> Result<Value, Diagnostic>
-where
-    C: ControlStore,
-    P: ParameterStore,
-    S: ScalingGroups,
-    H: HealthProbe + Heartbeats,
-    K: Clock,
-{
+) -> Result<Value, Diagnostic> {
     let request_id = event.context.request_id.clone();
     let result = match event::decode(&event.payload, &controller.config) {
         Ok(trigger) => controller.handle(trigger).await,

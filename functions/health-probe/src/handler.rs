@@ -7,9 +7,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use regionpilot::controller::Controller;
 use regionpilot::health::{self, ProbeRequest, Round};
 use regionpilot::metrics;
-use regionpilot::ports::{
-    Clock, ControlStore, HealthProbe, Heartbeats, ParameterStore, ScalingGroups,
-};
+use regionpilot::ports::Deps;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -17,17 +15,10 @@ use tracing::{error, info, warn};
 /// Time kept free before the Lambda deadline to answer.
 const ANSWER_MARGIN: Duration = Duration::from_secs(2);
 
-pub async fn handle<C, P, S, H, K>(
-    controller: &Controller<C, P, S, H, K>,
+pub async fn handle<D: Deps>(
+    controller: &Controller<D>,
     event: LambdaEvent<Value>,
-) -> Result<Value, Diagnostic>
-where
-    C: ControlStore,
-    P: ParameterStore,
-    S: ScalingGroups,
-    H: HealthProbe + Heartbeats,
-    K: Clock,
-{
+) -> Result<Value, Diagnostic> {
     let config = &controller.config;
     let request = health::decode_request(&event.payload).map_err(|e| {
         error!(error = %e, "invalid event");

@@ -6,7 +6,7 @@ use aws_sdk_autoscaling::types::{RefreshPreferences as SdkPreferences, RefreshSt
 use super::clients::client_for;
 use crate::config::{GroupRef, RefreshPreferences};
 use crate::error::AwsError;
-use crate::ports::{RefreshInfo, ScalingGroups};
+use crate::ports::{GroupInfo, RefreshInfo, ScalingGroups};
 use crate::region::Region;
 
 #[derive(Clone)]
@@ -83,6 +83,54 @@ impl ScalingGroups for AwsScalingGroups {
         client
             .cancel_instance_refresh()
             .auto_scaling_group_name(&group.name)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("autoscaling", OP, &group.region, &e))
+    }
+
+    async fn describe(&self, group: &GroupRef) -> Result<Option<GroupInfo>, AwsError> {
+        const OP: &str = "DescribeAutoScalingGroups";
+        let client = client_for(&self.clients, "autoscaling", OP, &group.region)?;
+        let out = client
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&group.name)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("autoscaling", OP, &group.region, &e))?;
+        Ok(out
+            .auto_scaling_groups
+            .unwrap_or_default()
+            .into_iter()
+            .find(|g| g.auto_scaling_group_name() == Some(group.name.as_str()))
+            .map(|g| {
+                let in_service = g
+                    .instances()
+                    .iter()
+                    .filter(|i| {
+                        i.lifecycle_state()
+                            .is_some_and(|s| s.as_str() == "InService")
+                    })
+                    .count();
+                GroupInfo {
+                    min: g.min_size().unwrap_or(0),
+                    desired: g.desired_capacity().unwrap_or(0),
+                    max: g.max_size().unwrap_or(0),
+                    instances: u32::try_from(g.instances().len()).unwrap_or(u32::MAX),
+                    in_service: u32::try_from(in_service).unwrap_or(u32::MAX),
+                }
+            }))
+    }
+
+    async fn set_desired(&self, group: &GroupRef, desired: i32) -> Result<(), AwsError> {
+        const OP: &str = "SetDesiredCapacity";
+        let client = client_for(&self.clients, "autoscaling", OP, &group.region)?;
+        client
+            .set_desired_capacity()
+            .auto_scaling_group_name(&group.name)
+            .desired_capacity(desired)
+            // A failover does not wait for a scaling cooldown.
+            .honor_cooldown(false)
             .send()
             .await
             .map(|_| ())

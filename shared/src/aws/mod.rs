@@ -7,19 +7,27 @@ mod clients;
 mod control;
 pub mod permissions;
 mod probe;
+mod run_command;
 mod ssm;
 
 pub use autoscaling::AwsScalingGroups;
 pub use clients::{AwsClients, build_clients};
 pub use control::DynamoControlStore;
 pub use probe::DynamoHealthProbe;
+pub use run_command::SsmRunCommands;
 pub use ssm::SsmParameters;
 
 use crate::ports::{Ports, SystemClock};
 
 /// The production ports.
-pub type AwsPorts =
-    Ports<DynamoControlStore, SsmParameters, AwsScalingGroups, DynamoHealthProbe, SystemClock>;
+pub type AwsPorts = Ports<
+    DynamoControlStore,
+    SsmParameters,
+    AwsScalingGroups,
+    DynamoHealthProbe,
+    SsmRunCommands,
+    SystemClock,
+>;
 
 impl AwsClients {
     /// Wires the adapters over these clients.
@@ -31,6 +39,7 @@ impl AwsClients {
                 config.control_table.clone(),
             ),
             parameters: SsmParameters::new(self.ssm.clone()),
+            commands: SsmRunCommands::new(self.ssm.clone()),
             groups: AwsScalingGroups::new(self.autoscaling.clone()),
             probe: DynamoHealthProbe::new(
                 self.probe.clone(),
@@ -47,13 +56,7 @@ impl AwsClients {
 mod tests;
 
 /// The controller every function runs, wired over the real AWS clients.
-pub type AwsController = crate::controller::Controller<
-    DynamoControlStore,
-    SsmParameters,
-    AwsScalingGroups,
-    DynamoHealthProbe,
-    SystemClock,
->;
+pub type AwsController = crate::controller::Controller<AwsPorts>;
 
 /// Init for every function: logging, configuration from the environment (failing fast
 /// with the variable's name), and one client per service and region.

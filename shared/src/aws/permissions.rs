@@ -3,24 +3,32 @@
 
 /// Control state (GetItem, Query; TransactWriteItems and PutItem need PutItem),
 /// pre-flight probe and data-loss evidence (GetItem on the health table), publish
-/// (PutParameter; GetParameter for status), rolling update.
+/// (PutParameter; GetParameter for status), standby capacity (DescribeAutoScalingGroups,
+/// SetDesiredCapacity), in-place reload through Run Command (SendCommand with
+/// AWS-RunShellScript, ListCommandInvocations) and rolling update (instance refresh).
 pub const FAILOVER: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:Query",
     "ssm:PutParameter",
     "ssm:GetParameter",
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:SetDesiredCapacity",
+    "ssm:SendCommand",
+    "ssm:ListCommandInvocations",
     "autoscaling:StartInstanceRefresh",
     "autoscaling:CancelInstanceRefresh",
     "autoscaling:DescribeInstanceRefreshes",
 ];
 
-/// Canary read, heartbeat write and reads; status reads.
+/// Canary read, heartbeat write and reads; status reads (control state, the parameter,
+/// each group's capacity and instance refreshes).
 pub const HEALTH_PROBE: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:Query",
     "ssm:GetParameter",
+    "autoscaling:DescribeAutoScalingGroups",
     "autoscaling:DescribeInstanceRefreshes",
 ];
 

@@ -1,0 +1,507 @@
+//! Standby capacity. A switch to region T raises each of T's groups to at least
+//! `ceil(desired of its counterpart in the region switched away from × CAPACITY_PERCENT / 100)`,
+//! never above MaxSize (regionpilot never raises MaxSize; the answer says `capped`). The
+//! counterpart is the group of the same name in the source region, else the group at the
+//! same position among that region's groups. Its capacity is read live when the source
+//! answers, else from the snapshot the verifier records every run (a dead region's groups
+//! cannot be described).
+//!
+//! Later, once the active region has been active for `SCALE_IN_DELAY_SECONDS` and is
+//! healthy, the verifier returns every other region that regionpilot scaled up to its
+//! recorded desired capacity. The active region is never scaled in.
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use tracing::{info, warn};
+
+use crate::config::GroupRef;
+use crate::controller::Controller;
+use crate::error::Result;
+use crate::plan::{Step, StepContext, StepFuture, StepRecord};
+use crate::ports::{Deps, GroupInfo, HealthProbe, ScalingGroups};
+use crate::region::Region;
+use crate::state::{CapacityStatus, ControlState, GroupSizes, Millis, ScaledUp, Transition};
+
+/// The group in `source` that stands for `group`: same name, else same position.
+pub fn counterpart<'a>(
+    groups: &'a [GroupRef],
+    group: &GroupRef,
+    source: &Region,
+) -> Option<&'a GroupRef> {
+    let in_source: Vec<&GroupRef> = groups.iter().filter(|g| &g.region == source).collect();
+    if let Some(same) = in_source.iter().find(|g| g.name == group.name) {
+        return Some(same);
+    }
+    let position = groups
+        .iter()
+        .filter(|g| g.region == group.region)
+        .position(|g| g == group)?;
+    in_source.get(position).copied()
+}
+
+/// The desired capacity the rule asks for: `ceil(source × percent / 100)`.
+pub fn wanted(source_desired: i32, percent: u32) -> i32 {
+    let product = i64::from(source_desired.max(0)) * i64::from(percent);
+    i32::try_from((product + 99) / 100).unwrap_or(i32::MAX)
+}
+
+/// What to do with one target group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// Set desired capacity to `to` (`capped`: MaxSize held it below `wanted`).
+    Raise { to: i32, wanted: i32, capped: bool },
+    /// Already enough.
+    Sufficient { wanted: i32 },
+    /// Not enough, but already at MaxSize.
+    AtMax { wanted: i32 },
+}
+
+pub fn decide(source_desired: i32, percent: u32, target: &GroupInfo) -> Scale {
+    let wanted = wanted(source_desired, percent);
+    if target.desired >= wanted {
+        return Scale::Sufficient { wanted };
+    }
+    let to = wanted.min(target.max);
+    if to <= target.desired {
+        Scale::AtMax { wanted }
+    } else {
+        Scale::Raise {
+            to,
+            wanted,
+            capped: to < wanted,
+        }
+    }
+}
+
+/// Raises one group of the target region to the capacity its counterpart had.
+pub struct CapacityStep {
+    pub group: GroupRef,
+}
+
+impl<D: Deps> Step<D> for CapacityStep {
+    fn name(&self) -> String {
+        format!("capacity {}", self.group.key())
+    }
+
+    fn done(&self, transition: &Transition) -> bool {
+        transition
+            .capacity
+            .get(&self.group.key())
+            .is_some_and(CapacityStatus::is_ok)
+    }
+
+    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
+        Box::pin(async move {
+            let status = raise(cx, &self.group).await;
+            StepRecord::Capacity {
+                group: self.group.key(),
+                status,
+            }
+        })
+    }
+
+    fn missed(&self, error: String) -> StepRecord {
+        StepRecord::Capacity {
+            group: self.group.key(),
+            status: CapacityStatus::Failed { error },
+        }
+    }
+}
+
+async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacityStatus {
+    let controller = cx.controller;
+    let config = &controller.config;
+    let t = cx.transition;
+    let groups = controller.ports.groups();
+    let Some(source) = counterpart(&config.auto_scaling_groups, group, &t.from) else {
+        return CapacityStatus::Skipped {
+            reason: format!("no counterpart group in {}", t.from),
+        };
+    };
+    // The source may be the region that is down: one probe timeout for the live read,
+    // then the snapshot. The target's own describe runs alongside.
+    let live = tokio::time::timeout(config.timeouts.probe, groups.describe(source));
+    let (live, target) = tokio::join!(live, groups.describe(group));
+    let (source_desired, origin) = match live {
+        Ok(Ok(Some(info))) => (info.desired, "live"),
+        other => {
+            let why = match other {
+                Ok(Ok(None)) => "does not exist".to_owned(),
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {} ms", config.timeouts.probe.as_millis()),
+            };
+            match cx.state.capacity_snapshot.get(&source.key()) {
+                Some(sizes) => {
+                    info!(group = %group.key(), source = %source.key(), "source capacity from the snapshot: {why}");
+                    (sizes.desired, "snapshot")
+                }
+                None => {
+                    return CapacityStatus::Skipped {
+                        reason: format!(
+                            "the capacity of {} is unknown: {why}, and no snapshot was recorded",
+                            source.key()
+                        ),
+                    };
+                }
+            }
+        }
+    };
+    let target = match target {
+        Ok(Some(info)) => info,
+        Ok(None) => {
+            return CapacityStatus::Failed {
+                error: format!("{} does not exist", group.key()),
+            };
+        }
+        Err(e) => {
+            return CapacityStatus::Failed {
+                error: e.to_string(),
+            };
+        }
+    };
+    let percent = config.capacity.percent;
+    let (source, origin) = (source.key(), origin.to_owned());
+    match decide(source_desired, percent, &target) {
+        Scale::Sufficient { wanted } => CapacityStatus::Sufficient {
+            desired: target.desired,
+            wanted,
+            source: origin,
+            counterpart: source,
+        },
+        Scale::AtMax { wanted } => {
+            warn!(group = %group.key(), desired = target.desired, wanted, max = target.max, "capacity capped: the group is at MaxSize");
+            CapacityStatus::AtMax {
+                desired: target.desired,
+                wanted,
+                max: target.max,
+                capped: true,
+                source: origin,
+                counterpart: source,
+            }
+        }
+        Scale::Raise { to, wanted, capped } => {
+            // Record what to return to before acting: a crash after the scale-up must not
+            // lose the scale-in. The first scale-up's figure is kept.
+            let key = group.key();
+            let scaled = ScaledUp {
+                previous_desired: target.desired,
+                epoch: t.epoch,
+                at: controller.now(),
+            };
+            if let Err(e) = controller
+                .update(|s| {
+                    s.scaled_up
+                        .entry(key.clone())
+                        .or_insert_with(|| scaled.clone());
+                })
+                .await
+            {
+                return CapacityStatus::Failed {
+                    error: format!("could not record the scale-up: {e}"),
+                };
+            }
+            match groups.set_desired(group, to).await {
+                Ok(()) => {
+                    info!(group = %group.key(), previous = target.desired, desired = to, wanted, capped, "standby capacity raised");
+                    CapacityStatus::Raised {
+                        previous: target.desired,
+                        desired: to,
+                        wanted,
+                        max: target.max,
+                        capped,
+                        source: origin,
+                        counterpart: source,
+                    }
+                }
+                Err(e) => CapacityStatus::Failed {
+                    error: e.to_string(),
+                },
+            }
+        }
+    }
+}
+
+/// What the verifier's capacity round did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CapacityReport {
+    /// Groups returned to their pre-scale-up capacity.
+    pub scaled_in: Vec<String>,
+    /// Scale-ins still waiting, and why.
+    pub waiting: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+/// A scale-in that is due: the group, and the desired capacity to return to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleIn {
+    pub group: String,
+    pub to: i32,
+}
+
+/// Which recorded scale-ups may be undone now. Never the active region's; only once the
+/// active region has been active for `delay` and is healthy.
+pub fn due_scale_ins(
+    state: &ControlState,
+    now: Millis,
+    delay: std::time::Duration,
+    active_healthy: bool,
+) -> (Vec<ScaleIn>, Vec<String>) {
+    let mut due = Vec::new();
+    let mut waiting = Vec::new();
+    let active_since = state.last_switch_at().unwrap_or(0);
+    let active_for = now.saturating_sub(active_since);
+    for (key, record) in &state.scaled_up {
+        let in_active = key
+            .split_once('/')
+            .is_some_and(|(region, _)| region == state.active_region.as_str());
+        if in_active {
+            continue;
+        }
+        if active_for < delay.as_millis() as u64 {
+            waiting.push(format!(
+                "{key}: scale-in to {} after {}s of {} active ({}s so far, SCALE_IN_DELAY_SECONDS)",
+                record.previous_desired,
+                delay.as_secs(),
+                state.active_region,
+                active_for / 1000
+            ));
+        } else if !active_healthy {
+            waiting.push(format!(
+                "{key}: scale-in waits until {} is healthy",
+                state.active_region
+            ));
+        } else {
+            due.push(ScaleIn {
+                group: key.clone(),
+                to: record.previous_desired,
+            });
+        }
+    }
+    (due, waiting)
+}
+
+impl<D: Deps> Controller<D> {
+    /// The verifier's capacity round: records every group's sizes (the snapshot a switch
+    /// falls back on when its source cannot be described), and scales in what is due.
+    pub async fn capacity_round(&self, state: &ControlState) -> Result<CapacityReport> {
+        let mut report = CapacityReport::default();
+        let groups = self.ports.groups();
+        let described = join_all(
+            self.config
+                .auto_scaling_groups
+                .iter()
+                .map(|g| async move { (g, groups.describe(g).await) }),
+        )
+        .await;
+        let now = self.now();
+        let mut sizes: BTreeMap<String, GroupSizes> = BTreeMap::new();
+        let mut infos: BTreeMap<String, GroupInfo> = BTreeMap::new();
+        for (group, result) in described {
+            if let Ok(Some(info)) = result {
+                sizes.insert(
+                    group.key(),
+                    GroupSizes {
+                        min: info.min,
+                        desired: info.desired,
+                        max: info.max,
+                        at: now,
+                    },
+                );
+                infos.insert(group.key(), info);
+            }
+        }
+        let changed = sizes.iter().any(|(key, new)| {
+            state
+                .capacity_snapshot
+                .get(key)
+                .is_none_or(|old| (old.min, old.desired, old.max) != (new.min, new.desired, new.max))
+        });
+        if changed {
+            self.update(|s| {
+                for (key, new) in &sizes {
+                    let same = s.capacity_snapshot.get(key).is_some_and(|old| {
+                        (old.min, old.desired, old.max) == (new.min, new.desired, new.max)
+                    });
+                    if !same {
+                        s.capacity_snapshot.insert(key.clone(), new.clone());
+                    }
+                }
+            })
+            .await?;
+        }
+
+        if state.scaled_up.is_empty() {
+            return Ok(report);
+        }
+        let active_healthy = self.ports.probe().check(&state.active_region).await.reachable;
+        let (due, waiting) = due_scale_ins(
+            state,
+            now,
+            self.config.capacity.scale_in_delay,
+            active_healthy,
+        );
+        report.waiting = waiting;
+        let mut finished = Vec::new();
+        for scale_in in due {
+            let Some(group) = self
+                .config
+                .auto_scaling_groups
+                .iter()
+                .find(|g| g.key() == scale_in.group)
+            else {
+                // No longer configured: nothing regionpilot may touch.
+                finished.push(scale_in.group.clone());
+                continue;
+            };
+            let info = match infos.get(&scale_in.group) {
+                Some(info) => info.clone(),
+                None => match groups.describe(group).await {
+                    Ok(Some(info)) => info,
+                    Ok(None) => {
+                        finished.push(scale_in.group.clone());
+                        continue;
+                    }
+                    Err(e) => {
+                        report.failed.push(format!("{}: {e}", scale_in.group));
+                        continue;
+                    }
+                },
+            };
+            let to = scale_in.to.max(info.min);
+            if info.desired <= to {
+                finished.push(scale_in.group.clone());
+                continue;
+            }
+            match groups.set_desired(group, to).await {
+                Ok(()) => {
+                    info!(group = %scale_in.group, from = info.desired, to, "scaled back in after the scale-in delay");
+                    report.scaled_in.push(format!(
+                        "{}: desired capacity {} -> {to}",
+                        scale_in.group, info.desired
+                    ));
+                    finished.push(scale_in.group.clone());
+                }
+                Err(e) => report.failed.push(format!("{}: {e}", scale_in.group)),
+            }
+        }
+        if !finished.is_empty() {
+            self.update(|s| {
+                for key in &finished {
+                    s.scaled_up.remove(key);
+                }
+            })
+            .await?;
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::region;
+
+    fn group(region_name: &str, name: &str) -> GroupRef {
+        GroupRef {
+            region: region(region_name),
+            name: name.into(),
+        }
+    }
+
+    fn info(desired: i32, max: i32) -> GroupInfo {
+        GroupInfo {
+            min: 1,
+            desired,
+            max,
+            instances: desired as u32,
+            in_service: desired as u32,
+        }
+    }
+
+    #[test]
+    fn counterpart_is_the_same_name_else_the_same_position() {
+        let groups = vec![
+            group("us-east-1", "web"),
+            group("us-east-1", "worker"),
+            group("us-west-2", "worker"),
+            group("us-west-2", "web-dr"),
+        ];
+        let east = region("us-east-1");
+        assert_eq!(
+            counterpart(&groups, &groups[2], &east),
+            Some(&groups[1]),
+            "same name wins over position"
+        );
+        // web-dr is second in us-west-2; us-east-1's second group is worker.
+        assert_eq!(counterpart(&groups, &groups[3], &east), Some(&groups[1]));
+        let lone = vec![group("us-east-1", "web"), group("us-west-2", "a"), group("us-west-2", "b")];
+        assert_eq!(counterpart(&lone, &lone[2], &east), None, "no second group");
+    }
+
+    #[test]
+    fn the_rule_rounds_up_and_max_size_caps_it() {
+        type Case = (i32, u32, i32, i32, Scale);
+        let cases: &[Case] = &[
+            // source desired, percent, target desired, target max, expected
+            (20, 100, 1, 30, Scale::Raise { to: 20, wanted: 20, capped: false }),
+            (20, 50, 1, 30, Scale::Raise { to: 10, wanted: 10, capped: false }),
+            (5, 50, 1, 30, Scale::Raise { to: 3, wanted: 3, capped: false }),
+            (20, 100, 1, 12, Scale::Raise { to: 12, wanted: 20, capped: true }),
+            (20, 100, 12, 12, Scale::AtMax { wanted: 20 }),
+            (10, 100, 10, 12, Scale::Sufficient { wanted: 10 }),
+            (10, 100, 15, 20, Scale::Sufficient { wanted: 10 }),
+            (0, 100, 1, 4, Scale::Sufficient { wanted: 0 }),
+            (3, 1000, 2, 100, Scale::Raise { to: 30, wanted: 30, capped: false }),
+        ];
+        for (source, percent, desired, max, expected) in cases {
+            assert_eq!(
+                decide(*source, *percent, &info(*desired, *max)),
+                *expected,
+                "source {source} × {percent}% onto desired {desired} max {max}"
+            );
+        }
+        assert_eq!(wanted(i32::MAX, 1000), i32::MAX, "no overflow");
+    }
+
+    fn state_with(active: &str, switched_at: Millis) -> ControlState {
+        let mut state = ControlState::initial(region(active));
+        state.epoch = 1;
+        state.transition = Some(crate::testing::transition_at(active, switched_at));
+        state.scaled_up.insert(
+            "us-west-2/app".into(),
+            ScaledUp {
+                previous_desired: 1,
+                epoch: 1,
+                at: switched_at,
+            },
+        );
+        state
+    }
+
+    #[test]
+    fn scale_in_waits_for_the_delay_and_health_and_never_touches_the_active_region() {
+        let delay = std::time::Duration::from_secs(900);
+        let at = 1_000_000;
+        // Back home: us-west-2 was scaled up by the failover.
+        let home = state_with("us-east-1", at);
+        let (due, waiting) = due_scale_ins(&home, at + 899_000, delay, true);
+        assert!(due.is_empty());
+        assert!(waiting[0].contains("SCALE_IN_DELAY_SECONDS"), "{waiting:?}");
+        let (due, waiting) = due_scale_ins(&home, at + 900_000, delay, false);
+        assert!(due.is_empty());
+        assert!(waiting[0].contains("healthy"), "{waiting:?}");
+        let (due, _) = due_scale_ins(&home, at + 900_000, delay, true);
+        assert_eq!(
+            due,
+            vec![ScaleIn {
+                group: "us-west-2/app".into(),
+                to: 1
+            }]
+        );
+        // Still failed over to us-west-2: its capacity is never taken away.
+        let away = state_with("us-west-2", at);
+        let (due, waiting) = due_scale_ins(&away, at + 10 * 900_000, delay, true);
+        assert!(due.is_empty() && waiting.is_empty(), "{due:?} {waiting:?}");
+    }
+}

@@ -1,0 +1,501 @@
+//! A transition as a plan of steps, and the executor that carries it out.
+//!
+//! Each step is a small unit that knows its key (a region or a group), whether the
+//! transition already records it as done, how to do itself (safe to repeat), and what to
+//! record. The plan orders them per region in three stages:
+//! - **prepare**: publish the active-region parameter, so anything that boots reads it;
+//! - **act**: per group, raise capacity (target region only), then start the reload
+//!   (an instance refresh, or a Run Command);
+//! - **follow**: per group, follow a Run Command to its end and fall back to a refresh.
+//!
+//! Regions run concurrently; every other region's act stage waits for the target's, so
+//! the target's groups are served first. The executor knows nothing of what a step does:
+//! a new kind of step is a new `Step` and a line in `build`, and the decision rules never
+//! change for it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use futures::future::join_all;
+use tracing::{info, warn};
+
+use crate::capacity::CapacityStep;
+use crate::config::{Config, GroupRef, ReloadMode};
+use crate::controller::Controller;
+use crate::error::{Error, Result};
+use crate::ports::{ControlStore, Deps};
+use crate::region::Region;
+use crate::reload::{ReloadFollow, ReloadSend};
+use crate::rolling::RefreshStep;
+use crate::state::{
+    CapacityStatus, ControlState, RefreshStatus, ReloadStatus, StepStatus, Transition, Versioned,
+};
+
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = StepRecord> + Send + 'a>>;
+
+/// One unit of a transition's plan.
+pub trait Step<D: Deps>: Send + Sync {
+    /// What the step acts on, for logs: `publish us-west-2`, `capacity us-west-2/web`.
+    fn name(&self) -> String;
+
+    /// The transition records this step as done: nothing to repeat.
+    fn done(&self, transition: &Transition) -> bool;
+
+    /// Does the step (every step is safe to repeat) and says what to record.
+    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a>;
+
+    /// What to record when the step could not run: its region missed its deadline.
+    fn missed(&self, error: String) -> StepRecord;
+}
+
+/// What a step sees while it runs.
+pub struct StepContext<'a, D: Deps> {
+    pub controller: &'a Controller<D>,
+    /// The transition as this region's pipeline knows it: as loaded, plus what its
+    /// earlier stages recorded.
+    pub transition: &'a Transition,
+    /// The control state the transition was read from (the capacity snapshot lives there).
+    pub state: &'a ControlState,
+    /// This invocation has just created the transition: nothing can belong to it yet.
+    pub fresh: bool,
+}
+
+/// A step's outcome, recorded in the transition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepRecord {
+    Publish {
+        region: Region,
+        status: StepStatus,
+    },
+    Capacity {
+        group: String,
+        status: CapacityStatus,
+    },
+    Refresh {
+        group: String,
+        status: RefreshStatus,
+    },
+    Reload {
+        group: String,
+        status: ReloadStatus,
+    },
+}
+
+impl StepRecord {
+    pub fn apply(&self, t: &mut Transition) {
+        match self {
+            StepRecord::Publish { region, status } => {
+                t.publish.insert(region.clone(), status.clone());
+            }
+            StepRecord::Capacity { group, status } => {
+                t.capacity.insert(group.clone(), status.clone());
+            }
+            StepRecord::Refresh { group, status } => {
+                t.refreshes.insert(group.clone(), status.clone());
+            }
+            StepRecord::Reload { group, status } => {
+                // The fallback refresh is a refresh like any other: `refreshes` lists it,
+                // so the next transition knows its id.
+                if let Some(refresh) = &status.fallback_refresh {
+                    t.refreshes.insert(group.clone(), refresh.clone());
+                }
+                t.reload.insert(group.clone(), status.clone());
+            }
+        }
+    }
+
+    /// The region or group (`region/name`) the record is about.
+    pub fn key(&self) -> String {
+        match self {
+            StepRecord::Publish { region, .. } => region.to_string(),
+            StepRecord::Capacity { group, .. }
+            | StepRecord::Refresh { group, .. }
+            | StepRecord::Reload { group, .. } => group.clone(),
+        }
+    }
+
+    /// One line for reports: what was done.
+    pub fn summary(&self, epoch: u64) -> String {
+        let key = self.key();
+        match self {
+            StepRecord::Publish { status, .. } => match status {
+                StepStatus::Published => format!("{key}: parameter published for epoch {epoch}"),
+                StepStatus::Failed { error } => format!("{key}: publish failed: {error}"),
+            },
+            StepRecord::Refresh { status, .. } => match status {
+                RefreshStatus::Started { id } | RefreshStatus::AlreadyRunning { id } => {
+                    format!("{key}: refresh {id} for epoch {epoch}")
+                }
+                RefreshStatus::Failed { error } => format!("{key}: {error}"),
+            },
+            StepRecord::Capacity { status, .. } => match status {
+                CapacityStatus::Raised {
+                    previous,
+                    desired,
+                    capped,
+                    ..
+                } => format!(
+                    "{key}: desired capacity {previous} -> {desired}{} for epoch {epoch}",
+                    if *capped { " (capped at MaxSize)" } else { "" }
+                ),
+                CapacityStatus::Sufficient {
+                    desired, wanted, ..
+                } => format!("{key}: desired capacity {desired} covers {wanted}"),
+                CapacityStatus::AtMax {
+                    desired, wanted, ..
+                } => format!(
+                    "{key}: desired capacity {desired} is MaxSize; {wanted} wanted (capped)"
+                ),
+                CapacityStatus::Skipped { reason } => format!("{key}: capacity left alone: {reason}"),
+                CapacityStatus::Failed { error } => format!("{key}: capacity: {error}"),
+            },
+            StepRecord::Reload { status, .. } => format!(
+                "{key}: reload {:?} (command {}: {} succeeded, {} failed, {} timed out, {} pending){}",
+                status.status,
+                status.command_id.as_deref().unwrap_or("-"),
+                status.succeeded,
+                status.failed,
+                status.timed_out,
+                status.pending,
+                status
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+
+    /// A step failed: reconcile will do it again.
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            StepRecord::Publish {
+                status: StepStatus::Failed { error },
+                ..
+            }
+            | StepRecord::Capacity {
+                status: CapacityStatus::Failed { error },
+                ..
+            }
+            | StepRecord::Refresh {
+                status: RefreshStatus::Failed { error },
+                ..
+            } => Some(error.clone()),
+            StepRecord::Reload { status, .. } if !status.is_done() => status.error.clone(),
+            _ => None,
+        }
+    }
+}
+
+type Chain<D> = Vec<Box<dyn Step<D>>>;
+
+/// One region's part of the plan.
+pub struct RegionPlan<D: Deps> {
+    pub region: Region,
+    pub prepare: Vec<Chain<D>>,
+    pub act: Vec<Chain<D>>,
+    pub follow: Vec<Chain<D>>,
+}
+
+impl<D: Deps> RegionPlan<D> {
+    fn steps(&self) -> impl Iterator<Item = &dyn Step<D>> {
+        self.prepare
+            .iter()
+            .chain(&self.act)
+            .chain(&self.follow)
+            .flatten()
+            .map(|s| s.as_ref())
+    }
+}
+
+/// The plan of a transition to `to`: every configured region and group.
+pub fn build<D: Deps>(config: &Config, to: &Region) -> Vec<RegionPlan<D>> {
+    config
+        .regions
+        .iter()
+        .map(|region| {
+            let groups: Vec<&GroupRef> = config
+                .auto_scaling_groups
+                .iter()
+                .filter(|g| &g.region == region)
+                .collect();
+            let mut act = Vec::new();
+            let mut follow = Vec::new();
+            for group in groups {
+                let mut chain: Chain<D> = Vec::new();
+                if region == to && config.capacity.percent > 0 {
+                    chain.push(Box::new(CapacityStep {
+                        group: group.clone(),
+                    }));
+                }
+                match &config.reload.mode {
+                    ReloadMode::Refresh => chain.push(Box::new(RefreshStep {
+                        group: group.clone(),
+                    })),
+                    ReloadMode::RunCommand { .. } => {
+                        chain.push(Box::new(ReloadSend {
+                            group: group.clone(),
+                        }));
+                        follow.push(vec![Box::new(ReloadFollow {
+                            group: group.clone(),
+                        }) as Box<dyn Step<D>>]);
+                    }
+                }
+                act.push(chain);
+            }
+            RegionPlan {
+                region: region.clone(),
+                prepare: vec![vec![Box::new(PublishStep {
+                    region: region.clone(),
+                }) as Box<dyn Step<D>>]],
+                act,
+                follow,
+            }
+        })
+        .collect()
+}
+
+/// Writes the active-region parameter in one region.
+pub struct PublishStep {
+    pub region: Region,
+}
+
+impl<D: Deps> Step<D> for PublishStep {
+    fn name(&self) -> String {
+        format!("publish {}", self.region)
+    }
+
+    fn done(&self, transition: &Transition) -> bool {
+        transition.published_in(&self.region)
+    }
+
+    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
+        Box::pin(async move {
+            let status = cx.controller.publish_one(cx.transition, &self.region).await;
+            StepRecord::Publish {
+                region: self.region.clone(),
+                status,
+            }
+        })
+    }
+
+    fn missed(&self, error: String) -> StepRecord {
+        StepRecord::Publish {
+            region: self.region.clone(),
+            status: StepStatus::Failed { error },
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs `chains` concurrently, each in order, skipping what `transition` records as done.
+async fn run_stage<D: Deps>(
+    chains: &[Chain<D>],
+    cx: &StepContext<'_, D>,
+    records: &Mutex<Vec<(String, StepRecord)>>,
+) {
+    join_all(chains.iter().map(|chain| async move {
+        for step in chain {
+            if step.done(cx.transition) {
+                continue;
+            }
+            let record = step.run(cx).await;
+            if let Some(error) = record.failure() {
+                warn!(step = %step.name(), error = %error, "step failed; reconcile will retry it");
+            }
+            lock(records).push((step.name(), record));
+        }
+    }))
+    .await;
+}
+
+impl<D: Deps> Controller<D> {
+    /// Carries out every step of the plan that the transition does not record as done,
+    /// then records the outcome. A region we leave because an alarm says it is down gets
+    /// one probe timeout for all its steps (`failing_deadline`): whatever it misses is
+    /// recorded as failed for reconcile. Every step is safe to repeat, so a crash anywhere
+    /// here is finished by a later invocation.
+    /// `saved` is the control state as this invocation last wrote it, so recording the
+    /// outcome usually needs no re-read.
+    pub(crate) async fn carry_out(
+        &self,
+        transition: Transition,
+        saved: Versioned<ControlState>,
+        failing_deadline: tokio::time::Instant,
+        fresh: bool,
+    ) -> Result<Transition> {
+        let epoch = transition.epoch;
+        let failing = transition
+            .trigger
+            .is_automatic()
+            .then(|| transition.from.clone());
+        let plans = build::<D>(&self.config, &transition.to);
+        let (target_acted, target_acted_rx) = tokio::sync::watch::channel(false);
+        let state = &saved.value;
+        let results = join_all(plans.iter().map(|plan| {
+            let mut target_acted_rx = target_acted_rx.clone();
+            let target_acted = &target_acted;
+            let transition = &transition;
+            let failing = failing.as_ref();
+            async move {
+                let is_target = plan.region == transition.to;
+                let records = Mutex::new(Vec::new());
+                let work = async {
+                    let mut local = transition.clone();
+                    for (stage, chains) in [&plan.prepare, &plan.act, &plan.follow]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        if stage == 1 && !is_target {
+                            // Ignoring a closed channel: the target pipeline ended either way.
+                            let _ = target_acted_rx.wait_for(|done| *done).await;
+                        }
+                        let cx = StepContext {
+                            controller: self,
+                            transition: &local,
+                            state,
+                            fresh,
+                        };
+                        run_stage(chains, &cx, &records).await;
+                        for (_, record) in lock(&records).iter() {
+                            record.apply(&mut local);
+                        }
+                        if stage == 1 && is_target {
+                            let _ = target_acted.send(true);
+                        }
+                    }
+                };
+                let finished = match failing {
+                    Some(f) if f == &plan.region => {
+                        tokio::time::timeout_at(failing_deadline, work).await.is_ok()
+                    }
+                    _ => {
+                        work.await;
+                        true
+                    }
+                };
+                if is_target {
+                    let _ = target_acted.send(true);
+                }
+                let mut records = std::mem::take(&mut *lock(&records));
+                if !finished {
+                    warn!(region = %plan.region, "region missed its deadline; its remaining steps are left to reconcile");
+                    let error = format!(
+                        "{} did not finish within the {} ms deadline for a failing region",
+                        plan.region,
+                        self.config.timeouts.probe.as_millis()
+                    );
+                    for step in plan.steps() {
+                        let name = step.name();
+                        if !step.done(transition) && !records.iter().any(|(n, _)| n == &name) {
+                            records.push((name, step.missed(error.clone())));
+                        }
+                    }
+                }
+                records
+            }
+        }))
+        .await;
+        let records: Vec<StepRecord> = results.into_iter().flatten().map(|(_, r)| r).collect();
+        let mut done = transition;
+        for record in &records {
+            record.apply(&mut done);
+        }
+        done.completed = true;
+        self.record_steps(Some(saved), epoch, &records, true)
+            .await?;
+        let failed = done.failed_regions();
+        if failed.is_empty() {
+            info!(epoch, "transition carried out in every region");
+        } else {
+            warn!(epoch, failed = ?failed, "parameter not published in some regions; reconcile will retry");
+        }
+        Ok(done)
+    }
+
+    /// Runs the steps the latest, completed transition still lacks (a region that was
+    /// down, a Run Command still being followed) and records them. The verifier's
+    /// reconcile calls this every run; it is a no-op once everything is done.
+    pub(crate) async fn finish_steps(&self) -> Result<Vec<(String, StepRecord)>> {
+        let current = self.load().await?;
+        let Some(transition) = current.value.transition.clone().filter(|t| t.completed) else {
+            return Ok(Vec::new());
+        };
+        let plans = build::<D>(&self.config, &transition.to);
+        let state = &current.value;
+        let results = join_all(plans.iter().map(|plan| {
+            let transition = &transition;
+            async move {
+                let records = Mutex::new(Vec::new());
+                let mut local = transition.clone();
+                for chains in [&plan.prepare, &plan.act, &plan.follow] {
+                    let cx = StepContext {
+                        controller: self,
+                        transition: &local,
+                        state,
+                        fresh: false,
+                    };
+                    run_stage(chains, &cx, &records).await;
+                    for (_, record) in lock(&records).iter() {
+                        record.apply(&mut local);
+                    }
+                }
+                records.into_inner().unwrap_or_else(|e| e.into_inner())
+            }
+        }))
+        .await;
+        let records: Vec<(String, StepRecord)> = results.into_iter().flatten().collect();
+        if !records.is_empty() {
+            let plain: Vec<StepRecord> = records.iter().map(|(_, r)| r.clone()).collect();
+            self.record_steps(None, transition.epoch, &plain, false)
+                .await?;
+        }
+        Ok(records)
+    }
+
+    /// Applies `records` to the stored transition of `epoch` (and marks it completed when
+    /// asked), retrying on contention; `known` is tried first without a re-read. A newer
+    /// epoch means our transition was superseded: nothing to record.
+    pub(crate) async fn record_steps(
+        &self,
+        mut known: Option<Versioned<ControlState>>,
+        epoch: u64,
+        records: &[StepRecord],
+        completed: bool,
+    ) -> Result<()> {
+        for _ in 0..crate::controller::MAX_CAS_ATTEMPTS {
+            let current = match known.take() {
+                Some(known) => known,
+                None => self.load().await?,
+            };
+            let mut next = current.value.clone();
+            match next.transition.as_mut() {
+                Some(t) if t.epoch == epoch => {
+                    for record in records {
+                        record.apply(t);
+                    }
+                    if completed {
+                        t.completed = true;
+                    }
+                }
+                _ => return Ok(()),
+            }
+            if next == current.value
+                || self
+                    .ports
+                    .control()
+                    .save(current.version, &next, None)
+                    .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(Error::Contention {
+            attempts: crate::controller::MAX_CAS_ATTEMPTS,
+        })
+    }
+}

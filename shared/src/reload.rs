@@ -1,0 +1,332 @@
+//! The in-place reload (`RELOAD_MODE=run-command`): one SSM Run Command
+//! (`AWS-RunShellScript` with `RELOAD_COMMANDS`) per group, targeting the group's running
+//! instances by their `aws:autoscaling:groupName` tag, followed per instance. Instances
+//! that failed or did not answer within `RELOAD_TIMEOUT_SECONDS` are replaced: the group
+//! gets an instance refresh as the safety net. Instances that boot later read the
+//! parameter at boot, as in refresh mode.
+//!
+//! Two steps: `ReloadSend` in the act stage (fast, so every region's command goes out at
+//! once) and `ReloadFollow` in the follow stage. A crash between sending and recording
+//! sends the command again on retry: reload commands re-read the parameter and reload,
+//! so running one twice is harmless (say so to users writing `RELOAD_COMMANDS`).
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::config::{GroupRef, ReloadMode};
+use crate::plan::{Step, StepContext, StepFuture, StepRecord};
+use crate::ports::{Deps, InvocationInfo, RunCommands, ScalingGroups};
+use crate::rolling;
+use crate::state::{Millis, ReloadPhase, ReloadStatus, Transition};
+
+/// How long one invocation follows a command before leaving it to the next verifier run:
+/// well inside the functions' 60 s Lambda timeout.
+pub const FOLLOW_BUDGET: Duration = Duration::from_secs(20);
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Sends the reload command to one group's instances.
+pub struct ReloadSend {
+    pub group: GroupRef,
+}
+
+/// Follows one group's reload command and falls back to an instance refresh.
+pub struct ReloadFollow {
+    pub group: GroupRef,
+}
+
+fn sent(transition: &Transition, key: &str) -> bool {
+    transition
+        .reload
+        .get(key)
+        .is_some_and(|r| r.command_id.is_some() || r.is_done())
+}
+
+impl<D: Deps> Step<D> for ReloadSend {
+    fn name(&self) -> String {
+        format!("reload {}", self.group.key())
+    }
+
+    fn done(&self, transition: &Transition) -> bool {
+        sent(transition, &self.group.key())
+    }
+
+    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
+        Box::pin(async move {
+            StepRecord::Reload {
+                group: self.group.key(),
+                status: send(cx, &self.group).await,
+            }
+        })
+    }
+
+    fn missed(&self, error: String) -> StepRecord {
+        StepRecord::Reload {
+            group: self.group.key(),
+            status: ReloadStatus::failed(error),
+        }
+    }
+}
+
+impl<D: Deps> Step<D> for ReloadFollow {
+    fn name(&self) -> String {
+        format!("reload-follow {}", self.group.key())
+    }
+
+    fn done(&self, transition: &Transition) -> bool {
+        transition
+            .reload
+            .get(&self.group.key())
+            .is_some_and(ReloadStatus::is_done)
+    }
+
+    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
+        Box::pin(async move {
+            let key = self.group.key();
+            let status = match cx.transition.reload.get(&key) {
+                // Sent (now or by an earlier invocation): follow it.
+                Some(status) if status.command_id.is_some() => {
+                    follow(cx, &self.group, status.clone()).await
+                }
+                // Never sent, or sending failed: the send step will try again next time.
+                Some(status) => status.clone(),
+                None => ReloadStatus::failed("the reload command was not sent".into()),
+            };
+            StepRecord::Reload { group: key, status }
+        })
+    }
+
+    fn missed(&self, error: String) -> StepRecord {
+        StepRecord::Reload {
+            group: self.group.key(),
+            status: ReloadStatus::failed(error),
+        }
+    }
+}
+
+async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatus {
+    let controller = cx.controller;
+    let ReloadMode::RunCommand { commands } = &controller.config.reload.mode else {
+        return ReloadStatus::failed("RELOAD_MODE is not run-command".into());
+    };
+    match controller.ports.groups().describe(group).await {
+        Ok(None) => {
+            return ReloadStatus::failed(format!("{} does not exist", group.key()));
+        }
+        Ok(Some(info)) if info.instances == 0 => {
+            info!(group = %group.key(), "no instances to reload; instances that launch read the parameter at boot");
+            return ReloadStatus::new(ReloadPhase::NoInstances);
+        }
+        Ok(Some(_)) => {}
+        Err(e) => return ReloadStatus::failed(e.to_string()),
+    }
+    let t = cx.transition;
+    let comment = format!("regionpilot epoch {}: {} -> {}", t.epoch, t.from, t.to);
+    let sent_at = controller.now();
+    match controller
+        .ports
+        .commands()
+        .send(group, commands, controller.config.reload.timeout, &comment)
+        .await
+    {
+        Ok(sent) if sent.target_count == 0 => ReloadStatus {
+            command_id: Some(sent.command_id),
+            sent_at: Some(sent_at),
+            ..ReloadStatus::new(ReloadPhase::NoInstances)
+        },
+        Ok(sent) => {
+            info!(group = %group.key(), command_id = %sent.command_id, targets = sent.target_count, "reload command sent");
+            ReloadStatus {
+                status: ReloadPhase::InProgress,
+                command_id: Some(sent.command_id),
+                sent_at: Some(sent_at),
+                targeted: sent.target_count,
+                succeeded: 0,
+                failed: 0,
+                timed_out: 0,
+                pending: sent.target_count,
+                fallback_refresh: None,
+                error: None,
+            }
+        }
+        Err(e) => {
+            warn!(group = %group.key(), error = %e, "reload command not sent");
+            ReloadStatus::failed(e.to_string())
+        }
+    }
+}
+
+/// Per-instance counts of one command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub succeeded: u32,
+    pub failed: u32,
+    pub timed_out: u32,
+    pub pending: u32,
+}
+
+/// Sorts SSM's per-instance statuses into what regionpilot acts on.
+pub fn count(invocations: &[InvocationInfo]) -> Counts {
+    let mut counts = Counts::default();
+    for invocation in invocations {
+        match invocation.status.as_str() {
+            "Success" => counts.succeeded += 1,
+            "TimedOut" => counts.timed_out += 1,
+            "Pending" | "InProgress" | "Delayed" | "Cancelling" => counts.pending += 1,
+            // Failed, Cancelled, Undeliverable, Terminated, and anything new.
+            _ => counts.failed += 1,
+        }
+    }
+    counts
+}
+
+/// What a follow-up concludes from the counts and the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Succeeded,
+    /// Keep following (the next verifier run continues).
+    Waiting,
+    /// Some instances failed or timed out: refresh the group.
+    FallBack,
+}
+
+/// `pending` instances past the deadline count as timed out.
+pub fn judge(counts: &mut Counts, now: Millis, deadline: Millis) -> Verdict {
+    if counts.pending > 0 && now >= deadline {
+        counts.timed_out += counts.pending;
+        counts.pending = 0;
+    }
+    if counts.pending > 0 {
+        Verdict::Waiting
+    } else if counts.failed + counts.timed_out > 0 {
+        Verdict::FallBack
+    } else {
+        Verdict::Succeeded
+    }
+}
+
+async fn follow<D: Deps>(
+    cx: &StepContext<'_, D>,
+    group: &GroupRef,
+    mut status: ReloadStatus,
+) -> ReloadStatus {
+    let controller = cx.controller;
+    let Some(command_id) = status.command_id.clone() else {
+        return status;
+    };
+    if status.status == ReloadPhase::InProgress {
+        // SSM's own delivery and execution timeouts end every invocation by then; a few
+        // seconds more for the last status to arrive.
+        let deadline = status.sent_at.unwrap_or(0)
+            + controller.config.reload.timeout.as_millis() as u64
+            + 5_000;
+        let budget = tokio::time::Instant::now() + FOLLOW_BUDGET;
+        loop {
+            match controller
+                .ports
+                .commands()
+                .invocations(&group.region, &command_id)
+                .await
+            {
+                Ok(invocations) => {
+                    let mut counts = count(&invocations);
+                    // An instance SSM has not listed yet is still pending.
+                    let listed = counts.succeeded + counts.failed + counts.timed_out + counts.pending;
+                    counts.pending += status.targeted.saturating_sub(listed);
+                    let verdict = judge(&mut counts, controller.now(), deadline);
+                    status.succeeded = counts.succeeded;
+                    status.failed = counts.failed;
+                    status.timed_out = counts.timed_out;
+                    status.pending = counts.pending;
+                    status.error = None;
+                    match verdict {
+                        Verdict::Succeeded => {
+                            info!(group = %group.key(), command_id = %command_id, succeeded = counts.succeeded, "every instance reloaded");
+                            status.status = ReloadPhase::Succeeded;
+                            break;
+                        }
+                        Verdict::FallBack => {
+                            warn!(group = %group.key(), command_id = %command_id, failed = counts.failed, timed_out = counts.timed_out, "some instances did not reload; replacing them with an instance refresh");
+                            status.status = ReloadPhase::FellBack;
+                            break;
+                        }
+                        Verdict::Waiting => {}
+                    }
+                }
+                Err(e) => {
+                    // Keep following next time; the region may be down for now.
+                    status.error = Some(e.to_string());
+                    return status;
+                }
+            }
+            if tokio::time::Instant::now() + POLL_INTERVAL > budget {
+                info!(group = %group.key(), command_id = %command_id, pending = status.pending, "reload still running; the verifier keeps following it");
+                return status;
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+    if status.status == ReloadPhase::FellBack
+        && !status
+            .fallback_refresh
+            .as_ref()
+            .is_some_and(crate::state::RefreshStatus::is_ok)
+    {
+        let refresh = rolling::refresh_one(
+            controller.ports.groups(),
+            group,
+            &controller.config.refresh,
+            cx.transition,
+        )
+        .await;
+        status.fallback_refresh = Some(refresh);
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invocations(statuses: &[&str]) -> Vec<InvocationInfo> {
+        statuses
+            .iter()
+            .enumerate()
+            .map(|(i, s)| InvocationInfo {
+                instance_id: format!("i-{i}"),
+                status: (*s).to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn statuses_are_counted_and_judged() {
+        let mut all_ok = count(&invocations(&["Success", "Success"]));
+        assert_eq!(judge(&mut all_ok, 0, 10), Verdict::Succeeded);
+
+        let mut running = count(&invocations(&["Success", "InProgress", "Delayed"]));
+        assert_eq!(running.pending, 2);
+        assert_eq!(judge(&mut running, 5, 10), Verdict::Waiting);
+        // Past the deadline the ones still running have timed out.
+        assert_eq!(judge(&mut running, 10, 10), Verdict::FallBack);
+        assert_eq!((running.timed_out, running.pending), (2, 0));
+
+        let mut partial = count(&invocations(&[
+            "Success",
+            "Failed",
+            "TimedOut",
+            "Undeliverable",
+            "Cancelled",
+        ]));
+        assert_eq!(
+            partial,
+            Counts {
+                succeeded: 1,
+                failed: 3,
+                timed_out: 1,
+                pending: 0
+            }
+        );
+        assert_eq!(judge(&mut partial, 0, 10), Verdict::FallBack);
+    }
+}

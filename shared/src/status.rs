@@ -1,0 +1,136 @@
+//! `{"command":"status"}`: everything an operator needs, every region read concurrently.
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use serde::Serialize;
+
+use crate::controller::{Controller, Outcome, Response};
+use crate::error::Result;
+use crate::ports::{ControlStore, Deps, GroupInfo, ParameterStore, RefreshInfo, ScalingGroups};
+use crate::region::Region;
+use crate::state::{
+    CapacityStatus, GroupSizes, HistoryRecord, Pause, ReloadStatus, ScaledUp, Transition,
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub home_region: Region,
+    pub active_region: Region,
+    pub epoch: u64,
+    /// `home`, `failed_over`, or `transitioning` while a transition's steps are unfinished.
+    pub phase: &'static str,
+    pub paused: Option<Pause>,
+    /// Failback readiness while away from home: healthy streak, what it still waits for.
+    pub failback: Option<crate::state::FailbackProgress>,
+    pub parameters: BTreeMap<Region, ParameterValue>,
+    /// Per group (`region/name`): its sizes now, its latest refresh, and what the latest
+    /// transition did to it (capacity, reload).
+    pub auto_scaling_groups: BTreeMap<String, GroupRefreshReport>,
+    /// Groups regionpilot scaled up and will scale back in after the delay.
+    pub scaled_up: BTreeMap<String, ScaledUp>,
+    /// Every group's sizes as the verifier last recorded them.
+    pub capacity_snapshot: BTreeMap<String, GroupSizes>,
+    pub last_transition: Option<Transition>,
+    pub history: Vec<HistoryRecord>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum ParameterValue {
+    Value {
+        value: Option<String>,
+        in_sync: bool,
+    },
+    Unreachable {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum GroupRefreshReport {
+    Latest {
+        refresh: Option<RefreshInfo>,
+        /// Sizes and instances now; `None` when the group does not exist.
+        capacity: Option<GroupInfo>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        capacity_step: Option<CapacityStatus>,
+        /// The latest transition's reload: command id and per-instance counts.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reload: Option<ReloadStatus>,
+    },
+    Unreachable {
+        error: String,
+    },
+}
+
+impl<D: Deps> Controller<D> {
+    /// Reads everything an operator needs, every region concurrently.
+    pub async fn status(&self) -> Result<Response> {
+        let current = self.load().await?;
+        let state = current.value;
+        let name = &self.config.active_region_parameter;
+        let active = &state.active_region;
+        let params = join_all(self.config.regions.iter().map(|region| async move {
+            let value = match self.ports.parameters().get(region, name).await {
+                Ok(value) => ParameterValue::Value {
+                    in_sync: value.as_deref() == Some(active.as_str()),
+                    value,
+                },
+                Err(e) => ParameterValue::Unreachable {
+                    error: e.to_string(),
+                },
+            };
+            (region.clone(), value)
+        }));
+        let transition = state.transition.as_ref();
+        let groups = join_all(self.config.auto_scaling_groups.iter().map(|g| async move {
+            let groups = self.ports.groups();
+            let (refreshes, sizes) = tokio::join!(groups.refreshes(g), groups.describe(g));
+            let key = g.key();
+            let report = match (refreshes, sizes) {
+                (Ok(list), Ok(capacity)) => GroupRefreshReport::Latest {
+                    refresh: list.into_iter().next(),
+                    capacity,
+                    capacity_step: transition.and_then(|t| t.capacity.get(&key).cloned()),
+                    reload: transition.and_then(|t| t.reload.get(&key).cloned()),
+                },
+                (Err(e), _) | (_, Err(e)) => GroupRefreshReport::Unreachable {
+                    error: e.to_string(),
+                },
+            };
+            (key, report)
+        }));
+        let (params, groups, history) =
+            futures::join!(params, groups, self.ports.control().history(10));
+        let report = StatusReport {
+            home_region: self.config.home().clone(),
+            active_region: state.active_region.clone(),
+            epoch: state.epoch,
+            phase: if state.transition.as_ref().is_some_and(|t| !t.completed) {
+                "transitioning"
+            } else if &state.active_region == self.config.home() {
+                "home"
+            } else {
+                "failed_over"
+            },
+            paused: state.paused.clone(),
+            failback: state.failback.clone(),
+            parameters: params.into_iter().collect(),
+            auto_scaling_groups: groups.into_iter().collect(),
+            scaled_up: state.scaled_up.clone(),
+            capacity_snapshot: state.capacity_snapshot.clone(),
+            last_transition: state.transition.clone(),
+            history: history?,
+        };
+        let mut response = self.simple(
+            Outcome::Status,
+            &state,
+            format!("{} is active at epoch {}", state.active_region, state.epoch),
+            None,
+        );
+        response.status = Some(report);
+        Ok(response)
+    }
+}
