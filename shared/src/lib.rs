@@ -31,6 +31,8 @@ mod controller_tests;
 mod crash_tests;
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod steps_tests;
 
 pub use config::Config;
 pub use controller::{Controller, Outcome, Response};

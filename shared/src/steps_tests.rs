@@ -1,0 +1,343 @@
+//! The new steps over in-memory fakes: standby capacity (raised, capped, from the
+//! snapshot, scaled back in), the Run Command reload and its refresh fallback, and crash
+//! points in every write they make.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::controller::{Controller, Outcome, Response};
+use crate::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger};
+use crate::state::{CapacityStatus, GroupSizes, ReloadPhase, RefreshStatus};
+use crate::testing::{FakePorts, FakeWorld, config_with, region};
+
+const HOME: &str = "us-east-1/app";
+const STANDBY: &str = "us-west-2/app";
+const THIRD: &str = "eu-west-1/app";
+
+fn alarm_home() -> Trigger {
+    Trigger::Alarm(AlarmSignal {
+        alarm_name: "regionpilot-unhealthy-us-east-1".into(),
+        state: AlarmState::Alarm,
+        region: region("us-east-1"),
+        source: AlarmSource::Direct,
+        state_reason: None,
+    })
+}
+
+fn failback() -> Trigger {
+    Trigger::Command(Command::Failback {
+        reason: "home is back".into(),
+        dry_run: false,
+        force: false,
+    })
+}
+
+fn controller(world: &FakeWorld, extra: &[(&str, &str)]) -> Controller<FakePorts> {
+    let mut vars = vec![("COOLDOWN_SECONDS", "0"), ("FAILBACK_MIN_HOLD_SECONDS", "0")];
+    vars.extend_from_slice(extra);
+    Controller::new(Arc::new(config_with(&vars)), world.ports())
+}
+
+/// Pilot light: home serves with 10, the standby idles at 1 (MaxSize 12).
+fn pilot_light(world: &FakeWorld, standby_max: i32) {
+    world.groups.set_sizes(HOME, 1, 10, 12);
+    world.groups.set_sizes(STANDBY, 1, 1, standby_max);
+    world.groups.set_sizes(THIRD, 1, 1, 12);
+}
+
+async fn run(c: &Controller<FakePorts>, trigger: Trigger) -> Response {
+    c.handle(trigger).await.expect("handled")
+}
+
+#[tokio::test]
+async fn a_failover_raises_the_standby_to_its_counterparts_capacity() {
+    // Given a pilot-light standby at 1 and home at 10
+    let world = FakeWorld::new();
+    pilot_light(&world, 12);
+    let c = controller(&world, &[]);
+    // When home's alarm fires
+    let out = run(&c, alarm_home()).await;
+    // Then the standby's group is raised to 10, read live from home, and recorded
+    assert_eq!(out.outcome, Outcome::Switched);
+    let capacity = out.capacity.expect("capacity in the answer");
+    assert_eq!(
+        capacity[STANDBY],
+        CapacityStatus::Raised {
+            previous: 1,
+            desired: 10,
+            wanted: 10,
+            max: 12,
+            capped: false,
+            source: "live".into(),
+            counterpart: HOME.into(),
+        }
+    );
+    assert_eq!(capacity.len(), 1, "only the target region's groups scale");
+    assert_eq!(world.groups.sizes_of(STANDBY).desired, 10);
+    assert_eq!(world.groups.sizes_of(THIRD).desired, 1);
+    let state = world.control.state().unwrap();
+    assert_eq!(state.scaled_up[STANDBY].previous_desired, 1);
+    // The answer serialises it as operators read it.
+    let json = serde_json::to_value(&capacity).unwrap();
+    assert_eq!(json[STANDBY]["status"], "raised");
+    assert_eq!(json[STANDBY]["capped"], false);
+}
+
+#[tokio::test]
+async fn max_size_caps_the_raise_and_the_answer_says_capped() {
+    let world = FakeWorld::new();
+    pilot_light(&world, 6);
+    let c = controller(&world, &[("CAPACITY_PERCENT", "150")]);
+    let out = run(&c, alarm_home()).await;
+    let capacity = out.capacity.unwrap();
+    match &capacity[STANDBY] {
+        CapacityStatus::Raised {
+            desired,
+            wanted,
+            capped,
+            ..
+        } => assert_eq!((*desired, *wanted, *capped), (6, 15, true)),
+        other => panic!("not raised: {other:?}"),
+    }
+    assert_eq!(world.groups.sizes_of(STANDBY).max, 6, "MaxSize never raised");
+    assert_eq!(world.groups.sizes_of(STANDBY).desired, 6);
+}
+
+#[tokio::test]
+async fn a_dead_source_is_read_from_the_verifiers_snapshot() {
+    let world = FakeWorld::new();
+    pilot_light(&world, 12);
+    let c = controller(&world, &[]);
+    // The verifier ran while home was up and recorded every group's sizes.
+    c.verify().await.unwrap();
+    let snapshot = world.control.state().unwrap().capacity_snapshot;
+    assert_eq!(snapshot[HOME].desired, 10);
+    // Home's Auto Scaling stops answering.
+    world.groups.down.lock().unwrap().insert(region("us-east-1"));
+    let out = run(&c, alarm_home()).await;
+    match &out.capacity.unwrap()[STANDBY] {
+        CapacityStatus::Raised {
+            desired, source, ..
+        } => assert_eq!((*desired, source.as_str()), (10, "snapshot")),
+        other => panic!("not raised: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn without_a_live_read_or_a_snapshot_capacity_is_left_alone_and_the_switch_goes_on() {
+    let world = FakeWorld::new();
+    pilot_light(&world, 12);
+    world.groups.down.lock().unwrap().insert(region("us-east-1"));
+    let c = controller(&world, &[]);
+    let out = run(&c, alarm_home()).await;
+    assert_eq!(out.outcome, Outcome::Switched);
+    assert!(
+        matches!(&out.capacity.unwrap()[STANDBY], CapacityStatus::Skipped { reason } if reason.contains("no snapshot")),
+    );
+    assert_eq!(world.groups.sizes_of(STANDBY).desired, 1);
+    assert_eq!(out.refreshes.unwrap().len(), 3, "the refreshes still ran");
+}
+
+#[tokio::test]
+async fn capacity_percent_zero_leaves_capacity_alone() {
+    let world = FakeWorld::new();
+    pilot_light(&world, 12);
+    let c = controller(&world, &[("CAPACITY_PERCENT", "0")]);
+    let out = run(&c, alarm_home()).await;
+    assert!(out.capacity.unwrap().is_empty());
+    assert!(world.groups.set_desired_calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_group_that_no_longer_exists_is_reported_and_does_not_stop_the_others() {
+    let world = FakeWorld::new();
+    pilot_light(&world, 12);
+    world.groups.missing.lock().unwrap().insert(STANDBY.into());
+    let c = controller(&world, &[("RELOAD_MODE", "run-command"), ("RELOAD_COMMANDS", "reload")]);
+    let out = run(&c, alarm_home()).await;
+    assert_eq!(out.outcome, Outcome::Switched);
+    assert!(
+        matches!(&out.capacity.as_ref().unwrap()[STANDBY], CapacityStatus::Failed { error } if error.contains("does not exist"))
+    );
+    let reload = out.reload.unwrap();
+    assert_eq!(reload[STANDBY].status, ReloadPhase::Failed);
+    assert_eq!(reload[HOME].status, ReloadPhase::Succeeded);
+    assert_eq!(reload[THIRD].status, ReloadPhase::Succeeded);
+}
+
+#[tokio::test]
+async fn scale_in_comes_after_the_delay_and_never_to_the_active_region() {
+    let world = FakeWorld::new();
+    pilot_light(&world, 12);
+    let c = controller(
+        &world,
+        &[("SCALE_IN_DELAY_SECONDS", "900"), ("FAILBACK_MODE", "approve")],
+    );
+    run(&c, alarm_home()).await;
+    assert_eq!(world.groups.sizes_of(STANDBY).desired, 10);
+    // While the standby is active, however long, its capacity stays.
+    world.clock.advance(3_600_000);
+    let report = c.verify().await.unwrap();
+    assert!(report.capacity.scaled_in.is_empty(), "{:?}", report.capacity);
+    assert_eq!(world.groups.sizes_of(STANDBY).desired, 10);
+    // Back home: home already had 10, so nothing scales there.
+    let out = run(&c, failback()).await;
+    assert_eq!(out.outcome, Outcome::Switched);
+    assert!(matches!(
+        &out.capacity.unwrap()[HOME],
+        CapacityStatus::Sufficient { desired: 10, wanted: 10, .. }
+    ));
+    // Before the delay: waiting, with the reason.
+    world.clock.advance(899_000);
+    let report = c.verify().await.unwrap();
+    assert!(report.capacity.scaled_in.is_empty());
+    assert!(report.capacity.waiting[0].contains(STANDBY), "{:?}", report.capacity);
+    // Home unhealthy after the delay: still waiting.
+    world.clock.advance(2_000);
+    world.probe.down.lock().unwrap().insert(region("us-east-1"));
+    let report = c.verify().await.unwrap();
+    assert!(report.capacity.scaled_in.is_empty());
+    world.probe.down.lock().unwrap().clear();
+    // Healthy and past the delay: the standby returns to 1, once.
+    let report = c.verify().await.unwrap();
+    assert_eq!(report.capacity.scaled_in.len(), 1, "{:?}", report.capacity);
+    assert_eq!(world.groups.sizes_of(STANDBY).desired, 1);
+    assert!(world.control.state().unwrap().scaled_up.is_empty());
+    let again = c.verify().await.unwrap();
+    assert!(again.capacity.scaled_in.is_empty());
+    assert_eq!(world.groups.set_desired_calls.lock().unwrap().len(), 2);
+}
+
+fn run_command(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut vars = vec![
+        ("RELOAD_MODE", "run-command"),
+        ("RELOAD_COMMANDS", "/opt/app/bin/use-active-region && systemctl reload php-fpm"),
+    ];
+    vars.extend_from_slice(extra);
+    vars
+}
+
+#[tokio::test]
+async fn run_command_reloads_every_group_in_place_without_a_refresh() {
+    let world = FakeWorld::new();
+    let c = controller(&world, &run_command(&[]));
+    let out = run(&c, alarm_home()).await;
+    let reload = out.reload.expect("reload in the answer");
+    assert_eq!(reload.len(), 3);
+    for (group, status) in &reload {
+        assert_eq!(status.status, ReloadPhase::Succeeded, "{group}");
+        assert!(status.command_id.is_some());
+        assert_eq!((status.succeeded, status.failed, status.timed_out), (2, 0, 0));
+    }
+    assert!(out.refreshes.unwrap().is_empty());
+    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 0);
+    let json = serde_json::to_value(&reload).unwrap();
+    assert_eq!(json[STANDBY]["status"], "succeeded");
+    assert_eq!(json[STANDBY]["succeeded"], 2);
+    // Status shows the same, per group.
+    let status = c.status().await.unwrap();
+    let status = serde_json::to_value(status.status.unwrap()).unwrap();
+    assert_eq!(
+        status["auto_scaling_groups"][STANDBY]["reload"]["command_id"],
+        json[STANDBY]["command_id"]
+    );
+    assert_eq!(status["auto_scaling_groups"][STANDBY]["capacity"]["desired"], 2);
+}
+
+#[tokio::test]
+async fn a_partial_run_command_failure_falls_back_to_a_refresh_of_that_group_only() {
+    let world = FakeWorld::new();
+    world.groups.set_sizes(STANDBY, 1, 4, 8);
+    world.commands.faults.lock().unwrap().insert(STANDBY.into(), (1, 0));
+    let c = controller(&world, &run_command(&[("CAPACITY_PERCENT", "0")]));
+    let out = run(&c, alarm_home()).await;
+    let reload = out.reload.unwrap();
+    let standby = &reload[STANDBY];
+    assert_eq!(standby.status, ReloadPhase::FellBack);
+    assert_eq!((standby.succeeded, standby.failed, standby.timed_out), (3, 1, 0));
+    assert!(matches!(
+        standby.fallback_refresh,
+        Some(RefreshStatus::Started { .. })
+    ));
+    assert_eq!(reload[HOME].status, ReloadPhase::Succeeded);
+    let refreshes = out.refreshes.unwrap();
+    assert_eq!(refreshes.keys().collect::<Vec<_>>(), vec![STANDBY]);
+    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 1);
+    // Nothing left to do: reconcile neither re-sends nor refreshes again.
+    let report = c.reconcile().await.unwrap();
+    assert!(report.drift.is_empty(), "{report:?}");
+    assert_eq!(world.commands.sent_to(STANDBY), 1);
+    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn instances_that_never_answer_time_out_and_the_verifier_refreshes_their_group() {
+    let world = FakeWorld::new();
+    world.commands.faults.lock().unwrap().insert(STANDBY.into(), (0, 1));
+    let c = controller(
+        &world,
+        &run_command(&[("RELOAD_TIMEOUT_SECONDS", "60"), ("FAILBACK_MODE", "approve")]),
+    );
+    // The failover follows for its budget, then leaves the command to the verifier.
+    let out = run(&c, alarm_home()).await;
+    let standby = &out.reload.unwrap()[STANDBY];
+    assert_eq!(standby.status, ReloadPhase::InProgress);
+    assert_eq!((standby.succeeded, standby.pending), (1, 1));
+    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 0);
+    // The next verifier run within the timeout keeps following.
+    let report = c.verify().await.unwrap();
+    assert_eq!(report.reconcile.following.len(), 1, "{:?}", report.reconcile);
+    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 0);
+    // Past RELOAD_TIMEOUT_SECONDS the silent instance has timed out: refresh.
+    world.clock.advance(70_000);
+    let report = c.verify().await.unwrap();
+    assert!(
+        report.reconcile.fixed.iter().any(|f| f.starts_with(STANDBY)),
+        "{:?}",
+        report.reconcile
+    );
+    let t = world.control.state().unwrap().transition.unwrap();
+    assert_eq!(t.reload[STANDBY].status, ReloadPhase::FellBack);
+    assert_eq!((t.reload[STANDBY].timed_out, t.reload[STANDBY].pending), (1, 0));
+    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 1);
+    assert_eq!(world.commands.sent_to(STANDBY), 1, "never re-sent");
+}
+
+#[tokio::test]
+async fn a_failing_regions_reload_is_left_to_reconcile_and_sent_when_it_returns() {
+    let world = FakeWorld::new();
+    world.groups.down.lock().unwrap().insert(region("us-east-1"));
+    world.parameters.down.lock().unwrap().insert(region("us-east-1"));
+    let c = controller(&world, &run_command(&[("PROBE_TIMEOUT_MS", "200")]));
+    let out = run(&c, alarm_home()).await;
+    let reload = out.reload.unwrap();
+    assert_eq!(reload[HOME].status, ReloadPhase::Failed);
+    assert_eq!(reload[STANDBY].status, ReloadPhase::Succeeded);
+    world.groups.down.lock().unwrap().clear();
+    world.parameters.down.lock().unwrap().clear();
+    let report = c.reconcile().await.unwrap();
+    assert!(report.fixed.iter().any(|f| f.starts_with(HOME)), "{report:?}");
+    let t = world.control.state().unwrap().transition.unwrap();
+    assert_eq!(t.reload[HOME].status, ReloadPhase::Succeeded);
+    assert_eq!(world.commands.sent_to(HOME), 1);
+}
+
+#[tokio::test]
+async fn the_snapshot_is_rewritten_only_when_sizes_change() {
+    let world = FakeWorld::new();
+    let c = controller(&world, &[]);
+    c.verify().await.unwrap();
+    let saves = world.control.saves.load(Ordering::SeqCst);
+    c.verify().await.unwrap();
+    assert_eq!(world.control.saves.load(Ordering::SeqCst), saves);
+    world.groups.set_sizes(THIRD, 1, 3, 4);
+    c.verify().await.unwrap();
+    let snapshot = world.control.state().unwrap().capacity_snapshot;
+    assert!(matches!(
+        snapshot[THIRD],
+        GroupSizes { desired: 3, .. }
+    ));
+    assert_eq!(snapshot.len(), 3);
+    let _ = Duration::ZERO;
+}
