@@ -312,10 +312,9 @@ impl<D: Deps> Controller<D> {
             }
         }
         let changed = sizes.iter().any(|(key, new)| {
-            state
-                .capacity_snapshot
-                .get(key)
-                .is_none_or(|old| (old.min, old.desired, old.max) != (new.min, new.desired, new.max))
+            state.capacity_snapshot.get(key).is_none_or(|old| {
+                (old.min, old.desired, old.max) != (new.min, new.desired, new.max)
+            })
         });
         if changed {
             self.update(|s| {
@@ -334,7 +333,12 @@ impl<D: Deps> Controller<D> {
         if state.scaled_up.is_empty() {
             return Ok(report);
         }
-        let active_healthy = self.ports.probe().check(&state.active_region).await.reachable;
+        let active_healthy = self
+            .ports
+            .probe()
+            .check(&state.active_region)
+            .await
+            .reachable;
         let (due, waiting) = due_scale_ins(
             state,
             now,
@@ -435,7 +439,11 @@ mod tests {
         );
         // web-dr is second in us-west-2; us-east-1's second group is worker.
         assert_eq!(counterpart(&groups, &groups[3], &east), Some(&groups[1]));
-        let lone = vec![group("us-east-1", "web"), group("us-west-2", "a"), group("us-west-2", "b")];
+        let lone = vec![
+            group("us-east-1", "web"),
+            group("us-west-2", "a"),
+            group("us-west-2", "b"),
+        ];
         assert_eq!(counterpart(&lone, &lone[2], &east), None, "no second group");
     }
 
@@ -444,15 +452,65 @@ mod tests {
         type Case = (i32, u32, i32, i32, Scale);
         let cases: &[Case] = &[
             // source desired, percent, target desired, target max, expected
-            (20, 100, 1, 30, Scale::Raise { to: 20, wanted: 20, capped: false }),
-            (20, 50, 1, 30, Scale::Raise { to: 10, wanted: 10, capped: false }),
-            (5, 50, 1, 30, Scale::Raise { to: 3, wanted: 3, capped: false }),
-            (20, 100, 1, 12, Scale::Raise { to: 12, wanted: 20, capped: true }),
+            (
+                20,
+                100,
+                1,
+                30,
+                Scale::Raise {
+                    to: 20,
+                    wanted: 20,
+                    capped: false,
+                },
+            ),
+            (
+                20,
+                50,
+                1,
+                30,
+                Scale::Raise {
+                    to: 10,
+                    wanted: 10,
+                    capped: false,
+                },
+            ),
+            (
+                5,
+                50,
+                1,
+                30,
+                Scale::Raise {
+                    to: 3,
+                    wanted: 3,
+                    capped: false,
+                },
+            ),
+            (
+                20,
+                100,
+                1,
+                12,
+                Scale::Raise {
+                    to: 12,
+                    wanted: 20,
+                    capped: true,
+                },
+            ),
             (20, 100, 12, 12, Scale::AtMax { wanted: 20 }),
             (10, 100, 10, 12, Scale::Sufficient { wanted: 10 }),
             (10, 100, 15, 20, Scale::Sufficient { wanted: 10 }),
             (0, 100, 1, 4, Scale::Sufficient { wanted: 0 }),
-            (3, 1000, 2, 100, Scale::Raise { to: 30, wanted: 30, capped: false }),
+            (
+                3,
+                1000,
+                2,
+                100,
+                Scale::Raise {
+                    to: 30,
+                    wanted: 30,
+                    capped: false,
+                },
+            ),
         ];
         for (source, percent, desired, max, expected) in cases {
             assert_eq!(

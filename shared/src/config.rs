@@ -683,7 +683,11 @@ mod tests {
                 "MAX_AUTOMATIC_SWITCHES_PER_DAY",
                 "from 1",
             ),
-            (&[("RELOAD_MODE", "reboot")], "RELOAD_MODE", "neither refresh"),
+            (
+                &[("RELOAD_MODE", "reboot")],
+                "RELOAD_MODE",
+                "neither refresh",
+            ),
             (
                 &[("RELOAD_MODE", "run-command")],
                 "RELOAD_COMMANDS",
@@ -699,7 +703,11 @@ mod tests {
                 "CAPACITY_PERCENT",
                 "0 to 1000",
             ),
-            (&[("CAPACITY_PERCENT", "-5")], "CAPACITY_PERCENT", "0 to 1000"),
+            (
+                &[("CAPACITY_PERCENT", "-5")],
+                "CAPACITY_PERCENT",
+                "0 to 1000",
+            ),
             (
                 &[("RELOAD_TIMEOUT_SECONDS", "0")],
                 "RELOAD_TIMEOUT_SECONDS",

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::config::Config;
 use crate::controller::Controller;
 use crate::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger};
-use crate::testing::{FakeWorld, config, region};
+use crate::state::{CapacityStatus, ReloadPhase};
+use crate::testing::{FakeWorld, config, config_with, region};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Recovery {
@@ -50,11 +52,12 @@ fn steps() -> [(Trigger, &'static str); 3] {
 /// one recovers. Returns whether the process died.
 async fn play(
     world: &FakeWorld,
+    config: &Arc<Config>,
     trigger: &Trigger,
     crash: Option<(u64, bool)>,
     recovery: Recovery,
 ) -> bool {
-    let config = Arc::new(config());
+    let config = config.clone();
     // Past the previous transition's cooldown.
     world
         .clock
@@ -86,7 +89,17 @@ async fn play(
     true
 }
 
-fn check(world: &FakeWorld, transitions: u64, to: &str, case: &str) {
+/// What each mode must leave behind after every transition, besides the common checks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// Exactly one instance refresh per group per transition.
+    Refresh,
+    /// Pilot light with Run Command: the standby raised to home's 10 once, and every
+    /// group reloaded in place (no refresh at all).
+    RunCommand,
+}
+
+fn check(world: &FakeWorld, mode: Mode, transitions: u64, to: &str, case: &str) {
     let state = world.control.state().expect("state saved");
     assert_eq!(state.active_region, region(to), "{case}: active region");
     assert_eq!(state.epoch, transitions, "{case}: epoch");
@@ -100,6 +113,10 @@ fn check(world: &FakeWorld, transitions: u64, to: &str, case: &str) {
     let values = world.parameters.values.lock().unwrap().clone();
     assert_eq!(values.len(), 3, "{case}: parameter missing somewhere");
     assert!(values.values().all(|v| v == to), "{case}: {values:?}");
+    if mode == Mode::RunCommand {
+        check_run_command(world, &transition, case);
+        return;
+    }
     // Exactly one refresh per group per transition: none missing, none started twice.
     assert_eq!(
         world.groups.starts.load(Ordering::SeqCst),
@@ -118,17 +135,79 @@ fn check(world: &FakeWorld, transitions: u64, to: &str, case: &str) {
     }
 }
 
+fn check_run_command(world: &FakeWorld, transition: &crate::state::Transition, case: &str) {
+    assert_eq!(
+        world.groups.starts.load(Ordering::SeqCst),
+        0,
+        "{case}: a refresh started though every reload succeeded"
+    );
+    assert_eq!(
+        transition.reload.len(),
+        3,
+        "{case}: {:?}",
+        transition.reload
+    );
+    for (group, status) in &transition.reload {
+        assert_eq!(status.status, ReloadPhase::Succeeded, "{case}: {group}");
+    }
+    // The standby was raised once, to home's 10, and its scale-in is remembered however
+    // the crash fell.
+    assert_eq!(world.groups.sizes_of("us-west-2/app").desired, 10, "{case}");
+    let state = world.control.state().expect("state");
+    assert_eq!(
+        state
+            .scaled_up
+            .get("us-west-2/app")
+            .map(|s| s.previous_desired),
+        Some(1),
+        "{case}: scale-up not recorded"
+    );
+    let group = format!("{}/app", transition.to);
+    assert!(
+        transition
+            .capacity
+            .get(&group)
+            .is_some_and(CapacityStatus::is_ok),
+        "{case}: capacity step missing: {:?}",
+        transition.capacity
+    );
+}
+
+fn pilot_light(world: &FakeWorld) {
+    world.groups.set_sizes("us-east-1/app", 1, 10, 12);
+    world.groups.set_sizes("us-west-2/app", 1, 1, 12);
+    world.groups.set_sizes("eu-west-1/app", 1, 1, 12);
+}
+
 #[tokio::test]
 async fn a_crash_at_any_write_of_a_transition_is_finished_and_nothing_is_done_twice() {
+    crash_suite(Mode::Refresh, Arc::new(config()), |_| {}).await;
+}
+
+#[tokio::test]
+async fn a_crash_at_any_write_of_the_capacity_and_run_command_steps_is_finished() {
+    let config = config_with(&[
+        ("RELOAD_MODE", "run-command"),
+        ("RELOAD_COMMANDS", "/opt/app/bin/use-active-region"),
+    ]);
+    crash_suite(Mode::RunCommand, Arc::new(config), pilot_light).await;
+}
+
+async fn crash_suite(mode: Mode, config: Arc<Config>, prepare: fn(&FakeWorld)) {
     let steps = steps();
+    let new_world = || {
+        let world = FakeWorld::new();
+        prepare(&world);
+        world
+    };
     // How many writes each transition makes when nothing crashes.
-    let world = FakeWorld::new();
+    let world = new_world();
     let mut writes = Vec::new();
     for (n, (trigger, to)) in steps.iter().enumerate() {
         let before = world.crash.writes();
-        play(&world, trigger, None, Recovery::Retry).await;
+        play(&world, &config, trigger, None, Recovery::Retry).await;
         writes.push(world.crash.writes() - before);
-        check(&world, n as u64 + 1, to, "no crash");
+        check(&world, mode, n as u64 + 1, to, "no crash");
     }
     assert!(
         writes.iter().all(|w| *w >= 3),
@@ -146,17 +225,17 @@ async fn a_crash_at_any_write_of_a_transition_is_finished_and_nothing_is_done_tw
                         writes_before + 1,
                         if lands { "landed" } else { "lost" }
                     );
-                    let world = FakeWorld::new();
+                    let world = new_world();
                     for (n, (trigger, to)) in steps.iter().enumerate() {
                         let crash = (n == crashing).then_some((writes_before, lands));
                         let died = tokio::time::timeout(
                             Duration::from_secs(10),
-                            play(&world, trigger, crash, recovery),
+                            play(&world, &config, trigger, crash, recovery),
                         )
                         .await
                         .unwrap_or_else(|_| panic!("{case}: recovery hung"));
                         assert_eq!(died, crash.is_some(), "{case}: crash point not reached");
-                        check(&world, n as u64 + 1, to, &case);
+                        check(&world, mode, n as u64 + 1, to, &case);
                     }
                     covered += 1;
                 }
@@ -164,7 +243,7 @@ async fn a_crash_at_any_write_of_a_transition_is_finished_and_nothing_is_done_tw
         }
     }
     eprintln!(
-        "crash points: {} writes per transition {writes:?}, {covered} crash cases (lost/landed x 2 recoveries)",
+        "crash points ({mode:?}): {} writes per transition {writes:?}, {covered} crash cases (lost/landed x 2 recoveries)",
         writes.iter().sum::<u64>()
     );
     assert_eq!(covered as u64, writes.iter().sum::<u64>() * 4);

@@ -20,9 +20,9 @@ use crate::config::FailbackMode;
 use crate::controller::{Controller, Outcome, Response};
 use crate::error::Result;
 use crate::health;
+use crate::plan::StepRecord;
 use crate::ports::{Deps, Heartbeats, ParameterStore};
 use crate::region::Region;
-use crate::plan::StepRecord;
 use crate::state::{ControlState, FailbackProgress, StepStatus, TriggerInfo};
 use crate::switch::{Intent, SwitchRequest};
 
@@ -84,11 +84,10 @@ impl<D: Deps> Controller<D> {
         let active = state.active_region.clone();
         let name = &self.config.active_region_parameter;
 
-        let reads =
-            join_all(self.config.regions.iter().map(|region| async move {
-                (region, self.ports.parameters().get(region, name).await)
-            }))
-            .await;
+        let reads = join_all(self.config.regions.iter().map(|region| async move {
+            (region, self.ports.parameters().get(region, name).await)
+        }))
+        .await;
         let mut republish = Vec::new();
         for (region, read) in reads {
             match read {
@@ -162,9 +161,10 @@ impl<D: Deps> Controller<D> {
                 report.following.push(record.summary(epoch));
                 continue;
             }
-            report
-                .drift
-                .push(format!("{}: {step} not done for epoch {epoch}", record.key()));
+            report.drift.push(format!(
+                "{}: {step} not done for epoch {epoch}",
+                record.key()
+            ));
             match record.failure() {
                 Some(error) => report.failed.push(format!("{}: {error}", record.key())),
                 None => report.fixed.push(record.summary(epoch)),

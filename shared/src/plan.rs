@@ -147,7 +147,9 @@ impl StepRecord {
                 } => format!(
                     "{key}: desired capacity {desired} is MaxSize; {wanted} wanted (capped)"
                 ),
-                CapacityStatus::Skipped { reason } => format!("{key}: capacity left alone: {reason}"),
+                CapacityStatus::Skipped { reason } => {
+                    format!("{key}: capacity left alone: {reason}")
+                }
                 CapacityStatus::Failed { error } => format!("{key}: capacity: {error}"),
             },
             StepRecord::Reload { status, .. } => format!(

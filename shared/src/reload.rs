@@ -231,7 +231,8 @@ async fn follow<D: Deps>(
                 Ok(invocations) => {
                     let mut counts = count(&invocations);
                     // An instance SSM has not listed yet is still pending.
-                    let listed = counts.succeeded + counts.failed + counts.timed_out + counts.pending;
+                    let listed =
+                        counts.succeeded + counts.failed + counts.timed_out + counts.pending;
                     counts.pending += status.targeted.saturating_sub(listed);
                     let verdict = judge(&mut counts, controller.now(), deadline);
                     status.succeeded = counts.succeeded;

@@ -286,8 +286,12 @@ pub enum CapacityStatus {
     },
     /// Nothing to do: no counterpart, or its capacity is unknown (no live read, no
     /// snapshot), or the group no longer exists.
-    Skipped { reason: String },
-    Failed { error: String },
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 impl CapacityStatus {

@@ -58,7 +58,7 @@ pub enum GroupRefreshReport {
         capacity_step: Option<CapacityStatus>,
         /// The latest transition's reload: command id and per-instance counts.
         #[serde(skip_serializing_if = "Option::is_none")]
-        reload: Option<ReloadStatus>,
+        reload: Option<Box<ReloadStatus>>,
     },
     Unreachable {
         error: String,
@@ -94,7 +94,9 @@ impl<D: Deps> Controller<D> {
                     refresh: list.into_iter().next(),
                     capacity,
                     capacity_step: transition.and_then(|t| t.capacity.get(&key).cloned()),
-                    reload: transition.and_then(|t| t.reload.get(&key).cloned()),
+                    reload: transition
+                        .and_then(|t| t.reload.get(&key).cloned())
+                        .map(Box::new),
                 },
                 (Err(e), _) | (_, Err(e)) => GroupRefreshReport::Unreachable {
                     error: e.to_string(),

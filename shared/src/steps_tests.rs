@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::controller::{Controller, Outcome, Response};
 use crate::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger};
-use crate::state::{CapacityStatus, GroupSizes, ReloadPhase, RefreshStatus};
+use crate::state::{CapacityStatus, GroupSizes, RefreshStatus, ReloadPhase};
 use crate::testing::{FakePorts, FakeWorld, config_with, region};
 
 const HOME: &str = "us-east-1/app";
@@ -34,7 +34,10 @@ fn failback() -> Trigger {
 }
 
 fn controller(world: &FakeWorld, extra: &[(&str, &str)]) -> Controller<FakePorts> {
-    let mut vars = vec![("COOLDOWN_SECONDS", "0"), ("FAILBACK_MIN_HOLD_SECONDS", "0")];
+    let mut vars = vec![
+        ("COOLDOWN_SECONDS", "0"),
+        ("FAILBACK_MIN_HOLD_SECONDS", "0"),
+    ];
     vars.extend_from_slice(extra);
     Controller::new(Arc::new(config_with(&vars)), world.ports())
 }
@@ -100,7 +103,11 @@ async fn max_size_caps_the_raise_and_the_answer_says_capped() {
         } => assert_eq!((*desired, *wanted, *capped), (6, 15, true)),
         other => panic!("not raised: {other:?}"),
     }
-    assert_eq!(world.groups.sizes_of(STANDBY).max, 6, "MaxSize never raised");
+    assert_eq!(
+        world.groups.sizes_of(STANDBY).max,
+        6,
+        "MaxSize never raised"
+    );
     assert_eq!(world.groups.sizes_of(STANDBY).desired, 6);
 }
 
@@ -114,7 +121,12 @@ async fn a_dead_source_is_read_from_the_verifiers_snapshot() {
     let snapshot = world.control.state().unwrap().capacity_snapshot;
     assert_eq!(snapshot[HOME].desired, 10);
     // Home's Auto Scaling stops answering.
-    world.groups.down.lock().unwrap().insert(region("us-east-1"));
+    world
+        .groups
+        .down
+        .lock()
+        .unwrap()
+        .insert(region("us-east-1"));
     let out = run(&c, alarm_home()).await;
     match &out.capacity.unwrap()[STANDBY] {
         CapacityStatus::Raised {
@@ -128,7 +140,12 @@ async fn a_dead_source_is_read_from_the_verifiers_snapshot() {
 async fn without_a_live_read_or_a_snapshot_capacity_is_left_alone_and_the_switch_goes_on() {
     let world = FakeWorld::new();
     pilot_light(&world, 12);
-    world.groups.down.lock().unwrap().insert(region("us-east-1"));
+    world
+        .groups
+        .down
+        .lock()
+        .unwrap()
+        .insert(region("us-east-1"));
     let c = controller(&world, &[]);
     let out = run(&c, alarm_home()).await;
     assert_eq!(out.outcome, Outcome::Switched);
@@ -154,7 +171,13 @@ async fn a_group_that_no_longer_exists_is_reported_and_does_not_stop_the_others(
     let world = FakeWorld::new();
     pilot_light(&world, 12);
     world.groups.missing.lock().unwrap().insert(STANDBY.into());
-    let c = controller(&world, &[("RELOAD_MODE", "run-command"), ("RELOAD_COMMANDS", "reload")]);
+    let c = controller(
+        &world,
+        &[
+            ("RELOAD_MODE", "run-command"),
+            ("RELOAD_COMMANDS", "reload"),
+        ],
+    );
     let out = run(&c, alarm_home()).await;
     assert_eq!(out.outcome, Outcome::Switched);
     assert!(
@@ -172,27 +195,42 @@ async fn scale_in_comes_after_the_delay_and_never_to_the_active_region() {
     pilot_light(&world, 12);
     let c = controller(
         &world,
-        &[("SCALE_IN_DELAY_SECONDS", "900"), ("FAILBACK_MODE", "approve")],
+        &[
+            ("SCALE_IN_DELAY_SECONDS", "900"),
+            ("FAILBACK_MODE", "approve"),
+        ],
     );
     run(&c, alarm_home()).await;
     assert_eq!(world.groups.sizes_of(STANDBY).desired, 10);
     // While the standby is active, however long, its capacity stays.
     world.clock.advance(3_600_000);
     let report = c.verify().await.unwrap();
-    assert!(report.capacity.scaled_in.is_empty(), "{:?}", report.capacity);
+    assert!(
+        report.capacity.scaled_in.is_empty(),
+        "{:?}",
+        report.capacity
+    );
     assert_eq!(world.groups.sizes_of(STANDBY).desired, 10);
     // Back home: home already had 10, so nothing scales there.
     let out = run(&c, failback()).await;
     assert_eq!(out.outcome, Outcome::Switched);
     assert!(matches!(
         &out.capacity.unwrap()[HOME],
-        CapacityStatus::Sufficient { desired: 10, wanted: 10, .. }
+        CapacityStatus::Sufficient {
+            desired: 10,
+            wanted: 10,
+            ..
+        }
     ));
     // Before the delay: waiting, with the reason.
     world.clock.advance(899_000);
     let report = c.verify().await.unwrap();
     assert!(report.capacity.scaled_in.is_empty());
-    assert!(report.capacity.waiting[0].contains(STANDBY), "{:?}", report.capacity);
+    assert!(
+        report.capacity.waiting[0].contains(STANDBY),
+        "{:?}",
+        report.capacity
+    );
     // Home unhealthy after the delay: still waiting.
     world.clock.advance(2_000);
     world.probe.down.lock().unwrap().insert(region("us-east-1"));
@@ -212,7 +250,10 @@ async fn scale_in_comes_after_the_delay_and_never_to_the_active_region() {
 fn run_command(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
     let mut vars = vec![
         ("RELOAD_MODE", "run-command"),
-        ("RELOAD_COMMANDS", "/opt/app/bin/use-active-region && systemctl reload php-fpm"),
+        (
+            "RELOAD_COMMANDS",
+            "/opt/app/bin/use-active-region && systemctl reload php-fpm",
+        ),
     ];
     vars.extend_from_slice(extra);
     vars
@@ -228,7 +269,10 @@ async fn run_command_reloads_every_group_in_place_without_a_refresh() {
     for (group, status) in &reload {
         assert_eq!(status.status, ReloadPhase::Succeeded, "{group}");
         assert!(status.command_id.is_some());
-        assert_eq!((status.succeeded, status.failed, status.timed_out), (2, 0, 0));
+        assert_eq!(
+            (status.succeeded, status.failed, status.timed_out),
+            (2, 0, 0)
+        );
     }
     assert!(out.refreshes.unwrap().is_empty());
     assert_eq!(world.groups.starts.load(Ordering::SeqCst), 0);
@@ -242,20 +286,31 @@ async fn run_command_reloads_every_group_in_place_without_a_refresh() {
         status["auto_scaling_groups"][STANDBY]["reload"]["command_id"],
         json[STANDBY]["command_id"]
     );
-    assert_eq!(status["auto_scaling_groups"][STANDBY]["capacity"]["desired"], 2);
+    assert_eq!(
+        status["auto_scaling_groups"][STANDBY]["capacity"]["desired"],
+        2
+    );
 }
 
 #[tokio::test]
 async fn a_partial_run_command_failure_falls_back_to_a_refresh_of_that_group_only() {
     let world = FakeWorld::new();
     world.groups.set_sizes(STANDBY, 1, 4, 8);
-    world.commands.faults.lock().unwrap().insert(STANDBY.into(), (1, 0));
+    world
+        .commands
+        .faults
+        .lock()
+        .unwrap()
+        .insert(STANDBY.into(), (1, 0));
     let c = controller(&world, &run_command(&[("CAPACITY_PERCENT", "0")]));
     let out = run(&c, alarm_home()).await;
     let reload = out.reload.unwrap();
     let standby = &reload[STANDBY];
     assert_eq!(standby.status, ReloadPhase::FellBack);
-    assert_eq!((standby.succeeded, standby.failed, standby.timed_out), (3, 1, 0));
+    assert_eq!(
+        (standby.succeeded, standby.failed, standby.timed_out),
+        (3, 1, 0)
+    );
     assert!(matches!(
         standby.fallback_refresh,
         Some(RefreshStatus::Started { .. })
@@ -274,10 +329,18 @@ async fn a_partial_run_command_failure_falls_back_to_a_refresh_of_that_group_onl
 #[tokio::test(start_paused = true)]
 async fn instances_that_never_answer_time_out_and_the_verifier_refreshes_their_group() {
     let world = FakeWorld::new();
-    world.commands.faults.lock().unwrap().insert(STANDBY.into(), (0, 1));
+    world
+        .commands
+        .faults
+        .lock()
+        .unwrap()
+        .insert(STANDBY.into(), (0, 1));
     let c = controller(
         &world,
-        &run_command(&[("RELOAD_TIMEOUT_SECONDS", "60"), ("FAILBACK_MODE", "approve")]),
+        &run_command(&[
+            ("RELOAD_TIMEOUT_SECONDS", "60"),
+            ("FAILBACK_MODE", "approve"),
+        ]),
     );
     // The failover follows for its budget, then leaves the command to the verifier.
     let out = run(&c, alarm_home()).await;
@@ -287,19 +350,31 @@ async fn instances_that_never_answer_time_out_and_the_verifier_refreshes_their_g
     assert_eq!(world.groups.starts.load(Ordering::SeqCst), 0);
     // The next verifier run within the timeout keeps following.
     let report = c.verify().await.unwrap();
-    assert_eq!(report.reconcile.following.len(), 1, "{:?}", report.reconcile);
+    assert_eq!(
+        report.reconcile.following.len(),
+        1,
+        "{:?}",
+        report.reconcile
+    );
     assert_eq!(world.groups.starts.load(Ordering::SeqCst), 0);
     // Past RELOAD_TIMEOUT_SECONDS the silent instance has timed out: refresh.
     world.clock.advance(70_000);
     let report = c.verify().await.unwrap();
     assert!(
-        report.reconcile.fixed.iter().any(|f| f.starts_with(STANDBY)),
+        report
+            .reconcile
+            .fixed
+            .iter()
+            .any(|f| f.starts_with(STANDBY)),
         "{:?}",
         report.reconcile
     );
     let t = world.control.state().unwrap().transition.unwrap();
     assert_eq!(t.reload[STANDBY].status, ReloadPhase::FellBack);
-    assert_eq!((t.reload[STANDBY].timed_out, t.reload[STANDBY].pending), (1, 0));
+    assert_eq!(
+        (t.reload[STANDBY].timed_out, t.reload[STANDBY].pending),
+        (1, 0)
+    );
     assert_eq!(world.groups.starts.load(Ordering::SeqCst), 1);
     assert_eq!(world.commands.sent_to(STANDBY), 1, "never re-sent");
 }
@@ -307,8 +382,18 @@ async fn instances_that_never_answer_time_out_and_the_verifier_refreshes_their_g
 #[tokio::test]
 async fn a_failing_regions_reload_is_left_to_reconcile_and_sent_when_it_returns() {
     let world = FakeWorld::new();
-    world.groups.down.lock().unwrap().insert(region("us-east-1"));
-    world.parameters.down.lock().unwrap().insert(region("us-east-1"));
+    world
+        .groups
+        .down
+        .lock()
+        .unwrap()
+        .insert(region("us-east-1"));
+    world
+        .parameters
+        .down
+        .lock()
+        .unwrap()
+        .insert(region("us-east-1"));
     let c = controller(&world, &run_command(&[("PROBE_TIMEOUT_MS", "200")]));
     let out = run(&c, alarm_home()).await;
     let reload = out.reload.unwrap();
@@ -317,7 +402,10 @@ async fn a_failing_regions_reload_is_left_to_reconcile_and_sent_when_it_returns(
     world.groups.down.lock().unwrap().clear();
     world.parameters.down.lock().unwrap().clear();
     let report = c.reconcile().await.unwrap();
-    assert!(report.fixed.iter().any(|f| f.starts_with(HOME)), "{report:?}");
+    assert!(
+        report.fixed.iter().any(|f| f.starts_with(HOME)),
+        "{report:?}"
+    );
     let t = world.control.state().unwrap().transition.unwrap();
     assert_eq!(t.reload[HOME].status, ReloadPhase::Succeeded);
     assert_eq!(world.commands.sent_to(HOME), 1);
@@ -334,10 +422,7 @@ async fn the_snapshot_is_rewritten_only_when_sizes_change() {
     world.groups.set_sizes(THIRD, 1, 3, 4);
     c.verify().await.unwrap();
     let snapshot = world.control.state().unwrap().capacity_snapshot;
-    assert!(matches!(
-        snapshot[THIRD],
-        GroupSizes { desired: 3, .. }
-    ));
+    assert!(matches!(snapshot[THIRD], GroupSizes { desired: 3, .. }));
     assert_eq!(snapshot.len(), 3);
     let _ = Duration::ZERO;
 }

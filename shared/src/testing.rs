@@ -372,7 +372,12 @@ impl ScalingGroups for Arc<FakeGroups> {
             Err(AwsError {
                 code: Some("ValidationError".into()),
                 message: format!("New SetDesiredCapacity value {desired} is outside min/max"),
-                ..fault("autoscaling", "SetDesiredCapacity", &group.region, ErrorKind::Other)
+                ..fault(
+                    "autoscaling",
+                    "SetDesiredCapacity",
+                    &group.region,
+                    ErrorKind::Other,
+                )
             })
         } else {
             self.set_sizes(&key, sizes.min, desired, sizes.max);
@@ -402,7 +407,10 @@ pub struct FakeCommands {
 impl FakeCommands {
     /// Commands sent to the group `key`, oldest first.
     pub fn sent_to(&self, key: &str) -> usize {
-        lock(&self.commands).values().filter(|(g, _)| g == key).count()
+        lock(&self.commands)
+            .values()
+            .filter(|(g, _)| g == key)
+            .count()
     }
 }
 
@@ -415,7 +423,12 @@ impl RunCommands for Arc<FakeCommands> {
         _comment: &str,
     ) -> Result<SentCommand, AwsError> {
         if lock(&self.groups.down).contains(&group.region) {
-            return Err(fault("ssm", "SendCommand", &group.region, ErrorKind::Timeout));
+            return Err(fault(
+                "ssm",
+                "SendCommand",
+                &group.region,
+                ErrorKind::Timeout,
+            ));
         }
         let fate = self.crash.fate();
         if fate == Fate::Vanish {
@@ -454,7 +467,12 @@ impl RunCommands for Arc<FakeCommands> {
         command_id: &str,
     ) -> Result<Vec<InvocationInfo>, AwsError> {
         if lock(&self.groups.down).contains(region) {
-            return Err(fault("ssm", "ListCommandInvocations", region, ErrorKind::Timeout));
+            return Err(fault(
+                "ssm",
+                "ListCommandInvocations",
+                region,
+                ErrorKind::Timeout,
+            ));
         }
         Ok(lock(&self.commands)
             .get(command_id)
@@ -665,7 +683,11 @@ impl Default for FakeWorld {
 
 /// A completed transition to `to` that started at `at`, for state-level tests.
 pub fn transition_at(to: &str, at: Millis) -> Transition {
-    let from = if to == "us-east-1" { "us-west-2" } else { "us-east-1" };
+    let from = if to == "us-east-1" {
+        "us-west-2"
+    } else {
+        "us-east-1"
+    };
     Transition {
         epoch: 1,
         from: region(from),

@@ -7,7 +7,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use regionpilot::controller::Controller;
 use regionpilot::health::{self, ProbeRequest, Round};
 use regionpilot::metrics;
-use regionpilot::ports::Deps;
+use regionpilot::ports::{Clock, Deps};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -36,7 +36,7 @@ pub async fn handle<D: Deps>(
         ProbeRequest::Window => config.probe_window,
     };
     // Stay inside the Lambda timeout whatever the window says.
-    let now_ms = controller.ports.clock.now_millis();
+    let now_ms = controller.ports.clock().now_millis();
     let deadline_ms = event.context.deadline;
     let left =
         Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(ANSWER_MARGIN);
@@ -45,8 +45,8 @@ pub async fn handle<D: Deps>(
     let namespace = config.metrics_namespace.as_str();
     let rounds = health::sample(
         &config.regions,
-        &controller.ports.probe,
-        &controller.ports.clock,
+        controller.ports.probe(),
+        controller.ports.clock(),
         config.timeouts.probe,
         config.probe_interval,
         until,

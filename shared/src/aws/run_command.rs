@@ -46,12 +46,7 @@ impl RunCommands for SsmRunCommands {
         let out = client
             .send_command()
             .document_name(RELOAD_DOCUMENT)
-            .targets(
-                Target::builder()
-                    .key(GROUP_TAG)
-                    .values(&group.name)
-                    .build(),
-            )
+            .targets(Target::builder().key(GROUP_TAG).values(&group.name).build())
             .parameters("commands", commands.to_vec())
             .parameters("executionTimeout", vec![seconds.to_string()])
             // SSM's delivery timeout: 30 s at the least.
@@ -63,9 +58,9 @@ impl RunCommands for SsmRunCommands {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ssm", OP, &group.region, &e))?;
-        let command = out.command.unwrap_or_else(|| {
-            aws_sdk_ssm::types::Command::builder().build()
-        });
+        let command = out
+            .command
+            .unwrap_or_else(|| aws_sdk_ssm::types::Command::builder().build());
         Ok(SentCommand {
             command_id: command.command_id().unwrap_or_default().to_owned(),
             target_count: u32::try_from(command.target_count()).unwrap_or(0),
@@ -91,15 +86,18 @@ impl RunCommands for SsmRunCommands {
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("ssm", OP, region, &e))?;
-            all.extend(out.command_invocations.unwrap_or_default().into_iter().map(
-                |i| InvocationInfo {
-                    instance_id: i.instance_id().unwrap_or_default().to_owned(),
-                    status: i
-                        .status()
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
-                },
-            ));
+            all.extend(
+                out.command_invocations
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|i| InvocationInfo {
+                        instance_id: i.instance_id().unwrap_or_default().to_owned(),
+                        status: i
+                            .status()
+                            .map(|s| s.as_str().to_owned())
+                            .unwrap_or_default(),
+                    }),
+            );
             token = out.next_token;
             if token.is_none() {
                 break;
