@@ -3,11 +3,60 @@
 Runs moto in-process on 127.0.0.1 and fills the gaps regionpilot needs by registering
 the missing operations on moto's own backends (no emulator written from scratch):
 
+* Auto Scaling instances on AWS's clock. moto launches instances the moment the capacity
+  changes, runs nothing on them, and accepts a desired capacity above MaxSize. An overlay
+  per group keeps moto's instance ids and adds what the application's recovery depends on:
+  each instance is `booting` (RIG_BOOT_SECONDS, default "60-90", drawn per instance), then
+  `warming` (RIG_WARMUP_SECONDS, default 60, the template's REFRESH_WARMUP_SECONDS), then
+  `in_service`, or `terminated`. At the end of boot it reads the application parameter
+  (RIG_APP_PARAMETER, default /regionpilot-test/active-region) from its own region's SSM,
+  as the application's boot script does; that is the value it serves. The group's first
+  instances (CreateAutoScalingGroup) are the application already deployed: in service at
+  once with the value of that moment. Instances added by a capacity change boot; scale-in
+  terminates the newest first. SetDesiredCapacity / UpdateAutoScalingGroup outside
+  MinSize..MaxSize fail with AWS's ValidationError (moto accepts them).
+  DescribeAutoScalingGroups reports a booting instance as Pending, otherwise InService
+  (DescribeAutoScalingInstances keeps moto's InService).
+
 * Auto Scaling instance refresh: StartInstanceRefresh, DescribeInstanceRefreshes,
-  CancelInstanceRefresh, RollbackInstanceRefresh. moto 5.2 answers these with HTTP 500.
-  The emulation keeps AWS's rules that regionpilot relies on: one active refresh per
-  group (a second start fails with InstanceRefreshInProgress), a cancel moves an active
-  refresh to Cancelled, and a refresh becomes Successful after RIG_REFRESH_SECONDS.
+  CancelInstanceRefresh, RollbackInstanceRefresh (moto 5.2 answers HTTP 500). As AWS does,
+  a refresh replaces the instances there at its start in batches of
+  max(1, N - ceil(N * MinHealthyPercentage / 100)) (default 90): a batch terminates its old
+  instances (those holding an old value first, then the oldest), launches replacements
+  that boot, read the parameter and warm for Preferences.InstanceWarmup (default
+  RIG_WARMUP_SECONDS); the next batch starts when they are all in service. Status:
+  InProgress -> Successful, with PercentageComplete and InstancesToUpdate following the
+  replacements in service. One active refresh per group (a second start fails with
+  InstanceRefreshInProgress); Cancel moves it to Cancelled and starts no further batch
+  (instances already launched keep booting); Rollback answers RollbackSuccessful at once.
+
+* SSM Run Command. moto answers SendCommand with Success at once, runs nothing, and has no
+  ListCommandInvocations (HTTP 500). Here a command sent to an Auto Scaling group's tag
+  (tag:aws:autoscaling:groupName) or to instance ids reaches the modelled instances done
+  booting (a booting instance is not registered with SSM yet: it reads the parameter at boot
+  anyway). Each invocation is InProgress for RIG_RUN_COMMAND_SECONDS (default "2-5", drawn
+  per instance and command), then Success, and the instance then holds the parameter's
+  value of that moment (the reload re-reads it). One that would run past
+  Parameters.executionTimeout (default 3600) or TimeoutSeconds ends TimedOut there (AWS
+  applies TimeoutSeconds to delivery only; delivery is instant here). ListCommandInvocations,
+  GetCommandInvocation and ListCommands report these states and counts. Per-instance
+  failures for the next command to a group, through the control port:
+      POST /instances/faults {"group": "app-asg", "fail": 1, "hang": 1}
+  the first `fail` targeted instances (oldest first) end Failed, the next `hang` never
+  finish (TimedOut at the execution timeout); their value is unchanged. fail=0, hang=0
+  clears.
+
+* Reading the model: GET /instances on the control port ->
+      {"groups": {"app-asg": {"desired", "min", "max", "instances": [{"id", "state",
+       "value", "launched_at", "in_service_at", "terminated_at"}]}}, "time_scale",
+       "boot_seconds": [lo, hi], "warmup_seconds", "run_command_seconds": [lo, hi], ...}
+  (times in epoch seconds; the modelled durations unscaled). A frozen region cannot answer.
+
+  Time is wall-clock time, advanced lazily (states are computed from timestamps on every
+  request). Every modelled AWS duration, including the caller's InstanceWarmup and
+  execution timeout, is divided by RIG_TIME_SCALE (default 1) so tests can run a
+  recovery in seconds. Not modelled: health checks, AZ balancing, lifecycle hooks,
+  warm pools, Terminating states, command cancellation, MaxConcurrency/MaxErrors.
 
 * Global Tables replication: writes (PutItem, UpdateItem, DeleteItem) to the tables named
   with --replicate are shipped to every peer region after a per-destination lag, in order,
@@ -38,7 +87,9 @@ import collections
 import datetime as dt
 import io
 import json
+import math
 import os
+import random
 import time
 import urllib.parse
 import urllib.request
@@ -49,19 +100,293 @@ import threading
 import uuid
 
 from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
-from moto.autoscaling.models import autoscaling_backends
+from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, autoscaling_backends
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.ssm.models import Command, SimpleSystemManagerBackend, ssm_backends
+from moto.ssm.responses import SimpleSystemManagerResponse
 from werkzeug.serving import make_server
 
-ACTIVE_STATES = ("Pending", "InProgress", "Cancelling", "RollbackInProgress")
-REFRESH_SECONDS = float(os.environ.get("RIG_REFRESH_SECONDS", "5"))
+# ----- Auto Scaling instances, instance refresh and Run Command on a time model -----
+#
+# moto keeps an Auto Scaling group's instances in `group.instance_states` and launches or
+# terminates them the moment the capacity changes. The overlay below keeps, per group, the
+# same instance ids with what moto does not model: when each instance was launched, when it
+# finishes booting and warming, and which parameter value it holds. Time is never ticked:
+# every state is computed from timestamps when asked (each request to the region, the
+# control port), as AWS would have moved it along in the background.
 
-_lock = threading.Lock()
+
+def _seconds_range(name: str, default: str) -> tuple[float, float]:
+    text = os.environ.get(name, default).strip()
+    low, _, high = text.partition("-")
+    try:
+        lo = float(low)
+        hi = float(high) if high else lo
+    except ValueError:
+        raise SystemExit(f"{name}={text!r}: expected SECONDS or LOW-HIGH") from None
+    if lo < 0 or hi < lo:
+        raise SystemExit(f"{name}={text!r}: expected SECONDS or LOW-HIGH")
+    return lo, hi
+
+
+TIME_SCALE = float(os.environ.get("RIG_TIME_SCALE", "1"))
+if TIME_SCALE <= 0:
+    raise SystemExit(f"RIG_TIME_SCALE={TIME_SCALE}: must be positive")
+BOOT_SECONDS = _seconds_range("RIG_BOOT_SECONDS", "60-90")
+WARMUP_SECONDS = _seconds_range("RIG_WARMUP_SECONDS", "60")[0]
+RUN_COMMAND_SECONDS = _seconds_range("RIG_RUN_COMMAND_SECONDS", "2-5")
+APP_PARAMETER = os.environ.get("RIG_APP_PARAMETER", "/regionpilot-test/active-region")
+ASG_TAG = "tag:aws:autoscaling:groupName"
+# AWS-RunShellScript's executionTimeout when the caller sends none.
+DEFAULT_EXECUTION_TIMEOUT = 3600.0
+ACTIVE_STATES = ("Pending", "InProgress", "Cancelling", "RollbackInProgress")
+
+# Guards the overlay, the refreshes and the commands; requests to Auto Scaling, SSM and EC2
+# run under it (see FaultInjector), so moto's group lists never change under a reader.
+_lock = threading.RLock()
+
+
+def _scaled(seconds: float) -> float:
+    return seconds / TIME_SCALE
+
+
+def _draw(bounds: tuple[float, float]) -> float:
+    return _scaled(random.uniform(*bounds))
+
+
+def _epoch(moment: dt.datetime) -> float:
+    if moment.tzinfo is None:  # moto stores naive UTC
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp()
+
+
+def _utc(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+
+
+def _parameter_at(account: str, region: str, moment: float) -> str | None:
+    """The application parameter's value in this region at `moment`, from SSM's history
+    (so a read computed late still sees the value of its own moment)."""
+    versions = dict.get(ssm_backends[account][region]._parameters, APP_PARAMETER) or []
+    value = None
+    for version in versions:
+        if _epoch(version.last_modified_date) <= moment:
+            value = version.value
+    return value
+
+
+class Instance:
+    """One Auto Scaling instance as AWS would run it: booting, then warming, then in
+    service; it reads the parameter at the end of boot and at each successful reload."""
+
+    def __init__(self, key: tuple, instance_id: str, launched_at: float, boot: float,
+                 warmup: float) -> None:
+        self.key = key  # (account, region, group)
+        self.id = instance_id
+        self.launched_at = launched_at
+        self.boot = boot  # scaled seconds
+        self.warmup = warmup  # scaled seconds
+        self.terminated_at: float | None = None
+        # [moment, resolved, value]: every moment the instance reads the parameter.
+        self.reads: list[list] = [[launched_at + boot, False, None]]
+
+    @property
+    def in_service_at(self) -> float:
+        return self.launched_at + self.boot + self.warmup
+
+    def state(self, now: float) -> str:
+        if self.terminated_at is not None and now >= self.terminated_at:
+            return "terminated"
+        if now < self.launched_at + self.boot:
+            return "booting"
+        if now < self.in_service_at:
+            return "warming"
+        return "in_service"
+
+    def value(self, now: float) -> str | None:
+        limit = now if self.terminated_at is None else min(now, self.terminated_at)
+        latest = None
+        for read in self.reads:
+            if read[0] <= limit:
+                if not read[1]:
+                    read[2] = _parameter_at(self.key[0], self.key[1], read[0])
+                    read[1] = True
+                if latest is None or read[0] >= latest[0]:
+                    latest = read
+        return None if latest is None else latest[2]
+
+    def report(self, now: float) -> dict:
+        state = self.state(now)
+        reached = self.terminated_at is None or self.terminated_at > self.in_service_at
+        return {"id": self.id, "state": state, "value": self.value(now),
+                "launched_at": self.launched_at,
+                "in_service_at": self.in_service_at if reached else None,
+                "terminated_at": self.terminated_at}
+
+
+# Terminated instances kept per group for GET /instances (a long benchmark replaces
+# thousands); older ones are forgotten.
+KEEP_TERMINATED = 100
+# (account, region, group) -> {instance id: Instance}, in launch order
+_groups: dict[tuple, dict[str, Instance]] = {}
 # (account, region, group) -> list of refresh dicts, newest first
 _refreshes: dict[tuple[str, str, str], list[dict]] = {}
+
+
+def _group_key(group: FakeAutoScalingGroup) -> tuple | None:
+    backend = getattr(group, "autoscaling_backend", None)
+    name = getattr(group, "name", None)
+    if backend is None or name is None:
+        return None
+    return (backend.account_id, backend.region_name, name)
+
+
+def _sync(group: FakeAutoScalingGroup, at: float | None = None,
+          warmup: float | None = None) -> list[str]:
+    """Brings the overlay in line with moto's instance ids after a capacity change: ids
+    moto dropped are terminated, new ids are booting. Returns the new ids."""
+    overlay = _groups.get(_group_key(group))
+    if overlay is None:
+        return []
+    at = time.time() if at is None else at
+    live = [state.instance.id for state in group.instance_states]
+    for instance in overlay.values():
+        if instance.terminated_at is None and instance.id not in live:
+            instance.terminated_at = at
+    gone = [i for i in overlay.values() if i.terminated_at is not None]
+    for instance in sorted(gone, key=lambda i: i.terminated_at)[: max(0, len(gone) - KEEP_TERMINATED)]:
+        del overlay[instance.id]
+    launched = []
+    for instance_id in live:
+        if instance_id not in overlay:
+            overlay[instance_id] = Instance(
+                _group_key(group), instance_id, at, _draw(BOOT_SECONDS),
+                _scaled(WARMUP_SECONDS) if warmup is None else warmup)
+            launched.append(instance_id)
+    return launched
+
+
+_moto_group_set_desired = FakeAutoScalingGroup.set_desired_capacity
+
+
+def _group_set_desired(self: FakeAutoScalingGroup, new_capacity: int | None) -> None:
+    with _lock:
+        overlay = _groups.get(_group_key(self))
+        if overlay is not None:
+            # moto scales in by removing the first unprotected instances of its list:
+            # put the newest first so scale-in terminates the newest.
+            order = {instance_id: i for i, instance_id in enumerate(overlay)}
+            self.instance_states.sort(key=lambda s: -order.get(s.instance.id, len(order)))
+        _moto_group_set_desired(self, new_capacity)
+        _sync(self)
+
+
+FakeAutoScalingGroup.set_desired_capacity = _group_set_desired
+
+_moto_create_group = AutoScalingBackend.create_auto_scaling_group
+_moto_delete_group = AutoScalingBackend.delete_auto_scaling_group
+
+
+def _create_group(self: AutoScalingBackend, *args, **kwargs) -> FakeAutoScalingGroup:
+    """The group's first instances are the application already deployed: in service at
+    once, holding the parameter's value at this moment."""
+    with _lock:
+        group = _moto_create_group(self, *args, **kwargs)
+        key = (self.account_id, self.region_name, group.name)
+        now = time.time()
+        _groups[key] = {s.instance.id: Instance(key, s.instance.id, now, 0.0, 0.0)
+                        for s in group.instance_states}
+        _refreshes.pop(key, None)
+        return group
+
+
+def _delete_group(self: AutoScalingBackend, group_name: str) -> None:
+    with _lock:
+        _moto_delete_group(self, group_name)
+        _groups.pop((self.account_id, self.region_name, group_name), None)
+        _refreshes.pop((self.account_id, self.region_name, group_name), None)
+
+
+AutoScalingBackend.create_auto_scaling_group = _create_group
+AutoScalingBackend.delete_auto_scaling_group = _delete_group
+
+
+def _group_or_fail(resp: AutoScalingResponse, name: str) -> FakeAutoScalingGroup:
+    group = autoscaling_backends[resp.current_account][resp.region].autoscaling_groups.get(name)
+    if group is None:
+        raise ValidationError(f"AutoScalingGroup name not found - {name}")
+    return group
+
+
+_moto_set_desired = AutoScalingResponse.set_desired_capacity
+_moto_update_group = AutoScalingResponse.update_auto_scaling_group
+_moto_describe_groups = AutoScalingResponse.describe_auto_scaling_groups
+
+
+def set_desired_capacity(self: AutoScalingResponse) -> ActionResult:
+    # moto 5.2 accepts any desired capacity; AWS refuses one outside MinSize..MaxSize.
+    group = _group_or_fail(self, self._get_param("AutoScalingGroupName"))
+    desired = self._get_int_param("DesiredCapacity")
+    if desired is not None and desired > group.max_size:
+        raise ValidationError(f"New SetDesiredCapacity value {desired} is above max value "
+                              f"{group.max_size} for the AutoScalingGroup.")
+    if desired is not None and desired < group.min_size:
+        raise ValidationError(f"New SetDesiredCapacity value {desired} is below min value "
+                              f"{group.min_size} for the AutoScalingGroup.")
+    with _lock:
+        return _moto_set_desired(self)
+
+
+def update_auto_scaling_group(self: AutoScalingResponse) -> ActionResult:
+    # moto 5.2 accepts a DesiredCapacity outside the (new) MinSize..MaxSize; AWS does not.
+    group = _group_or_fail(self, self._get_param("AutoScalingGroupName"))
+    desired = self._get_int_param("DesiredCapacity")
+    low = self._get_int_param("MinSize")
+    high = self._get_int_param("MaxSize")
+    low = group.min_size if low is None else low
+    high = group.max_size if high is None else high
+    if low > high:
+        raise ValidationError(f"Max bound, {high}, must be greater than or equal to min bound, {low}")
+    if desired is not None and not low <= desired <= high:
+        raise ValidationError(f"Desired capacity:{desired} must be between the specified min "
+                              f"size:{low} and max size:{high}")
+    with _lock:
+        return _moto_update_group(self)
+
+
+class _View:
+    """A moto object with some attributes answered differently (for the serializer)."""
+
+    def __init__(self, wrapped, **overrides) -> None:
+        self.__dict__.update(overrides)
+        self._wrapped = wrapped
+
+    def __getattr__(self, name):
+        return getattr(self._wrapped, name)
+
+
+def describe_auto_scaling_groups(self: AutoScalingResponse) -> ActionResult:
+    """moto's answer, with each instance's LifecycleState from the model: Pending while it
+    boots, InService once booted (moto's own state stays InService: it counts those)."""
+    with _lock:
+        result = _moto_describe_groups(self)
+        now = time.time()
+        views = []
+        for group in result.result["AutoScalingGroups"]:
+            overlay = _groups.get(_group_key(group)) or {}
+            instances = []
+            for state in group.instance_states:
+                modelled = overlay.get(state.instance.id)
+                lifecycle = state.lifecycle_state
+                if modelled is not None and modelled.state(now) == "booting":
+                    lifecycle = "Pending"
+                instances.append(_View(state, lifecycle_state=lifecycle))
+            views.append(_View(group, instances=instances))
+        result.result["AutoScalingGroups"] = views
+        return result
 
 
 class InstanceRefreshInProgress(AutoscalingClientError):
@@ -76,30 +401,97 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _advance(refresh: dict) -> None:
-    """Moves a refresh along by wall-clock time, as AWS does in the background."""
-    if refresh["Status"] in ("Pending", "InProgress"):
-        elapsed = (_now() - refresh["StartTime"]).total_seconds()
-        if elapsed >= REFRESH_SECONDS:
+def _start_batch(refresh: dict, at: float) -> bool:
+    """Terminates the next batch of old instances and launches their replacements (booting
+    from `at`); False when no old instance is left."""
+    account, region, name = refresh["_key"]
+    backend = autoscaling_backends[account][region]
+    group = backend.autoscaling_groups.get(name)
+    if group is None:
+        return False
+    live = {state.instance.id for state in group.instance_states}
+    remaining = [i for i in refresh["_old"] if i in live]
+    if not remaining:
+        return False
+    chosen = remaining[: refresh["_batch_size"]]
+    backend.ec2_backend.terminate_instances(chosen)
+    group.instance_states = [s for s in group.instance_states if s.instance.id not in chosen]
+    group.replace_autoscaling_group_instances(len(chosen), group.get_propagated_tags())
+    launched = _sync(group, at=at, warmup=refresh["_warmup"])
+    refresh["_batches"].append({"start": at, "replaced": chosen, "launched": launched})
+    return True
+
+
+def _batch_end(batch: dict, overlay: dict[str, Instance], now: float) -> float | None:
+    """When the batch's replacements were all in service (or gone); None if not yet."""
+    end = batch["start"]
+    for instance_id in batch["launched"]:
+        instance = overlay.get(instance_id)
+        if instance is None:  # terminated long ago and forgotten
+            continue
+        done = instance.in_service_at
+        if instance.terminated_at is not None and instance.terminated_at < done:
+            done = instance.terminated_at
+        if done > now:
+            return None
+        end = max(end, done)
+    return end
+
+
+def _advance(refresh: dict, now: float) -> None:
+    """Moves a refresh along by wall-clock time, batch after batch, as AWS does in the
+    background; a batch that ended in the past starts the next one at that moment."""
+    overlay = _groups.get(refresh["_key"])
+    if overlay is None:
+        return
+    while refresh["Status"] in ("Pending", "InProgress"):
+        if refresh["_batches"]:
+            end = _batch_end(refresh["_batches"][-1], overlay, now)
+            if end is None:
+                break
+        else:
+            end = refresh["_start"]
+        if not _start_batch(refresh, end):
             refresh["Status"] = "Successful"
+            refresh["StatusReason"] = "Instance refresh completed"
+            refresh["EndTime"] = _utc(end)
             refresh["PercentageComplete"] = 100
             refresh["InstancesToUpdate"] = 0
-            refresh["EndTime"] = refresh["StartTime"] + dt.timedelta(seconds=REFRESH_SECONDS)
-            refresh["StatusReason"] = "Instance refresh completed"
-        else:
-            refresh["Status"] = "InProgress"
-            refresh["PercentageComplete"] = int(100 * elapsed / REFRESH_SECONDS)
+            return
+        refresh["Status"] = "InProgress"
+        refresh["StatusReason"] = (f"Replacing batch {len(refresh['_batches'])} of "
+                                   f"{refresh['_batch_count']}")
+    if refresh["Status"] == "InProgress":
+        total = len(refresh["_old"])
+        done = sum(1 for b in refresh["_batches"] for i in b["launched"]
+                   if i in overlay and overlay[i].state(now) == "in_service")
+        refresh["PercentageComplete"] = min(100, int(100 * done / total)) if total else 100
+        refresh["InstancesToUpdate"] = max(0, total - done)
+
+
+def _advance_all() -> None:
+    """Brings every refresh and every instance's parameter reads up to now."""
+    now = time.time()
+    for refreshes in _refreshes.values():
+        for refresh in refreshes:
+            _advance(refresh, now)
+    for overlay in _groups.values():
+        for instance in overlay.values():
+            instance.value(now)
 
 
 def _group_refreshes(resp: AutoScalingResponse, group: str) -> list[dict]:
-    backend = autoscaling_backends[resp.current_account][resp.region]
-    if group not in backend.autoscaling_groups:
-        raise ValidationError(f"AutoScalingGroup name not found - {group}")
+    _group_or_fail(resp, group)
     key = (resp.current_account, resp.region, group)
     refreshes = _refreshes.setdefault(key, [])
+    now = time.time()
     for refresh in refreshes:
-        _advance(refresh)
+        _advance(refresh, now)
     return refreshes
+
+
+def _public(refresh: dict) -> dict:
+    return {k: v for k, v in refresh.items() if not k.startswith("_")}
 
 
 def start_instance_refresh(self: AutoScalingResponse) -> ActionResult:
@@ -109,22 +501,43 @@ def start_instance_refresh(self: AutoScalingResponse) -> ActionResult:
         refreshes = _group_refreshes(self, group)
         if any(r["Status"] in ACTIVE_STATES for r in refreshes):
             raise InstanceRefreshInProgress(
-                f"An Instance Refresh is already in progress and blocks the execution of this Instance Refresh."
+                "An Instance Refresh is already in progress and blocks the execution of this Instance Refresh."
             )
-        backend = autoscaling_backends[self.current_account][self.region]
-        instances = len(backend.autoscaling_groups[group].instance_states)
+        key = (self.current_account, self.region, group)
+        model = autoscaling_backends[self.current_account][self.region].autoscaling_groups[group]
+        overlay = _groups.get(key, {})
+        now = time.time()
+        current = _parameter_at(self.current_account, self.region, now)
+        # Only the instances there now are replaced; those holding an old value go first,
+        # then the oldest.
+        old = sorted((s.instance.id for s in model.instance_states),
+                     key=lambda i: (overlay[i].value(now) == current, overlay[i].launched_at)
+                     if i in overlay else (False, 0.0))
+        preferences = params.get("Preferences") or {}
+        min_healthy = float(preferences.get("MinHealthyPercentage", 90))
+        warmup = preferences.get("InstanceWarmup")
+        warmup = float(WARMUP_SECONDS if warmup is None else warmup)
+        batch = max(1, len(old) - math.ceil(len(old) * min_healthy / 100))
         refresh = {
             "InstanceRefreshId": str(uuid.uuid4()),
             "AutoScalingGroupName": group,
             "Status": "Pending",
             "StatusReason": "Waiting for instances to be replaced",
-            "StartTime": _now(),
+            "StartTime": _utc(now),
             "PercentageComplete": 0,
-            "InstancesToUpdate": instances,
-            "Preferences": params.get("Preferences") or {},
+            "InstancesToUpdate": len(old),
+            "Preferences": preferences,
             "Strategy": params.get("Strategy") or "Rolling",
+            "_key": key,
+            "_start": now,
+            "_old": old,
+            "_batch_size": batch,
+            "_batch_count": math.ceil(len(old) / batch) if old else 0,
+            "_warmup": _scaled(warmup),
+            "_batches": [],
         }
         refreshes.insert(0, refresh)
+        _advance(refresh, now)
         return ActionResult({"InstanceRefreshId": refresh["InstanceRefreshId"]})
 
 
@@ -135,7 +548,8 @@ def describe_instance_refreshes(self: AutoScalingResponse) -> ActionResult:
     with _lock:
         refreshes = _group_refreshes(self, group)
         chosen = [r for r in refreshes if not wanted or r["InstanceRefreshId"] in wanted]
-        return ActionResult({"InstanceRefreshes": [dict(r) for r in chosen]})
+        limit = int(params.get("MaxRecords") or 50)  # AWS's page size (no NextToken here)
+        return ActionResult({"InstanceRefreshes": [_public(r) for r in chosen[:limit]]})
 
 
 def _stop_active(self: AutoScalingResponse, new_status: str) -> ActionResult:
@@ -144,6 +558,7 @@ def _stop_active(self: AutoScalingResponse, new_status: str) -> ActionResult:
         refreshes = _group_refreshes(self, group)
         for refresh in refreshes:
             if refresh["Status"] in ACTIVE_STATES:
+                # No further batch starts; instances already launched keep booting.
                 refresh["Status"] = new_status
                 refresh["EndTime"] = _now()
                 refresh["StatusReason"] = f"Instance refresh {new_status.lower()} on request"
@@ -160,12 +575,218 @@ def rollback_instance_refresh(self: AutoScalingResponse) -> ActionResult:
 
 
 for _op in (
+    set_desired_capacity,
+    update_auto_scaling_group,
+    describe_auto_scaling_groups,
     start_instance_refresh,
     describe_instance_refreshes,
     cancel_instance_refresh,
     rollback_instance_refresh,
 ):
     setattr(AutoScalingResponse, _op.__name__, _op)
+
+
+# ----- SSM Run Command on the modelled instances -----
+
+_STATUS_DETAILS = {"InProgress": "In Progress", "Success": "Success", "Failed": "Failed",
+                   "TimedOut": "Execution Timed Out"}
+# command id -> that command's invocations
+_invocations: dict[str, list["Invocation"]] = {}
+# group name -> {"fail": n, "hang": n} for the next command that targets the group
+_instance_faults: dict[str, dict[str, int]] = {}
+
+
+class Invocation:
+    """One instance's part in a command: InProgress, then its outcome at `end`."""
+
+    def __init__(self, instance: Instance, requested: float, end: float, outcome: str,
+                 limit: float) -> None:
+        self.instance = instance
+        self.requested = requested
+        self.end = end
+        self.outcome = outcome
+        self.limit = limit
+
+    def status(self, now: float) -> str:
+        end, outcome = self.end, self.outcome
+        gone = self.instance.terminated_at
+        if outcome == "Success" and gone is not None and gone < end:
+            # The agent went with the instance: nothing reports back before the timeout.
+            end, outcome = self.requested + self.limit, "TimedOut"
+        return "InProgress" if now < end else outcome
+
+
+def _targets(account: str, region: str, targets: list[dict], instance_ids: list[str],
+             now: float) -> dict[str, list[Instance]] | None:
+    """The modelled instances a command reaches, by group, oldest first: only those done
+    booting (a booting instance has not registered with SSM yet). None when the command
+    names no Auto Scaling group or modelled instance (moto's answer stands)."""
+    names: set[str] = set()
+    ids = set(instance_ids)
+    for target in targets:
+        if target.get("Key") == ASG_TAG:
+            names.update(target.get("Values") or [])
+        elif target.get("Key") == "InstanceIds":
+            ids.update(target.get("Values") or [])
+    chosen: dict[str, list[Instance]] = {}
+    known = False
+    for (acc, reg, name), overlay in _groups.items():
+        if (acc, reg) != (account, region):
+            continue
+        for instance in overlay.values():
+            if name in names or instance.id in ids:
+                known = True
+                if instance.state(now) in ("warming", "in_service"):
+                    chosen.setdefault(name, []).append(instance)
+    if not known and not names:
+        return None
+    return chosen
+
+
+_moto_send_command = SimpleSystemManagerBackend.send_command
+_moto_command_response = Command.response_object
+_moto_get_invocation = SimpleSystemManagerBackend.get_command_invocation
+
+
+def _send_command(self: SimpleSystemManagerBackend, *args, **kwargs) -> Command:
+    with _lock:
+        explicit = list(kwargs.get("instance_ids") or [])  # moto extends this list in place
+        command = _moto_send_command(self, *args, **kwargs)
+        now = time.time()
+        targeted = _targets(self.account_id, self.region_name, kwargs.get("targets") or [],
+                            explicit, now)
+        if targeted is None:
+            return command
+        parameters = kwargs.get("parameters") or {}
+        limit = float((parameters.get("executionTimeout") or [DEFAULT_EXECUTION_TIMEOUT])[0])
+        if kwargs.get("timeout_seconds"):
+            # AWS applies TimeoutSeconds to delivery; delivery is instant here, so the rig
+            # holds the whole run to it too (never later than AWS would end it).
+            limit = min(limit, float(kwargs["timeout_seconds"]))
+        limit = _scaled(limit)
+        invocations = []
+        for name, instances in targeted.items():
+            fault = _instance_faults.pop(name, {})
+            fail, hang = fault.get("fail", 0), fault.get("hang", 0)
+            for n, instance in enumerate(sorted(instances, key=lambda i: i.launched_at)):
+                took = _draw(RUN_COMMAND_SECONDS)
+                if n < fail:
+                    outcome, end = "Failed", now + min(took, limit)
+                elif n < fail + hang or took > limit:
+                    outcome, end = "TimedOut", now + limit
+                else:
+                    outcome, end = "Success", now + took
+                    # The reload re-reads the parameter as the command ends.
+                    instance.reads.append([end, False, None])
+                invocations.append(Invocation(instance, now, end, outcome, limit))
+        _invocations[command.command_id] = invocations
+        command.instance_ids = [i.instance.id for i in invocations]
+        command.target_count = len(invocations)
+        command.invocations = [command.invocation_response(i, "aws:runShellScript")
+                               for i in command.instance_ids]
+        return command
+
+
+def _command_response(self: Command) -> dict:
+    out = _moto_command_response(self)
+    invocations = _invocations.get(self.command_id)
+    if invocations is None:
+        return out
+    now = time.time()
+    statuses = [i.status(now) for i in invocations]
+    done = [s for s in statuses if s != "InProgress"]
+    failed, timed_out = statuses.count("Failed"), statuses.count("TimedOut")
+    if len(done) < len(statuses):
+        status = "InProgress"
+    elif failed:
+        status = "Failed"
+    elif timed_out:
+        status = "TimedOut"
+    else:
+        status = "Success"
+    out.update(Status=status, StatusDetails=_STATUS_DETAILS[status], TargetCount=len(statuses),
+               CompletedCount=len(done), ErrorCount=failed + timed_out, DeliveryTimedOutCount=0)
+    return out
+
+
+def _get_command_invocation(self: SimpleSystemManagerBackend, command_id: str,
+                            instance_id: str, plugin_name: str | None) -> dict:
+    with _lock:
+        out = dict(_moto_get_invocation(self, command_id, instance_id, plugin_name))
+        for invocation in _invocations.get(command_id, []):
+            if invocation.instance.id == instance_id:
+                status = invocation.status(time.time())
+                out.update(Status=status, StatusDetails=_STATUS_DETAILS[status],
+                           ResponseCode={"Success": 0, "Failed": 1}.get(status, -1))
+                if status == "InProgress":
+                    out.update(ExecutionEndDateTime="", ExecutionElapsedTime="")
+        return out
+
+
+def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
+    """moto 5.2 answers ListCommandInvocations with HTTP 500; this lists the modelled
+    invocations, MaxResults (default 50) a page (no plugin output: Details is ignored)."""
+    command_id = self._get_param("CommandId")
+    instance_id = self._get_param("InstanceId")
+    page = int(self._get_param("MaxResults") or 50)
+    start = int(self._get_param("NextToken") or 0)
+    backend = self.ssm_backend
+    with _lock:
+        commands = [backend.get_command_by_id(command_id)] if command_id else backend._commands
+        now = time.time()
+        rows = []
+        for command in commands:
+            modelled = _invocations.get(command.command_id)
+            if modelled is None:  # a command on no modelled instance: moto's own result
+                pairs = [(i["InstanceId"], "Success") for i in command.invocations]
+            else:
+                pairs = [(i.instance.id, i.status(now)) for i in modelled]
+            for target, status in pairs:
+                if instance_id and target != instance_id:
+                    continue
+                rows.append({
+                    "CommandId": command.command_id,
+                    "InstanceId": target,
+                    "InstanceName": "",
+                    "Comment": command.comment,
+                    "DocumentName": command.document_name,
+                    "DocumentVersion": "$DEFAULT",
+                    "RequestedDateTime": command.requested_date_time,
+                    "Status": status,
+                    "StatusDetails": _STATUS_DETAILS[status],
+                    "StandardOutputUrl": "",
+                    "StandardErrorUrl": "",
+                    "CommandPlugins": [],
+                    "ServiceRole": command.service_role_arn,
+                })
+        more = start + page < len(rows)
+        return ActionResult({"CommandInvocations": rows[start:start + page],
+                             "NextToken": str(start + page) if more else None})
+
+
+SimpleSystemManagerBackend.send_command = _send_command
+SimpleSystemManagerBackend.get_command_invocation = _get_command_invocation
+Command.response_object = _command_response
+SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
+
+
+def _instances_report(region: str) -> dict:
+    with _lock:
+        _advance_all()
+        now = time.time()
+        groups = {}
+        for (account, reg, name), overlay in _groups.items():
+            if reg != region:
+                continue
+            group = autoscaling_backends[account][reg].autoscaling_groups.get(name)
+            if group is None:
+                continue
+            groups[name] = {"desired": group.desired_capacity, "min": group.min_size,
+                            "max": group.max_size,
+                            "instances": [i.report(now) for i in overlay.values()]}
+        return {"groups": groups, "time_scale": TIME_SCALE, "boot_seconds": list(BOOT_SECONDS),
+                "warmup_seconds": WARMUP_SECONDS, "run_command_seconds": list(RUN_COMMAND_SECONDS),
+                "parameter": APP_PARAMETER, "now": now}
 
 
 _item_lock = threading.RLock()
@@ -355,7 +976,13 @@ class FaultInjector:
         if rule and rule.get("latency_ms"):
             time.sleep(rule["latency_ms"] / 1000)
         if not rule or not rule.get("error"):
-            return self.app(environ, start_response)
+            if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+                return self.app(environ, start_response)  # never touches the instance model
+            # Any other request sees the instance model moved along to now, and runs alone
+            # with it (moto's backends are not thread-safe).
+            with _lock:
+                _advance_all()
+                return self.app(environ, start_response)
         code, message, status = rule["error"], rule.get("message", "injected by the rig"), rule.get("status", 400)
         if protocol == "json":
             payload = json.dumps({"__type": code, "message": message}).encode()
@@ -393,7 +1020,10 @@ def _control_server(region: str, port: int) -> None:
                     for peer, o in _outbound.items()}
 
         def do_GET(self) -> None:
-            self._reply(200, self._status())
+            if self.path == "/instances":
+                self._reply(200, _instances_report(region))
+            else:
+                self._reply(200, self._status())
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
@@ -411,6 +1041,15 @@ def _control_server(region: str, port: int) -> None:
                             for r in body.get("rules", [])
                         ]
                     self._reply(200, {"rules": len(_faults)})
+                elif self.path == "/instances/faults":
+                    group = body["group"]
+                    fault = {"fail": int(body.get("fail", 0)), "hang": int(body.get("hang", 0))}
+                    with _lock:
+                        if fault["fail"] or fault["hang"]:
+                            _instance_faults[group] = fault
+                        else:
+                            _instance_faults.pop(group, None)
+                    self._reply(200, {"group": group, **fault})
                 elif self.path == "/replication":
                     peer = _outbound[body["to"]]
                     with peer.cond:

@@ -33,14 +33,43 @@ impl Stage {
         concurrency: usize,
         extra_env: &[(&str, &str)],
     ) -> Stage {
+        Stage::start_with(
+            label,
+            regions,
+            control_region,
+            concurrency,
+            extra_env,
+            &[],
+            &[],
+        )
+        .await
+    }
+
+    /// [`Stage::start`] with the rig's timing variables (`RIG_TIME_SCALE`, ...) and each
+    /// region's group sizes `(region, min, desired, max)` chosen (see [`World::seed_with`]).
+    pub async fn start_with(
+        label: &str,
+        regions: &[&str],
+        control_region: &str,
+        concurrency: usize,
+        extra_env: &[(&str, &str)],
+        rig_env: &[(&str, &str)],
+        capacities: &[(&str, i32, i32, i32)],
+    ) -> Stage {
         let dir = paths::scratch(label);
         let mut all: Vec<&str> = regions.to_vec();
         if !all.contains(&control_region) {
             all.push(control_region);
         }
-        let rig = Rig::start(&all, &[world::HEALTH_TABLE, world::APP_TABLE], &dir).await;
+        let rig = Rig::start_with(
+            &all,
+            &[world::HEALTH_TABLE, world::APP_TABLE],
+            &dir,
+            rig_env,
+        )
+        .await;
         let world = World::connect(&rig, regions, control_region).await;
-        world.seed().await;
+        world.seed_with(capacities).await;
         let env: BTreeMap<String, String> = world.function_env(extra_env);
         let failover = LocalFunction::start("failover", env, concurrency, &dir).await;
         Stage {

@@ -1,5 +1,7 @@
 //! The local AWS rig: one `moto_server` process per region on 127.0.0.1 (see
 //! `rig/moto_region.py`), so a test can freeze (SIGSTOP), thaw, kill or restart a region.
+//! Each region models Auto Scaling instances on AWS's clock (boot, warmup, Run Command);
+//! the timings come from the `RIG_*` variables in [`RIG_ENV`], scaled by `RIG_TIME_SCALE`.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -7,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use tokio::process::{Child, Command};
 
 use crate::paths;
@@ -44,10 +47,33 @@ pub fn free_port() -> u16 {
         .expect("no free port on 127.0.0.1")
 }
 
+/// The rig's timing variables, passed on from the test process's environment when set
+/// (see `rig/moto_region.py`): `RIG_TIME_SCALE` (divides every modelled duration, default
+/// 1), `RIG_BOOT_SECONDS` ("60-90"), `RIG_WARMUP_SECONDS` ("60"), `RIG_RUN_COMMAND_SECONDS`
+/// ("2-5") and `RIG_APP_PARAMETER` (the parameter instances read at boot and on reload).
+pub const RIG_ENV: [&str; 5] = [
+    "RIG_TIME_SCALE",
+    "RIG_BOOT_SECONDS",
+    "RIG_WARMUP_SECONDS",
+    "RIG_RUN_COMMAND_SECONDS",
+    "RIG_APP_PARAMETER",
+];
+
 impl Rig {
     /// Starts one emulator per region and waits until each answers. Writes to the
     /// `replicated` tables are replicated between all `regions` (Global Tables).
     pub async fn start(regions: &[&str], replicated: &[&str], dir: &Path) -> Rig {
+        Rig::start_with(regions, replicated, dir, &[]).await
+    }
+
+    /// [`Rig::start`] with the regions' timing variables chosen here (`rig_env`, for
+    /// example `[("RIG_TIME_SCALE", "100")]`); these win over the test process's [`RIG_ENV`].
+    pub async fn start_with(
+        regions: &[&str],
+        replicated: &[&str],
+        dir: &Path,
+        rig_env: &[(&str, &str)],
+    ) -> Rig {
         std::fs::create_dir_all(dir).expect("create rig dir");
         let mut servers = BTreeMap::new();
         for region in regions {
@@ -70,7 +96,7 @@ impl Rig {
                 .filter(|(r, _)| *r != server.region)
                 .map(|(r, port)| format!("{r}=http://127.0.0.1:{port}"))
                 .collect();
-            spawn(server, &peers.join(","), &replicated.join(","));
+            spawn(server, &peers.join(","), &replicated.join(","), rig_env);
         }
         for server in servers.values() {
             wait_ready(server).await;
@@ -131,6 +157,128 @@ impl Rig {
     }
 }
 
+/// One modelled Auto Scaling instance, as `GET /instances` reports it. Times are epoch
+/// seconds on the rig's clock.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ModelInstance {
+    pub id: String,
+    /// `booting`, `warming`, `in_service` or `terminated`.
+    pub state: String,
+    /// The parameter value it read at boot or at its last successful reload; `None` while
+    /// booting.
+    pub value: Option<String>,
+    pub launched_at: f64,
+    /// When it became (or will become) in service; `None` if terminated before that.
+    pub in_service_at: Option<f64>,
+    #[serde(default)]
+    pub terminated_at: Option<f64>,
+}
+
+impl ModelInstance {
+    /// In service and holding `value`.
+    pub fn serves(&self, value: &str) -> bool {
+        self.state == "in_service" && self.value.as_deref() == Some(value)
+    }
+}
+
+/// A cheap, `'static` handle on every region's instance model, for tasks that outlive a
+/// borrow of the rig (the drill's observers).
+#[derive(Clone, Debug)]
+pub struct InstanceView {
+    control_ports: BTreeMap<String, u16>,
+}
+
+impl InstanceView {
+    /// The region's instance model (`GET /instances` on its control port): `{"groups":
+    /// {name: {"desired", "min", "max", "instances": [...]}}, "time_scale", "boot_seconds",
+    /// "warmup_seconds", "run_command_seconds"}`. `None` when the region does not answer
+    /// within a second or two (frozen or killed).
+    pub fn instances(&self, region: &str) -> Option<serde_json::Value> {
+        let reply = http_get(*self.control_ports.get(region)?, "/instances")?;
+        let (head, body) = reply.split_once("\r\n\r\n")?;
+        if !(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200")) {
+            return None;
+        }
+        serde_json::from_str(body).ok()
+    }
+
+    /// Every instance the group has had, terminated ones included, in launch order.
+    pub fn group_instances(&self, region: &str, group: &str) -> Option<Vec<ModelInstance>> {
+        let model = self.instances(region)?;
+        let instances = model["groups"][group]["instances"].clone();
+        serde_json::from_value(instances).ok()
+    }
+
+    /// The group's instances that are not terminated, in launch order.
+    pub fn live_instances(&self, region: &str, group: &str) -> Option<Vec<ModelInstance>> {
+        let mut instances = self.group_instances(region, group)?;
+        instances.retain(|i| i.state != "terminated");
+        Some(instances)
+    }
+}
+
+impl Rig {
+    pub fn view(&self) -> InstanceView {
+        InstanceView {
+            control_ports: self
+                .servers
+                .iter()
+                .map(|(region, s)| (region.clone(), s.control_port))
+                .collect(),
+        }
+    }
+
+    /// See [`InstanceView::instances`].
+    pub fn instances(&self, region: &str) -> Option<serde_json::Value> {
+        self.view().instances(region)
+    }
+
+    /// See [`InstanceView::group_instances`].
+    pub fn group_instances(&self, region: &str, group: &str) -> Option<Vec<ModelInstance>> {
+        self.view().group_instances(region, group)
+    }
+
+    /// See [`InstanceView::live_instances`].
+    pub fn live_instances(&self, region: &str, group: &str) -> Option<Vec<ModelInstance>> {
+        self.view().live_instances(region, group)
+    }
+
+    /// `(state, value)` of each live instance of the group, in launch order.
+    pub fn serving(&self, region: &str, group: &str) -> Option<Vec<(String, Option<String>)>> {
+        let instances = self.live_instances(region, group)?;
+        Some(instances.into_iter().map(|i| (i.state, i.value)).collect())
+    }
+
+    /// The next Run Command sent to `group` in `region` ends `Failed` on its first `fail`
+    /// targeted instances (oldest first) and never finishes on the next `hang` ones
+    /// (`TimedOut` at the execution timeout); their value stays. `0, 0` clears.
+    pub fn set_instance_faults(&self, region: &str, group: &str, fail: u32, hang: u32) {
+        let body = format!(r#"{{"group":"{group}","fail":{fail},"hang":{hang}}}"#);
+        let reply = http_post(self.server(region).control_port, "/instances/faults", &body);
+        assert!(
+            reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
+            "{reply}"
+        );
+    }
+}
+
+/// A bare HTTP/1.0 GET to the rig's control port on 127.0.0.1, with short timeouts: `None`
+/// when the region refuses (killed) or does not answer (frozen).
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    Some(reply)
+}
+
 /// A bare HTTP/1.0 POST to the rig's control port on 127.0.0.1.
 fn http_post(port: u16, path: &str, body: &str) -> String {
     use std::io::{Read, Write};
@@ -159,10 +307,17 @@ fn signal(server: &RegionServer, sig: &str) {
     assert!(status.success(), "kill {sig} {pid} failed");
 }
 
-fn spawn(server: &mut RegionServer, peers: &str, replicated: &str) {
+fn spawn(server: &mut RegionServer, peers: &str, replicated: &str, rig_env: &[(&str, &str)]) {
     let log = std::fs::File::create(&server.log).expect("create rig log");
     let err = log.try_clone().expect("clone log handle");
-    let child = Command::new(paths::python())
+    let mut command = Command::new(paths::python());
+    for name in RIG_ENV {
+        if let Ok(value) = std::env::var(name) {
+            command.env(name, value);
+        }
+    }
+    command.envs(rig_env.iter().copied());
+    let child = command
         .arg(paths::workspace().join("rig/moto_region.py"))
         .args([
             "--region",
@@ -176,10 +331,6 @@ fn spawn(server: &mut RegionServer, peers: &str, replicated: &str) {
             "--replicate",
             replicated,
         ])
-        .env(
-            "RIG_REFRESH_SECONDS",
-            std::env::var("RIG_REFRESH_SECONDS").unwrap_or_else(|_| "30".into()),
-        )
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)

@@ -94,8 +94,17 @@ impl World {
         &self.clients[region]
     }
 
-    /// What `sam deploy` plus the app's own stack would have created.
+    /// What `sam deploy` plus the app's own stack would have created: in every region the
+    /// group `app-asg` with min 2, desired 2, max 4.
     pub async fn seed(&self) {
+        self.seed_with(&[]).await;
+    }
+
+    /// [`World::seed`] with the group's `(region, min, desired, max)` chosen per region
+    /// (pilot light: `[(home, 1, 10, 12), (standby, 1, 1, 12)]`); a region not listed gets
+    /// min 2, desired 2, max 4. The parameter exists before the group, so the group's first
+    /// instances start in service holding it.
+    pub async fn seed_with(&self, capacities: &[(&str, i32, i32, i32)]) {
         let home = &self.regions[0];
         create_table(
             &self.client(&self.control_region).dynamodb,
@@ -109,6 +118,10 @@ impl World {
             create_table(&self.client(region).dynamodb, APP_TABLE, &["pk"]).await;
         }
         for region in &self.regions {
+            let (min, desired, max) = capacities
+                .iter()
+                .find(|(r, ..)| r == region)
+                .map_or((2, 2, 4), |&(_, min, desired, max)| (min, desired, max));
             let c = self.client(region);
             c.dynamodb
                 .put_item()
@@ -139,9 +152,9 @@ impl World {
                 .create_auto_scaling_group()
                 .auto_scaling_group_name(GROUP)
                 .launch_configuration_name("app-lc")
-                .min_size(2)
-                .max_size(4)
-                .desired_capacity(2)
+                .min_size(min)
+                .max_size(max)
+                .desired_capacity(desired)
                 .availability_zones(format!("{region}a"))
                 .send()
                 .await
@@ -199,6 +212,28 @@ impl World {
     pub async fn parameters_all(&self, value: &str) -> (bool, BTreeMap<String, Option<String>>) {
         let read = self.parameters().await;
         (read.values().all(|v| v.as_deref() == Some(value)), read)
+    }
+
+    /// The group's `(min, desired, max)` in `region`, as DescribeAutoScalingGroups reports.
+    pub async fn group(&self, region: &str) -> (i32, i32, i32) {
+        let groups = self
+            .client(region)
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(GROUP)
+            .send()
+            .await
+            .expect("describe auto scaling groups")
+            .auto_scaling_groups
+            .unwrap_or_default();
+        let group = groups
+            .first()
+            .unwrap_or_else(|| panic!("no group {GROUP} in {region}"));
+        (
+            group.min_size.unwrap_or_default(),
+            group.desired_capacity.unwrap_or_default(),
+            group.max_size.unwrap_or_default(),
+        )
     }
 
     pub async fn refreshes(

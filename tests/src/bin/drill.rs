@@ -1,32 +1,45 @@
 //! The region-outage drill: the three real bootstraps, through the Lambda Runtime API,
-//! take an application through a frozen home region and back, on the local rig.
+//! take an application through a regional outage and back, on the local rig, and measure
+//! the **application's** recovery, not only the parameter's.
 //!
 //! Steady state; the home region freezes; the health probe sees it; the alarm rule fires;
-//! failover; the parameter is switched in every reachable region and the refresh started;
-//! home recovers; failback verification; failback. An application simulator writes to the
-//! replicated table throughout, in the region the parameter names, so the drill can count
-//! writes attempted, failed and lost.
+//! failover: the parameter is switched in every reachable region, the standby's capacity
+//! raised, and the instances told (a Run Command reload, or an instance refresh); home
+//! recovers; failback verification; failback. The rig models AWS's timings for instances
+//! (boot, warmup, refresh batches, Run Command per instance), and each emulated instance
+//! holds the region it booted with or reloaded to. An application simulator sends every
+//! write through a serving instance to the region that instance holds, so the RTO printed
+//! is the time until the new region serves the required capacity with the new value.
+//!
+//! Every scenario runs twice at once, with `RELOAD_MODE=refresh` and with
+//! `RELOAD_MODE=run-command`, on two separate rigs, and prints them side by side.
 //!
 //! Run it with `./scripts/drill` (which installs what it needs and builds the functions).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a drill: failing loudly is the point
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use regionpilot_tests::rig::{InstanceView, ModelInstance};
 use regionpilot_tests::{LocalFunction, Stage, World, alarm_for, paths, world};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
 const HOME: &str = "us-east-1";
 const STANDBY: &str = "us-west-2";
+const GROUP: &str = world::GROUP;
 /// The alarm rule template.yaml configures: 3 of 3 samples with Healthy < 1.
 const DATAPOINTS_TO_ALARM: u32 = 3;
+/// The template's REFRESH_MIN_HEALTHY_PERCENT default.
+const MIN_HEALTHY_PERCENT: i32 = 90;
+/// What the reload runs on each instance (the rig re-reads the parameter).
+const RELOAD_COMMANDS: &str = "/opt/app/bin/use-active-region && systemctl reload php-fpm";
 
 struct Timeline {
+    label: &'static str,
     started: Instant,
     events: Vec<(f64, String)>,
 }
@@ -35,7 +48,7 @@ impl Timeline {
     fn mark(&mut self, what: impl Into<String>) -> f64 {
         let at = self.started.elapsed().as_secs_f64();
         let what = what.into();
-        println!("  t+{at:>7.3}s  {what}");
+        println!("  [{:<11}] t+{at:>7.3}s  {what}", self.label);
         self.events.push((at, what));
         at
     }
@@ -45,49 +58,87 @@ impl Timeline {
 #[derive(Clone)]
 struct Write {
     at: f64,
+    /// The region the write went to: the one the serving instance holds ("-": none served).
     region: String,
     key: String,
     ok: bool,
 }
 
-/// The application: reads its active region from the parameter (the standby's copy, the
-/// one that stays reachable) and writes an item there every 100 ms, with a short timeout.
+/// The latest answer of each region's instance model, with when it came.
+type Fleet = Arc<Mutex<BTreeMap<String, (Instant, Vec<ModelInstance>)>>>;
+
+/// An answer older than this means the region is not answering: its instances serve no one.
+const FLEET_STALE: Duration = Duration::from_millis(1_500);
+
+/// Polls one region's instance model every 200 ms. A frozen or killed region stops
+/// answering, and its entry goes stale.
+async fn observe(view: InstanceView, region: &'static str, fleet: Fleet, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::SeqCst) {
+        let v = view.clone();
+        let read = tokio::task::spawn_blocking(move || v.live_instances(region, GROUP))
+            .await
+            .ok()
+            .flatten();
+        if let Some(instances) = read {
+            fleet
+                .lock()
+                .unwrap()
+                .insert(region.to_owned(), (Instant::now(), instances));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// In-service instances of `region` as last seen, if the region answered recently.
+fn in_service(fleet: &Fleet, region: &str) -> Vec<ModelInstance> {
+    let fleet = fleet.lock().unwrap();
+    match fleet.get(region) {
+        Some((at, instances)) if at.elapsed() < FLEET_STALE => instances
+            .iter()
+            .filter(|i| i.state == "in_service")
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The application: users are spread over every serving instance of every region (DNS
+/// is not modelled yet); each request writes an item to the region its instance holds,
+/// every 100 ms, with a short timeout.
 async fn simulate_app(
     world: Arc<World>,
+    fleet: Fleet,
     started: Instant,
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<Vec<Write>>>,
 ) {
     let mut n = 0u64;
-    let mut region = HOME.to_owned();
     while !stop.load(Ordering::SeqCst) {
-        let read = world
-            .client(STANDBY)
-            .ssm
-            .get_parameter()
-            .name(world::PARAMETER)
-            .send();
-        // The app keeps its last known region when the parameter cannot be read.
-        if let Ok(Ok(out)) = tokio::time::timeout(Duration::from_millis(300), read).await
-            && let Some(value) = out.parameter.and_then(|p| p.value)
-        {
-            region = value;
-        }
         n += 1;
         let key = format!("write-{n:06}");
-        let put = world
-            .client(&region)
-            .dynamodb
-            .put_item()
-            .table_name(world::APP_TABLE)
-            .item("pk", AttributeValue::S(key.clone()))
-            .item("region", AttributeValue::S(region.clone()))
-            .send();
-        let result = tokio::time::timeout(Duration::from_millis(300), put).await;
-        let ok = matches!(result, Ok(Ok(_)));
-        log.lock().await.push(Write {
+        let mut serving = in_service(&fleet, HOME);
+        serving.extend(in_service(&fleet, STANDBY));
+        let target = (!serving.is_empty())
+            .then(|| serving[n as usize % serving.len()].value.clone())
+            .flatten();
+        let (region, ok) = match target {
+            Some(region) if world.clients.contains_key(&region) => {
+                let put = world
+                    .client(&region)
+                    .dynamodb
+                    .put_item()
+                    .table_name(world::APP_TABLE)
+                    .item("pk", AttributeValue::S(key.clone()))
+                    .item("region", AttributeValue::S(region.clone()))
+                    .send();
+                let result = tokio::time::timeout(Duration::from_millis(300), put).await;
+                (region, matches!(result, Ok(Ok(_))))
+            }
+            _ => ("-".to_owned(), false),
+        };
+        log.lock().unwrap().push(Write {
             at: started.elapsed().as_secs_f64(),
-            region: region.clone(),
+            region,
             key,
             ok,
         });
@@ -125,7 +176,7 @@ async fn probe_home_healthy(probe: &LocalFunction) -> (bool, Value) {
     (out["regions"][HOME]["healthy"] == true, out)
 }
 
-fn params_line(params: &std::collections::BTreeMap<String, Option<String>>) -> String {
+fn params_line(params: &BTreeMap<String, Option<String>>) -> String {
     params
         .iter()
         .map(|(r, v)| format!("{r}={}", v.as_deref().unwrap_or("<unreachable>")))
@@ -133,15 +184,16 @@ fn params_line(params: &std::collections::BTreeMap<String, Option<String>>) -> S
         .join("  ")
 }
 
-/// The drill's pace. `--fast` compresses the template's timings so the default scenario
-/// takes well under a minute once built; the normal pace keeps the template's 10 s probe
-/// samples.
+/// The drill's pace. The template pace keeps the template's 10 s probe samples and AWS's
+/// instance timings; `--fast` divides every modelled duration by `time_scale`.
 struct Pace {
     probe_interval: Duration,
     outage: Duration,
     verify_every: Duration,
     healthy_checks: &'static str,
     min_hold_seconds: &'static str,
+    /// Modelled seconds per wall-clock second in the rig's instance model.
+    time_scale: f64,
 }
 
 const FAST: Pace = Pace {
@@ -150,6 +202,7 @@ const FAST: Pace = Pace {
     verify_every: Duration::from_secs(1),
     healthy_checks: "3",
     min_hold_seconds: "5",
+    time_scale: 10.0,
 };
 
 const TEMPLATE_PACE: Pace = Pace {
@@ -158,7 +211,13 @@ const TEMPLATE_PACE: Pace = Pace {
     verify_every: Duration::from_secs(10),
     healthy_checks: "3",
     min_hold_seconds: "30",
+    time_scale: 1.0,
 };
+
+/// AWS's orders of magnitude the rig models (seconds, before `time_scale`).
+const BOOT_SECONDS: (f64, f64) = (60.0, 90.0);
+const WARMUP_SECONDS: f64 = 60.0;
+const RUN_COMMAND_SECONDS: (f64, f64) = (2.0, 5.0);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Scenario {
@@ -171,11 +230,15 @@ enum Scenario {
     ReplicationPause,
     /// The home region freezes and recovers twice: the flap guard stops automation.
     Flapping,
+    /// Home serves with 10 instances, the standby idles at 1: failover must bring the
+    /// standby's capacity up before the application has recovered.
+    PilotLight,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 4] = [
+    const ALL: [Scenario; 5] = [
         Scenario::Freeze,
+        Scenario::PilotLight,
         Scenario::Kill,
         Scenario::ReplicationPause,
         Scenario::Flapping,
@@ -187,6 +250,7 @@ impl Scenario {
             "kill" => vec![Scenario::Kill],
             "replication-pause" => vec![Scenario::ReplicationPause],
             "flapping" => vec![Scenario::Flapping],
+            "pilot-light" => vec![Scenario::PilotLight],
             "all" => Scenario::ALL.to_vec(),
             _ => return None,
         })
@@ -198,44 +262,122 @@ impl Scenario {
             Scenario::Kill => "kill",
             Scenario::ReplicationPause => "replication-pause",
             Scenario::Flapping => "flapping",
+            Scenario::PilotLight => "pilot-light",
+        }
+    }
+
+    /// Each region's group: (region, min, desired, max).
+    fn capacities(self) -> Vec<(&'static str, i32, i32, i32)> {
+        match self {
+            Scenario::PilotLight => vec![(HOME, 1, 10, 12), (STANDBY, 1, 1, 12)],
+            // Warm standby: the standby runs the same fleet, pointing at home.
+            _ => vec![(HOME, 2, 2, 4), (STANDBY, 2, 2, 4)],
         }
     }
 }
 
-const USAGE: &str = "usage: drill [--fast] [--scenario freeze|kill|replication-pause|flapping|all]";
+/// How running instances learn the new region.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Refresh,
+    RunCommand,
+}
 
-fn arguments() -> (Vec<Scenario>, &'static Pace) {
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Refresh => "refresh",
+            Mode::RunCommand => "run-command",
+        }
+    }
+}
+
+const USAGE: &str = "usage: drill [--fast] [--scenario freeze|pilot-light|kill|replication-pause|flapping|all] [--mode refresh|run-command|both]";
+
+fn arguments() -> (Vec<Scenario>, &'static Pace, Vec<Mode>) {
     let mut scenarios = vec![Scenario::Freeze];
     let mut pace = &TEMPLATE_PACE;
+    let mut modes = vec![Mode::Refresh, Mode::RunCommand];
     let mut args = std::env::args().skip(1);
+    let fail = |what: String| -> ! {
+        eprintln!("{what}\n{USAGE}");
+        std::process::exit(2)
+    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--fast" => pace = &FAST,
             "--scenario" => {
                 let name = args.next().unwrap_or_default();
-                scenarios = Scenario::parse(&name).unwrap_or_else(|| {
-                    eprintln!("unknown scenario {name:?}\n{USAGE}");
-                    std::process::exit(2)
-                });
+                scenarios = Scenario::parse(&name)
+                    .unwrap_or_else(|| fail(format!("unknown scenario {name:?}")));
             }
-            _ => {
-                eprintln!("unknown argument {arg:?}\n{USAGE}");
-                std::process::exit(2)
+            "--mode" => {
+                let name = args.next().unwrap_or_default();
+                modes = match name.as_str() {
+                    "refresh" => vec![Mode::Refresh],
+                    "run-command" => vec![Mode::RunCommand],
+                    "both" => vec![Mode::Refresh, Mode::RunCommand],
+                    _ => fail(format!("unknown mode {name:?}")),
+                };
             }
+            _ => fail(format!("unknown argument {arg:?}")),
         }
     }
-    (scenarios, pace)
+    (scenarios, pace, modes)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let (scenarios, pace) = arguments();
+    let (scenarios, pace, modes) = arguments();
+    print_assumptions(pace);
     let mut failed = Vec::new();
     for scenario in scenarios {
-        if let Err(why) = run(scenario, pace).await {
-            println!("\nSCENARIO {} FAILED: {why}", scenario.name());
-            failed.push(scenario.name());
+        println!(
+            "\nregionpilot drill, scenario {}: {}",
+            scenario.name(),
+            describe(scenario)
+        );
+        println!(
+            "  {HOME} (home) and {STANDBY} (standby, runs the control plane): one moto server each on 127.0.0.1,"
+        );
+        println!(
+            "  Global Tables replication between them; the three bootstraps run through the Lambda Runtime API;"
+        );
+        println!(
+            "  groups (min/desired/max): {}; modes run side by side: {}",
+            scenario
+                .capacities()
+                .iter()
+                .map(|(r, min, d, max)| format!("{r} {min}/{d}/{max}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            modes
+                .iter()
+                .map(|m| m.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "  pace: probe sample every {:?}, outage {:?}, verification every {:?}\n",
+            pace.probe_interval, pace.outage, pace.verify_every
+        );
+        let results =
+            futures::future::join_all(modes.iter().map(|mode| run(scenario, pace, *mode))).await;
+        let mut summaries = Vec::new();
+        for (mode, result) in modes.iter().zip(results) {
+            match result {
+                Ok(summary) => summaries.push((*mode, summary)),
+                Err(why) => {
+                    println!(
+                        "\nSCENARIO {} ({}) FAILED: {why}",
+                        scenario.name(),
+                        mode.name()
+                    );
+                    failed.push(format!("{} ({})", scenario.name(), mode.name()));
+                }
+            }
         }
+        print_side_by_side(scenario, pace, &summaries);
     }
     if !failed.is_empty() {
         println!("\nDRILL FAILED: {failed:?}");
@@ -244,17 +386,71 @@ async fn main() {
     println!("\nDRILL PASSED");
 }
 
-/// What the scenario measured, for the summary.
-#[derive(Default)]
-struct Marks {
+fn describe(scenario: Scenario) -> &'static str {
+    match scenario {
+        Scenario::Freeze => "home region freeze, detection, failover, recovery, verified failback",
+        Scenario::Kill => {
+            "home region killed for good: failover, and no failback to a region that is gone"
+        }
+        Scenario::ReplicationPause => {
+            "freeze and failover; replication back to home paused during recovery, so failback waits for the drain"
+        }
+        Scenario::Flapping => {
+            "home region freezes and recovers twice; the flap guard stops automation"
+        }
+        Scenario::PilotLight => {
+            "home (10 instances) freezes; the standby (1 instance) is scaled up, its instances boot and warm up"
+        }
+    }
+}
+
+fn print_assumptions(pace: &Pace) {
+    let scale = pace.time_scale;
+    println!(
+        "modelled AWS timings (the rig, because moto launches instances at once and runs no command):"
+    );
+    println!(
+        "  instance boot {:.0}-{:.0} s, then warmup {:.0} s (the template's REFRESH_WARMUP_SECONDS) before it serves",
+        BOOT_SECONDS.0, BOOT_SECONDS.1, WARMUP_SECONDS
+    );
+    println!(
+        "  instance refresh in batches: MinHealthyPercentage {MIN_HEALTHY_PERCENT} % replaces max(1, N - ceil(N x 0.9)) instances at a time, each batch one boot + warmup"
+    );
+    println!(
+        "  Run Command {:.0}-{:.0} s per instance; an instance still booting is not registered with SSM and reads the parameter at boot",
+        RUN_COMMAND_SECONDS.0, RUN_COMMAND_SECONDS.1
+    );
+    println!("  DesiredCapacity above MaxSize is refused (ValidationError), as AWS does");
+    if scale > 1.0 {
+        println!(
+            "  --fast: every modelled duration above is divided by {scale:.0} (and probe samples are 1 s instead of 10 s)"
+        );
+    }
+}
+
+/// What one run (one scenario in one mode) measured.
+#[derive(Default, Clone)]
+struct Summary {
     outage: f64,
     detected: f64,
     decision: f64,
     decided: f64,
-    rto: f64,
+    /// The capacity the standby must serve with (what the failover asked for).
+    required: usize,
+    capacity_in_service: Option<f64>,
+    app_rto: Option<f64>,
+    refresh_batches: Option<(usize, usize)>,
+    reload: Option<String>,
+    capacity: Option<String>,
     recovered: Option<f64>,
     failed_back: Option<f64>,
     failback_held: Option<f64>,
+    writes: usize,
+    failed_writes: usize,
+    lost: usize,
+    epochs: Vec<u64>,
+    duplicate: String,
+    kill_window: Option<String>,
 }
 
 /// The rig's CloudWatch does not evaluate alarms, so the drill applies the template's rule
@@ -278,7 +474,7 @@ async fn detect(t: &mut Timeline, probe: &LocalFunction, pace: &Pace) -> f64 {
         }
     }
     t.mark(format!(
-        "alarm regionpilot-unhealthy-{HOME} -> ALARM (rule evaluated by the drill); delivering it to failover"
+        "alarm regionpilot-unhealthy-{HOME} -> ALARM (rule evaluated by the drill)"
     ))
 }
 
@@ -298,14 +494,52 @@ async fn fail_over(t: &mut Timeline, stage: &Stage) -> (Value, f64, f64) {
     for (region, result) in out["publish"].as_object().into_iter().flatten() {
         t.mark(format!("  parameter in {region}: {}", result["status"]));
     }
+    for (group, result) in out["capacity"].as_object().into_iter().flatten() {
+        t.mark(format!("  capacity {group}: {}", capacity_line(result)));
+    }
     for (group, result) in out["refreshes"].as_object().into_iter().flatten() {
+        t.mark(format!("  refresh {group}: {}", result["status"]));
+    }
+    for (group, result) in out["reload"].as_object().into_iter().flatten() {
         t.mark(format!(
-            "  refresh {group}: {} {}",
-            result["status"],
-            result["id"].as_str().unwrap_or("")
+            "  reload {group}: command {}: {}",
+            result["command_id"].as_str().unwrap_or("-"),
+            reload_line(result)
         ));
     }
     (out, decision, decided)
+}
+
+fn capacity_line(c: &Value) -> String {
+    match c["status"].as_str() {
+        Some("raised") => format!(
+            "raised {} -> {} (wanted {}, {}{})",
+            c["previous"],
+            c["desired"],
+            c["wanted"],
+            c["source"].as_str().unwrap_or("?"),
+            if c["capped"] == true {
+                ", capped at MaxSize"
+            } else {
+                ""
+            }
+        ),
+        Some("skipped") => format!("skipped: {}", c["reason"].as_str().unwrap_or("?")),
+        Some("failed") => format!("failed: {}", c["error"].as_str().unwrap_or("?")),
+        Some(other) => format!("{other} at {} (wanted {})", c["desired"], c["wanted"]),
+        None => c.to_string(),
+    }
+}
+
+fn reload_line(r: &Value) -> String {
+    format!(
+        "{}: {} ok, {} failed, {} timed out, {} pending",
+        r["status"].as_str().unwrap_or("?"),
+        r["succeeded"],
+        r["failed"],
+        r["timed_out"],
+        r["pending"]
+    )
 }
 
 /// Runs the verifier every `pace.verify_every` until `done` says stop (or a limit).
@@ -357,37 +591,53 @@ fn check(ok: bool, what: impl Into<String>) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what.into()) }
 }
 
-async fn run(scenario: Scenario, pace: &Pace) -> Result<(), String> {
-    println!(
-        "\nregionpilot drill, scenario {}: {}",
-        scenario.name(),
-        match scenario {
-            Scenario::Freeze =>
-                "home region freeze, detection, failover, recovery, verified failback",
-            Scenario::Kill =>
-                "home region killed for good: failover, and no failback to a region that is gone",
-            Scenario::ReplicationPause =>
-                "freeze and failover; replication back to home paused during recovery, so failback waits for the drain",
-            Scenario::Flapping =>
-                "home region freezes and recovers twice; the flap guard stops automation",
+/// Waits until the standby has `required` instances in service, and until that many
+/// serve the new region; marks both. Bounded by `limit`.
+async fn watch_recovery(
+    t: &mut Timeline,
+    fleet: &Fleet,
+    required: usize,
+    limit: Duration,
+    summary: &mut Summary,
+) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let serving = in_service(fleet, STANDBY);
+        if summary.capacity_in_service.is_none() && serving.len() >= required {
+            summary.capacity_in_service = Some(t.mark(format!(
+                "{STANDBY}: {} instances in service (required {required})",
+                serving.len()
+            )));
         }
-    );
-    println!(
-        "  {HOME} (home) and {STANDBY} (standby, runs the control plane): one moto server each on 127.0.0.1,"
-    );
-    println!(
-        "  Global Tables replication between them; the three bootstraps run through the Lambda Runtime API"
-    );
-    println!(
-        "  pace: probe sample every {:?}, outage {:?}, verification every {:?}\n",
-        pace.probe_interval, pace.outage, pace.verify_every
-    );
+        let new_value = serving.iter().filter(|i| i.serves(STANDBY)).count();
+        if new_value >= required {
+            summary.app_rto = Some(t.mark(format!(
+                "{STANDBY}: {new_value} instances serve {STANDBY}: the application has recovered"
+            )));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    t.mark(format!(
+        "{STANDBY}: the application did not recover within {limit:?}"
+    ));
+}
+
+/// Instance refresh batches for `n` instances at the template's MinHealthyPercentage.
+fn refresh_batches(n: usize) -> (usize, usize) {
+    let n = n.max(1);
+    let keep = (n * MIN_HEALTHY_PERCENT as usize).div_ceil(100);
+    let batch = n.saturating_sub(keep).max(1);
+    (n.div_ceil(batch), batch)
+}
+
+async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, String> {
     let max_switches = if scenario == Scenario::Flapping {
         "3"
     } else {
         "10"
     };
-    let env = [
+    let mut env = vec![
         ("CONNECT_TIMEOUT_MS", "300"),
         ("CALL_TIMEOUT_MS", "500"),
         ("CALL_MAX_ATTEMPTS", "2"),
@@ -400,33 +650,65 @@ async fn run(scenario: Scenario, pace: &Pace) -> Result<(), String> {
         ("FAILBACK_DRAIN_WAIT_SECONDS", "2"),
         ("PROBE_INTERVAL_SECONDS", "1"),
         ("MAX_AUTOMATIC_SWITCHES_PER_DAY", max_switches),
+        ("REFRESH_WARMUP_SECONDS", "60"),
+        ("CAPACITY_PERCENT", "100"),
+    ];
+    match mode {
+        Mode::Refresh => env.push(("RELOAD_MODE", "refresh")),
+        Mode::RunCommand => env.extend([
+            ("RELOAD_MODE", "run-command"),
+            ("RELOAD_COMMANDS", RELOAD_COMMANDS),
+            ("RELOAD_TIMEOUT_SECONDS", "120"),
+        ]),
+    }
+    let scale = pace.time_scale.to_string();
+    let boot = format!("{}-{}", BOOT_SECONDS.0, BOOT_SECONDS.1);
+    let warmup = WARMUP_SECONDS.to_string();
+    let run_command = format!("{}-{}", RUN_COMMAND_SECONDS.0, RUN_COMMAND_SECONDS.1);
+    let rig_env = [
+        ("RIG_TIME_SCALE", scale.as_str()),
+        ("RIG_BOOT_SECONDS", boot.as_str()),
+        ("RIG_WARMUP_SECONDS", warmup.as_str()),
+        ("RIG_RUN_COMMAND_SECONDS", run_command.as_str()),
+        ("RIG_APP_PARAMETER", world::PARAMETER),
     ];
     let setup = Instant::now();
-    let mut stage = Stage::start(
-        &format!("drill-{}", scenario.name()),
+    let mut stage = Stage::start_with(
+        &format!("drill-{}-{}", scenario.name(), mode.name()),
         &[HOME, STANDBY],
         STANDBY,
         2,
         &env,
+        &rig_env,
+        &scenario.capacities(),
     )
     .await;
     let probe = stage.start_function("health-probe", 1, &[]).await;
     let verifier = stage.start_function("failback", 1, &[]).await;
     println!(
-        "rig up, seeded and functions started in {:.1}s; logs in {}\n",
+        "  [{:<11}] rig up, seeded and functions started in {:.1}s; logs in {}",
+        mode.name(),
         setup.elapsed().as_secs_f64(),
         stage.rig.dir.display()
     );
     let world = Arc::new(World::connect(&stage.rig, &[HOME, STANDBY], STANDBY).await);
 
     let mut t = Timeline {
+        label: mode.name(),
         started: Instant::now(),
         events: Vec::new(),
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let fleet: Fleet = Arc::new(Mutex::new(BTreeMap::new()));
+    let view = stage.rig.view();
+    let observers: Vec<_> = [HOME, STANDBY]
+        .into_iter()
+        .map(|region| tokio::spawn(observe(view.clone(), region, fleet.clone(), stop.clone())))
+        .collect();
     let writes = Arc::new(Mutex::new(Vec::new()));
     let app = tokio::spawn(simulate_app(
         world.clone(),
+        fleet.clone(),
         t.started,
         stop.clone(),
         writes.clone(),
@@ -434,14 +716,19 @@ async fn run(scenario: Scenario, pace: &Pace) -> Result<(), String> {
 
     let (healthy, _) = probe_home_healthy(&probe).await;
     check(healthy, "home must start healthy")?;
+    // The verifier's scheduled run: among other things it records every group's sizes,
+    // which the failover reads when home cannot be described.
+    let report = verifier.invoke(&json!({"command": "verify"})).await.ok();
+    check(report["outcome"] == "home", format!("verifier: {report}"))?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let home_fleet = in_service(&fleet, HOME).len();
+    let standby_fleet = in_service(&fleet, STANDBY).len();
     t.mark(format!(
-        "steady state: probe sees both regions healthy; parameters {}",
+        "steady state: both regions healthy; parameters {}; in service: {HOME} {home_fleet}, {STANDBY} {standby_fleet}",
         params_line(&stage.world.parameters().await)
     ));
-    tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let mut m = Marks::default();
-    let mut duplicate = Value::Null;
+    let mut m = Summary::default();
     let cycles = if scenario == Scenario::Flapping { 2 } else { 1 };
     for cycle in 1..=cycles {
         let outage = if scenario == Scenario::Kill {
@@ -462,28 +749,32 @@ async fn run(scenario: Scenario, pace: &Pace) -> Result<(), String> {
             format!("failover did not switch: {out}"),
         )?;
         if cycle == 1 {
-            duplicate = stage.failover.invoke(&alarm_for(HOME)).await.ok();
-            t.mark(format!(
-                "duplicate alarm delivery: {}",
-                duplicate["outcome"]
-            ));
+            m.duplicate = stage.failover.invoke(&alarm_for(HOME)).await.ok()["outcome"].to_string();
+            t.mark(format!("duplicate alarm delivery: {}", m.duplicate));
             m.outage = outage;
             m.detected = detected;
             m.decision = decision;
             m.decided = decided;
-            // RTO: the first acknowledged app write in the new region.
-            m.rto = loop {
-                if let Some(w) = writes
-                    .lock()
-                    .await
-                    .iter()
-                    .find(|w| w.ok && w.region == STANDBY && w.at >= outage)
-                {
-                    break w.at;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            };
-            t.mark(format!("app writes again, in {STANDBY}"));
+            let group = format!("{STANDBY}/{GROUP}");
+            let asked = &out["capacity"][&group];
+            m.capacity = asked.is_object().then(|| capacity_line(asked));
+            m.required = asked["desired"]
+                .as_u64()
+                .map_or(home_fleet.max(standby_fleet), |d| d as usize);
+            if mode == Mode::Refresh {
+                m.refresh_batches = Some(refresh_batches(m.required));
+            }
+            // Bounded: a refresh of every batch, with room to spare.
+            let batches = refresh_batches(m.required).0 as f64;
+            let limit = Duration::from_secs_f64(
+                ((batches + 2.0) * (BOOT_SECONDS.1 + WARMUP_SECONDS) + 60.0) / pace.time_scale,
+            );
+            watch_recovery(&mut t, &fleet, m.required, limit, &mut m).await;
+            let reload =
+                status(&stage).await["status"]["auto_scaling_groups"][&group]["reload"].clone();
+            if reload.is_object() {
+                m.reload = Some(reload_line(&reload));
+            }
         }
 
         let elapsed = Duration::from_secs_f64(t.started.elapsed().as_secs_f64() - outage);
@@ -574,13 +865,16 @@ async fn run(scenario: Scenario, pace: &Pace) -> Result<(), String> {
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.store(true, Ordering::SeqCst);
     app.await.map_err(|e| format!("app simulator: {e}"))?;
+    for observer in observers {
+        let _ = observer.await;
+    }
     let params = stage.world.parameters().await;
     t.mark(format!("parameters: {}", params_line(&params)));
 
     // Let replication settle, then count acknowledged writes missing where they must be:
     // in both regions, or in the standby alone when home is gone.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let writes = writes.lock().await.clone();
+    let writes = writes.lock().unwrap().clone();
     let standby_keys = keys_in(&stage.world, STANDBY).await;
     let home_keys = if scenario == Scenario::Kill {
         None
@@ -597,86 +891,57 @@ async fn run(scenario: Scenario, pace: &Pace) -> Result<(), String> {
                     .is_some_and(|home| !home.contains(&w.key))
         })
         .collect();
-    let failed = writes.len() - acknowledged.len();
-    let epochs = stage.world.history_epochs().await;
-
-    println!("\nsummary ({})", scenario.name());
-    let row = |name: &str, value: String| println!("  {name:<50} {value}");
-    row(
-        "detection (outage -> alarm)",
-        format!("{:.3} s", m.detected - m.outage),
-    );
-    row(
-        "decision (alarm -> switched, published)",
-        format!("{:.3} s", m.decision),
-    );
-    row(
-        "outage -> parameter switched everywhere reachable",
-        format!("{:.3} s", m.decided - m.outage),
-    );
-    row(
-        "RTO (outage -> app writes in the new region)",
-        format!("{:.3} s", m.rto - m.outage),
-    );
-    if let (Some(recovered), Some(back)) = (m.recovered, m.failed_back) {
-        row(
-            "recovery -> failback done",
-            format!("{:.3} s", back - recovered),
-        );
-    }
-    if let Some(held) = m.failback_held {
-        row(
-            "failback held while replication was paused",
-            format!("{held:.3} s"),
-        );
-    }
-    row(
-        "app writes attempted / failed / lost",
-        format!("{} / {} / {}", writes.len(), failed, lost.len()),
-    );
+    m.writes = writes.len();
+    m.failed_writes = writes.len() - acknowledged.len();
+    m.lost = lost.len();
+    m.epochs = stage.world.history_epochs().await;
     if scenario == Scenario::Kill {
         let transition = &status(&stage).await["status"]["last_transition"];
-        let window = match (
-            transition["started_at"].as_u64(),
-            transition["last_replicated_from_old"].as_u64(),
-        ) {
-            (Some(switched), Some(seen)) => {
-                format!("{:.3} s", switched.saturating_sub(seen) as f64 / 1000.0)
-            }
-            _ => "unknown".to_owned(),
-        };
-        row(
-            "  of which never replicated before the kill",
-            format!(
-                "{} (asynchronous replication; data-loss window recorded at failover: {window})",
-                lost.len()
-            ),
+        m.kill_window = Some(
+            match (
+                transition["started_at"].as_u64(),
+                transition["last_replicated_from_old"].as_u64(),
+            ) {
+                (Some(switched), Some(seen)) => {
+                    format!("{:.3} s", switched.saturating_sub(seen) as f64 / 1000.0)
+                }
+                _ => "unknown".to_owned(),
+            },
         );
     }
-    row("transitions in history", format!("{epochs:?}"));
-    row("duplicate alarm", duplicate["outcome"].to_string());
 
-    let svg = paths::workspace().join(format!("target/drill-{}.svg", scenario.name()));
+    let svg = paths::workspace().join(format!(
+        "target/drill-{}-{}.svg",
+        scenario.name(),
+        mode.name()
+    ));
     let active_spans = active_spans(&t.events);
     std::fs::write(
         &svg,
-        timeline_svg(scenario, &t.events, &active_spans, &writes),
+        timeline_svg(scenario, mode, &t.events, &active_spans, &writes),
     )
     .map_err(|e| format!("write {}: {e}", svg.display()))?;
-    println!("\ntimeline picture: {}", svg.display());
+    t.mark(format!("timeline picture: {}", svg.display()));
 
     check(
-        duplicate["outcome"] == "already_active",
+        m.duplicate == "\"already_active\"",
         "the duplicate alarm was not already_active",
     )?;
+    check(
+        m.app_rto.is_some(),
+        format!(
+            "the standby never served {} instances holding {STANDBY}",
+            m.required
+        ),
+    )?;
     let expected: Vec<u64> = match scenario {
-        Scenario::Freeze | Scenario::ReplicationPause => vec![1, 2],
+        Scenario::Freeze | Scenario::ReplicationPause | Scenario::PilotLight => vec![1, 2],
         Scenario::Kill => vec![1],
         Scenario::Flapping => vec![1, 2, 3],
     };
     check(
-        epochs == expected,
-        format!("history {epochs:?}, expected {expected:?}"),
+        m.epochs == expected,
+        format!("history {:?}, expected {expected:?}", m.epochs),
     )?;
     if scenario == Scenario::Kill {
         // A killed region takes its unreplicated writes with it: only writes acknowledged
@@ -705,7 +970,128 @@ async fn run(scenario: Scenario, pace: &Pace) -> Result<(), String> {
             ),
         )?;
     }
-    Ok(())
+    Ok(m)
+}
+
+fn secs(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.3} s"))
+}
+
+/// The summary of every mode of one scenario, one column per mode, and the targets.
+fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summary)]) {
+    if summaries.is_empty() {
+        return;
+    }
+    println!(
+        "\nsummary ({}), modelled AWS timings as stated above",
+        scenario.name()
+    );
+    let header: Vec<String> = summaries.iter().map(|(m, _)| m.name().to_owned()).collect();
+    let line = |name: &str, cells: Vec<String>| {
+        print!("  {name:<52}");
+        for cell in cells {
+            print!(" {cell:<28}");
+        }
+        println!();
+    };
+    line("", header);
+    let each = |f: &dyn Fn(&Summary) -> String| -> Vec<String> {
+        summaries.iter().map(|(_, s)| f(s)).collect()
+    };
+    line(
+        "detection (outage -> alarm)",
+        each(&|s| format!("{:.3} s", s.detected - s.outage)),
+    );
+    line(
+        "decision (alarm -> failover answered)",
+        each(&|s| format!("{:.3} s", s.decision)),
+    );
+    line(
+        "outage -> parameter switched everywhere reachable",
+        each(&|s| format!("{:.3} s", s.decided - s.outage)),
+    );
+    line(
+        "standby capacity step",
+        each(&|s| s.capacity.clone().unwrap_or_else(|| "-".into())),
+    );
+    line(
+        "outage -> required capacity in service",
+        each(&|s| {
+            format!(
+                "{} ({} inst.)",
+                secs(s.capacity_in_service.map(|c| c - s.outage)),
+                s.required
+            )
+        }),
+    );
+    line(
+        "application RTO (outage -> serves the new region)",
+        each(&|s| secs(s.app_rto.map(|r| r - s.outage))),
+    );
+    line(
+        "refresh batches (instances / batch size)",
+        each(&|s| {
+            s.refresh_batches
+                .map_or_else(|| "-".into(), |(b, size)| format!("{b} x {size}"))
+        }),
+    );
+    line(
+        "reload (Run Command)",
+        each(&|s| s.reload.clone().unwrap_or_else(|| "-".into())),
+    );
+    line(
+        "recovery -> failback done",
+        each(&|s| match (s.recovered, s.failed_back) {
+            (Some(r), Some(b)) => format!("{:.3} s", b - r),
+            _ => "-".into(),
+        }),
+    );
+    if summaries.iter().any(|(_, s)| s.failback_held.is_some()) {
+        line(
+            "failback held while replication was paused",
+            each(&|s| secs(s.failback_held)),
+        );
+    }
+    line(
+        "app writes attempted / failed / lost",
+        each(&|s| format!("{} / {} / {}", s.writes, s.failed_writes, s.lost)),
+    );
+    if let Some((_, s)) = summaries.iter().find(|(_, s)| s.kill_window.is_some()) {
+        line(
+            "  data-loss window recorded at failover",
+            vec![s.kill_window.clone().unwrap_or_default()],
+        );
+    }
+    line(
+        "transitions in history",
+        each(&|s| format!("{:?}", s.epochs)),
+    );
+    line("duplicate alarm", each(&|s| s.duplicate.clone()));
+
+    // Targets (reported, not asserted): scaled like every modelled duration.
+    let scale = pace.time_scale;
+    for (mode, s) in summaries {
+        let Some(rto) = s.app_rto.map(|r| r - s.outage) else {
+            continue;
+        };
+        let detection = s.detected - s.outage;
+        let (what, bound) = match (scenario, mode) {
+            (Scenario::PilotLight, Mode::RunCommand) => (
+                "pilot light: RTO <= detection + one boot + warmup + 15 s",
+                detection + (BOOT_SECONDS.1 + WARMUP_SECONDS + 15.0) / scale,
+            ),
+            (_, Mode::RunCommand) if scenario != Scenario::PilotLight => (
+                "warm standby with run-command: RTO <= detection + 15 s",
+                detection + 15.0 / scale,
+            ),
+            _ => continue,
+        };
+        println!(
+            "  [{}] {what}: {rto:.3} s <= {bound:.3} s ({})",
+            if rto <= bound { "met" } else { "MISSED" },
+            mode.name()
+        );
+    }
 }
 
 /// When the standby was active, from the timeline: failover marks to failback marks.
@@ -732,21 +1118,23 @@ fn active_spans(events: &[(f64, String)]) -> Vec<(f64, f64)> {
 /// The timeline as an SVG: outage and failed-over spans, app writes as ticks, events.
 fn timeline_svg(
     scenario: Scenario,
+    mode: Mode,
     events: &[(f64, String)],
     active_spans: &[(f64, f64)],
     writes: &[Write],
 ) -> String {
     let end = events.last().map_or(1.0, |e| e.0).max(1.0) * 1.02;
-    let (width, left, right) = (1100.0, 40.0, 40.0);
+    let (width, left, right) = (1400.0, 40.0, 40.0);
     let x = |t: f64| left + (width - left - right) * t / end;
     let top = 60.0;
     let mut svg = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{}" font-family="sans-serif" font-size="11">
 <rect width="100%" height="100%" fill="white"/>
-<text x="{left}" y="24" font-size="15" font-weight="bold">regionpilot drill ({}): {HOME} outage</text>
+<text x="{left}" y="24" font-size="15" font-weight="bold">regionpilot drill ({}, RELOAD_MODE={}): {HOME} outage</text>
 "##,
         140.0 + 16.0 * events.len() as f64,
         scenario.name(),
+        mode.name(),
     );
     // Outage spans: each OUTAGE mark to the next RECOVERY mark (or the end).
     let mut down_since = None;
@@ -811,22 +1199,41 @@ fn timeline_svg(
     }
     for (i, (at, what)) in events.iter().enumerate() {
         let y = axis + 34.0 + 16.0 * i as f64;
-        let text = what
+        let text = clip_label(what, 110)
             .replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
             .replace('"', "'");
+        // A label right of the middle is drawn leftwards from its mark, so no label runs
+        // off the right edge (a label is at most 110 characters, about half the width).
+        let (label_x, anchor) = if x(*at) > width / 2.0 {
+            (x(*at) - 3.0, "end")
+        } else {
+            (x(*at) + 3.0, "start")
+        };
         svg.push_str(&format!(
-            r##"<line x1="{0:.1}" y1="{axis}" x2="{0:.1}" y2="{1}" stroke="#999" stroke-dasharray="2,2"/><text x="{2:.1}" y="{1}">t+{3:.2}s {4}</text>"##,
+            r##"<line x1="{0:.1}" y1="{axis}" x2="{0:.1}" y2="{1}" stroke="#999" stroke-dasharray="2,2"/><text x="{2:.1}" y="{1}" text-anchor="{5}">t+{3:.2}s {4}</text>"##,
             x(*at),
             y,
-            x(*at) + 3.0,
+            label_x,
             at,
-            text
+            text,
+            anchor
         ));
     }
     svg.push_str(
-        r##"<text x="40" y="44" fill="#555">app writes: blue = home, orange = standby, red = failed</text></svg>"##,
+        r##"<text x="40" y="44" fill="#555">app writes (through serving instances, to the region each holds): blue = home, orange = standby, red = failed</text></svg>"##,
     );
     svg
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+fn clip_label(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(max - 1).collect();
+        cut.push('…');
+        cut
+    }
 }
