@@ -393,8 +393,18 @@ impl<D: Deps> Controller<D> {
                     );
                     for step in plan.steps() {
                         let name = step.name();
-                        if !step.done(transition) && !records.iter().any(|(n, _)| n == &name) {
-                            records.push((name, step.missed(error.clone())));
+                        let missed = step.missed(error.clone());
+                        // A step whose record an earlier step of this run already wrote
+                        // (a reload sent but not followed) keeps that record: reconcile
+                        // goes on from it instead of starting over.
+                        let recorded = records.iter().any(|(n, r)| {
+                            n == &name
+                                || (r.key() == missed.key()
+                                    && std::mem::discriminant(r)
+                                        == std::mem::discriminant(&missed))
+                        });
+                        if !step.done(transition) && !recorded {
+                            records.push((name, missed));
                         }
                     }
                 }

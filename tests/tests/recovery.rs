@@ -166,10 +166,11 @@ async fn a_partial_run_command_failure_is_replaced_by_a_refresh() {
         (Some(3), Some(1))
     );
     assert_eq!(reload["fallback_refresh"]["status"], "started", "{out}");
-    assert_eq!(
-        out["reload"][&format!("{HOME}/{GROUP}")]["status"],
-        "succeeded"
-    );
+    // Home, the region the alarm says is down, had one probe timeout for all its steps:
+    // its command went out, and following it is left to the verifier.
+    let home = &out["reload"][&format!("{HOME}/{GROUP}")];
+    assert!(home["command_id"].as_str().is_some(), "{out}");
+    assert_ne!(home["status"], "fell_back", "{out}");
     assert_eq!(stage.world.refreshes(STANDBY).await.len(), 1);
     assert!(stage.world.refreshes(HOME).await.is_empty());
     // The refresh replaces the instance that kept the old value: every instance serves
@@ -246,18 +247,17 @@ async fn bad_reload_and_capacity_settings_fail_init_naming_the_variable() {
         (vec![("CAPACITY_PERCENT", "1001")], "CAPACITY_PERCENT"),
     ] {
         let function = stage.start_function("failover", 1, &vars).await;
+        // Init fails before the runtime starts: the process logs why and exits.
         let started = Instant::now();
-        let errors = loop {
-            let errors = function.init_errors().await;
-            if !errors.is_empty() || started.elapsed() > Duration::from_secs(10) {
-                break errors;
+        let wanted = format!("configuration error: {variable}");
+        let log = loop {
+            let log = function.log_text();
+            if log.contains(&wanted) || started.elapsed() > Duration::from_secs(10) {
+                break log;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        assert!(
-            errors.iter().any(|e| e.contains(variable)),
-            "{variable}: {errors:?}"
-        );
+        assert!(log.contains(&wanted), "{variable}: {log}");
     }
     assert_eq!(
         stage.world.group(STANDBY).await,
