@@ -224,74 +224,22 @@ impl<D: Deps> Controller<D> {
             let decision = match switch::plan(state, &request, self.now(), &self.config) {
                 Plan::Decided(decision) => decision,
                 Plan::Probe(candidates) => {
-                    let missing: Vec<Region> = candidates
-                        .iter()
-                        .filter(|r| !probes.contains_key(*r))
-                        .cloned()
-                        .collect();
-                    // What the decision and the transition record need, read in one
-                    // concurrent round: the candidates' health and the replication
-                    // evidence in each.
-                    let leaving = &state.active_region;
-                    let (results, seen) = tokio::join!(
-                        self.probe_all(&missing),
-                        join_all(missing.iter().map(|to| async move {
-                            (to.clone(), self.last_replicated(leaving, to).await)
-                        })),
-                    );
-                    for result in results {
-                        probes.insert(result.region.clone(), result);
-                    }
-                    evidence.extend(seen);
+                    self.probe_candidates(
+                        &state.active_region,
+                        &candidates,
+                        &mut probes,
+                        &mut evidence,
+                    )
+                    .await;
                     switch::pick(state, &candidates, &probes)
                 }
             };
             let probe_report = (!probes.is_empty()).then(|| probes.values().cloned().collect());
-            let (from, to) = match decision {
-                Decision::Ignore { reason } => {
-                    info!(trigger = %request.trigger.label(), "ignored: {reason}");
-                    return Ok(self.simple(
-                        Outcome::Ignored,
-                        state,
-                        reason,
-                        Some(&request.trigger),
-                    ));
-                }
-                Decision::AlreadyActive { reason } => {
-                    info!(trigger = %request.trigger.label(), "already active: {reason}");
-                    let mut response = self.simple(
-                        Outcome::AlreadyActive,
-                        state,
-                        reason,
-                        Some(&request.trigger),
-                    );
-                    response.from = state.transition.as_ref().map(|t| t.from.clone());
-                    response.to = Some(state.active_region.clone());
-                    return Ok(response);
-                }
-                Decision::Refuse { reason } => {
-                    warn!(trigger = %request.trigger.label(), "refused: {reason}");
-                    let mut response =
-                        self.simple(Outcome::Refused, state, reason, Some(&request.trigger));
-                    response.probes = probe_report;
-                    return Ok(response);
-                }
-                Decision::Switch { from, to } => (from, to),
-            };
-            if request.dry_run {
-                let mut response = self.simple(
-                    Outcome::DryRun,
-                    state,
-                    format!("dry run: would switch {from} -> {to}: {}", request.reason),
-                    Some(&request.trigger),
-                );
-                response.from = Some(from.clone());
-                response.to = Some(to.clone());
-                response.plan = Some(self.plan_for(&to));
-                response.probes = probe_report;
-                return Ok(response);
-            }
-
+            let (from, to) =
+                match self.answer_without_switch(decision, state, &request, probe_report.clone()) {
+                    Ok(pair) => pair,
+                    Err(answer) => return Ok(*answer),
+                };
             if request.trigger.is_automatic()
                 && let Some(reason) = self.flap_guard(state).await?
             {
@@ -303,38 +251,7 @@ impl<D: Deps> Controller<D> {
                 Some(seen) => *seen,
                 None => self.last_replicated(&from, &to).await,
             };
-            let now = self.now();
-            let transition = Transition {
-                last_replicated_from_old: evidence,
-                previous_refresh_ids: state
-                    .transition
-                    .as_ref()
-                    .map(Transition::refresh_ids)
-                    .unwrap_or_default(),
-                epoch: state.epoch + 1,
-                from: from.clone(),
-                to: to.clone(),
-                reason: request.reason.clone(),
-                trigger: request.trigger.clone(),
-                started_at: now,
-                lease_until: now + self.config.transition_lease.as_millis() as u64,
-                publish: BTreeMap::new(),
-                refreshes: BTreeMap::new(),
-                capacity: BTreeMap::new(),
-                reload: BTreeMap::new(),
-                completed: false,
-            };
-            let next = ControlState {
-                active_region: to.clone(),
-                epoch: transition.epoch,
-                paused: state.paused.clone(),
-                transition: Some(transition.clone()),
-                failback: None,
-                recent_automatic_switches: self
-                    .recent_automatic(state, request.trigger.is_automatic()),
-                capacity_snapshot: state.capacity_snapshot.clone(),
-                scaled_up: state.scaled_up.clone(),
-            };
+            let (transition, next) = self.begin(state, &request, &from, &to, evidence);
             let history = HistoryRecord::from(&transition);
             if !self
                 .ports
@@ -377,6 +294,125 @@ impl<D: Deps> Controller<D> {
         Err(Error::Contention {
             attempts: MAX_CAS_ATTEMPTS,
         })
+    }
+
+    /// The candidates' health and the replication evidence in each (the newest heartbeat
+    /// of the region we leave), read in one concurrent round; only what earlier rounds of
+    /// this request have not read.
+    async fn probe_candidates(
+        &self,
+        leaving: &Region,
+        candidates: &[Region],
+        probes: &mut BTreeMap<Region, ProbeResult>,
+        evidence: &mut BTreeMap<Region, Option<Millis>>,
+    ) {
+        let missing: Vec<Region> = candidates
+            .iter()
+            .filter(|r| !probes.contains_key(*r))
+            .cloned()
+            .collect();
+        let (results, seen) =
+            tokio::join!(
+                self.probe_all(&missing),
+                join_all(missing.iter().map(|to| async move {
+                    (to.clone(), self.last_replicated(leaving, to).await)
+                })),
+            );
+        for result in results {
+            probes.insert(result.region.clone(), result);
+        }
+        evidence.extend(seen);
+    }
+
+    /// The answer to every decision but a switch (`Err`), or the switch's `(from, to)`.
+    /// A dry run answers with the plan here too.
+    fn answer_without_switch(
+        &self,
+        decision: Decision,
+        state: &ControlState,
+        request: &SwitchRequest,
+        probes: Option<Vec<ProbeResult>>,
+    ) -> std::result::Result<(Region, Region), Box<Response>> {
+        let trigger = Some(&request.trigger);
+        let label = request.trigger.label();
+        let answer = match decision {
+            Decision::Ignore { reason } => {
+                info!(trigger = %label, "ignored: {reason}");
+                self.simple(Outcome::Ignored, state, reason, trigger)
+            }
+            Decision::AlreadyActive { reason } => {
+                info!(trigger = %label, "already active: {reason}");
+                let mut response = self.simple(Outcome::AlreadyActive, state, reason, trigger);
+                response.from = state.transition.as_ref().map(|t| t.from.clone());
+                response.to = Some(state.active_region.clone());
+                response
+            }
+            Decision::Refuse { reason } => {
+                warn!(trigger = %label, "refused: {reason}");
+                let mut response = self.simple(Outcome::Refused, state, reason, trigger);
+                response.probes = probes;
+                response
+            }
+            Decision::Switch { from, to } if request.dry_run => {
+                let mut response = self.simple(
+                    Outcome::DryRun,
+                    state,
+                    format!("dry run: would switch {from} -> {to}: {}", request.reason),
+                    trigger,
+                );
+                response.plan = Some(self.plan_for(&to));
+                response.from = Some(from);
+                response.to = Some(to);
+                response.probes = probes;
+                response
+            }
+            Decision::Switch { from, to } => return Ok((from, to)),
+        };
+        Err(Box::new(answer))
+    }
+
+    /// The transition `from -> to` and the control state that records it, to be written
+    /// with one compare-and-swap.
+    fn begin(
+        &self,
+        state: &ControlState,
+        request: &SwitchRequest,
+        from: &Region,
+        to: &Region,
+        evidence: Option<Millis>,
+    ) -> (Transition, ControlState) {
+        let now = self.now();
+        let transition = Transition {
+            last_replicated_from_old: evidence,
+            previous_refresh_ids: state
+                .transition
+                .as_ref()
+                .map(Transition::refresh_ids)
+                .unwrap_or_default(),
+            epoch: state.epoch + 1,
+            from: from.clone(),
+            to: to.clone(),
+            reason: request.reason.clone(),
+            trigger: request.trigger.clone(),
+            started_at: now,
+            lease_until: now + self.config.transition_lease.as_millis() as u64,
+            publish: BTreeMap::new(),
+            refreshes: BTreeMap::new(),
+            capacity: BTreeMap::new(),
+            reload: BTreeMap::new(),
+            completed: false,
+        };
+        let next = ControlState {
+            active_region: to.clone(),
+            epoch: transition.epoch,
+            paused: state.paused.clone(),
+            transition: Some(transition.clone()),
+            failback: None,
+            recent_automatic_switches: self.recent_automatic(state, request.trigger.is_automatic()),
+            capacity_snapshot: state.capacity_snapshot.clone(),
+            scaled_up: state.scaled_up.clone(),
+        };
+        (transition, next)
     }
 
     /// Emits one count-style metric (EMF on stdout) in the configured namespace.

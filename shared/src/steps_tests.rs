@@ -426,3 +426,45 @@ async fn the_snapshot_is_rewritten_only_when_sizes_change() {
     assert_eq!(snapshot.len(), 3);
     let _ = Duration::ZERO;
 }
+
+#[tokio::test]
+async fn a_reload_sent_in_a_failing_region_keeps_its_command_when_the_deadline_cuts_the_follow_up()
+{
+    // Given home's commands that never finish, and an alarm that says home is down
+    let world = FakeWorld::new();
+    world
+        .commands
+        .faults
+        .lock()
+        .unwrap()
+        .insert(HOME.into(), (0, 2));
+    let c = controller(
+        &world,
+        &run_command(&[
+            ("PROBE_TIMEOUT_MS", "300"),
+            ("RELOAD_TIMEOUT_SECONDS", "60"),
+        ]),
+    );
+    // When the failover's deadline for home runs out while it follows home's command
+    let out = run(&c, alarm_home()).await;
+    // Then home's record keeps the command it sent, still to be followed, not a failure
+    let home = &out.reload.unwrap()[HOME];
+    assert_eq!(home.status, ReloadPhase::InProgress, "{home:?}");
+    assert!(home.command_id.is_some());
+    // And reconcile follows that command instead of sending another.
+    world
+        .commands
+        .commands
+        .lock()
+        .unwrap()
+        .values_mut()
+        .for_each(|(_, list)| list.iter_mut().for_each(|i| i.status = "Success".into()));
+    let report = c.reconcile().await.unwrap();
+    assert!(
+        report.fixed.iter().any(|f| f.starts_with(HOME)),
+        "{report:?}"
+    );
+    assert_eq!(world.commands.sent_to(HOME), 1, "never re-sent");
+    let t = world.control.state().unwrap().transition.unwrap();
+    assert_eq!(t.reload[HOME].status, ReloadPhase::Succeeded);
+}
