@@ -525,7 +525,15 @@ mod tests {
     fn state_with(active: &str, switched_at: Millis) -> ControlState {
         let mut state = ControlState::initial(region(active));
         state.epoch = 1;
-        state.transition = Some(crate::testing::transition_at(active, switched_at));
+        state.transition = Some(crate::testing::transition(
+            if active == "us-east-1" {
+                "us-west-2"
+            } else {
+                "us-east-1"
+            },
+            active,
+            switched_at,
+        ));
         state.scaled_up.insert(
             "us-west-2/app".into(),
             ScaledUp {

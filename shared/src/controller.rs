@@ -608,8 +608,21 @@ impl<D: Deps> Controller<D> {
 
     /// Changes the state with `change` under compare-and-swap, retrying on contention.
     pub(crate) async fn update(&self, change: impl Fn(&mut ControlState)) -> Result<ControlState> {
+        self.update_from(None, change).await
+    }
+
+    /// `update`, first trying `known` (the state as this invocation last wrote it)
+    /// without a re-read.
+    pub(crate) async fn update_from(
+        &self,
+        mut known: Option<Versioned<ControlState>>,
+        change: impl Fn(&mut ControlState),
+    ) -> Result<ControlState> {
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = self.load().await?;
+            let current = match known.take() {
+                Some(known) => known,
+                None => self.load().await?,
+            };
             let mut next = current.value.clone();
             change(&mut next);
             if next == current.value

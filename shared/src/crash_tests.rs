@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::controller::Controller;
-use crate::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger};
+use crate::event::{Command, Trigger};
 use crate::state::{CapacityStatus, ReloadPhase};
-use crate::testing::{FakeWorld, config, config_with, region};
+use crate::testing::{FakeWorld, alarm_on, config, config_with, region};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Recovery {
@@ -25,15 +25,7 @@ enum Recovery {
 
 /// The three transitions: an alarm fails over, an operator fails back, an alarm again.
 fn steps() -> [(Trigger, &'static str); 3] {
-    let alarm = || {
-        Trigger::Alarm(AlarmSignal {
-            alarm_name: "regionpilot-unhealthy-us-east-1".into(),
-            state: AlarmState::Alarm,
-            region: region("us-east-1"),
-            source: AlarmSource::Direct,
-            state_reason: None,
-        })
-    };
+    let alarm = || alarm_on("us-east-1");
     [
         (alarm(), "us-west-2"),
         (

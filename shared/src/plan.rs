@@ -23,8 +23,8 @@ use tracing::{info, warn};
 use crate::capacity::CapacityStep;
 use crate::config::{Config, GroupRef, ReloadMode};
 use crate::controller::Controller;
-use crate::error::{Error, Result};
-use crate::ports::{ControlStore, Deps};
+use crate::error::Result;
+use crate::ports::Deps;
 use crate::region::Region;
 use crate::reload::{ReloadFollow, ReloadSend};
 use crate::rolling::RefreshStep;
@@ -474,40 +474,22 @@ impl<D: Deps> Controller<D> {
     /// epoch means our transition was superseded: nothing to record.
     pub(crate) async fn record_steps(
         &self,
-        mut known: Option<Versioned<ControlState>>,
+        known: Option<Versioned<ControlState>>,
         epoch: u64,
         records: &[StepRecord],
         completed: bool,
     ) -> Result<()> {
-        for _ in 0..crate::controller::MAX_CAS_ATTEMPTS {
-            let current = match known.take() {
-                Some(known) => known,
-                None => self.load().await?,
-            };
-            let mut next = current.value.clone();
-            match next.transition.as_mut() {
-                Some(t) if t.epoch == epoch => {
-                    for record in records {
-                        record.apply(t);
-                    }
-                    if completed {
-                        t.completed = true;
-                    }
+        self.update_from(known, |state| {
+            if let Some(t) = state.transition.as_mut().filter(|t| t.epoch == epoch) {
+                for record in records {
+                    record.apply(t);
                 }
-                _ => return Ok(()),
+                if completed {
+                    t.completed = true;
+                }
             }
-            if next == current.value
-                || self
-                    .ports
-                    .control()
-                    .save(current.version, &next, None)
-                    .await?
-            {
-                return Ok(());
-            }
-        }
-        Err(Error::Contention {
-            attempts: crate::controller::MAX_CAS_ATTEMPTS,
         })
+        .await
+        .map(|_| ())
     }
 }

@@ -7,22 +7,16 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::controller::{Controller, Outcome, Response};
-use crate::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger};
+use crate::event::{Command, Trigger};
 use crate::state::{CapacityStatus, GroupSizes, RefreshStatus, ReloadPhase};
-use crate::testing::{FakePorts, FakeWorld, config_with, region};
+use crate::testing::{FakePorts, FakeWorld, alarm_on, config_with, region};
 
 const HOME: &str = "us-east-1/app";
 const STANDBY: &str = "us-west-2/app";
 const THIRD: &str = "eu-west-1/app";
 
 fn alarm_home() -> Trigger {
-    Trigger::Alarm(AlarmSignal {
-        alarm_name: "regionpilot-unhealthy-us-east-1".into(),
-        state: AlarmState::Alarm,
-        region: region("us-east-1"),
-        source: AlarmSource::Direct,
-        state_reason: None,
-    })
+    alarm_on("us-east-1")
 }
 
 fn failback() -> Trigger {

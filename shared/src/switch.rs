@@ -189,7 +189,7 @@ pub fn pick(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Pause, Transition};
+    use crate::state::Pause;
     use crate::testing::{config, region};
 
     const NOW: Millis = 1_000_000_000;
@@ -220,25 +220,7 @@ mod tests {
             active_region: region(to),
             epoch: 1,
             paused: None,
-            transition: Some(Transition {
-                epoch: 1,
-                from: region(from),
-                to: region(to),
-                reason: "r".into(),
-                trigger: TriggerInfo::Manual {
-                    command: "failover".into(),
-                    force: false,
-                },
-                started_at: at,
-                lease_until: at,
-                publish: BTreeMap::new(),
-                refreshes: BTreeMap::new(),
-                completed: true,
-                last_replicated_from_old: None,
-                previous_refresh_ids: Vec::new(),
-                capacity: BTreeMap::new(),
-                reload: BTreeMap::new(),
-            }),
+            transition: Some(crate::testing::transition(from, to, at)),
             failback: None,
             recent_automatic_switches: Vec::new(),
             capacity_snapshot: BTreeMap::new(),

@@ -681,13 +681,8 @@ impl Default for FakeWorld {
     }
 }
 
-/// A completed transition to `to` that started at `at`, for state-level tests.
-pub fn transition_at(to: &str, at: Millis) -> Transition {
-    let from = if to == "us-east-1" {
-        "us-west-2"
-    } else {
-        "us-east-1"
-    };
+/// A completed manual transition `from -> to` that started at `at`, for state-level tests.
+pub fn transition(from: &str, to: &str, at: Millis) -> Transition {
     Transition {
         epoch: 1,
         from: region(from),
@@ -728,4 +723,15 @@ pub fn config_with(extra: &[(&str, &str)]) -> Config {
             .map(|(_, v)| v.to_string())
     })
     .expect("test config")
+}
+
+/// The direct alarm action for `regionpilot-unhealthy-<on>` in ALARM.
+pub fn alarm_on(on: &str) -> crate::event::Trigger {
+    crate::event::Trigger::Alarm(crate::event::AlarmSignal {
+        alarm_name: format!("regionpilot-unhealthy-{on}"),
+        state: crate::event::AlarmState::Alarm,
+        region: region(on),
+        source: crate::event::AlarmSource::Direct,
+        state_reason: None,
+    })
 }
