@@ -89,6 +89,9 @@ impl<D: Deps> Controller<D> {
         }))
         .await;
         let mut republish = Vec::new();
+        // A region that did not answer is left for the next run: each of its steps would
+        // cost a call budget, and the verifier has a Lambda timeout to keep.
+        let mut unreachable = Vec::new();
         for (region, read) in reads {
             match read {
                 Ok(Some(value)) if value == active.as_str() => {}
@@ -99,9 +102,14 @@ impl<D: Deps> Controller<D> {
                     ));
                     republish.push(region.clone());
                 }
-                Err(e) => report
-                    .failed
-                    .push(format!("{region}: cannot read {name}: {e}")),
+                Err(e) => {
+                    if !e.kind.region_answered() {
+                        unreachable.push(region.clone());
+                    }
+                    report
+                        .failed
+                        .push(format!("{region}: cannot read {name}: {e}"));
+                }
             }
         }
         let description = format!(
@@ -153,7 +161,7 @@ impl<D: Deps> Controller<D> {
         // Every step of the latest transition that is not done yet: a region that was
         // down, a group that missed its capacity or reload, a Run Command still running.
         let epoch = state.epoch;
-        for (step, record) in self.finish_steps().await? {
+        for (step, record) in self.finish_steps(&unreachable).await? {
             if let StepRecord::Reload { status, .. } = &record
                 && status.status == crate::state::ReloadPhase::InProgress
                 && status.error.is_none()

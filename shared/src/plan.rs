@@ -432,33 +432,39 @@ impl<D: Deps> Controller<D> {
     /// Runs the steps the latest, completed transition still lacks (a region that was
     /// down, a Run Command still being followed) and records them. The verifier's
     /// reconcile calls this every run; it is a no-op once everything is done.
-    pub(crate) async fn finish_steps(&self) -> Result<Vec<(String, StepRecord)>> {
+    /// Regions in `skip` (found unreachable this run) are left for the next run.
+    pub(crate) async fn finish_steps(&self, skip: &[Region]) -> Result<Vec<(String, StepRecord)>> {
         let current = self.load().await?;
         let Some(transition) = current.value.transition.clone().filter(|t| t.completed) else {
             return Ok(Vec::new());
         };
         let plans = build::<D>(&self.config, &transition.to);
         let state = &current.value;
-        let results = join_all(plans.iter().map(|plan| {
-            let transition = &transition;
-            async move {
-                let records = Mutex::new(Vec::new());
-                let mut local = transition.clone();
-                for chains in [&plan.prepare, &plan.act, &plan.follow] {
-                    let cx = StepContext {
-                        controller: self,
-                        transition: &local,
-                        state,
-                        fresh: false,
-                    };
-                    run_stage(chains, &cx, &records).await;
-                    for (_, record) in lock(&records).iter() {
-                        record.apply(&mut local);
+        let results = join_all(
+            plans
+                .iter()
+                .filter(|p| !skip.contains(&p.region))
+                .map(|plan| {
+                    let transition = &transition;
+                    async move {
+                        let records = Mutex::new(Vec::new());
+                        let mut local = transition.clone();
+                        for chains in [&plan.prepare, &plan.act, &plan.follow] {
+                            let cx = StepContext {
+                                controller: self,
+                                transition: &local,
+                                state,
+                                fresh: false,
+                            };
+                            run_stage(chains, &cx, &records).await;
+                            for (_, record) in lock(&records).iter() {
+                                record.apply(&mut local);
+                            }
+                        }
+                        records.into_inner().unwrap_or_else(|e| e.into_inner())
                     }
-                }
-                records.into_inner().unwrap_or_else(|e| e.into_inner())
-            }
-        }))
+                }),
+        )
         .await;
         let records: Vec<(String, StepRecord)> = results.into_iter().flatten().collect();
         if !records.is_empty() {

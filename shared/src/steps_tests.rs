@@ -290,12 +290,7 @@ async fn run_command_reloads_every_group_in_place_without_a_refresh() {
 async fn a_partial_run_command_failure_falls_back_to_a_refresh_of_that_group_only() {
     let world = FakeWorld::new();
     world.groups.set_sizes(STANDBY, 1, 4, 8);
-    world
-        .commands
-        .faults
-        .lock()
-        .unwrap()
-        .insert(STANDBY.into(), (1, 0));
+    world.commands.fail_next(STANDBY, 1, 0);
     let c = controller(&world, &run_command(&[("CAPACITY_PERCENT", "0")]));
     let out = run(&c, alarm_home()).await;
     let reload = out.reload.unwrap();
@@ -323,12 +318,7 @@ async fn a_partial_run_command_failure_falls_back_to_a_refresh_of_that_group_onl
 #[tokio::test(start_paused = true)]
 async fn instances_that_never_answer_time_out_and_the_verifier_refreshes_their_group() {
     let world = FakeWorld::new();
-    world
-        .commands
-        .faults
-        .lock()
-        .unwrap()
-        .insert(STANDBY.into(), (0, 1));
+    world.commands.fail_next(STANDBY, 0, 1);
     let c = controller(
         &world,
         &run_command(&[
@@ -426,12 +416,7 @@ async fn a_reload_sent_in_a_failing_region_keeps_its_command_when_the_deadline_c
 {
     // Given home's commands that never finish, and an alarm that says home is down
     let world = FakeWorld::new();
-    world
-        .commands
-        .faults
-        .lock()
-        .unwrap()
-        .insert(HOME.into(), (0, 2));
+    world.commands.fail_next(HOME, 0, 2);
     let c = controller(
         &world,
         &run_command(&[
@@ -461,4 +446,34 @@ async fn a_reload_sent_in_a_failing_region_keeps_its_command_when_the_deadline_c
     assert_eq!(world.commands.sent_to(HOME), 1, "never re-sent");
     let t = world.control.state().unwrap().transition.unwrap();
     assert_eq!(t.reload[HOME].status, ReloadPhase::Succeeded);
+}
+
+#[tokio::test]
+async fn reconcile_leaves_a_region_that_does_not_answer_for_the_next_run() {
+    let world = FakeWorld::new();
+    world
+        .groups
+        .down
+        .lock()
+        .unwrap()
+        .insert(region("us-east-1"));
+    world
+        .parameters
+        .down
+        .lock()
+        .unwrap()
+        .insert(region("us-east-1"));
+    let c = controller(&world, &run_command(&[("PROBE_TIMEOUT_MS", "200")]));
+    run(&c, alarm_home()).await;
+    // Home is still down: its read fails, and none of its steps is tried again.
+    let report = c.reconcile().await.unwrap();
+    assert!(
+        report.failed.iter().any(|f| f.starts_with("us-east-1")),
+        "{report:?}"
+    );
+    assert!(
+        !report.drift.iter().any(|d| d.starts_with(HOME)),
+        "{report:?}"
+    );
+    assert_eq!(world.commands.sent_to(HOME), 0);
 }

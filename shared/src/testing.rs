@@ -405,6 +405,12 @@ pub struct FakeCommands {
 }
 
 impl FakeCommands {
+    /// The next command to the group `key` fails on `fail` instances and never finishes
+    /// on `hang` more.
+    pub fn fail_next(&self, key: &str, fail: u32, hang: u32) {
+        lock(&self.faults).insert(key.to_owned(), (fail, hang));
+    }
+
     /// Commands sent to the group `key`, oldest first.
     pub fn sent_to(&self, key: &str) -> usize {
         lock(&self.commands)
