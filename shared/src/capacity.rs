@@ -119,9 +119,12 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
             reason: format!("no counterpart group in {}", t.from),
         };
     };
-    // The source may be the region that is down: one probe timeout for the live read,
-    // then the snapshot. The target's own describe runs alongside.
-    let live = tokio::time::timeout(config.timeouts.probe, groups.describe(source));
+    // The source may be the region that is down: one probe timeout for the live read (no
+    // later than the failing region's deadline), then the snapshot. The target's own
+    // describe runs alongside.
+    let limit = tokio::time::Instant::now() + config.timeouts.probe;
+    let deadline = cx.failing_deadline.map_or(limit, |d| d.min(limit));
+    let live = tokio::time::timeout_at(deadline, groups.describe(source));
     let (live, target) = tokio::join!(live, groups.describe(group));
     let (source_desired, origin) = match live {
         Ok(Ok(Some(info))) => (info.desired, "live"),

@@ -59,6 +59,9 @@ pub struct StepContext<'a, D: Deps> {
     pub state: &'a ControlState,
     /// This invocation has just created the transition: nothing can belong to it yet.
     pub fresh: bool,
+    /// When the region an alarm says is down (the transition's `from`) stops getting our
+    /// time: a step that reads from it (the capacity step) gives up by then.
+    pub failing_deadline: Option<tokio::time::Instant>,
 }
 
 /// A step's outcome, recorded in the transition.
@@ -361,6 +364,7 @@ impl<D: Deps> Controller<D> {
                             transition: &local,
                             state,
                             fresh,
+                            failing_deadline: failing.map(|_| failing_deadline),
                         };
                         run_stage(chains, &cx, &records).await;
                         for (_, record) in lock(&records).iter() {
@@ -455,6 +459,7 @@ impl<D: Deps> Controller<D> {
                                 transition: &local,
                                 state,
                                 fresh: false,
+                                failing_deadline: None,
                             };
                             run_stage(chains, &cx, &records).await;
                             for (_, record) in lock(&records).iter() {
@@ -485,6 +490,9 @@ impl<D: Deps> Controller<D> {
         records: &[StepRecord],
         completed: bool,
     ) -> Result<()> {
+        for record in records {
+            self.emit_step_metric(record);
+        }
         self.update_from(known, |state| {
             if let Some(t) = state.transition.as_mut().filter(|t| t.epoch == epoch) {
                 for record in records {
@@ -497,5 +505,23 @@ impl<D: Deps> Controller<D> {
         })
         .await
         .map(|_| ())
+    }
+
+    /// Capacity raised and reloads that needed the refresh safety net, as EMF counts per
+    /// group, so a dashboard or an alarm can watch them.
+    fn emit_step_metric(&self, record: &StepRecord) {
+        let name = match record {
+            StepRecord::Capacity {
+                status: CapacityStatus::Raised { .. },
+                ..
+            } => "CapacityRaised",
+            StepRecord::Reload { status, .. }
+                if status.status == crate::state::ReloadPhase::FellBack =>
+            {
+                "ReloadFellBack"
+            }
+            _ => return,
+        };
+        self.emit_metric(name, "Count", &[("Group", &record.key())]);
     }
 }

@@ -112,6 +112,10 @@ async fn pilot_light_failover_raises_capacity_and_reloads_in_place() {
         10,
         "{instances:?}"
     );
+    assert!(
+        stage.failover.log_text().contains("\"CapacityRaised\""),
+        "no CapacityRaised metric in the log"
+    );
     // Status shows the command and the counts per group.
     let status = stage
         .failover
@@ -166,6 +170,10 @@ async fn a_partial_run_command_failure_is_replaced_by_a_refresh() {
         (Some(3), Some(1))
     );
     assert_eq!(reload["fallback_refresh"]["status"], "started", "{out}");
+    assert!(
+        stage.failover.log_text().contains("\"ReloadFellBack\""),
+        "no ReloadFellBack metric in the log"
+    );
     // Home, the region the alarm says is down, had one probe timeout for all its steps:
     // its command went out, and following it is left to the verifier.
     let home = &out["reload"][&format!("{HOME}/{GROUP}")];

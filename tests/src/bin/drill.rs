@@ -513,16 +513,12 @@ async fn fail_over(t: &mut Timeline, stage: &Stage) -> (Value, f64, f64) {
 fn capacity_line(c: &Value) -> String {
     match c["status"].as_str() {
         Some("raised") => format!(
-            "raised {} -> {} (wanted {}, {}{})",
+            "raised {} -> {} (wants {}, {}{})",
             c["previous"],
             c["desired"],
             c["wanted"],
             c["source"].as_str().unwrap_or("?"),
-            if c["capped"] == true {
-                ", capped at MaxSize"
-            } else {
-                ""
-            }
+            if c["capped"] == true { ", capped" } else { "" }
         ),
         Some("skipped") => format!("skipped: {}", c["reason"].as_str().unwrap_or("?")),
         Some("failed") => format!("failed: {}", c["error"].as_str().unwrap_or("?")),
@@ -773,7 +769,13 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
             let reload =
                 status(&stage).await["status"]["auto_scaling_groups"][&group]["reload"].clone();
             if reload.is_object() {
-                m.reload = Some(reload_line(&reload));
+                m.reload = Some(format!(
+                    "{}: {} ok/{} failed/{} timed out",
+                    reload["status"].as_str().unwrap_or("?"),
+                    reload["succeeded"],
+                    reload["failed"],
+                    reload["timed_out"]
+                ));
             }
         }
 
@@ -990,7 +992,7 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
     let line = |name: &str, cells: Vec<String>| {
         print!("  {name:<52}");
         for cell in cells {
-            print!(" {cell:<28}");
+            print!(" {cell:<38}");
         }
         println!();
     };
