@@ -19,7 +19,7 @@ use crate::config::GroupRef;
 use crate::controller::Controller;
 use crate::error::Result;
 use crate::plan::{Step, StepContext, StepFuture, StepRecord};
-use crate::ports::{Deps, GroupInfo, HealthProbe, ScalingGroups};
+use crate::ports::{Deps, GroupInfo, ScalingGroups};
 use crate::region::Region;
 use crate::state::{CapacityStatus, ControlState, GroupSizes, Millis, ScaledUp, Transition};
 
@@ -140,8 +140,10 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
                     (sizes.desired, "snapshot")
                 }
                 None => {
-                    return CapacityStatus::Skipped {
-                        reason: format!(
+                    // Failed, not skipped: reconcile tries again, and reads the source live
+                    // once it answers.
+                    return CapacityStatus::Failed {
+                        error: format!(
                             "the capacity of {} is unknown: {why}, and no snapshot was recorded",
                             source.key()
                         ),
@@ -194,8 +196,11 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
             };
             if let Err(e) = controller
                 .update(|s| {
+                    // The first scale-up's figure is kept; the epoch moves on, so a
+                    // scale-in decided before this switch no longer matches it.
                     s.scaled_up
                         .entry(key.clone())
+                        .and_modify(|e| e.epoch = scaled.epoch)
                         .or_insert_with(|| scaled.clone());
                 })
                 .await
@@ -336,12 +341,14 @@ impl<D: Deps> Controller<D> {
         if state.scaled_up.is_empty() {
             return Ok(report);
         }
-        let active_healthy = self
-            .ports
-            .probe()
-            .check(&state.active_region)
-            .await
-            .reachable;
+        let round = crate::health::probe_round(
+            std::slice::from_ref(&state.active_region),
+            self.ports.probe(),
+            self.ports.clock(),
+            self.config.timeouts.probe,
+        )
+        .await;
+        let active_healthy = round.regions.first().is_some_and(|r| r.healthy);
         let (due, waiting) = due_scale_ins(
             state,
             now,
@@ -380,6 +387,19 @@ impl<D: Deps> Controller<D> {
                 finished.push(scale_in.group.clone());
                 continue;
             }
+            // A switch may have happened since `state` was read: scale in only if the
+            // active region, the epoch and the record are still what was decided on.
+            let now_state = self.load().await?.value;
+            if now_state.active_region != state.active_region
+                || now_state.epoch != state.epoch
+                || now_state.scaled_up.get(&scale_in.group) != state.scaled_up.get(&scale_in.group)
+            {
+                report.waiting.push(format!(
+                    "{}: a switch happened during this run; scale-in decided again next run",
+                    scale_in.group
+                ));
+                continue;
+            }
             match groups.set_desired(group, to).await {
                 Ok(()) => {
                     info!(group = %scale_in.group, from = info.desired, to, "scaled back in after the scale-in delay");
@@ -395,7 +415,10 @@ impl<D: Deps> Controller<D> {
         if !finished.is_empty() {
             self.update(|s| {
                 for key in &finished {
-                    s.scaled_up.remove(key);
+                    // Only the record this run acted on: a newer scale-up keeps its own.
+                    if s.scaled_up.get(key) == state.scaled_up.get(key) {
+                        s.scaled_up.remove(key);
+                    }
                 }
             })
             .await?;

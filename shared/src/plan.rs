@@ -187,7 +187,14 @@ impl StepRecord {
                 status: RefreshStatus::Failed { error },
                 ..
             } => Some(error.clone()),
-            StepRecord::Reload { status, .. } if !status.is_done() => status.error.clone(),
+            StepRecord::Reload { status, .. } if !status.is_done() => {
+                match &status.fallback_refresh {
+                    Some(RefreshStatus::Failed { error }) => {
+                        Some(format!("the fallback instance refresh failed: {error}"))
+                    }
+                    _ => status.error.clone(),
+                }
+            }
             _ => None,
         }
     }
@@ -334,9 +341,9 @@ impl<D: Deps> Controller<D> {
         fresh: bool,
     ) -> Result<Transition> {
         let epoch = transition.epoch;
-        let failing = transition
-            .trigger
-            .is_automatic()
+        // Only an alarm says the region we leave is down; a verifier's failback leaves a
+        // healthy region, which gets its full time.
+        let failing = matches!(transition.trigger, crate::state::TriggerInfo::Alarm { .. })
             .then(|| transition.from.clone());
         let plans = build::<D>(&self.config, &transition.to);
         let (target_acted, target_acted_rx) = tokio::sync::watch::channel(false);
@@ -372,6 +379,9 @@ impl<D: Deps> Controller<D> {
                         }
                         if stage == 1 && is_target {
                             let _ = target_acted.send(true);
+                        }
+                        if stage == 1 {
+                            self.checkpoint(epoch, &plan.follow, &records).await;
                         }
                     }
                 };
@@ -453,7 +463,10 @@ impl<D: Deps> Controller<D> {
                     async move {
                         let records = Mutex::new(Vec::new());
                         let mut local = transition.clone();
-                        for chains in [&plan.prepare, &plan.act, &plan.follow] {
+                        for (stage, chains) in [&plan.prepare, &plan.act, &plan.follow]
+                            .into_iter()
+                            .enumerate()
+                        {
                             let cx = StepContext {
                                 controller: self,
                                 transition: &local,
@@ -464,6 +477,10 @@ impl<D: Deps> Controller<D> {
                             run_stage(chains, &cx, &records).await;
                             for (_, record) in lock(&records).iter() {
                                 record.apply(&mut local);
+                            }
+                            if stage == 1 {
+                                self.checkpoint(transition.epoch, &plan.follow, &records)
+                                    .await;
                             }
                         }
                         records.into_inner().unwrap_or_else(|e| e.into_inner())
@@ -523,5 +540,27 @@ impl<D: Deps> Controller<D> {
             _ => return,
         };
         self.emit_metric(name, "Count", &[("Group", &record.key())]);
+    }
+
+    /// Records what the act stage did before a follow stage that may take a while (a Run
+    /// Command being followed): a crash or a timeout while following then keeps the
+    /// command ids, and the next run follows them instead of sending again. A failed
+    /// write is only logged; the outcome is recorded again at the end.
+    async fn checkpoint(
+        &self,
+        epoch: u64,
+        follow: &[Chain<D>],
+        records: &Mutex<Vec<(String, StepRecord)>>,
+    ) {
+        if follow.is_empty() {
+            return;
+        }
+        let so_far: Vec<StepRecord> = lock(records).iter().map(|(_, r)| r.clone()).collect();
+        if so_far.is_empty() {
+            return;
+        }
+        if let Err(e) = self.record_steps(None, epoch, &so_far, false).await {
+            warn!(epoch, error = %e, "could not record the sent commands before following them");
+        }
     }
 }

@@ -109,17 +109,17 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
     let ReloadMode::RunCommand { commands } = &controller.config.reload.mode else {
         return ReloadStatus::failed("RELOAD_MODE is not run-command".into());
     };
-    match controller.ports.groups().describe(group).await {
+    let running = match controller.ports.groups().describe(group).await {
         Ok(None) => {
             return ReloadStatus::failed(format!("{} does not exist", group.key()));
         }
-        Ok(Some(info)) if info.instances == 0 => {
-            info!(group = %group.key(), "no instances to reload; instances that launch read the parameter at boot");
+        Ok(Some(info)) if info.in_service == 0 => {
+            info!(group = %group.key(), "no instance in service to reload; instances that launch read the parameter at boot");
             return ReloadStatus::new(ReloadPhase::NoInstances);
         }
-        Ok(Some(_)) => {}
+        Ok(Some(info)) => info.in_service,
         Err(e) => return ReloadStatus::failed(e.to_string()),
-    }
+    };
     let t = cx.transition;
     let comment = format!("regionpilot epoch {}: {} -> {}", t.epoch, t.from, t.to);
     let sent_at = controller.now();
@@ -129,24 +129,20 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
         .send(group, commands, controller.config.reload.timeout, &comment)
         .await
     {
-        Ok(sent) if sent.target_count == 0 => ReloadStatus {
-            command_id: Some(sent.command_id),
-            sent_at: Some(sent_at),
-            ..ReloadStatus::new(ReloadPhase::NoInstances)
-        },
         Ok(sent) => {
-            info!(group = %group.key(), command_id = %sent.command_id, targets = sent.target_count, "reload command sent");
+            // With tag targets SSM resolves the instances after it answers, so its
+            // TargetCount may still be 0: every instance in service is expected to answer,
+            // and one SSM never reports on (no agent, not registered) times out and gets
+            // its group refreshed.
+            let expected = sent.target_count.max(running);
+            info!(group = %group.key(), command_id = %sent.command_id, targets = sent.target_count, in_service = running, "reload command sent");
             ReloadStatus {
                 status: ReloadPhase::InProgress,
                 command_id: Some(sent.command_id),
                 sent_at: Some(sent_at),
-                targeted: sent.target_count,
-                succeeded: 0,
-                failed: 0,
-                timed_out: 0,
-                pending: sent.target_count,
-                fallback_refresh: None,
-                error: None,
+                targeted: expected,
+                pending: expected,
+                ..ReloadStatus::new(ReloadPhase::InProgress)
             }
         }
         Err(e) => {
@@ -154,6 +150,15 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
             ReloadStatus::failed(e.to_string())
         }
     }
+}
+
+/// How long after sending regionpilot stops waiting for instances SSM has not reported
+/// on: SSM's delivery timeout (an invocation must start by then) plus one execution
+/// timeout, and a few seconds for the last status to arrive. SSM marks its own timeouts
+/// `TimedOut` before that; this is the backstop for instances it never reports on.
+pub fn backstop(execution: Duration) -> Millis {
+    let delivery = execution.max(Duration::from_secs(30));
+    (delivery + execution + Duration::from_secs(5)).as_millis() as Millis
 }
 
 /// Per-instance counts of one command.
@@ -215,11 +220,7 @@ async fn follow<D: Deps>(
         return status;
     };
     if status.status == ReloadPhase::InProgress {
-        // SSM's own delivery and execution timeouts end every invocation by then; a few
-        // seconds more for the last status to arrive.
-        let deadline = status.sent_at.unwrap_or(0)
-            + controller.config.reload.timeout.as_millis() as u64
-            + 5_000;
+        let deadline = status.sent_at.unwrap_or(0) + backstop(controller.config.reload.timeout);
         let budget = tokio::time::Instant::now() + FOLLOW_BUDGET;
         loop {
             match controller
@@ -254,10 +255,19 @@ async fn follow<D: Deps>(
                         Verdict::Waiting => {}
                     }
                 }
-                Err(e) => {
+                Err(e) if controller.now() < deadline => {
                     // Keep following next time; the region may be down for now.
                     status.error = Some(e.to_string());
                     return status;
+                }
+                Err(e) => {
+                    // Past the deadline with no answer about the rest: they did not reload.
+                    warn!(group = %group.key(), command_id = %command_id, error = %e, "cannot read the reload's results past its deadline; replacing the instances with an instance refresh");
+                    status.timed_out += status.pending;
+                    status.pending = 0;
+                    status.error = Some(e.to_string());
+                    status.status = ReloadPhase::FellBack;
+                    break;
                 }
             }
             if tokio::time::Instant::now() + POLL_INTERVAL > budget {

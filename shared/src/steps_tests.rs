@@ -144,7 +144,7 @@ async fn without_a_live_read_or_a_snapshot_capacity_is_left_alone_and_the_switch
     let out = run(&c, alarm_home()).await;
     assert_eq!(out.outcome, Outcome::Switched);
     assert!(
-        matches!(&out.capacity.unwrap()[STANDBY], CapacityStatus::Skipped { reason } if reason.contains("no snapshot")),
+        matches!(&out.capacity.unwrap()[STANDBY], CapacityStatus::Failed { error } if error.contains("no snapshot")),
     );
     assert_eq!(world.groups.sizes_of(STANDBY).desired, 1);
     assert_eq!(out.refreshes.unwrap().len(), 3, "the refreshes still ran");
@@ -342,7 +342,16 @@ async fn instances_that_never_answer_time_out_and_the_verifier_refreshes_their_g
     );
     assert_eq!(world.groups.starts.load(Ordering::SeqCst), 0);
     // Past RELOAD_TIMEOUT_SECONDS the silent instance has timed out: refresh.
-    world.clock.advance(70_000);
+    world.clock.advance(60_000);
+    let report = c.verify().await.unwrap();
+    assert_eq!(
+        report.reconcile.following.len(),
+        1,
+        "{:?}",
+        report.reconcile
+    );
+    // Past the backstop (delivery timeout + execution timeout + 5 s) it has timed out.
+    world.clock.advance(66_000);
     let report = c.verify().await.unwrap();
     assert!(
         report
@@ -476,4 +485,25 @@ async fn reconcile_leaves_a_region_that_does_not_answer_for_the_next_run() {
         "{report:?}"
     );
     assert_eq!(world.commands.sent_to(HOME), 0);
+}
+
+#[tokio::test]
+async fn a_target_count_of_zero_at_send_time_is_not_taken_for_an_empty_group() {
+    // SSM resolves tag targets after it answers SendCommand.
+    let world = FakeWorld::new();
+    world
+        .commands
+        .zero_target_count
+        .store(true, Ordering::SeqCst);
+    world.commands.fail_next(STANDBY, 1, 0);
+    let c = controller(&world, &run_command(&[]));
+    let out = run(&c, alarm_home()).await;
+    let standby = &out.reload.unwrap()[STANDBY];
+    assert_eq!(
+        standby.targeted, 2,
+        "expected from the group's instances in service"
+    );
+    assert_eq!(standby.status, ReloadPhase::FellBack, "{standby:?}");
+    assert_eq!((standby.succeeded, standby.failed), (1, 1));
+    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 1);
 }

@@ -400,6 +400,9 @@ pub struct FakeCommands {
     /// Per group key: (instances that fail, instances that never answer) for the next command.
     pub faults: Mutex<BTreeMap<String, (u32, u32)>>,
     pub sends: AtomicU64,
+    /// Answer SendCommand with TargetCount 0, as SSM does when it resolves tag targets
+    /// after answering.
+    pub zero_target_count: std::sync::atomic::AtomicBool,
     pub groups: Arc<FakeGroups>,
     pub crash: Arc<CrashPoint>,
 }
@@ -461,9 +464,14 @@ impl RunCommands for Arc<FakeCommands> {
         if fate == Fate::LandThenVanish {
             return vanish().await;
         }
+        let reported = if self.zero_target_count.load(Ordering::SeqCst) {
+            0
+        } else {
+            instances
+        };
         Ok(SentCommand {
             command_id: id,
-            target_count: instances,
+            target_count: reported,
         })
     }
 
