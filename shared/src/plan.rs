@@ -62,6 +62,11 @@ pub struct StepContext<'a, D: Deps> {
     /// When the region an alarm says is down (the transition's `from`) stops getting our
     /// time: a step that reads from it (the capacity step) gives up by then.
     pub failing_deadline: Option<tokio::time::Instant>,
+    /// How long a follow step may wait for running work (a Run Command) before leaving
+    /// it to the next verifier run. Several carry-outs can share one invocation (an
+    /// abandoned transition, reconcile, a failback), so each gets its own share of the
+    /// 60 s Lambda timeout.
+    pub follow_budget: std::time::Duration,
 }
 
 /// A step's outcome, recorded in the transition.
@@ -372,6 +377,12 @@ impl<D: Deps> Controller<D> {
                             state,
                             fresh,
                             failing_deadline: failing.map(|_| failing_deadline),
+                            // An abandoned transition only sends; the verifier follows.
+                            follow_budget: if fresh {
+                                crate::reload::FOLLOW_BUDGET
+                            } else {
+                                std::time::Duration::ZERO
+                            },
                         };
                         run_stage(chains, &cx, &records).await;
                         for (_, record) in lock(&records).iter() {
@@ -473,6 +484,7 @@ impl<D: Deps> Controller<D> {
                                 state,
                                 fresh: false,
                                 failing_deadline: None,
+                                follow_budget: crate::reload::FOLLOW_BUDGET / 2,
                             };
                             run_stage(chains, &cx, &records).await;
                             for (_, record) in lock(&records).iter() {

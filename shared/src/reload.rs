@@ -20,8 +20,9 @@ use crate::ports::{Deps, InvocationInfo, RunCommands, ScalingGroups};
 use crate::rolling;
 use crate::state::{Millis, ReloadPhase, ReloadStatus, Transition};
 
-/// How long one invocation follows a command before leaving it to the next verifier run:
-/// well inside the functions' 60 s Lambda timeout.
+/// How long a new transition follows its commands before leaving them to the next
+/// verifier run: well inside the functions' 60 s Lambda timeout. Reconcile follows for
+/// half of it, and finishing an abandoned transition does not wait at all.
 pub const FOLLOW_BUDGET: Duration = Duration::from_secs(20);
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -221,7 +222,7 @@ async fn follow<D: Deps>(
     };
     if status.status == ReloadPhase::InProgress {
         let deadline = status.sent_at.unwrap_or(0) + backstop(controller.config.reload.timeout);
-        let budget = tokio::time::Instant::now() + FOLLOW_BUDGET;
+        let budget = tokio::time::Instant::now() + cx.follow_budget;
         loop {
             match controller
                 .ports

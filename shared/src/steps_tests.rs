@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::controller::{Controller, Outcome, Response};
 use crate::event::{Command, Trigger};
+use crate::ports::Clock;
 use crate::state::{CapacityStatus, GroupSizes, RefreshStatus, ReloadPhase};
 use crate::testing::{FakePorts, FakeWorld, alarm_on, config_with, region};
 
@@ -506,4 +507,38 @@ async fn a_target_count_of_zero_at_send_time_is_not_taken_for_an_empty_group() {
     assert_eq!(standby.status, ReloadPhase::FellBack, "{standby:?}");
     assert_eq!((standby.succeeded, standby.failed), (1, 1));
     assert_eq!(world.groups.starts.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn finishing_an_abandoned_transition_sends_the_reload_but_leaves_following_it_to_the_verifier()
+ {
+    // Given a transition to us-west-2 whose owner crashed before any step, and commands
+    // that never finish
+    let world = FakeWorld::new();
+    world.commands.fail_next(STANDBY, 0, 2);
+    let now = world.clock.now_millis();
+    let mut transition = crate::testing::transition("us-east-1", "us-west-2", now - 1_000);
+    transition.completed = false;
+    let mut state = crate::state::ControlState::initial(region("us-west-2"));
+    state.epoch = 1;
+    state.transition = Some(transition);
+    *world.control.item.lock().unwrap() = Some(crate::state::Versioned {
+        version: 1,
+        value: state,
+    });
+    let c = controller(&world, &run_command(&[]));
+    // When the next invocation (a duplicate alarm) finds it
+    let started = tokio::time::Instant::now();
+    let out = run(&c, alarm_home()).await;
+    // Then it finishes the transition without spending the follow-up budget on it
+    assert_eq!(out.outcome, Outcome::AlreadyActive);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited {:?}",
+        started.elapsed()
+    );
+    let t = world.control.state().unwrap().transition.unwrap();
+    assert!(t.completed);
+    assert_eq!(t.reload[STANDBY].status, ReloadPhase::InProgress);
+    assert_eq!(world.commands.sent_to(STANDBY), 1);
 }
