@@ -305,6 +305,18 @@ impl<D: Deps> Step<D> for PublishStep {
     }
 }
 
+/// How one region's pipeline runs in one invocation.
+struct RegionRun<'a> {
+    state: &'a ControlState,
+    fresh: bool,
+    failing_deadline: Option<tokio::time::Instant>,
+    follow_budget: std::time::Duration,
+    /// Waited for before the act stage: the target region's act stage, for the others.
+    wait_before_act: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Signalled after the act stage (by the target region).
+    acted: Option<&'a tokio::sync::watch::Sender<bool>>,
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -354,48 +366,32 @@ impl<D: Deps> Controller<D> {
         let (target_acted, target_acted_rx) = tokio::sync::watch::channel(false);
         let state = &saved.value;
         let results = join_all(plans.iter().map(|plan| {
-            let mut target_acted_rx = target_acted_rx.clone();
+            let target_acted_rx = &target_acted_rx;
             let target_acted = &target_acted;
             let transition = &transition;
             let failing = failing.as_ref();
             async move {
                 let is_target = plan.region == transition.to;
                 let records = Mutex::new(Vec::new());
-                let work = async {
-                    let mut local = transition.clone();
-                    for (stage, chains) in [&plan.prepare, &plan.act, &plan.follow]
-                        .into_iter()
-                        .enumerate()
-                    {
-                        if stage == 1 && !is_target {
-                            // Ignoring a closed channel: the target pipeline ended either way.
-                            let _ = target_acted_rx.wait_for(|done| *done).await;
-                        }
-                        let cx = StepContext {
-                            controller: self,
-                            transition: &local,
-                            state,
-                            fresh,
-                            failing_deadline: failing.map(|_| failing_deadline),
-                            // An abandoned transition only sends; the verifier follows.
-                            follow_budget: if fresh {
-                                crate::reload::FOLLOW_BUDGET
-                            } else {
-                                std::time::Duration::ZERO
-                            },
-                        };
-                        run_stage(chains, &cx, &records).await;
-                        for (_, record) in lock(&records).iter() {
-                            record.apply(&mut local);
-                        }
-                        if stage == 1 && is_target {
-                            let _ = target_acted.send(true);
-                        }
-                        if stage == 1 {
-                            self.checkpoint(epoch, &plan.follow, &records).await;
-                        }
-                    }
-                };
+                let work = self.run_region(
+                    plan,
+                    transition,
+                    RegionRun {
+                        state,
+                        fresh,
+                        failing_deadline: failing.map(|_| failing_deadline),
+                        // An abandoned transition only sends; the verifier follows.
+                        follow_budget: if fresh {
+                            crate::reload::FOLLOW_BUDGET
+                        } else {
+                            std::time::Duration::ZERO
+                        },
+                        // Every other region acts once the target has.
+                        wait_before_act: (!is_target).then(|| target_acted_rx.clone()),
+                        acted: is_target.then_some(target_acted),
+                    },
+                    &records,
+                );
                 let finished = match failing {
                     Some(f) if f == &plan.region => {
                         tokio::time::timeout_at(failing_deadline, work).await.is_ok()
@@ -473,28 +469,15 @@ impl<D: Deps> Controller<D> {
                     let transition = &transition;
                     async move {
                         let records = Mutex::new(Vec::new());
-                        let mut local = transition.clone();
-                        for (stage, chains) in [&plan.prepare, &plan.act, &plan.follow]
-                            .into_iter()
-                            .enumerate()
-                        {
-                            let cx = StepContext {
-                                controller: self,
-                                transition: &local,
-                                state,
-                                fresh: false,
-                                failing_deadline: None,
-                                follow_budget: crate::reload::FOLLOW_BUDGET / 2,
-                            };
-                            run_stage(chains, &cx, &records).await;
-                            for (_, record) in lock(&records).iter() {
-                                record.apply(&mut local);
-                            }
-                            if stage == 1 {
-                                self.checkpoint(transition.epoch, &plan.follow, &records)
-                                    .await;
-                            }
-                        }
+                        let run = RegionRun {
+                            state,
+                            fresh: false,
+                            failing_deadline: None,
+                            follow_budget: crate::reload::FOLLOW_BUDGET / 2,
+                            wait_before_act: None,
+                            acted: None,
+                        };
+                        self.run_region(plan, transition, run, &records).await;
                         records.into_inner().unwrap_or_else(|e| e.into_inner())
                     }
                 }),
@@ -552,6 +535,48 @@ impl<D: Deps> Controller<D> {
             _ => return,
         };
         self.emit_metric(name, "Count", &[("Group", &record.key())]);
+    }
+
+    /// Runs one region's stages in order, each over the transition as this pipeline
+    /// knows it (as loaded, plus what its earlier stages recorded), collecting records.
+    async fn run_region(
+        &self,
+        plan: &RegionPlan<D>,
+        transition: &Transition,
+        mut run: RegionRun<'_>,
+        records: &Mutex<Vec<(String, StepRecord)>>,
+    ) {
+        let mut local = transition.clone();
+        for (stage, chains) in [&plan.prepare, &plan.act, &plan.follow]
+            .into_iter()
+            .enumerate()
+        {
+            if stage == 1
+                && let Some(rx) = run.wait_before_act.as_mut()
+            {
+                // Ignoring a closed channel: the target pipeline ended either way.
+                let _ = rx.wait_for(|done| *done).await;
+            }
+            let cx = StepContext {
+                controller: self,
+                transition: &local,
+                state: run.state,
+                fresh: run.fresh,
+                failing_deadline: run.failing_deadline,
+                follow_budget: run.follow_budget,
+            };
+            run_stage(chains, &cx, records).await;
+            for (_, record) in lock(records).iter() {
+                record.apply(&mut local);
+            }
+            if stage == 1 {
+                if let Some(acted) = run.acted {
+                    let _ = acted.send(true);
+                }
+                self.checkpoint(transition.epoch, &plan.follow, records)
+                    .await;
+            }
+        }
     }
 
     /// Records what the act stage did before a follow stage that may take a while (a Run
