@@ -376,25 +376,13 @@ async fn instances_that_never_answer_time_out_and_the_verifier_refreshes_their_g
 #[tokio::test]
 async fn a_failing_regions_reload_is_left_to_reconcile_and_sent_when_it_returns() {
     let world = FakeWorld::new();
-    world
-        .groups
-        .down
-        .lock()
-        .unwrap()
-        .insert(region("us-east-1"));
-    world
-        .parameters
-        .down
-        .lock()
-        .unwrap()
-        .insert(region("us-east-1"));
+    world.set_region_down("us-east-1", true);
     let c = controller(&world, &run_command(&[("PROBE_TIMEOUT_MS", "200")]));
     let out = run(&c, alarm_home()).await;
     let reload = out.reload.unwrap();
     assert_eq!(reload[HOME].status, ReloadPhase::Failed);
     assert_eq!(reload[STANDBY].status, ReloadPhase::Succeeded);
-    world.groups.down.lock().unwrap().clear();
-    world.parameters.down.lock().unwrap().clear();
+    world.set_region_down("us-east-1", false);
     let report = c.reconcile().await.unwrap();
     assert!(
         report.fixed.iter().any(|f| f.starts_with(HOME)),
@@ -461,18 +449,7 @@ async fn a_reload_sent_in_a_failing_region_keeps_its_command_when_the_deadline_c
 #[tokio::test]
 async fn reconcile_leaves_a_region_that_does_not_answer_for_the_next_run() {
     let world = FakeWorld::new();
-    world
-        .groups
-        .down
-        .lock()
-        .unwrap()
-        .insert(region("us-east-1"));
-    world
-        .parameters
-        .down
-        .lock()
-        .unwrap()
-        .insert(region("us-east-1"));
+    world.set_region_down("us-east-1", true);
     let c = controller(&world, &run_command(&[("PROBE_TIMEOUT_MS", "200")]));
     run(&c, alarm_home()).await;
     // Home is still down: its read fails, and none of its steps is tried again.

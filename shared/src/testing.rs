@@ -124,6 +124,35 @@ impl CrashPoint {
         }
         fate
     }
+
+    /// One write under the crash point: `apply` is what the write does to the fake's
+    /// state; it runs unless the process dies before the request leaves, and its result
+    /// is returned unless the process dies before the answer comes back.
+    pub async fn write<T>(&self, apply: impl FnOnce() -> T) -> T {
+        let fate = self.fate();
+        if fate == Fate::Vanish {
+            return vanish().await;
+        }
+        let result = apply();
+        if fate == Fate::LandThenVanish {
+            return vanish().await;
+        }
+        result
+    }
+}
+
+/// The error a region that does not answer gives, when `region` is in `down`.
+fn answering(
+    down: &Mutex<BTreeSet<Region>>,
+    service: &'static str,
+    operation: &'static str,
+    region: &Region,
+) -> Result<(), AwsError> {
+    if lock(down).contains(region) {
+        Err(fault(service, operation, region, ErrorKind::Timeout))
+    } else {
+        Ok(())
+    }
 }
 
 /// Never returns: the process is gone.
@@ -194,15 +223,10 @@ impl ControlStore for Arc<FakeControl> {
         state: &ControlState,
         history: Option<&HistoryRecord>,
     ) -> Result<bool> {
-        let fate = self.crash.fate();
-        if fate == Fate::Vanish {
-            return vanish().await;
-        }
-        let saved = self.apply_save(expected, state, history);
-        if fate == Fate::LandThenVanish {
-            return vanish().await;
-        }
-        Ok(saved)
+        Ok(self
+            .crash
+            .write(|| self.apply_save(expected, state, history))
+            .await)
     }
 
     async fn history(&self, limit: usize) -> Result<Vec<HistoryRecord>> {
@@ -231,25 +255,18 @@ impl ParameterStore for Arc<FakeParameters> {
         value: &str,
         _description: &str,
     ) -> Result<(), AwsError> {
-        if lock(&self.down).contains(region) {
-            return Err(fault("ssm", "PutParameter", region, ErrorKind::Timeout));
-        }
-        let fate = self.crash.fate();
-        if fate == Fate::Vanish {
-            return vanish().await;
-        }
-        self.puts.fetch_add(1, Ordering::SeqCst);
-        lock(&self.values).insert(region.clone(), value.to_owned());
-        if fate == Fate::LandThenVanish {
-            return vanish().await;
-        }
+        answering(&self.down, "ssm", "PutParameter", region)?;
+        self.crash
+            .write(|| {
+                self.puts.fetch_add(1, Ordering::SeqCst);
+                lock(&self.values).insert(region.clone(), value.to_owned());
+            })
+            .await;
         Ok(())
     }
 
     async fn get(&self, region: &Region, _name: &str) -> Result<Option<String>, AwsError> {
-        if lock(&self.down).contains(region) {
-            return Err(fault("ssm", "GetParameter", region, ErrorKind::Timeout));
-        }
+        answering(&self.down, "ssm", "GetParameter", region)?;
         Ok(lock(&self.values).get(region).cloned())
     }
 }
@@ -314,38 +331,22 @@ impl ScalingGroups for Arc<FakeGroups> {
         group: &GroupRef,
         preferences: &RefreshPreferences,
     ) -> Result<String, AwsError> {
-        let fate = self.crash.fate();
-        if fate == Fate::Vanish {
-            return vanish().await;
-        }
-        let started = self.apply_start(group, preferences);
-        if fate == Fate::LandThenVanish {
-            return vanish().await;
-        }
-        started
+        self.crash
+            .write(|| self.apply_start(group, preferences))
+            .await
     }
 
     async fn cancel_refresh(&self, group: &GroupRef) -> Result<(), AwsError> {
-        let fate = self.crash.fate();
-        if fate == Fate::Vanish {
-            return vanish().await;
-        }
-        let cancelled = self.apply_cancel(group);
-        if fate == Fate::LandThenVanish {
-            return vanish().await;
-        }
-        cancelled
+        self.crash.write(|| self.apply_cancel(group)).await
     }
 
     async fn describe(&self, group: &GroupRef) -> Result<Option<GroupInfo>, AwsError> {
-        if lock(&self.down).contains(&group.region) {
-            return Err(fault(
-                "autoscaling",
-                "DescribeAutoScalingGroups",
-                &group.region,
-                ErrorKind::Timeout,
-            ));
-        }
+        answering(
+            &self.down,
+            "autoscaling",
+            "DescribeAutoScalingGroups",
+            &group.region,
+        )?;
         if lock(&self.missing).contains(&group.key()) {
             return Ok(None);
         }
@@ -353,41 +354,15 @@ impl ScalingGroups for Arc<FakeGroups> {
     }
 
     async fn set_desired(&self, group: &GroupRef, desired: i32) -> Result<(), AwsError> {
-        if lock(&self.down).contains(&group.region) {
-            return Err(fault(
-                "autoscaling",
-                "SetDesiredCapacity",
-                &group.region,
-                ErrorKind::Timeout,
-            ));
-        }
-        let fate = self.crash.fate();
-        if fate == Fate::Vanish {
-            return vanish().await;
-        }
-        let key = group.key();
-        let sizes = self.sizes_of(&key);
-        // As AWS: outside min..=max is a ValidationError.
-        let result = if desired > sizes.max || desired < sizes.min {
-            Err(AwsError {
-                code: Some("ValidationError".into()),
-                message: format!("New SetDesiredCapacity value {desired} is outside min/max"),
-                ..fault(
-                    "autoscaling",
-                    "SetDesiredCapacity",
-                    &group.region,
-                    ErrorKind::Other,
-                )
-            })
-        } else {
-            self.set_sizes(&key, sizes.min, desired, sizes.max);
-            lock(&self.set_desired_calls).push((key, desired));
-            Ok(())
-        };
-        if fate == Fate::LandThenVanish {
-            return vanish().await;
-        }
-        result
+        answering(
+            &self.down,
+            "autoscaling",
+            "SetDesiredCapacity",
+            &group.region,
+        )?;
+        self.crash
+            .write(|| self.apply_set_desired(group, desired))
+            .await
     }
 }
 
@@ -421,28 +396,10 @@ impl FakeCommands {
             .filter(|(g, _)| g == key)
             .count()
     }
-}
 
-impl RunCommands for Arc<FakeCommands> {
-    async fn send(
-        &self,
-        group: &GroupRef,
-        _commands: &[String],
-        _timeout: std::time::Duration,
-        _comment: &str,
-    ) -> Result<SentCommand, AwsError> {
-        if lock(&self.groups.down).contains(&group.region) {
-            return Err(fault(
-                "ssm",
-                "SendCommand",
-                &group.region,
-                ErrorKind::Timeout,
-            ));
-        }
-        let fate = self.crash.fate();
-        if fate == Fate::Vanish {
-            return vanish().await;
-        }
+    /// Records a command to the group's in-service instances; returns its id and how
+    /// many instances it reached.
+    fn apply_send(&self, group: &GroupRef) -> (String, u32) {
         let key = group.key();
         let instances = self.groups.sizes_of(&key).in_service;
         let (fail, hang) = lock(&self.faults).remove(&key).unwrap_or((0, 0));
@@ -461,9 +418,20 @@ impl RunCommands for Arc<FakeCommands> {
             .collect();
         let id = format!("command-{}", self.sends.fetch_add(1, Ordering::SeqCst));
         lock(&self.commands).insert(id.clone(), (key, invocations));
-        if fate == Fate::LandThenVanish {
-            return vanish().await;
-        }
+        (id, instances)
+    }
+}
+
+impl RunCommands for Arc<FakeCommands> {
+    async fn send(
+        &self,
+        group: &GroupRef,
+        _commands: &[String],
+        _timeout: std::time::Duration,
+        _comment: &str,
+    ) -> Result<SentCommand, AwsError> {
+        answering(&self.groups.down, "ssm", "SendCommand", &group.region)?;
+        let (id, instances) = self.crash.write(|| self.apply_send(group)).await;
         let reported = if self.zero_target_count.load(Ordering::SeqCst) {
             0
         } else {
@@ -480,14 +448,7 @@ impl RunCommands for Arc<FakeCommands> {
         region: &Region,
         command_id: &str,
     ) -> Result<Vec<InvocationInfo>, AwsError> {
-        if lock(&self.groups.down).contains(region) {
-            return Err(fault(
-                "ssm",
-                "ListCommandInvocations",
-                region,
-                ErrorKind::Timeout,
-            ));
-        }
+        answering(&self.groups.down, "ssm", "ListCommandInvocations", region)?;
         Ok(lock(&self.commands)
             .get(command_id)
             .map(|(_, list)| list.clone())
@@ -496,6 +457,28 @@ impl RunCommands for Arc<FakeCommands> {
 }
 
 impl FakeGroups {
+    fn apply_set_desired(&self, group: &GroupRef, desired: i32) -> Result<(), AwsError> {
+        let key = group.key();
+        let sizes = self.sizes_of(&key);
+        // As AWS: outside min..=max is a ValidationError.
+        if desired > sizes.max || desired < sizes.min {
+            Err(AwsError {
+                code: Some("ValidationError".into()),
+                message: format!("New SetDesiredCapacity value {desired} is outside min/max"),
+                ..fault(
+                    "autoscaling",
+                    "SetDesiredCapacity",
+                    &group.region,
+                    ErrorKind::Other,
+                )
+            })
+        } else {
+            self.set_sizes(&key, sizes.min, desired, sizes.max);
+            lock(&self.set_desired_calls).push((key, desired));
+            Ok(())
+        }
+    }
+
     fn apply_start(
         &self,
         group: &GroupRef,
@@ -674,6 +657,19 @@ impl FakeWorld {
             }),
             clock,
             crash,
+        }
+    }
+
+    /// `name`'s Parameter Store and Auto Scaling (and so Run Command) stop answering, or
+    /// answer again.
+    pub fn set_region_down(&self, name: &str, down: bool) {
+        for set in [&self.parameters.down, &self.groups.down] {
+            let mut set = lock(set);
+            if down {
+                set.insert(region(name));
+            } else {
+                set.remove(&region(name));
+            }
         }
     }
 
