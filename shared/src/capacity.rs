@@ -303,35 +303,27 @@ impl<D: Deps> Controller<D> {
         )
         .await;
         let now = self.now();
-        let mut sizes: BTreeMap<String, GroupSizes> = BTreeMap::new();
-        let mut infos: BTreeMap<String, GroupInfo> = BTreeMap::new();
-        for (group, result) in described {
-            if let Ok(Some(info)) = result {
-                sizes.insert(
-                    group.key(),
-                    GroupSizes {
-                        min: info.min,
-                        desired: info.desired,
-                        max: info.max,
-                        at: now,
-                    },
-                );
-                infos.insert(group.key(), info);
-            }
-        }
-        let changed = sizes.iter().any(|(key, new)| {
-            state.capacity_snapshot.get(key).is_none_or(|old| {
-                (old.min, old.desired, old.max) != (new.min, new.desired, new.max)
+        // Each group as described this run; the scale-ins below use the same answers.
+        let described: BTreeMap<String, _> =
+            described.into_iter().map(|(g, r)| (g.key(), r)).collect();
+        let sizes: BTreeMap<&String, GroupSizes> = described
+            .iter()
+            .filter_map(|(key, result)| match result {
+                Ok(Some(info)) => Some((key, GroupSizes::of(info, now))),
+                _ => None,
             })
-        });
-        if changed {
+            .collect();
+        let is_new = |snapshot: &BTreeMap<String, GroupSizes>, key: &String, new: &GroupSizes| {
+            snapshot.get(key).is_none_or(|old| !old.same_sizes(new))
+        };
+        if sizes
+            .iter()
+            .any(|(key, new)| is_new(&state.capacity_snapshot, key, new))
+        {
             self.update(|s| {
                 for (key, new) in &sizes {
-                    let same = s.capacity_snapshot.get(key).is_some_and(|old| {
-                        (old.min, old.desired, old.max) == (new.min, new.desired, new.max)
-                    });
-                    if !same {
-                        s.capacity_snapshot.insert(key.clone(), new.clone());
+                    if is_new(&s.capacity_snapshot, key, new) {
+                        s.capacity_snapshot.insert((*key).clone(), new.clone());
                     }
                 }
             })
@@ -368,19 +360,17 @@ impl<D: Deps> Controller<D> {
                 finished.push(scale_in.group.clone());
                 continue;
             };
-            let info = match infos.get(&scale_in.group) {
-                Some(info) => info.clone(),
-                None => match groups.describe(group).await {
-                    Ok(Some(info)) => info,
-                    Ok(None) => {
-                        finished.push(scale_in.group.clone());
-                        continue;
-                    }
-                    Err(e) => {
-                        report.failed.push(format!("{}: {e}", scale_in.group));
-                        continue;
-                    }
-                },
+            let info = match described.get(&scale_in.group) {
+                Some(Ok(Some(info))) => info,
+                // Gone: nothing to scale in.
+                Some(Ok(None)) | None => {
+                    finished.push(scale_in.group.clone());
+                    continue;
+                }
+                Some(Err(e)) => {
+                    report.failed.push(format!("{}: {e}", scale_in.group));
+                    continue;
+                }
             };
             let to = scale_in.to.max(info.min);
             if info.desired <= to {

@@ -48,6 +48,22 @@ pub struct GroupSizes {
     pub at: Millis,
 }
 
+impl GroupSizes {
+    pub fn of(info: &crate::ports::GroupInfo, at: Millis) -> Self {
+        GroupSizes {
+            min: info.min,
+            desired: info.desired,
+            max: info.max,
+            at,
+        }
+    }
+
+    /// The same min, desired and max (whenever each was seen).
+    pub fn same_sizes(&self, other: &GroupSizes) -> bool {
+        (self.min, self.desired, self.max) == (other.min, other.desired, other.max)
+    }
+}
+
 /// A scale-up to undo later.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScaledUp {
