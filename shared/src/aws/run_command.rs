@@ -58,12 +58,21 @@ impl RunCommands for SsmRunCommands {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ssm", OP, &group.region, &e))?;
-        let command = out
-            .command
-            .unwrap_or_else(|| aws_sdk_ssm::types::Command::builder().build());
+        let command = out.command.as_ref();
+        let Some(command_id) = command.and_then(|c| c.command_id()) else {
+            // Nothing to follow: say so rather than follow an empty id.
+            return Err(AwsError {
+                service: "ssm",
+                operation: OP,
+                region: group.region.clone(),
+                kind: crate::error::ErrorKind::Other,
+                code: None,
+                message: "SendCommand answered without a command id".into(),
+            });
+        };
         Ok(SentCommand {
-            command_id: command.command_id().unwrap_or_default().to_owned(),
-            target_count: u32::try_from(command.target_count()).unwrap_or(0),
+            command_id: command_id.to_owned(),
+            target_count: command.map_or(0, |c| u32::try_from(c.target_count()).unwrap_or(0)),
         })
     }
 
