@@ -149,11 +149,7 @@ impl Rig {
     /// pause-replication), through the source region's control port.
     pub fn set_replication(&self, from: &str, to: &str, lag_seconds: f64, paused: bool) {
         let body = format!(r#"{{"to":"{to}","lag_seconds":{lag_seconds},"paused":{paused}}}"#);
-        let reply = http_post(self.server(from).control_port, "/replication", &body);
-        assert!(
-            reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
-            "{reply}"
-        );
+        self.control_post(from, "/replication", &body);
     }
 }
 
@@ -196,7 +192,7 @@ impl InstanceView {
     pub fn instances(&self, region: &str) -> Option<serde_json::Value> {
         let reply = http_get(*self.control_ports.get(region)?, "/instances")?;
         let (head, body) = reply.split_once("\r\n\r\n")?;
-        if !(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200")) {
+        if !is_ok(head) {
             return None;
         }
         serde_json::from_str(body).ok()
@@ -254,11 +250,7 @@ impl Rig {
     /// (`TimedOut` at the execution timeout); their value stays. `0, 0` clears.
     pub fn set_instance_faults(&self, region: &str, group: &str, fail: u32, hang: u32) {
         let body = format!(r#"{{"group":"{group}","fail":{fail},"hang":{hang}}}"#);
-        let reply = http_post(self.server(region).control_port, "/instances/faults", &body);
-        assert!(
-            reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
-            "{reply}"
-        );
+        self.control_post(region, "/instances/faults", &body);
     }
 }
 
@@ -277,6 +269,19 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     let mut reply = String::new();
     stream.read_to_string(&mut reply).ok()?;
     Some(reply)
+}
+
+impl Rig {
+    /// POSTs `body` to `region`'s control port; the rig must accept it.
+    fn control_post(&self, region: &str, path: &str, body: &str) {
+        let reply = http_post(self.server(region).control_port, path, body);
+        assert!(is_ok(&reply), "{reply}");
+    }
+}
+
+/// An HTTP reply (or its head) with status 200.
+fn is_ok(reply: &str) -> bool {
+    reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200")
 }
 
 /// A bare HTTP/1.0 POST to the rig's control port on 127.0.0.1.
@@ -411,10 +416,6 @@ impl Rig {
             })
             .collect();
         let body = format!(r#"{{"rules":[{}]}}"#, rules.join(","));
-        let reply = http_post(self.server(region).control_port, "/faults", &body);
-        assert!(
-            reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
-            "{reply}"
-        );
+        self.control_post(region, "/faults", &body);
     }
 }

@@ -757,13 +757,14 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
             m.required = asked["desired"]
                 .as_u64()
                 .map_or(home_fleet.max(standby_fleet), |d| d as usize);
+            let batches = refresh_batches(m.required);
             if mode == Mode::Refresh {
-                m.refresh_batches = Some(refresh_batches(m.required));
+                m.refresh_batches = Some(batches);
             }
             // Bounded: a refresh of every batch, with room to spare.
-            let batches = refresh_batches(m.required).0 as f64;
             let limit = Duration::from_secs_f64(
-                ((batches + 2.0) * (BOOT_SECONDS.1 + WARMUP_SECONDS) + 60.0) / pace.time_scale,
+                ((batches.0 as f64 + 2.0) * (BOOT_SECONDS.1 + WARMUP_SECONDS) + 60.0)
+                    / pace.time_scale,
             );
             watch_recovery(&mut t, &fleet, m.required, limit, &mut m).await;
             let reload =
