@@ -136,6 +136,9 @@ pub struct Config {
     pub failback: FailbackPolicy,
     pub capacity: CapacityPolicy,
     pub reload: ReloadPolicy,
+    /// `TRAFFIC`: emit the `ActiveRegion` metric that the template's Route 53 health
+    /// checks follow, so DNS moves with the control state.
+    pub traffic: bool,
 }
 
 impl Config {
@@ -286,6 +289,20 @@ impl Config {
             scale_in_delay: seconds("SCALE_IN_DELAY_SECONDS", 900, 30 * 24 * 3600)?,
         };
         let reload = parse_reload(&get)?;
+        let traffic = match get("TRAFFIC")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(Error::Config {
+                    variable: "TRAFFIC",
+                    problem: format!("{:?} is neither on nor off", crate::text::clip(other, 40)),
+                });
+            }
+        };
 
         Ok(Config {
             regions,
@@ -306,6 +323,7 @@ impl Config {
             failback,
             capacity,
             reload,
+            traffic,
         })
     }
 }
@@ -597,6 +615,13 @@ mod tests {
     }
 
     #[test]
+    fn traffic_is_on_unless_turned_off() {
+        assert!(parse(&base()).unwrap().traffic);
+        assert!(parse(&with(&[("TRAFFIC", "on")])).unwrap().traffic);
+        assert!(!parse(&with(&[("TRAFFIC", "Off")])).unwrap().traffic);
+    }
+
+    #[test]
     fn capacity_and_reload_defaults_and_run_command_lines() {
         let config = parse(&base()).unwrap();
         assert_eq!(config.capacity.percent, 100);
@@ -718,6 +743,7 @@ mod tests {
                 "SCALE_IN_DELAY_SECONDS",
                 "whole number",
             ),
+            (&[("TRAFFIC", "dns")], "TRAFFIC", "neither on nor off"),
         ];
         for (extra, variable, fragment) in cases {
             let (var, problem) = config_error(&with(extra));

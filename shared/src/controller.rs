@@ -268,6 +268,8 @@ impl<D: Deps> Controller<D> {
             let span = info_span!("transition", epoch = transition.epoch, from = %from, to = %to, trigger = %request.trigger.label());
             info!(parent: &span, reason = %request.reason, "switched the control state");
             self.emit_metric("Switches", "Count", &[("ToRegion", to.as_str())]);
+            // DNS follows at once, not at the probe's next minute.
+            self.emit_active_region(&to);
             let saved = Versioned {
                 version: current.version + 1,
                 value: next.clone(),
@@ -425,6 +427,40 @@ impl<D: Deps> Controller<D> {
             dimensions,
             self.now(),
         ));
+    }
+
+    /// `ActiveRegion` for every region, unless `TRAFFIC=off`. Callers pass the active
+    /// region of a state they have just read or written, never a guess: a control plane
+    /// that cannot read its state emits nothing and the serving alarms keep their state.
+    pub fn emit_active_region(&self, active: &Region) {
+        if !self.config.traffic {
+            return;
+        }
+        crate::metrics::emit(&crate::metrics::active_region_documents(
+            &self.config.metrics_namespace,
+            &self.config.regions,
+            active,
+            self.now(),
+        ));
+    }
+
+    /// Reads the control state (strongly consistent) and emits `ActiveRegion` from it: the
+    /// health probe's once-a-minute beat that keeps the serving alarms fed. Returns the
+    /// active region emitted; `None` with `TRAFFIC=off` or when the state cannot be read.
+    pub async fn announce_active_region(&self) -> Option<Region> {
+        if !self.config.traffic {
+            return None;
+        }
+        match self.load().await {
+            Ok(state) => {
+                self.emit_active_region(&state.value.active_region);
+                Some(state.value.active_region)
+            }
+            Err(e) => {
+                warn!(error = %e, "ActiveRegion not emitted: the control state could not be read; the serving alarms keep their last state");
+                None
+            }
+        }
     }
 
     /// The flap guard: more than `MAX_AUTOMATIC_SWITCHES_PER_DAY` automatic switches in 24

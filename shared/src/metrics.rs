@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::health::Round;
+use crate::region::Region;
 
 #[derive(Serialize)]
 pub struct Document {
@@ -137,6 +138,36 @@ pub fn round_documents(namespace: &str, round: &Round, high_resolution: bool) ->
         ));
     }
     documents
+}
+
+/// `ActiveRegion` per region (dimension `Region`): 1 for `active`, 0 for every other.
+/// Standard resolution, since Route 53 health checks accept no high-resolution alarm; the
+/// template's `<stack>-serving-<region>` alarms and health checks follow it, so DNS moves
+/// with the control state and never with a record edit.
+pub fn active_region_documents(
+    namespace: &str,
+    regions: &[Region],
+    active: &Region,
+    at: u64,
+) -> Vec<Document> {
+    let builder = Builder {
+        namespace,
+        timestamp: at,
+        high_resolution: false,
+    };
+    regions
+        .iter()
+        .filter_map(|region| {
+            builder.document(
+                &[("Region", region.as_str())],
+                &[(
+                    "ActiveRegion",
+                    "None",
+                    Some(if region == active { 1.0 } else { 0.0 }),
+                )],
+            )
+        })
+        .collect()
 }
 
 /// A single metric, for events such as a switch or the flap guard pausing automation.
@@ -283,6 +314,41 @@ mod tests {
         assert_eq!(
             docs[2]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["StorageResolution"],
             1
+        );
+    }
+
+    #[test]
+    fn active_region_is_one_for_the_active_region_and_zero_elsewhere_at_standard_resolution() {
+        let regions = [
+            region("us-east-1"),
+            region("us-west-2"),
+            region("eu-west-1"),
+        ];
+        let docs: Vec<Value> =
+            active_region_documents("RegionPilot", &regions, &region("us-west-2"), 42)
+                .iter()
+                .map(|d| serde_json::to_value(d).expect("json"))
+                .collect();
+        assert_eq!(docs.len(), 3);
+        for doc in &docs {
+            assert_valid_emf(doc);
+            let metric = &doc["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(metric["Dimensions"], serde_json::json!([["Region"]]));
+            assert_eq!(metric["Metrics"][0]["Name"], "ActiveRegion");
+            assert!(metric["Metrics"][0].get("StorageResolution").is_none());
+        }
+        let values: Vec<(&str, f64)> = docs
+            .iter()
+            .map(|d| {
+                (
+                    d["Region"].as_str().unwrap(),
+                    d["ActiveRegion"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            values,
+            [("us-east-1", 0.0), ("us-west-2", 1.0), ("eu-west-1", 0.0)]
         );
     }
 

@@ -43,7 +43,7 @@ pub async fn handle<D: Deps>(
     let until = Instant::now() + window.min(left);
     let high_resolution = config.probe_interval < Duration::from_secs(60);
     let namespace = config.metrics_namespace.as_str();
-    let rounds = health::sample(
+    let sampling = health::sample(
         &config.regions,
         controller.ports.probe(),
         controller.ports.clock(),
@@ -54,9 +54,15 @@ pub async fn handle<D: Deps>(
             metrics::emit(&metrics::round_documents(namespace, round, high_resolution));
             log_round(round);
         },
-    )
-    .await;
-    Ok(answer(&rounds, namespace))
+    );
+    // Once per invocation (the schedule is once a minute), beside the first round so a
+    // slow control table never delays the health samples.
+    let (rounds, active_region) = tokio::join!(sampling, controller.announce_active_region());
+    let mut answer = answer(&rounds, namespace);
+    if let Some(active) = active_region {
+        answer["active_region"] = json!(active);
+    }
+    Ok(answer)
 }
 
 fn log_round(round: &Round) {
