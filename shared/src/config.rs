@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::region::Region;
+use crate::window::FailbackWindow;
 
 /// An Auto Scaling group in one region.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -136,6 +137,8 @@ pub struct Config {
     pub failback: FailbackPolicy,
     pub capacity: CapacityPolicy,
     pub reload: ReloadPolicy,
+    /// `FAILBACK_WINDOW`: when an automatic failback may happen; `None`, any time.
+    pub failback_window: Option<FailbackWindow>,
     /// `TRAFFIC`: emit the `ActiveRegion` metric that the template's Route 53 health
     /// checks follow, so DNS moves with the control state.
     pub traffic: bool,
@@ -289,6 +292,14 @@ impl Config {
             scale_in_delay: seconds("SCALE_IN_DELAY_SECONDS", 900, 30 * 24 * 3600)?,
         };
         let reload = parse_reload(&get)?;
+        let failback_window = get("FAILBACK_WINDOW")
+            .map(|text| {
+                FailbackWindow::parse(&text).map_err(|problem| Error::Config {
+                    variable: "FAILBACK_WINDOW",
+                    problem,
+                })
+            })
+            .transpose()?;
         let traffic = match get("TRAFFIC")
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -323,6 +334,7 @@ impl Config {
             failback,
             capacity,
             reload,
+            failback_window,
             traffic,
         })
     }
@@ -744,6 +756,11 @@ mod tests {
                 "whole number",
             ),
             (&[("TRAFFIC", "dns")], "TRAFFIC", "neither on nor off"),
+            (
+                &[("FAILBACK_WINDOW", "weekends 02:00-05:00")],
+                "FAILBACK_WINDOW",
+                "not a day",
+            ),
         ];
         for (extra, variable, fragment) in cases {
             let (var, problem) = config_error(&with(extra));

@@ -454,6 +454,78 @@ async fn auto_mode_fails_back_exactly_once() {
 }
 
 #[tokio::test]
+async fn failback_window_holds_automatic_failback_outside_it_but_not_a_person() {
+    // Given home recovered on a Wednesday noon, with failback allowed Saturday 02:00-05:00.
+    const WEDNESDAY_NOON: u64 = 1_795_392_000_000 + 2 * 86_400_000 + 12 * 3_600_000;
+    let world = FakeWorld::new();
+    world
+        .clock
+        .0
+        .store(WEDNESDAY_NOON, std::sync::atomic::Ordering::SeqCst);
+    let mut cfg = (*failback_controller(&world, crate::config::FailbackMode::Auto).config).clone();
+    cfg.failback_window =
+        Some(crate::window::FailbackWindow::parse("sat-sun 02:00-05:00").unwrap());
+    let c = Controller::new(Arc::new(cfg.clone()), world.ports());
+    run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    // When verification passes outside the window: held, and it says until when.
+    for _ in 0..4 {
+        let report = c.verify().await.unwrap();
+        assert_eq!(report.outcome, "waiting", "{}", report.reason);
+    }
+    let held = c.verify().await.unwrap();
+    assert!(held.failback.as_ref().unwrap().ready);
+    assert_eq!(
+        held.failback_window_opens.as_deref(),
+        Some("2026-11-28T02:00:00Z")
+    );
+    assert!(
+        held.reason.contains("held by FAILBACK_WINDOW"),
+        "{}",
+        held.reason
+    );
+    assert_eq!(world.control.epochs(), vec![1]);
+    // Then inside the window (Saturday 02:30) it fails back.
+    world
+        .clock
+        .advance(2 * 86_400_000 + 14 * 3_600_000 + 30 * 60_000);
+    let report = c.verify().await.unwrap();
+    assert_eq!(report.outcome, "failed_back", "{}", report.reason);
+    assert!(report.failback_window_opens.is_none());
+    assert_eq!(world.control.epochs(), vec![1, 2]);
+
+    // In approve mode the ready answer says when the window opens, and a person's
+    // failback command outside the window is not held.
+    let world = FakeWorld::new();
+    world
+        .clock
+        .0
+        .store(WEDNESDAY_NOON, std::sync::atomic::Ordering::SeqCst);
+    cfg.failback.mode = crate::config::FailbackMode::Approve;
+    let c = Controller::new(Arc::new(cfg), world.ports());
+    run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    for _ in 0..2 {
+        assert_eq!(c.verify().await.unwrap().outcome, "waiting");
+    }
+    let report = c.verify().await.unwrap();
+    assert_eq!(report.outcome, "ready", "{}", report.reason);
+    assert!(
+        report.reason.contains("2026-11-28T02:00:00Z"),
+        "{}",
+        report.reason
+    );
+    let out = run(
+        &c,
+        Trigger::Command(Command::Failback {
+            reason: "approved outside the window".into(),
+            dry_run: false,
+            force: false,
+        }),
+    )
+    .await;
+    assert_eq!(out.outcome, Outcome::Switched, "{}", out.reason);
+}
+
+#[tokio::test]
 async fn one_failed_check_resets_the_streak() {
     let world = FakeWorld::new();
     let c = failback_controller(&world, crate::config::FailbackMode::Auto);

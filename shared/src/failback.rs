@@ -25,6 +25,7 @@ use crate::ports::{Deps, Heartbeats, ParameterStore};
 use crate::region::Region;
 use crate::state::{ControlState, FailbackProgress, StepStatus, TriggerInfo};
 use crate::switch::{Intent, SwitchRequest};
+use crate::window::rfc3339;
 
 const DRAIN_POLL: Duration = Duration::from_millis(250);
 
@@ -57,6 +58,9 @@ pub struct VerifyReport {
     /// The failback transition, when `auto` mode made one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub switch: Option<Response>,
+    /// When `FAILBACK_WINDOW` next opens (RFC 3339, UTC), while it holds a ready failback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failback_window_opens: Option<String>,
     /// Data-loss evidence of the failover being undone: writes in the old region after
     /// this heartbeat may have been lost or overwritten.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -206,6 +210,7 @@ impl<D: Deps> Controller<D> {
             capacity,
             failback: None,
             switch: None,
+            failback_window_opens: None,
             data_loss_window: None,
         };
         if state.active_region == home {
@@ -229,13 +234,33 @@ impl<D: Deps> Controller<D> {
             return Ok(report);
         }
         self.emit_metric("FailbackReady", "Count", &[("Region", home.as_str())]);
+        let now = self.now();
+        let window = self.config.failback_window.as_ref();
+        let window_open = window.is_none_or(|w| w.contains(now));
+        report.failback_window_opens = window
+            .filter(|_| !window_open)
+            .map(|w| rfc3339(w.next_open(now)));
         match self.config.failback.mode {
             FailbackMode::Approve => {
                 report.outcome = "ready";
                 report.reason = format!(
                     "ready for failback to {home}; send {{\"command\":\"failback\"}} to the failover function to approve"
                 );
+                if let (Some(window), Some(opens)) = (window, &report.failback_window_opens) {
+                    report.reason += &format!(
+                        " (FAILBACK_WINDOW {window} next opens at {opens}; a manual failback is not held by it)"
+                    );
+                }
                 warn!(home = %home, "{}", report.reason);
+            }
+            FailbackMode::Auto if !window_open => {
+                report.outcome = "waiting";
+                report.reason = format!(
+                    "ready for failback to {home}, held by FAILBACK_WINDOW ({}) until {}; {{\"command\":\"failback\"}} fails back now",
+                    window.map(ToString::to_string).unwrap_or_default(),
+                    report.failback_window_opens.as_deref().unwrap_or("?")
+                );
+                info!(home = %home, "{}", report.reason);
             }
             FailbackMode::Auto => {
                 let response = self

@@ -21,6 +21,7 @@ pub mod status;
 pub mod switch;
 pub mod telemetry;
 pub mod text;
+pub mod window;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
