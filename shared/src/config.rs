@@ -20,6 +20,11 @@ impl GroupRef {
     pub fn key(&self) -> String {
         format!("{}/{}", self.region, self.name)
     }
+
+    /// How errors name the group.
+    pub fn resource(&self) -> String {
+        format!("the Auto Scaling group {}", self.name)
+    }
 }
 
 /// The canary item the probes read: `attribute=value`, a string partition key.

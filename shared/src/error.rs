@@ -122,10 +122,14 @@ impl fmt::Display for ErrorKind {
 
 /// A failed AWS call with the service's own error code and message kept.
 #[derive(Debug, Clone, thiserror::Error, Serialize)]
-#[error("{service}:{operation} in {region} failed ({kind}){}: {message}", code.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default())]
+#[error("{service}:{operation}{} in {region} failed ({kind}){}: {message}", resource.as_deref().map(|r| format!(" on {r}")).unwrap_or_default(), code.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default())]
 pub struct AwsError {
     pub service: &'static str,
     pub operation: &'static str,
+    /// What the call was about, in an operator's words ("the control table rp-control"):
+    /// "Requested resource not found" alone does not say which resource.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
     pub region: Region,
     pub kind: ErrorKind,
     pub code: Option<String>,
@@ -179,6 +183,7 @@ impl AwsError {
         AwsError {
             service,
             operation,
+            resource: None,
             region: region.clone(),
             kind,
             code,
@@ -186,11 +191,18 @@ impl AwsError {
         }
     }
 
+    /// Names the resource the call was about.
+    pub fn on(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+
     /// A timeout we enforced ourselves around a call (the probe's hard deadline).
     pub fn deadline(service: &'static str, operation: &'static str, region: &Region) -> Self {
         AwsError {
             service,
             operation,
+            resource: None,
             region: region.clone(),
             kind: ErrorKind::Timeout,
             code: None,
@@ -260,6 +272,24 @@ mod tests {
         assert!(!ErrorKind::Timeout.region_answered());
         assert!(!ErrorKind::Connection.region_answered());
         assert!(ErrorKind::AccessDenied.region_answered());
+    }
+
+    #[test]
+    fn an_error_names_its_resource_and_region() {
+        let err = AwsError {
+            service: "dynamodb",
+            operation: "GetItem",
+            resource: None,
+            region: Region::parse("eu-west-1").unwrap(),
+            kind: ErrorKind::NotFound,
+            code: Some("ResourceNotFoundException".into()),
+            message: "Requested resource not found".into(),
+        }
+        .on("the control table rp-control");
+        assert_eq!(
+            err.to_string(),
+            "dynamodb:GetItem on the control table rp-control in eu-west-1 failed (not found) [ResourceNotFoundException]: Requested resource not found"
+        );
     }
 
     #[test]

@@ -134,6 +134,7 @@ where
             .await?;
             if seen != Some(stamp) {
                 return Err(AwsError {
+                    resource: None,
                     service: "dynamodb",
                     operation: "GetItem",
                     region: region.clone(),

@@ -36,6 +36,7 @@ fn fault(
     kind: ErrorKind,
 ) -> AwsError {
     AwsError {
+        resource: None,
         service,
         operation,
         region: region.clone(),

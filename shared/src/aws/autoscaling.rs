@@ -32,7 +32,9 @@ impl ScalingGroups for AwsScalingGroups {
             .max_records(50)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("autoscaling", OP, &group.region, &e))?;
+            .map_err(|e| {
+                AwsError::from_sdk("autoscaling", OP, &group.region, &e).on(group.resource())
+            })?;
         Ok(out
             .instance_refreshes
             .unwrap_or_default()
@@ -73,7 +75,9 @@ impl ScalingGroups for AwsScalingGroups {
             )
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("autoscaling", OP, &group.region, &e))?;
+            .map_err(|e| {
+                AwsError::from_sdk("autoscaling", OP, &group.region, &e).on(group.resource())
+            })?;
         Ok(out.instance_refresh_id.unwrap_or_default())
     }
 
@@ -86,7 +90,9 @@ impl ScalingGroups for AwsScalingGroups {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("autoscaling", OP, &group.region, &e))
+            .map_err(|e| {
+                AwsError::from_sdk("autoscaling", OP, &group.region, &e).on(group.resource())
+            })
     }
 
     async fn describe(&self, group: &GroupRef) -> Result<Option<GroupInfo>, AwsError> {
@@ -97,7 +103,9 @@ impl ScalingGroups for AwsScalingGroups {
             .auto_scaling_group_names(&group.name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("autoscaling", OP, &group.region, &e))?;
+            .map_err(|e| {
+                AwsError::from_sdk("autoscaling", OP, &group.region, &e).on(group.resource())
+            })?;
         Ok(out
             .auto_scaling_groups
             .unwrap_or_default()
@@ -134,6 +142,8 @@ impl ScalingGroups for AwsScalingGroups {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("autoscaling", OP, &group.region, &e))
+            .map_err(|e| {
+                AwsError::from_sdk("autoscaling", OP, &group.region, &e).on(group.resource())
+            })
     }
 }

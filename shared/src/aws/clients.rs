@@ -111,6 +111,7 @@ pub(crate) fn client_for<'a, T>(
     region: &Region,
 ) -> Result<&'a T, crate::error::AwsError> {
     clients.get(region).ok_or_else(|| crate::error::AwsError {
+        resource: None,
         service,
         operation,
         region: region.clone(),

@@ -39,6 +39,7 @@ impl DynamoControlStore {
         R: std::fmt::Debug,
     {
         AwsError::from_sdk("dynamodb", operation, &self.region, err)
+            .on(format!("the control table {}", self.table))
     }
 
     fn state_item(

@@ -34,6 +34,11 @@ impl DynamoHealthProbe {
         }
     }
 
+    /// How errors name the table.
+    fn resource(&self) -> String {
+        format!("the health table {}", self.table)
+    }
+
     async fn read(&self, region: &Region) -> Result<bool, AwsError> {
         const OP: &str = "GetItem";
         let client = super::clients::client_for(&self.clients, "dynamodb", OP, region)?;
@@ -48,8 +53,8 @@ impl DynamoHealthProbe {
             .send();
         match tokio::time::timeout(self.deadline, call).await {
             Ok(Ok(out)) => Ok(out.item.is_some()),
-            Ok(Err(e)) => Err(AwsError::from_sdk("dynamodb", OP, region, &e)),
-            Err(_) => Err(AwsError::deadline("dynamodb", OP, region)),
+            Ok(Err(e)) => Err(AwsError::from_sdk("dynamodb", OP, region, &e).on(self.resource())),
+            Err(_) => Err(AwsError::deadline("dynamodb", OP, region).on(self.resource())),
         }
     }
 }
@@ -111,8 +116,8 @@ impl crate::ports::Heartbeats for DynamoHealthProbe {
             .send();
         match tokio::time::timeout(self.deadline, call).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(AwsError::from_sdk("dynamodb", OP, region, &e)),
-            Err(_) => Err(AwsError::deadline("dynamodb", OP, region)),
+            Ok(Err(e)) => Err(AwsError::from_sdk("dynamodb", OP, region, &e).on(self.resource())),
+            Err(_) => Err(AwsError::deadline("dynamodb", OP, region).on(self.resource())),
         }
     }
 
@@ -132,8 +137,10 @@ impl crate::ports::Heartbeats for DynamoHealthProbe {
             .send();
         let out = match tokio::time::timeout(self.deadline, call).await {
             Ok(Ok(out)) => out,
-            Ok(Err(e)) => return Err(AwsError::from_sdk("dynamodb", OP, in_region, &e)),
-            Err(_) => return Err(AwsError::deadline("dynamodb", OP, in_region)),
+            Ok(Err(e)) => {
+                return Err(AwsError::from_sdk("dynamodb", OP, in_region, &e).on(self.resource()));
+            }
+            Err(_) => return Err(AwsError::deadline("dynamodb", OP, in_region).on(self.resource())),
         };
         Ok(out.item.and_then(|item| {
             item.get(WRITTEN_AT)

@@ -57,11 +57,12 @@ impl RunCommands for SsmRunCommands {
             .comment(crate::text::clip(comment, 99))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ssm", OP, &group.region, &e))?;
+            .map_err(|e| AwsError::from_sdk("ssm", OP, &group.region, &e).on(group.resource()))?;
         let command = out.command.as_ref();
         let Some(command_id) = command.and_then(|c| c.command_id()) else {
             // Nothing to follow: say so rather than follow an empty id.
             return Err(AwsError {
+                resource: None,
                 service: "ssm",
                 operation: OP,
                 region: group.region.clone(),
@@ -94,7 +95,10 @@ impl RunCommands for SsmRunCommands {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ssm", OP, region, &e))?;
+                .map_err(|e| {
+                    AwsError::from_sdk("ssm", OP, region, &e)
+                        .on(format!("Run Command {command_id}"))
+                })?;
             all.extend(
                 out.command_invocations
                     .unwrap_or_default()

@@ -39,7 +39,10 @@ impl ParameterStore for SsmParameters {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("ssm", "PutParameter", region, &e))
+            .map_err(|e| {
+                AwsError::from_sdk("ssm", "PutParameter", region, &e)
+                    .on(format!("the parameter {name}"))
+            })
     }
 
     async fn get(&self, region: &Region, name: &str) -> Result<Option<String>, AwsError> {
@@ -47,7 +50,8 @@ impl ParameterStore for SsmParameters {
         match client.get_parameter().name(name).send().await {
             Ok(out) => Ok(out.parameter.and_then(|p| p.value)),
             Err(e) => {
-                let err = AwsError::from_sdk("ssm", "GetParameter", region, &e);
+                let err = AwsError::from_sdk("ssm", "GetParameter", region, &e)
+                    .on(format!("the parameter {name}"));
                 if err.kind == ErrorKind::NotFound {
                     Ok(None)
                 } else {

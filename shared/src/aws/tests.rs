@@ -108,8 +108,9 @@ async fn refresh_in_progress_is_classified_with_its_code_and_message() {
     assert_eq!(err.code.as_deref(), Some("InstanceRefreshInProgress"));
     assert!(err.message.contains("already in progress"), "{err}");
     assert!(
-        err.to_string()
-            .contains("autoscaling:StartInstanceRefresh in us-east-1"),
+        err.to_string().contains(
+            "autoscaling:StartInstanceRefresh on the Auto Scaling group app in us-east-1"
+        ),
         "{err}"
     );
 }
@@ -268,6 +269,12 @@ async fn control_table_access_denied_is_a_non_retryable_error() {
     );
     assert!(!err.is_retryable());
     assert_eq!(err.error_type(), "AwsError");
+    // It says which table, that it is the control table, and where.
+    assert!(
+        err.to_string()
+            .starts_with("dynamodb:GetItem on the control table control in us-east-1 failed (access denied) [AccessDeniedException]"),
+        "{err}"
+    );
 }
 
 #[test]
