@@ -114,6 +114,15 @@ pub struct ReloadPolicy {
     pub timeout: Duration,
 }
 
+/// `EVENT_BUS_NAME` and `APP_NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPolicy {
+    /// The EventBridge bus (name or ARN) in the control plane's region.
+    pub bus: String,
+    /// Carried in every event's detail as `app`, so several applications can share a bus.
+    pub app: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Ordered by preference; the first is the home region.
@@ -144,9 +153,14 @@ pub struct Config {
     pub reload: ReloadPolicy,
     /// `FAILBACK_WINDOW`: when an automatic failback may happen; `None`, any time.
     pub failback_window: Option<FailbackWindow>,
+    /// Where operators hear of what regionpilot did.
+    pub events: EventPolicy,
     /// `TRAFFIC`: emit the `ActiveRegion` metric that the template's Route 53 health
     /// checks follow, so DNS moves with the control state.
     pub traffic: bool,
+    /// `READINESS_INTERVAL_SECONDS`: how often the verifier evaluates whether a failover
+    /// would work now; 0, every run.
+    pub readiness_interval: Duration,
 }
 
 impl Config {
@@ -297,6 +311,31 @@ impl Config {
             scale_in_delay: seconds("SCALE_IN_DELAY_SECONDS", 900, 30 * 24 * 3600)?,
         };
         let reload = parse_reload(&get)?;
+        let events = EventPolicy {
+            bus: get("EVENT_BUS_NAME").unwrap_or_else(|| "default".into()),
+            app: get("APP_NAME").unwrap_or_else(|| "regionpilot".into()),
+        };
+        // EventBridge: a bus name or ARN of [/\.\-_A-Za-z0-9:], at most 1600 characters.
+        if events.bus.len() > 1600
+            || !events
+                .bus
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-:".contains(c))
+        {
+            return Err(Error::Config {
+                variable: "EVENT_BUS_NAME",
+                problem: format!(
+                    "{:?} is not an EventBridge bus name or ARN",
+                    crate::text::clip(&events.bus, 60)
+                ),
+            });
+        }
+        if events.app.chars().count() > 128 || events.app.chars().any(char::is_control) {
+            return Err(Error::Config {
+                variable: "APP_NAME",
+                problem: "must be at most 128 characters without control characters".into(),
+            });
+        }
         let failback_window = get("FAILBACK_WINDOW")
             .map(|text| {
                 FailbackWindow::parse(&text).map_err(|problem| Error::Config {
@@ -305,6 +344,7 @@ impl Config {
                 })
             })
             .transpose()?;
+        let readiness_interval = seconds("READINESS_INTERVAL_SECONDS", 900, 24 * 3600)?;
         let traffic = match get("TRAFFIC")
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -340,7 +380,9 @@ impl Config {
             capacity,
             reload,
             failback_window,
+            events,
             traffic,
+            readiness_interval,
         })
     }
 }
@@ -643,6 +685,7 @@ mod tests {
         let config = parse(&base()).unwrap();
         assert_eq!(config.capacity.percent, 100);
         assert_eq!(config.capacity.scale_in_delay, Duration::from_secs(900));
+        assert_eq!(config.readiness_interval, Duration::from_secs(900));
         assert_eq!(config.reload.mode, ReloadMode::Refresh);
         assert_eq!(config.reload.timeout, Duration::from_secs(120));
         let config = parse(&with(&[
@@ -760,7 +803,22 @@ mod tests {
                 "SCALE_IN_DELAY_SECONDS",
                 "whole number",
             ),
+            (
+                &[("READINESS_INTERVAL_SECONDS", "86401")],
+                "READINESS_INTERVAL_SECONDS",
+                "0 to 86400",
+            ),
+            (
+                &[("READINESS_INTERVAL_SECONDS", "hourly")],
+                "READINESS_INTERVAL_SECONDS",
+                "whole number",
+            ),
             (&[("TRAFFIC", "dns")], "TRAFFIC", "neither on nor off"),
+            (
+                &[("EVENT_BUS_NAME", "my bus")],
+                "EVENT_BUS_NAME",
+                "not an EventBridge bus",
+            ),
             (
                 &[("FAILBACK_WINDOW", "weekends 02:00-05:00")],
                 "FAILBACK_WINDOW",

@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use serde::Serialize;
+use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{AlarmSignal, AlarmState, Command, Trigger};
+use crate::notices::{self, DetailType};
 use crate::ports::{
     Clock, ControlStore, Deps, HealthProbe, Heartbeats, ParameterStore, ProbeResult,
 };
@@ -238,7 +240,12 @@ impl<D: Deps> Controller<D> {
             let (from, to) =
                 match self.answer_without_switch(decision, state, &request, probe_report.clone()) {
                     Ok(pair) => pair,
-                    Err(answer) => return Ok(*answer),
+                    Err(answer) => {
+                        if answer.outcome == Outcome::Refused {
+                            self.notify_refused(state, &request, &answer).await;
+                        }
+                        return Ok(*answer);
+                    }
                 };
             if request.trigger.is_automatic()
                 && let Some(reason) = self.flap_guard(state).await?
@@ -278,6 +285,12 @@ impl<D: Deps> Controller<D> {
                 .carry_out(transition, saved, failing_deadline, true)
                 .instrument(span)
                 .await?;
+            self.notify(
+                DetailType::RegionSwitch,
+                format!("switch-{}", done.epoch),
+                notices::switched(&done, request.force),
+            )
+            .await;
             let mut response = self.simple(
                 Outcome::Switched,
                 &next,
@@ -413,6 +426,8 @@ impl<D: Deps> Controller<D> {
             recent_automatic_switches: self.recent_automatic(state, request.trigger.is_automatic()),
             capacity_snapshot: state.capacity_snapshot.clone(),
             scaled_up: state.scaled_up.clone(),
+            // Evaluated against the old active region: the next verifier run evaluates again.
+            readiness: state.readiness.clone(),
         };
         (transition, next)
     }
@@ -427,6 +442,35 @@ impl<D: Deps> Controller<D> {
             dimensions,
             self.now(),
         ));
+    }
+
+    /// A `Region Switch` event for a refusal: someone wanted a switch and did not get it.
+    async fn notify_refused(
+        &self,
+        state: &ControlState,
+        request: &SwitchRequest,
+        answer: &Response,
+    ) {
+        let at = self.now();
+        self.notify(
+            DetailType::RegionSwitch,
+            format!("refused-{}-{at}", state.epoch),
+            json!({
+                "outcome": "refused",
+                "epoch": state.epoch,
+                "from": state.active_region,
+                "to": match &request.intent {
+                    Intent::To(region) => region.clone(),
+                    Intent::Home => Some(self.config.home().clone()),
+                    Intent::AwayFrom(_) => None,
+                },
+                "trigger": request.trigger,
+                "reason": answer.reason,
+                "forced": request.force,
+                "probes": answer.probes,
+            }),
+        )
+        .await;
     }
 
     /// `ActiveRegion` for every region, unless `TRAFFIC=off`. Callers pass the active
@@ -488,6 +532,20 @@ impl<D: Deps> Controller<D> {
             })
             .await?;
             self.emit_metric("FlapGuardPaused", "Count", &[]);
+            self.notify(
+                DetailType::FlapGuardPaused,
+                format!("flap-guard-{now}"),
+                json!({
+                    "reason": reason,
+                    "paused_at": now,
+                    "automatic_switches_24h": recent,
+                    "limit": limit,
+                    "active_region": state.active_region,
+                    "epoch": state.epoch,
+                    "resume": {"command": "resume"},
+                }),
+            )
+            .await;
         }
         Ok(Some(reason))
     }

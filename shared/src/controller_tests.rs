@@ -287,6 +287,7 @@ fn abandoned(world: &FakeWorld, lease_until: u64) {
             recent_automatic_switches: Vec::new(),
             capacity_snapshot: Default::default(),
             scaled_up: Default::default(),
+            readiness: None,
         },
     });
 }

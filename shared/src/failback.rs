@@ -20,6 +20,7 @@ use crate::config::FailbackMode;
 use crate::controller::{Controller, Outcome, Response};
 use crate::error::Result;
 use crate::health;
+use crate::notices::{DataLossWindow, DetailType, HeldReport};
 use crate::plan::StepRecord;
 use crate::ports::{Deps, Heartbeats, ParameterStore};
 use crate::region::Region;
@@ -61,20 +62,16 @@ pub struct VerifyReport {
     /// When `FAILBACK_WINDOW` next opens (RFC 3339, UTC), while it holds a ready failback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failback_window_opens: Option<String>,
+    /// Events a failing bus had left in the control table, sent again this run.
+    pub held_events: HeldReport,
     /// Data-loss evidence of the failover being undone: writes in the old region after
     /// this heartbeat may have been lost or overwritten.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_loss_window: Option<DataLossWindow>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DataLossWindow {
-    pub region: Region,
-    /// Newest heartbeat from `region` that had replicated when we failed over (ms).
-    pub last_replicated_at: Option<u64>,
-    pub failover_at: u64,
-    /// `failover_at - last_replicated_at`, in seconds: the window of writes at risk.
-    pub seconds: Option<f64>,
+    /// Whether a failover would work now, when this run evaluated it (every
+    /// `READINESS_INTERVAL_SECONDS`); `changed` says the result differs from the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<crate::readiness::ReadinessRun>,
 }
 
 impl<D: Deps> Controller<D> {
@@ -185,14 +182,36 @@ impl<D: Deps> Controller<D> {
         if !report.drift.is_empty() {
             warn!(drift = ?report.drift, fixed = ?report.fixed, failed = ?report.failed, "reconcile found drift");
         }
+        if !report.fixed.is_empty() {
+            let at = self.now();
+            self.notify(
+                DetailType::DriftRepaired,
+                format!("drift-{epoch}-{at}"),
+                serde_json::json!({
+                    "epoch": epoch,
+                    "active_region": active,
+                    "drift": report.drift,
+                    "fixed": report.fixed,
+                    "failed": report.failed,
+                }),
+            )
+            .await;
+        }
         Ok(report)
     }
 
     /// One run of the failback verification (reconcile first, in any state).
     pub async fn verify(&self) -> Result<VerifyReport> {
+        // Events a failing bus left behind go first: they are older than anything below.
+        let held_events = self.deliver_held().await.unwrap_or_else(|e| {
+            warn!(error = %e, "held events could not be read; the next run tries again");
+            HeldReport::default()
+        });
         let reconcile = self.reconcile().await?;
         let state = self.load().await?.value;
         let capacity = self.capacity_round(&state).await?;
+        // Never fails: a check that cannot be made fails with its reason.
+        let readiness = self.readiness_round(&state).await;
         let home = self.config.home().clone();
         // One sample a minute for the dashboard's "active region" widget.
         self.emit_metric(
@@ -212,6 +231,8 @@ impl<D: Deps> Controller<D> {
             switch: None,
             failback_window_opens: None,
             data_loss_window: None,
+            held_events,
+            readiness,
         };
         if state.active_region == home {
             report.reason = format!("{home} (home) is active; nothing to fail back");
@@ -221,9 +242,13 @@ impl<D: Deps> Controller<D> {
             return Ok(report);
         }
 
+        let was_ready = state
+            .failback
+            .as_ref()
+            .is_some_and(|f| f.epoch == state.epoch && f.ready);
         let progress = self.check_home(&state).await?;
         report.failback = Some(progress.clone());
-        report.data_loss_window = self.data_loss_window(&state);
+        report.data_loss_window = state.transition.as_ref().map(DataLossWindow::of);
         if !progress.ready {
             report.outcome = "waiting";
             report.reason = format!(
@@ -252,6 +277,25 @@ impl<D: Deps> Controller<D> {
                     );
                 }
                 warn!(home = %home, "{}", report.reason);
+                if !was_ready {
+                    self.notify(
+                        DetailType::FailbackReady,
+                        format!("failback-ready-{}", state.epoch),
+                        serde_json::json!({
+                            "epoch": state.epoch,
+                            "home_region": home,
+                            "active_region": state.active_region,
+                            "reason": report.reason,
+                            "failback_window": self.config.failback_window.as_ref().map(ToString::to_string),
+                            "failback_window_opens": report.failback_window_opens,
+                            "healthy_streak": progress.healthy_streak,
+                            "replication_drain_seconds": progress.last_drain_seconds,
+                            "data_loss_window": report.data_loss_window,
+                            "approve": {"command": "failback"},
+                        }),
+                    )
+                    .await;
+                }
             }
             FailbackMode::Auto if !window_open => {
                 report.outcome = "waiting";
@@ -414,18 +458,6 @@ impl<D: Deps> Controller<D> {
             }
             tokio::time::sleep(DRAIN_POLL).await;
         }
-    }
-
-    fn data_loss_window(&self, state: &ControlState) -> Option<DataLossWindow> {
-        let t = state.transition.as_ref()?;
-        Some(DataLossWindow {
-            region: t.from.clone(),
-            last_replicated_at: t.last_replicated_from_old,
-            failover_at: t.started_at,
-            seconds: t
-                .last_replicated_from_old
-                .map(|seen| t.started_at.saturating_sub(seen) as f64 / 1000.0),
-        })
     }
 }
 

@@ -11,8 +11,10 @@ pub mod event;
 pub mod failback;
 pub mod health;
 pub mod metrics;
+pub mod notices;
 pub mod plan;
 pub mod ports;
+pub mod readiness;
 pub mod region;
 pub mod reload;
 pub mod rolling;
@@ -32,6 +34,8 @@ mod controller_tests;
 mod crash_tests;
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod notices_tests;
 #[cfg(test)]
 mod steps_tests;
 

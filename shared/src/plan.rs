@@ -113,6 +113,53 @@ impl StepRecord {
         }
     }
 
+    /// Every step record a transition holds, in plan order: publish, capacity, refresh,
+    /// reload.
+    pub fn all_of(t: &Transition) -> Vec<StepRecord> {
+        let publish = t
+            .publish
+            .iter()
+            .map(|(region, status)| StepRecord::Publish {
+                region: region.clone(),
+                status: status.clone(),
+            });
+        let capacity = t
+            .capacity
+            .iter()
+            .map(|(group, status)| StepRecord::Capacity {
+                group: group.clone(),
+                status: status.clone(),
+            });
+        // A reload's fallback refresh is reported with its reload.
+        let refresh = t
+            .refreshes
+            .iter()
+            .filter(|(group, _)| !t.reload.contains_key(*group))
+            .map(|(group, status)| StepRecord::Refresh {
+                group: group.clone(),
+                status: status.clone(),
+            });
+        let reload = t.reload.iter().map(|(group, status)| StepRecord::Reload {
+            group: group.clone(),
+            status: status.clone(),
+        });
+        publish
+            .chain(capacity)
+            .chain(refresh)
+            .chain(reload)
+            .collect()
+    }
+
+    /// The kind of step: `publish`, `capacity`, `refresh` or `reload`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepRecord::Publish { .. } => "publish",
+            StepRecord::Capacity { .. } => "capacity",
+            StepRecord::Refresh { .. } => "refresh",
+            StepRecord::Reload { .. } => "reload",
+        }
+    }
+
     /// The region or group (`region/name`) the record is about.
     pub fn key(&self) -> String {
         match self {

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{GroupRef, RefreshPreferences};
 use crate::error::{AwsError, ErrorKind, Result};
@@ -29,6 +29,38 @@ pub trait ControlStore: Send + Sync {
 
     /// The newest `limit` history records, newest first.
     fn history(&self, limit: usize) -> impl Future<Output = Result<Vec<HistoryRecord>>> + Send;
+
+    /// Whether the control table has point-in-time recovery on (readiness: a bad write to
+    /// the control state can be undone).
+    fn point_in_time_recovery(&self) -> impl Future<Output = Result<bool, AwsError>> + Send;
+
+    /// Keeps a notice the event bus did not take, for the verifier to send again.
+    fn hold(&self, notice: &Notice) -> impl Future<Output = Result<()>> + Send;
+
+    /// Held notices, oldest first, at most `limit`.
+    fn held(&self, limit: usize) -> impl Future<Output = Result<Vec<Notice>>> + Send;
+
+    /// Forgets a held notice once the bus has taken it.
+    fn release(&self, notice: &Notice) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// An event for operators, as it goes on the EventBridge bus (source `regionpilot`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Unique per event and the same on every re-send: delivery is at least once, so
+    /// consumers dedupe on it (it is in the detail too).
+    pub id: String,
+    /// EventBridge's `DetailType`, e.g. `Region Switch`.
+    pub detail_type: String,
+    pub detail: serde_json::Value,
+    pub at: Millis,
+}
+
+/// The EventBridge bus in the control plane's region.
+pub trait EventBus: Send + Sync {
+    /// Puts the notices (at most 10) on the bus; returns the ids it did not accept.
+    fn put(&self, notices: &[Notice])
+    -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
 }
 
 /// The active-region parameter, one copy per region.
@@ -199,16 +231,17 @@ impl Clock for SystemClock {
 }
 
 /// All the ports one controller needs, bundled so handlers stay generic over one type.
-pub struct Ports<C, P, S, H, R, K> {
+pub struct Ports<C, P, S, H, R, K, B> {
     pub control: C,
     pub parameters: P,
     pub groups: S,
     pub probe: H,
     pub commands: R,
     pub clock: K,
+    pub bus: B,
 }
 
-/// The bundle of ports as one bound: `Controller<D: Deps>` instead of six type
+/// The bundle of ports as one bound: `Controller<D: Deps>` instead of seven type
 /// parameters repeated on every handler.
 pub trait Deps: Send + Sync {
     type Control: ControlStore;
@@ -217,6 +250,7 @@ pub trait Deps: Send + Sync {
     type Probe: HealthProbe + Heartbeats;
     type Commands: RunCommands;
     type Clock: Clock;
+    type Bus: EventBus;
 
     fn control(&self) -> &Self::Control;
     fn parameters(&self) -> &Self::Parameters;
@@ -224,9 +258,10 @@ pub trait Deps: Send + Sync {
     fn probe(&self) -> &Self::Probe;
     fn commands(&self) -> &Self::Commands;
     fn clock(&self) -> &Self::Clock;
+    fn bus(&self) -> &Self::Bus;
 }
 
-impl<C, P, S, H, R, K> Deps for Ports<C, P, S, H, R, K>
+impl<C, P, S, H, R, K, B> Deps for Ports<C, P, S, H, R, K, B>
 where
     C: ControlStore,
     P: ParameterStore,
@@ -234,6 +269,7 @@ where
     H: HealthProbe + Heartbeats,
     R: RunCommands,
     K: Clock,
+    B: EventBus,
 {
     type Control = C;
     type Parameters = P;
@@ -241,6 +277,7 @@ where
     type Probe = H;
     type Commands = R;
     type Clock = K;
+    type Bus = B;
 
     fn control(&self) -> &C {
         &self.control
@@ -259,5 +296,8 @@ where
     }
     fn clock(&self) -> &K {
         &self.clock
+    }
+    fn bus(&self) -> &B {
+        &self.bus
     }
 }

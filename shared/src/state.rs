@@ -36,6 +36,10 @@ pub struct ControlState {
     /// to once the scale-in delay has passed. Kept across transitions until scaled in.
     #[serde(default)]
     pub scaled_up: BTreeMap<String, ScaledUp>,
+    /// The newest readiness evaluation: `status` shows it, and the next one is due
+    /// `READINESS_INTERVAL_SECONDS` after it.
+    #[serde(default)]
+    pub readiness: Option<crate::readiness::Readiness>,
 }
 
 /// A group's sizes at one moment.
@@ -103,6 +107,7 @@ impl ControlState {
             recent_automatic_switches: Vec::new(),
             capacity_snapshot: BTreeMap::new(),
             scaled_up: BTreeMap::new(),
+            readiness: None,
         }
     }
 

@@ -23,6 +23,9 @@ pub struct StatusReport {
     pub paused: Option<Pause>,
     /// Failback readiness while away from home: healthy streak, what it still waits for.
     pub failback: Option<crate::state::FailbackProgress>,
+    /// Whether a failover would work, as the verifier last evaluated it (each check with
+    /// its reason, and `evaluated_at`); `None` before its first evaluation.
+    pub readiness: Option<crate::readiness::Readiness>,
     pub parameters: BTreeMap<Region, ParameterValue>,
     /// Per group (`region/name`): its sizes now, its latest refresh, and what the latest
     /// transition did to it (capacity, reload).
@@ -119,6 +122,7 @@ impl<D: Deps> Controller<D> {
             },
             paused: state.paused.clone(),
             failback: state.failback.clone(),
+            readiness: state.readiness.clone(),
             parameters: params.into_iter().collect(),
             auto_scaling_groups: groups.into_iter().collect(),
             scaled_up: state.scaled_up.clone(),

@@ -225,6 +225,7 @@ mod tests {
             recent_automatic_switches: Vec::new(),
             capacity_snapshot: BTreeMap::new(),
             scaled_up: BTreeMap::new(),
+            readiness: None,
         }
     }
 

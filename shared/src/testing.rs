@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::config::{Config, GroupRef, RefreshPreferences};
 use crate::error::{AwsError, ErrorKind, Result};
 use crate::ports::{
-    Clock, ControlStore, GroupInfo, HealthProbe, InvocationInfo, ParameterStore, Ports,
-    ProbeResult, RefreshInfo, RunCommands, ScalingGroups, SentCommand,
+    Clock, ControlStore, EventBus, GroupInfo, HealthProbe, InvocationInfo, Notice, ParameterStore,
+    Ports, ProbeResult, RefreshInfo, RunCommands, ScalingGroups, SentCommand,
 };
 use crate::region::Region;
 use crate::state::{ControlState, HistoryRecord, Millis, Transition, TriggerInfo, Versioned};
@@ -165,8 +165,12 @@ async fn vanish<T>() -> T {
 pub struct FakeControl {
     pub item: Mutex<Option<Versioned<ControlState>>>,
     pub history: Mutex<Vec<HistoryRecord>>,
+    /// Held notices by (time, id), as the table's sort key orders them.
+    pub outbox: Mutex<BTreeMap<(Millis, String), Notice>>,
     pub saves: AtomicU64,
     pub crash: Arc<CrashPoint>,
+    /// Point-in-time recovery is off (on by default, as the template deploys the table).
+    pub pitr_off: std::sync::atomic::AtomicBool,
 }
 
 impl FakeControl {
@@ -237,6 +241,56 @@ impl ControlStore for Arc<FakeControl> {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn point_in_time_recovery(&self) -> Result<bool, AwsError> {
+        Ok(!self.pitr_off.load(Ordering::SeqCst))
+    }
+
+    async fn hold(&self, notice: &Notice) -> Result<()> {
+        lock(&self.outbox).insert((notice.at, notice.id.clone()), notice.clone());
+        Ok(())
+    }
+
+    async fn held(&self, limit: usize) -> Result<Vec<Notice>> {
+        Ok(lock(&self.outbox).values().take(limit).cloned().collect())
+    }
+
+    async fn release(&self, notice: &Notice) -> Result<()> {
+        lock(&self.outbox).remove(&(notice.at, notice.id.clone()));
+        Ok(())
+    }
+}
+
+/// The event bus: what was put on it, and a switch to make it fail.
+#[derive(Default)]
+pub struct FakeBus {
+    pub put: Mutex<Vec<Notice>>,
+    pub failing: std::sync::atomic::AtomicBool,
+}
+
+impl FakeBus {
+    /// The detail-types put so far, in order.
+    pub fn detail_types(&self) -> Vec<String> {
+        lock(&self.put)
+            .iter()
+            .map(|n| n.detail_type.clone())
+            .collect()
+    }
+}
+
+impl EventBus for Arc<FakeBus> {
+    async fn put(&self, notices: &[Notice]) -> Result<Vec<String>, AwsError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(fault(
+                "events",
+                "PutEvents",
+                &region("us-west-2"),
+                ErrorKind::Other,
+            ));
+        }
+        lock(&self.put).extend_from_slice(notices);
+        Ok(Vec::new())
     }
 }
 
@@ -615,6 +669,7 @@ pub struct FakeWorld {
     pub probe: Arc<FakeProbe>,
     pub commands: Arc<FakeCommands>,
     pub clock: Arc<FakeClock>,
+    pub bus: Arc<FakeBus>,
     /// Shared by every fake that writes: see [`CrashPoint`].
     pub crash: Arc<CrashPoint>,
 }
@@ -626,6 +681,7 @@ pub type FakePorts = Ports<
     Arc<FakeProbe>,
     Arc<FakeCommands>,
     Arc<FakeClock>,
+    Arc<FakeBus>,
 >;
 
 impl FakeWorld {
@@ -657,6 +713,7 @@ impl FakeWorld {
                 ..FakeProbe::default()
             }),
             clock,
+            bus: Arc::new(FakeBus::default()),
             crash,
         }
     }
@@ -682,6 +739,7 @@ impl FakeWorld {
             probe: self.probe.clone(),
             commands: self.commands.clone(),
             clock: self.clock.clone(),
+            bus: self.bus.clone(),
         }
     }
 }

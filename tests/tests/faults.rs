@@ -248,3 +248,36 @@ async fn a_slow_region_costs_at_most_its_deadline_and_a_killed_one_is_refused_fa
     assert_eq!(out["outcome"], "switched", "{out}");
     assert_eq!(out["publish"][STANDBY]["status"], "published", "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_resources_are_named_with_their_region() {
+    let mut env = ENV.to_vec();
+    env.push(("CONTROL_TABLE", "no-such-control-table"));
+    env.push(("HEALTH_TABLE", "no-such-health-table"));
+    let stage = Stage::start("fault-missing", &[HOME, STANDBY], STANDBY, 1, &env).await;
+    // The control table: named, called the control table, with its region.
+    let (error_type, message) = stage
+        .failover
+        .invoke(&json!({"command": "status"}))
+        .await
+        .err();
+    assert_eq!(error_type, "AwsError", "{message}");
+    assert!(
+        message.contains(&format!(
+            "on the control table no-such-control-table in {STANDBY} failed (not found)"
+        )),
+        "{message}"
+    );
+    // The health table, per region, in a dry run's pre-flight probes.
+    let probe = stage.start_function("health-probe", 1, &[]).await;
+    let out = probe.invoke(&json!({"command": "probe"})).await.ok();
+    for region in [HOME, STANDBY] {
+        let error = out["regions"][region]["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(&format!(
+                "on the health table no-such-health-table in {region}"
+            )),
+            "{region}: {error}"
+        );
+    }
+}

@@ -18,6 +18,9 @@ pub struct AwsClients {
     pub probe: Arc<BTreeMap<Region, aws_sdk_dynamodb::Client>>,
     /// The control table's client, in the function's own region.
     pub control: aws_sdk_dynamodb::Client,
+    /// EventBridge in the function's own region: one attempt, so a failing bus costs one
+    /// call timeout and the notice is held for the verifier instead.
+    pub events: aws_sdk_eventbridge::Client,
 }
 
 /// Loads credentials and builds every client once. Endpoints: `REGION_ENDPOINTS` wins per
@@ -88,7 +91,18 @@ pub async fn build_clients(config: &Config) -> AwsClients {
         .get(&config.own_region)
         .cloned()
         .unwrap_or_else(|| aws_sdk_dynamodb::Client::new(&base));
+    let mut events = aws_sdk_eventbridge::config::Builder::from(&in_region(
+        &base
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .build(),
+        &config.own_region,
+    ));
+    if let Some(url) = config.region_endpoints.get(&config.own_region) {
+        events = events.endpoint_url(url);
+    }
     AwsClients {
+        events: aws_sdk_eventbridge::Client::from_conf(events.build()),
         ssm: Arc::new(ssm),
         autoscaling: Arc::new(autoscaling),
         dynamodb: Arc::new(dynamodb),

@@ -3,13 +3,15 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use crate::error::{AwsError, Error, ErrorKind, Result};
-use crate::ports::ControlStore;
+use crate::ports::{ControlStore, Notice};
 use crate::region::Region;
 use crate::state::{ControlState, HistoryRecord, Versioned};
 
 const STATE_PK: &str = "control";
 const STATE_SK: &str = "state";
 const HISTORY_PK: &str = "history";
+/// Notices the event bus did not take: `pk=outbox, sk=<at, zero-padded>#<id>`, oldest first.
+const OUTBOX_PK: &str = "outbox";
 
 /// The control table: one state item (`pk=control, sk=state`) and one item per transition
 /// (`pk=history, sk=<epoch, zero-padded>`), so a query on `pk=history` lists them in order.
@@ -188,6 +190,83 @@ impl ControlStore for DynamoControlStore {
             })
             .collect()
     }
+
+    async fn point_in_time_recovery(&self) -> Result<bool, AwsError> {
+        let out = self
+            .client
+            .describe_continuous_backups()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| self.aws("DescribeContinuousBackups", &e))?;
+        let status = out
+            .continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|p| p.point_in_time_recovery_status());
+        Ok(status == Some(&aws_sdk_dynamodb::types::PointInTimeRecoveryStatus::Enabled))
+    }
+
+    async fn hold(&self, notice: &Notice) -> Result<()> {
+        let mut item = outbox_key(notice);
+        let document = serde_json::to_string(notice)
+            .map_err(|e| Error::CorruptState(format!("cannot encode a notice: {e}")))?;
+        item.insert("notice".into(), AttributeValue::S(document));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| self.aws("PutItem", &e))?;
+        Ok(())
+    }
+
+    async fn held(&self, limit: usize) -> Result<Vec<Notice>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(OUTBOX_PK.into()))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.aws("Query", &e))?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| {
+                item.get("notice")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|text| serde_json::from_str(text).ok())
+                    .ok_or_else(|| {
+                        Error::CorruptState("an outbox item has no readable notice".into())
+                    })
+            })
+            .collect()
+    }
+
+    async fn release(&self, notice: &Notice) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(outbox_key(notice)))
+            .send()
+            .await
+            .map_err(|e| self.aws("DeleteItem", &e))?;
+        Ok(())
+    }
+}
+
+fn outbox_key(notice: &Notice) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(OUTBOX_PK.into())),
+        (
+            "sk".to_owned(),
+            AttributeValue::S(format!("{:020}#{}", notice.at, notice.id)),
+        ),
+    ])
 }
 
 /// A failed condition (or a transaction cancelled by one) means another writer won.

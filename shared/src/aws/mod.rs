@@ -5,6 +5,7 @@
 mod autoscaling;
 mod clients;
 mod control;
+mod events;
 pub mod permissions;
 mod probe;
 mod run_command;
@@ -13,6 +14,7 @@ mod ssm;
 pub use autoscaling::AwsScalingGroups;
 pub use clients::{AwsClients, build_clients};
 pub use control::DynamoControlStore;
+pub use events::{EventBridgeBus, SOURCE as EVENT_SOURCE};
 pub use probe::DynamoHealthProbe;
 pub use run_command::SsmRunCommands;
 pub use ssm::SsmParameters;
@@ -27,6 +29,7 @@ pub type AwsPorts = Ports<
     DynamoHealthProbe,
     SsmRunCommands,
     SystemClock,
+    EventBridgeBus,
 >;
 
 impl AwsClients {
@@ -48,6 +51,11 @@ impl AwsClients {
                 config.timeouts.probe,
             ),
             clock: SystemClock,
+            bus: EventBridgeBus::new(
+                self.events.clone(),
+                config.own_region.clone(),
+                config.events.bus.clone(),
+            ),
         }
     }
 }

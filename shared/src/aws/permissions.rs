@@ -5,7 +5,8 @@
 /// pre-flight probe and data-loss evidence (GetItem on the health table), publish
 /// (PutParameter; GetParameter for status), standby capacity (DescribeAutoScalingGroups,
 /// SetDesiredCapacity), in-place reload through Run Command (SendCommand with
-/// AWS-RunShellScript, ListCommandInvocations) and rolling update (instance refresh).
+/// AWS-RunShellScript, ListCommandInvocations), rolling update (instance refresh) and
+/// events for operators (PutEvents; a held one is a PutItem on the control table).
 pub const FAILOVER: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -19,6 +20,7 @@ pub const FAILOVER: &[&str] = &[
     "autoscaling:StartInstanceRefresh",
     "autoscaling:CancelInstanceRefresh",
     "autoscaling:DescribeInstanceRefreshes",
+    "events:PutEvents",
 ];
 
 /// Canary read, heartbeat write and reads; status reads (control state, the parameter,
@@ -33,8 +35,29 @@ pub const HEALTH_PROBE: &[&str] = &[
 ];
 
 /// Everything failover does (it fails back through the same code), plus the drain
-/// sentinel written in the active region's health table.
-pub const FAILBACK: &[&str] = FAILOVER;
+/// sentinel written in the active region's health table, readiness's look at the
+/// control table's point-in-time recovery (DescribeContinuousBackups), and forgetting a
+/// held event once it is delivered (DeleteItem).
+pub const FAILBACK: &[&str] = &with::<{ FAILOVER.len() + 2 }>(
+    FAILOVER,
+    &["dynamodb:DescribeContinuousBackups", "dynamodb:DeleteItem"],
+);
+
+/// `base` followed by `more`, at compile time: one function's list grows from another's.
+const fn with<const N: usize>(base: &[&'static str], more: &[&'static str]) -> [&'static str; N] {
+    let mut all = [""; N];
+    let mut i = 0;
+    while i < base.len() {
+        all[i] = base[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < more.len() {
+        all[i + j] = more[j];
+        j += 1;
+    }
+    all
+}
 
 /// Variables every function's configuration requires (see `Config::from_lookup`).
 pub const REQUIRED_ENV: &[&str] = &[

@@ -286,3 +286,49 @@ fn sdk_timeouts_are_classified_as_timeouts() {
     assert_eq!(classified.kind, ErrorKind::Timeout);
     assert!(classified.kind.is_transient());
 }
+
+#[tokio::test]
+async fn point_in_time_recovery_is_read_from_describe_continuous_backups() {
+    use aws_sdk_dynamodb::operation::describe_continuous_backups::DescribeContinuousBackupsOutput;
+    use aws_sdk_dynamodb::types::{
+        ContinuousBackupsDescription, ContinuousBackupsStatus, PointInTimeRecoveryDescription,
+        PointInTimeRecoveryStatus,
+    };
+    let output = |status: PointInTimeRecoveryStatus| {
+        DescribeContinuousBackupsOutput::builder()
+            .continuous_backups_description(
+                ContinuousBackupsDescription::builder()
+                    .continuous_backups_status(ContinuousBackupsStatus::Enabled)
+                    .point_in_time_recovery_description(
+                        PointInTimeRecoveryDescription::builder()
+                            .point_in_time_recovery_status(status)
+                            .build(),
+                    )
+                    .build()
+                    .expect("description"),
+            )
+            .build()
+    };
+    let on = mock!(aws_sdk_dynamodb::Client::describe_continuous_backups)
+        .match_requests(|req| req.table_name() == Some("control"))
+        .then_output(move || output(PointInTimeRecoveryStatus::Enabled));
+    let off = mock!(aws_sdk_dynamodb::Client::describe_continuous_backups)
+        .then_output(move || output(PointInTimeRecoveryStatus::Disabled));
+    let missing = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TableNotFoundException","message":"Table not found: control"}"#;
+    let gone = mock!(aws_sdk_dynamodb::Client::describe_continuous_backups)
+        .sequence()
+        .http_status(400, Some(missing.into()))
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&on, &off, &gone]);
+    let store = DynamoControlStore::new(client, region("us-east-1"), "control".into());
+    assert!(store.point_in_time_recovery().await.unwrap());
+    assert!(!store.point_in_time_recovery().await.unwrap());
+    let err = store.point_in_time_recovery().await.unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "dynamodb:DescribeContinuousBackups on the control table control in us-east-1 failed"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.code.as_deref(), Some("TableNotFoundException"));
+}

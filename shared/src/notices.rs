@@ -1,0 +1,183 @@
+//! What operators hear: an EventBridge event (source `regionpilot`) for every transition
+//! and every state that needs a person. The template routes them to an SNS topic.
+//!
+//! Delivery is at least once and never in a transition's way: a notice the bus does not
+//! take within one call timeout is kept in the control table, and the verifier sends it
+//! again on its next run. Each notice has an `id` that stays the same on every re-send,
+//! so consumers can drop duplicates.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tracing::{error, info, warn};
+
+use crate::controller::Controller;
+use crate::error::Result;
+use crate::plan::StepRecord;
+use crate::ports::{ControlStore, Deps, EventBus, Notice};
+use crate::state::{Millis, Transition};
+
+/// How many held notices one verifier run sends; the rest wait for the next run.
+const HELD_PER_RUN: usize = 50;
+/// PutEvents takes at most 10 entries.
+const PUT_EVENTS_MAX: usize = 10;
+
+/// The events' `DetailType`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetailType {
+    /// Switched, or refused with the reason.
+    RegionSwitch,
+    /// Home passed failback verification and waits for a person (`approve` mode).
+    FailbackReady,
+    /// Too many automatic switches: automation paused until `resume`.
+    FlapGuardPaused,
+    /// The readiness evaluation's result changed.
+    ReadinessChanged,
+    /// Reconcile found drift and repaired it.
+    DriftRepaired,
+}
+
+impl DetailType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DetailType::RegionSwitch => "Region Switch",
+            DetailType::FailbackReady => "Failback Ready",
+            DetailType::FlapGuardPaused => "Flap Guard Paused",
+            DetailType::ReadinessChanged => "Readiness Changed",
+            DetailType::DriftRepaired => "Drift Repaired",
+        }
+    }
+}
+
+/// Newest heartbeat of the region left behind that had replicated when we switched:
+/// writes there after it may be lost or arrive late.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataLossWindow {
+    pub region: crate::region::Region,
+    pub last_replicated_at: Option<Millis>,
+    pub failover_at: Millis,
+    /// `failover_at - last_replicated_at`, in seconds.
+    pub seconds: Option<f64>,
+}
+
+impl DataLossWindow {
+    pub fn of(t: &Transition) -> Self {
+        DataLossWindow {
+            region: t.from.clone(),
+            last_replicated_at: t.last_replicated_from_old,
+            failover_at: t.started_at,
+            seconds: t
+                .last_replicated_from_old
+                .map(|seen| t.started_at.saturating_sub(seen) as f64 / 1000.0),
+        }
+    }
+}
+
+/// Each step of `t` with its outcome, for an event's detail.
+pub fn step_outcomes(t: &Transition) -> Vec<Value> {
+    StepRecord::all_of(t)
+        .iter()
+        .map(|record| {
+            json!({
+                "step": record.kind(),
+                "key": record.key(),
+                "ok": record.failure().is_none(),
+                "outcome": record.summary(t.epoch),
+            })
+        })
+        .collect()
+}
+
+/// The detail of a `Region Switch` that happened.
+pub fn switched(t: &Transition, forced: bool) -> Value {
+    json!({
+        "outcome": "switched",
+        "epoch": t.epoch,
+        "from": t.from,
+        "to": t.to,
+        "trigger": t.trigger,
+        "reason": t.reason,
+        "forced": forced,
+        "steps": step_outcomes(t),
+        "data_loss_window": DataLossWindow::of(t),
+    })
+}
+
+impl<D: Deps> Controller<D> {
+    /// Puts one notice on the bus within one call timeout; keeps it in the control table
+    /// when the bus does not take it. Never fails: callers are transitions.
+    pub async fn notify(&self, detail_type: DetailType, id: String, mut detail: Value) {
+        if let Some(fields) = detail.as_object_mut() {
+            fields.insert("id".into(), json!(id));
+            fields.insert("app".into(), json!(self.config.events.app));
+        }
+        let notice = Notice {
+            id,
+            detail_type: detail_type.as_str().to_owned(),
+            detail,
+            at: self.now(),
+        };
+        let put = tokio::time::timeout(
+            self.config.timeouts.call_attempt,
+            self.ports.bus().put(std::slice::from_ref(&notice)),
+        )
+        .await;
+        let why = match put {
+            Ok(Ok(refused)) if refused.is_empty() => {
+                info!(event = %notice.detail_type, id = %notice.id, "event published");
+                return;
+            }
+            Ok(Ok(_)) => "the bus refused the entry".to_owned(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!(
+                "no answer within {} ms",
+                self.config.timeouts.call_attempt.as_millis()
+            ),
+        };
+        match self.ports.control().hold(&notice).await {
+            Ok(()) => {
+                warn!(event = %notice.detail_type, id = %notice.id, error = %why, "event held in the control table; the verifier sends it again")
+            }
+            Err(e) => {
+                error!(event = %notice.detail_type, id = %notice.id, detail = %notice.detail, error = %why, hold_error = %e, "event lost: neither the bus nor the control table took it")
+            }
+        }
+    }
+
+    /// Sends the held notices again, oldest first, and forgets the ones the bus took.
+    pub async fn deliver_held(&self) -> Result<HeldReport> {
+        let held = self.ports.control().held(HELD_PER_RUN).await?;
+        let mut report = HeldReport::default();
+        for batch in held.chunks(PUT_EVENTS_MAX) {
+            let put = tokio::time::timeout(
+                self.config.timeouts.call_attempt,
+                self.ports.bus().put(batch),
+            )
+            .await;
+            let refused = match put {
+                Ok(Ok(refused)) => refused,
+                Ok(Err(e)) => {
+                    warn!(error = %e, "held events not delivered; the next run tries again");
+                    break;
+                }
+                Err(_) => {
+                    warn!("held events not delivered: the bus did not answer in time");
+                    break;
+                }
+            };
+            for notice in batch.iter().filter(|n| !refused.contains(&n.id)) {
+                self.ports.control().release(notice).await?;
+                info!(event = %notice.detail_type, id = %notice.id, "held event delivered");
+                report.delivered += 1;
+            }
+        }
+        report.still_held = held.len() - report.delivered;
+        Ok(report)
+    }
+}
+
+/// What one verifier run did with the held notices.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HeldReport {
+    pub delivered: usize,
+    pub still_held: usize,
+}

@@ -1,0 +1,224 @@
+//! Events for operators over the fakes: what each transition and each state that needs a
+//! person puts on the bus, and that a failing bus delays nothing and loses nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::config::FailbackMode;
+use crate::controller::{Controller, Outcome};
+use crate::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger};
+use crate::ports::Notice;
+use crate::testing::{FakePorts, FakeWorld, config, region};
+
+type FakeController = Controller<FakePorts>;
+
+fn alarm_on(on: &str) -> Trigger {
+    Trigger::Alarm(AlarmSignal {
+        alarm_name: format!("regionpilot-unhealthy-{on}"),
+        state: AlarmState::Alarm,
+        region: region(on),
+        source: AlarmSource::Direct,
+        state_reason: Some("Threshold Crossed".into()),
+    })
+}
+
+fn controller(world: &FakeWorld, mode: FailbackMode) -> FakeController {
+    let mut cfg = config();
+    cfg.events.app = "shop".into();
+    cfg.cooldown = std::time::Duration::ZERO;
+    cfg.failback.mode = mode;
+    cfg.failback.healthy_checks = 2;
+    cfg.failback.min_hold = std::time::Duration::ZERO;
+    cfg.failback.drain_wait = std::time::Duration::from_millis(300);
+    Controller::new(Arc::new(cfg), world.ports())
+}
+
+fn published(world: &FakeWorld, detail_type: &str) -> Vec<Notice> {
+    world
+        .bus
+        .put
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| n.detail_type == detail_type)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_switch_is_one_region_switch_event_with_its_steps_and_data_loss_window() {
+    let world = FakeWorld::new();
+    let c = controller(&world, FailbackMode::Approve);
+    let out = c.handle(alarm_on("us-east-1")).await.unwrap();
+    assert_eq!(out.outcome, Outcome::Switched);
+    // A duplicate delivery makes no second event.
+    c.handle(alarm_on("us-east-1")).await.unwrap();
+
+    let events = published(&world, "Region Switch");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let detail = &events[0].detail;
+    assert_eq!(detail["outcome"], "switched");
+    assert_eq!(detail["app"], "shop");
+    assert_eq!(detail["id"], "switch-1");
+    assert_eq!(events[0].id, "switch-1");
+    assert_eq!(
+        (detail["epoch"].as_u64(), &detail["from"], &detail["to"]),
+        (Some(1), &"us-east-1".into(), &"us-west-2".into())
+    );
+    assert_eq!(detail["trigger"]["kind"], "alarm");
+    assert_eq!(
+        detail["trigger"]["alarm_name"],
+        "regionpilot-unhealthy-us-east-1"
+    );
+    assert_eq!(detail["forced"], false);
+    assert!(
+        detail["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Threshold Crossed")
+    );
+    assert_eq!(detail["data_loss_window"]["region"], "us-east-1");
+    let steps = detail["steps"].as_array().unwrap();
+    let publishes = steps.iter().filter(|s| s["step"] == "publish").count();
+    assert_eq!(publishes, config().regions.len(), "{steps:?}");
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["step"] == "refresh" || s["step"] == "reload"),
+        "{steps:?}"
+    );
+    assert!(steps.iter().all(|s| s["ok"] == true), "{steps:?}");
+}
+
+#[tokio::test]
+async fn a_refused_switch_says_why() {
+    let world = FakeWorld::new();
+    world
+        .probe
+        .down
+        .lock()
+        .unwrap()
+        .extend([region("us-west-2"), region("eu-west-1")]);
+    let c = controller(&world, FailbackMode::Approve);
+    assert_eq!(
+        c.handle(alarm_on("us-east-1")).await.unwrap().outcome,
+        Outcome::Refused
+    );
+    let events = published(&world, "Region Switch");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].detail["outcome"], "refused");
+    assert_eq!(events[0].detail["from"], "us-east-1");
+    assert!(
+        events[0].detail["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no healthy region")
+    );
+    assert_eq!(events[0].detail["probes"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn the_flap_guard_tells_once_when_it_pauses() {
+    let world = FakeWorld::new();
+    let mut cfg = (*controller(&world, FailbackMode::Approve).config).clone();
+    cfg.failback.max_automatic_switches_per_day = 2;
+    let c = Controller::new(Arc::new(cfg), world.ports());
+    c.handle(alarm_on("us-east-1")).await.unwrap();
+    c.handle(alarm_on("us-west-2")).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            c.handle(alarm_on("us-east-1")).await.unwrap().outcome,
+            Outcome::Ignored
+        );
+    }
+    let events = published(&world, "Flap Guard Paused");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0].detail["reason"]
+            .as_str()
+            .unwrap()
+            .contains("flap guard")
+    );
+    assert_eq!(events[0].detail["limit"], 2);
+    assert_eq!(events[0].detail["resume"]["command"], "resume");
+}
+
+#[tokio::test]
+async fn approve_mode_says_failback_ready_once_not_every_run() {
+    let world = FakeWorld::new();
+    let c = controller(&world, FailbackMode::Approve);
+    c.handle(alarm_on("us-east-1")).await.unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..4 {
+        outcomes.push(c.verify().await.unwrap().outcome);
+    }
+    assert_eq!(outcomes, ["waiting", "ready", "ready", "ready"]);
+    let events = published(&world, "Failback Ready");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].detail["home_region"], "us-east-1");
+    assert_eq!(events[0].detail["active_region"], "us-west-2");
+    assert_eq!(events[0].detail["approve"]["command"], "failback");
+}
+
+#[tokio::test]
+async fn a_failing_bus_delays_nothing_and_the_verifier_delivers_what_it_held() {
+    let world = FakeWorld::new();
+    world.bus.failing.store(true, Ordering::SeqCst);
+    let c = controller(&world, FailbackMode::Approve);
+    // The switch is made as if the bus were fine.
+    assert_eq!(
+        c.handle(alarm_on("us-east-1")).await.unwrap().outcome,
+        Outcome::Switched
+    );
+    assert_eq!(world.control.epochs(), vec![1]);
+    assert!(world.bus.put.lock().unwrap().is_empty());
+    assert_eq!(world.control.outbox.lock().unwrap().len(), 1);
+    // While the bus still fails, the verifier keeps it.
+    let report = c.verify().await.unwrap();
+    assert_eq!(
+        (report.held_events.delivered, report.held_events.still_held),
+        (0, 1)
+    );
+    // Once the bus answers, the next run delivers it, once.
+    world.bus.failing.store(false, Ordering::SeqCst);
+    let report = c.verify().await.unwrap();
+    assert_eq!(report.held_events.delivered, 1, "{:?}", report.held_events);
+    assert!(world.control.outbox.lock().unwrap().is_empty());
+    let events = published(&world, "Region Switch");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].id, "switch-1");
+    assert_eq!(c.verify().await.unwrap().held_events.delivered, 0);
+}
+
+#[tokio::test]
+async fn repaired_drift_is_told() {
+    let world = FakeWorld::new();
+    let c = controller(&world, FailbackMode::Approve);
+    c.handle(Trigger::Command(Command::Failover {
+        target_region: Some(region("us-west-2")),
+        reason: "drill".into(),
+        dry_run: false,
+        force: false,
+    }))
+    .await
+    .unwrap();
+    assert!(published(&world, "Drift Repaired").is_empty());
+    world
+        .parameters
+        .values
+        .lock()
+        .unwrap()
+        .insert(region("eu-west-1"), "us-east-1".into());
+    c.reconcile().await.unwrap();
+    let events = published(&world, "Drift Repaired");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0].detail["fixed"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("eu-west-1")
+    );
+    // Nothing out of line: nothing to tell.
+    c.reconcile().await.unwrap();
+    assert_eq!(published(&world, "Drift Repaired").len(), 1);
+}

@@ -1,0 +1,581 @@
+//! Readiness: would a failover work now? The verifier answers every
+//! `READINESS_INTERVAL_SECONDS` (0: every run) and keeps the answer in the control state,
+//! so `status` shows it without asking AWS again and the interval is measured from it.
+//!
+//! Each check passes or fails with its reason, in an operator's words:
+//! - `parameter`: the active-region parameter exists in every region and names the active
+//!   region;
+//! - `group_capacity`: each configured group exists, and in every region a failover could
+//!   go to (any but the active one), its MaxSize covers what the capacity step would ask
+//!   for (the same rule, `capacity::decide`, against its counterpart in the active region);
+//! - `canary`: the canary item is readable in every region;
+//! - `replication_lag`: a heartbeat written in the active region reaches every other
+//!   region, and one written there reaches the active region, within
+//!   `FAILBACK_MAX_LAG_SECONDS` (and never waiting longer than
+//!   `FAILBACK_DRAIN_WAIT_SECONDS`, as the failback drain);
+//! - `control_table_pitr`: the control table has point-in-time recovery.
+//!
+//! Every check runs concurrently, each call under the configured timeouts, so a region that
+//! does not answer costs one timeout and fails its own checks with the error.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::capacity::{Scale, counterpart, decide};
+use crate::config::GroupRef;
+use crate::controller::Controller;
+use crate::error::AwsError;
+use crate::ports::{ControlStore, Deps, GroupInfo, HealthProbe, Heartbeats, ParameterStore};
+use crate::ports::{ProbeResult, ScalingGroups};
+use crate::region::Region;
+use crate::state::{ControlState, Millis};
+
+/// The checks' names, as `status` and the verifier's answer show them.
+pub const PARAMETER: &str = "parameter";
+pub const GROUP_CAPACITY: &str = "group_capacity";
+pub const CANARY: &str = "canary";
+pub const REPLICATION_LAG: &str = "replication_lag";
+pub const CONTROL_TABLE_PITR: &str = "control_table_pitr";
+
+/// How often a heartbeat's arrival is looked for, as the failback drain does.
+const LAG_POLL: Duration = Duration::from_millis(250);
+
+/// One evaluation, kept in the control state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    pub evaluated_at: Millis,
+    /// The active region the checks were made against (a failover would leave it).
+    pub active_region: Region,
+    /// Every check passed.
+    pub ready: bool,
+    pub checks: Vec<ReadinessCheck>,
+}
+
+/// One check of one subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessCheck {
+    /// `parameter`, `group_capacity`, `canary`, `replication_lag` or `control_table_pitr`.
+    pub check: String,
+    /// A region, a group (`region/name`), a direction (`from->to`) or the control table
+    /// (`region/table`).
+    pub subject: String,
+    pub passed: bool,
+    /// What was found, or what is wrong, in words.
+    pub reason: String,
+}
+
+impl ReadinessCheck {
+    fn new(check: &str, subject: impl Into<String>, passed: bool, reason: String) -> Self {
+        ReadinessCheck {
+            check: check.to_owned(),
+            subject: subject.into(),
+            passed,
+            reason,
+        }
+    }
+}
+
+impl Readiness {
+    pub fn of(evaluated_at: Millis, active_region: Region, checks: Vec<ReadinessCheck>) -> Self {
+        Readiness {
+            evaluated_at,
+            active_region,
+            ready: checks.iter().all(|c| c.passed),
+            checks,
+        }
+    }
+
+    pub fn failing(&self) -> impl Iterator<Item = &ReadinessCheck> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+}
+
+/// What one verifier run's evaluation found, for its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReadinessRun {
+    /// `ready` differs from the previous stored evaluation, or there was none: the
+    /// `Readiness Changed` event goes out on it.
+    pub changed: bool,
+    /// `ready` of the previous stored evaluation.
+    pub previous_ready: Option<bool>,
+    #[serde(flatten)]
+    pub readiness: Readiness,
+}
+
+/// An evaluation is due when none is stored, `interval` has passed since the stored one,
+/// the clock went back behind it, or the active region changed since (a switch).
+pub fn due(previous: Option<&Readiness>, active: &Region, now: Millis, interval: Duration) -> bool {
+    previous.is_none_or(|r| {
+        &r.active_region != active
+            || now < r.evaluated_at
+            || now - r.evaluated_at >= interval.as_millis() as u64
+    })
+}
+
+/// A call bounded by `budget`; past it, the deadline error naming the call and region.
+async fn bounded<T>(
+    budget: Duration,
+    service: &'static str,
+    operation: &'static str,
+    region: &Region,
+    call: impl Future<Output = Result<T, AwsError>>,
+) -> Result<T, AwsError> {
+    tokio::time::timeout(budget, call)
+        .await
+        .unwrap_or_else(|_| Err(AwsError::deadline(service, operation, region)))
+}
+
+/// The `group_capacity` check of `group` against `active`: exists, and outside the active
+/// region, a failover there would not be capped by MaxSize. `described` holds every
+/// configured group as described this round; `state` holds the snapshot a failover falls
+/// back on when the active region's group cannot be described.
+pub fn group_check(
+    group: &GroupRef,
+    groups: &[GroupRef],
+    active: &Region,
+    percent: u32,
+    described: &BTreeMap<String, Result<Option<GroupInfo>, AwsError>>,
+    state: &ControlState,
+) -> ReadinessCheck {
+    let key = group.key();
+    let region = &group.region;
+    let check = |passed, reason| ReadinessCheck::new(GROUP_CAPACITY, key.clone(), passed, reason);
+    let target = match described.get(&key) {
+        Some(Ok(Some(info))) => info,
+        Some(Ok(None)) => {
+            return check(
+                false,
+                format!("{key}: {} does not exist in {region}", group.resource()),
+            );
+        }
+        Some(Err(e)) => return check(false, format!("{key}: {e}")),
+        None => return check(false, format!("{key}: not described")),
+    };
+    if region == active {
+        return check(
+            true,
+            format!(
+                "{key}: exists in the active region (desired {}, MaxSize {})",
+                target.desired, target.max
+            ),
+        );
+    }
+    if percent == 0 {
+        return check(
+            true,
+            format!(
+                "{key}: exists; CAPACITY_PERCENT is 0, so a failover to {region} leaves its capacity alone"
+            ),
+        );
+    }
+    let Some(source) = counterpart(groups, group, active) else {
+        return check(
+            true,
+            format!(
+                "{key}: exists; it has no counterpart group in {active}, so a failover to {region} leaves its capacity alone"
+            ),
+        );
+    };
+    let source_key = source.key();
+    let (source_desired, origin) = match described.get(&source_key) {
+        Some(Ok(Some(info))) => (info.desired, String::new()),
+        other => {
+            let why = match other {
+                Some(Ok(None)) => format!("{source_key} does not exist"),
+                Some(Err(e)) => e.to_string(),
+                _ => format!("{source_key} was not described"),
+            };
+            match state.capacity_snapshot.get(&source_key) {
+                Some(sizes) => (
+                    sizes.desired,
+                    format!(", as the verifier's snapshot recorded it: {why}"),
+                ),
+                None => {
+                    return check(
+                        false,
+                        format!(
+                            "{key}: what a failover to {region} would ask for is unknown: {why}, and no snapshot was recorded"
+                        ),
+                    );
+                }
+            }
+        }
+    };
+    let because =
+        format!("CAPACITY_PERCENT {percent} of {source_key}'s desired {source_desired}{origin}");
+    match decide(source_desired, percent, target) {
+        Scale::Sufficient { wanted }
+        | Scale::Raise {
+            wanted,
+            capped: false,
+            ..
+        } => check(
+            true,
+            format!(
+                "{key}: MaxSize {} covers the {wanted} a failover to {region} would ask for ({because})",
+                target.max
+            ),
+        ),
+        Scale::AtMax { wanted }
+        | Scale::Raise {
+            wanted,
+            capped: true,
+            ..
+        } => check(
+            false,
+            format!(
+                "{key}: MaxSize {} is below the {wanted} a failover to {region} would ask for ({because})",
+                target.max
+            ),
+        ),
+    }
+}
+
+impl<D: Deps> Controller<D> {
+    /// The verifier's readiness round: evaluates when due, stores the result, and emits
+    /// `Ready` (1 or 0, from the newest evaluation, every run, so an alarm on it never
+    /// lacks data). Never fails: a result that cannot be stored is logged, answered, and
+    /// evaluated again next run. `None` when no evaluation was due.
+    pub async fn readiness_round(&self, state: &ControlState) -> Option<ReadinessRun> {
+        let previous = state.readiness.as_ref();
+        let interval = self.config.readiness_interval;
+        if !due(previous, &state.active_region, self.now(), interval) {
+            if let Some(stored) = previous {
+                self.emit_ready(stored.ready);
+            }
+            return None;
+        }
+        let readiness = self.evaluate_readiness(state).await;
+        let previous_ready = previous.map(|r| r.ready);
+        let changed = previous_ready != Some(readiness.ready);
+        let stored = readiness.clone();
+        // A newer evaluation by a concurrent run is kept.
+        if let Err(e) = self
+            .update(|s| {
+                if s.readiness
+                    .as_ref()
+                    .is_none_or(|r| r.evaluated_at <= stored.evaluated_at)
+                {
+                    s.readiness = Some(stored.clone());
+                }
+            })
+            .await
+        {
+            warn!(error = %e, "the readiness evaluation could not be stored; it runs again next time");
+        }
+        self.emit_ready(readiness.ready);
+        if readiness.ready {
+            info!(
+                changed,
+                checks = readiness.checks.len(),
+                "ready: a failover would work now"
+            );
+        } else {
+            let failing: Vec<&str> = readiness.failing().map(|c| c.reason.as_str()).collect();
+            warn!(
+                changed,
+                ?failing,
+                "not ready: a failover would not work now"
+            );
+        }
+        Some(ReadinessRun {
+            changed,
+            previous_ready,
+            readiness,
+        })
+    }
+
+    fn emit_ready(&self, ready: bool) {
+        crate::metrics::emit(&crate::metrics::signal(
+            &self.config.metrics_namespace,
+            "Ready",
+            "None",
+            if ready { 1.0 } else { 0.0 },
+            &[],
+            self.now(),
+        ));
+    }
+
+    /// Runs every check now, concurrently, against the active region of `state`.
+    pub async fn evaluate_readiness(&self, state: &ControlState) -> Readiness {
+        let evaluated_at = self.now();
+        let active = &state.active_region;
+        let (parameters, groups, canaries, lags, pitr) = tokio::join!(
+            self.parameter_checks(active),
+            self.group_checks(state),
+            self.canary_checks(),
+            self.lag_checks(active),
+            self.pitr_check(),
+        );
+        let mut checks = parameters;
+        checks.extend(groups);
+        checks.extend(canaries);
+        checks.extend(lags);
+        checks.push(pitr);
+        Readiness::of(evaluated_at, active.clone(), checks)
+    }
+
+    async fn parameter_checks(&self, active: &Region) -> Vec<ReadinessCheck> {
+        let name = &self.config.active_region_parameter;
+        let budget = self.config.timeouts.call_budget();
+        join_all(self.config.regions.iter().map(|region| async move {
+            let read = bounded(
+                budget,
+                "ssm",
+                "GetParameter",
+                region,
+                self.ports.parameters().get(region, name),
+            )
+            .await;
+            let (passed, reason) = match read {
+                Ok(Some(value)) if value == active.as_str() => (
+                    true,
+                    format!("{name} in {region} is {active}, as the control state says"),
+                ),
+                Ok(Some(value)) => (
+                    false,
+                    format!(
+                        "{name} in {region} is {} but the active region is {active}",
+                        crate::text::clip(&value, 40)
+                    ),
+                ),
+                Ok(None) => (false, format!("{name} does not exist in {region}")),
+                Err(e) => (false, format!("cannot read {name} in {region}: {e}")),
+            };
+            ReadinessCheck::new(PARAMETER, region.as_str(), passed, reason)
+        }))
+        .await
+    }
+
+    async fn group_checks(&self, state: &ControlState) -> Vec<ReadinessCheck> {
+        let groups = &self.config.auto_scaling_groups;
+        let budget = self.config.timeouts.call_budget();
+        let described: BTreeMap<String, Result<Option<GroupInfo>, AwsError>> =
+            join_all(groups.iter().map(|g| async move {
+                let info = bounded(
+                    budget,
+                    "autoscaling",
+                    "DescribeAutoScalingGroups",
+                    &g.region,
+                    self.ports.groups().describe(g),
+                )
+                .await;
+                (g.key(), info)
+            }))
+            .await
+            .into_iter()
+            .collect();
+        groups
+            .iter()
+            .map(|g| {
+                group_check(
+                    g,
+                    groups,
+                    &state.active_region,
+                    self.config.capacity.percent,
+                    &described,
+                    state,
+                )
+            })
+            .collect()
+    }
+
+    async fn canary_checks(&self) -> Vec<ReadinessCheck> {
+        let budget = self.config.timeouts.probe;
+        let key = &self.config.health_key;
+        let table = &self.config.health_table;
+        join_all(self.config.regions.iter().map(|region| async move {
+            let result = tokio::time::timeout(budget, self.ports.probe().check(region))
+                .await
+                .unwrap_or_else(|_| ProbeResult {
+                    region: region.clone(),
+                    reachable: false,
+                    latency_ms: budget.as_millis() as u64,
+                    item_found: false,
+                    error_kind: Some(crate::error::ErrorKind::Timeout),
+                    error: Some(AwsError::deadline("dynamodb", "GetItem", region).to_string()),
+                });
+            let item = format!("{}={}", key.attribute, key.value);
+            let (passed, reason) = match (&result.error, result.item_found) {
+                (Some(error), _) => (
+                    false,
+                    format!("cannot read the canary {item} in {region}: {error}"),
+                ),
+                (None, true) => (
+                    true,
+                    format!(
+                        "the canary {item} in the health table {table} in {region} read in {} ms",
+                        result.latency_ms
+                    ),
+                ),
+                (None, false) => (
+                    false,
+                    format!(
+                        "the canary item {item} is not in the health table {table} in {region}"
+                    ),
+                ),
+            };
+            ReadinessCheck::new(CANARY, region.as_str(), passed, reason)
+        }))
+        .await
+    }
+
+    /// Writes a heartbeat in every region once, then waits, bounded, for each to arrive:
+    /// the active region's in every other region, and every other region's in the active
+    /// region.
+    async fn lag_checks(&self, active: &Region) -> Vec<ReadinessCheck> {
+        let budget = self.config.timeouts.call_budget();
+        let written: BTreeMap<&Region, Result<Millis, AwsError>> =
+            join_all(self.config.regions.iter().map(|region| async move {
+                let stamp = self.now();
+                let write = bounded(
+                    budget,
+                    "dynamodb",
+                    "PutItem",
+                    region,
+                    self.ports.probe().write(region, stamp),
+                )
+                .await;
+                (region, write.map(|()| stamp))
+            }))
+            .await
+            .into_iter()
+            .collect();
+        let pairs: Vec<(&Region, &Region)> = self
+            .config
+            .regions
+            .iter()
+            .filter(|r| *r != active)
+            .flat_map(|other| [(active, other), (other, active)])
+            .collect();
+        join_all(pairs.into_iter().map(|(from, to)| {
+            let written = written.get(from).cloned();
+            async move {
+                let subject = format!("{from}->{to}");
+                let (passed, reason) = match written {
+                    Some(Ok(stamp)) => self.arrival(from, to, stamp).await,
+                    Some(Err(e)) => (
+                        false,
+                        format!("cannot write the heartbeat of {from} in {from}: {e}"),
+                    ),
+                    None => (false, format!("no heartbeat written in {from}")),
+                };
+                ReadinessCheck::new(REPLICATION_LAG, subject, passed, reason)
+            }
+        }))
+        .await
+    }
+
+    /// Whether `from`'s heartbeat stamped `stamp` shows up in `to` within the lag limit.
+    async fn arrival(&self, from: &Region, to: &Region, stamp: Millis) -> (bool, String) {
+        let policy = self.config.failback;
+        let limit = policy.max_lag.as_secs();
+        let wait = policy.max_lag.min(policy.drain_wait);
+        let budget = self.config.timeouts.probe;
+        let started = Instant::now();
+        loop {
+            let read = bounded(
+                budget,
+                "dynamodb",
+                "GetItem",
+                to,
+                self.ports.probe().read(to, from, false),
+            )
+            .await;
+            let seconds = started.elapsed().as_secs_f64();
+            let last = match read {
+                Ok(Some(seen)) if seen >= stamp && seconds <= policy.max_lag.as_secs_f64() => {
+                    return (
+                        true,
+                        format!(
+                            "a heartbeat written in {from} arrived in {to} after {seconds:.1}s (FAILBACK_MAX_LAG_SECONDS {limit})"
+                        ),
+                    );
+                }
+                Ok(Some(seen)) if seen >= stamp => {
+                    return (
+                        false,
+                        format!(
+                            "a heartbeat written in {from} took {seconds:.1}s to arrive in {to}, over FAILBACK_MAX_LAG_SECONDS ({limit})"
+                        ),
+                    );
+                }
+                Ok(_) => None,
+                // A region that does not answer will not answer on the next poll either.
+                Err(e) if !e.kind.region_answered() => {
+                    return (
+                        false,
+                        format!("cannot read the heartbeat of {from} in {to}: {e}"),
+                    );
+                }
+                Err(e) => Some(e),
+            };
+            if started.elapsed() + LAG_POLL > wait {
+                let bound = if wait < policy.max_lag {
+                    format!(
+                        "FAILBACK_DRAIN_WAIT_SECONDS ({}s; FAILBACK_MAX_LAG_SECONDS is {limit})",
+                        wait.as_secs()
+                    )
+                } else {
+                    format!("FAILBACK_MAX_LAG_SECONDS ({limit}s)")
+                };
+                let error = last
+                    .map(|e| format!("; last read: {e}"))
+                    .unwrap_or_default();
+                return (
+                    false,
+                    format!(
+                        "a heartbeat written in {from} did not arrive in {to} within {bound}{error}"
+                    ),
+                );
+            }
+            tokio::time::sleep(LAG_POLL).await;
+        }
+    }
+
+    async fn pitr_check(&self) -> ReadinessCheck {
+        let table = &self.config.control_table;
+        let region = &self.config.own_region;
+        let result = bounded(
+            self.config.timeouts.call_budget(),
+            "dynamodb",
+            "DescribeContinuousBackups",
+            region,
+            self.ports.control().point_in_time_recovery(),
+        )
+        .await;
+        let (passed, reason) = match result {
+            Ok(true) => (
+                true,
+                format!("point-in-time recovery is on for the control table {table} in {region}"),
+            ),
+            Ok(false) => (
+                false,
+                format!(
+                    "point-in-time recovery is off for the control table {table} in {region}: a bad write to the control state could not be undone; turn it on (PointInTimeRecoveryEnabled)"
+                ),
+            ),
+            Err(e) => (
+                false,
+                format!(
+                    "cannot tell whether the control table {table} has point-in-time recovery: {e}"
+                ),
+            ),
+        };
+        ReadinessCheck::new(
+            CONTROL_TABLE_PITR,
+            format!("{region}/{table}"),
+            passed,
+            reason,
+        )
+    }
+}
+
+#[cfg(test)]
+#[path = "readiness_tests.rs"]
+mod tests;
