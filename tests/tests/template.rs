@@ -129,6 +129,15 @@ fn holds(template: &Value, parameters: &BTreeMap<String, Value>, expr: &Value) -
         "Fn::Not" => !holds(template, parameters, args[0]),
         "Fn::And" => args.iter().all(|a| holds(template, parameters, a)),
         "Fn::Or" => args.iter().any(|a| holds(template, parameters, a)),
+        // A list parameter's value is its comma-separated string.
+        "Fn::EachMemberEquals" => {
+            let list = value(template, parameters, args[0]);
+            let wanted = value(template, parameters, args[1]);
+            list.as_str()
+                .unwrap_or_else(|| panic!("not a list parameter: {}", args[0]))
+                .split(',')
+                .all(|member| Value::String(member.to_owned()) == wanted)
+        }
         "Condition" => {
             let name = o["Condition"].as_str().unwrap();
             holds(template, parameters, &template["Conditions"][name])
@@ -305,14 +314,40 @@ fn wildcard_resources_are_only_for_actions_without_resource_level_permissions() 
     );
 }
 
+/// The resources of one type, with their logical IDs.
+fn resources<'a>(template: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(id, r)| (id.as_str(), r))
+        .collect()
+}
+
+/// The alarms on one metric.
+fn alarms_on<'a>(template: &'a Value, metric: &str) -> Vec<(&'a str, &'a Value)> {
+    resources(template, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter(|(_, a)| a["Properties"]["MetricName"] == metric)
+        .collect()
+}
+
 #[test]
 fn every_region_gets_an_alarm_that_invokes_failover() {
     let template = template();
-    let alarms: Vec<&Value> = template["Resources"]
-        .as_object()
-        .unwrap()
-        .values()
-        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+    let metrics: BTreeSet<&str> = resources(&template, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(_, a)| a["Properties"]["MetricName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        metrics,
+        ["ActiveRegion", "Healthy"].into(),
+        "health alarms and serving alarms, nothing else"
+    );
+    let alarms: Vec<&Value> = alarms_on(&template, "Healthy")
+        .into_iter()
+        .map(|(_, a)| a)
         .collect();
     let mut alarmed: Vec<&str> = alarms
         .iter()
@@ -559,25 +594,28 @@ fn capacity_and_reload_variables_come_from_their_parameters() {
     );
 }
 
+/// Whether CloudFormation refuses the deploy with these parameters: some rule applies and
+/// one of its assertions is false.
+fn deploy_fails(template: &Value, given: &[(&str, &str)]) -> bool {
+    let rules = template["Rules"].as_object().expect("a Rules section");
+    let parameters = parameter_values(template, given);
+    rules.values().any(|rule| {
+        let applies = rule
+            .get("RuleCondition")
+            .is_none_or(|c| holds(template, &parameters, c));
+        applies
+            && rule["Assertions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| !holds(template, &parameters, &a["Assert"]))
+    })
+}
+
 #[test]
 fn run_command_without_reload_commands_fails_the_deploy() {
     let template = template();
-    let rules = template["Rules"].as_object().expect("a Rules section");
-    // A deploy fails when some rule applies and one of its assertions is false.
-    let fails = |given: &[(&str, &str)]| {
-        let parameters = parameter_values(&template, given);
-        rules.values().any(|rule| {
-            let applies = rule
-                .get("RuleCondition")
-                .is_none_or(|c| holds(&template, &parameters, c));
-            applies
-                && rule["Assertions"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|a| !holds(&template, &parameters, &a["Assert"]))
-        })
-    };
+    let fails = |given: &[(&str, &str)]| deploy_fails(&template, given);
     assert!(fails(&[("ReloadMode", "run-command")]));
     assert!(fails(&[
         ("ReloadMode", "run-command"),
@@ -589,4 +627,427 @@ fn run_command_without_reload_commands_fails_the_deploy() {
     ]));
     assert!(!fails(&[]), "the defaults deploy");
     assert!(!fails(&[("ReloadMode", "refresh")]));
+}
+
+/// Whether a resource (or output) with an optional Condition is created.
+fn created(template: &Value, resource: &Value) -> bool {
+    resource.get("Condition").is_none_or(|name| {
+        holds(
+            template,
+            &parameter_values(template, &[]),
+            &json!({ "Condition": name }),
+        )
+    })
+}
+
+/// The serving health check of each region, by region: the health checks whose alarm's
+/// `Region` dimension names it.
+fn health_checks(template: &Value) -> BTreeMap<String, (&str, &Value)> {
+    resources(template, "AWS::Route53::HealthCheck")
+        .into_iter()
+        .map(|(id, check)| {
+            let alarm = check["Properties"]["HealthCheckConfig"]["AlarmIdentifier"]["Name"]["Ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: the alarm is not named by Ref"));
+            let region = template["Resources"][alarm]["Properties"]["Dimensions"][0]["Value"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: {alarm} is not an alarm with a Region"));
+            (region.to_owned(), (id, check))
+        })
+        .collect()
+}
+
+const REGIONS: [&str; 3] = ["eu-west-1", "us-east-1", "us-west-2"];
+
+#[test]
+fn every_region_gets_a_serving_alarm_and_a_health_check_that_follows_it() {
+    let template = template();
+    let alarms = alarms_on(&template, "ActiveRegion");
+    let mut alarmed: Vec<&str> = alarms
+        .iter()
+        .map(|(_, a)| a["Properties"]["Dimensions"][0]["Value"].as_str().unwrap())
+        .collect();
+    alarmed.sort_unstable();
+    assert_eq!(alarmed, REGIONS);
+    for (id, alarm) in &alarms {
+        assert!(created(&template, alarm), "{id} is created by default");
+        let props = alarm["Properties"].as_object().unwrap();
+        let region = props["Dimensions"][0]["Value"].as_str().unwrap();
+        for (property, expected) in [
+            ("AlarmName", json!(format!("rp-serving-{region}"))),
+            ("Namespace", json!("RegionPilot")), // MetricsNamespace's default
+            ("MetricName", json!("ActiveRegion")),
+            ("Dimensions", json!([{ "Name": "Region", "Value": region }])),
+            // A region serves in any minute in which an emission named it active.
+            ("Statistic", json!("Maximum")),
+            // Route 53 takes no high-resolution alarm.
+            ("Period", json!(60)),
+            ("EvaluationPeriods", json!(1)),
+            ("DatapointsToAlarm", json!(1)),
+            ("Threshold", json!(1)),
+            ("ComparisonOperator", json!("LessThanThreshold")),
+            // A silent control plane never moves traffic.
+            ("TreatMissingData", json!("ignore")),
+        ] {
+            assert_eq!(props[property], expected, "{id}: {property}");
+        }
+        for actions in ["AlarmActions", "OKActions", "InsufficientDataActions"] {
+            assert!(
+                !props.contains_key(actions),
+                "{id}: the serving alarm only feeds its health check"
+            );
+        }
+    }
+
+    let checks = health_checks(&template);
+    assert_eq!(
+        checks.keys().map(String::as_str).collect::<Vec<_>>(),
+        REGIONS,
+        "one health check per region"
+    );
+    let outputs = template["Outputs"].as_object().unwrap();
+    for (region, (id, check)) in &checks {
+        assert!(created(&template, check), "{id} is created by default");
+        let config = &check["Properties"]["HealthCheckConfig"];
+        let alarm = config["AlarmIdentifier"]["Name"]["Ref"].as_str().unwrap();
+        assert_eq!(
+            template["Resources"][alarm]["Properties"]["AlarmName"],
+            format!("rp-serving-{region}"),
+            "{id}"
+        );
+        assert_eq!(
+            config,
+            &json!({
+                "Type": "CLOUDWATCH_METRIC",
+                "AlarmIdentifier": { "Name": { "Ref": alarm }, "Region": "us-west-2" },
+                "InsufficientDataHealthStatus": "LastKnownStatus",
+            }),
+            "{id}: on its region's serving alarm, in the stack's region"
+        );
+        assert_eq!(
+            check["Properties"]["HealthCheckTags"],
+            json!([{ "Key": "Name", "Value": format!("rp-serving-{region}") }]),
+            "{id}"
+        );
+        let ids: Vec<&Value> = outputs
+            .values()
+            .filter(|o| o["Value"] == json!({ "Ref": id }))
+            .collect();
+        assert_eq!(ids.len(), 1, "{id}: one output with its id");
+        assert_eq!(ids[0].get("Condition"), check.get("Condition"), "{id}");
+    }
+}
+
+#[test]
+fn region_keys_are_the_region_names_without_dashes() {
+    // The serving resources' logical IDs come from this mapping; a wrong entry would give
+    // one region another's IDs (or fail the transform).
+    let template = template();
+    let keys = template["Mappings"]["RegionKeys"]
+        .as_object()
+        .expect("a RegionKeys mapping");
+    for region in REGIONS {
+        assert!(keys.contains_key(region), "{region} is not in RegionKeys");
+    }
+    for (region, entry) in keys {
+        assert_eq!(
+            entry,
+            &json!({ "Key": [region.replace('-', "")] }),
+            "{region}"
+        );
+    }
+}
+
+/// The value a function's environment gives `variable`, with the template expanded and
+/// deployed with the parameters `given`.
+fn env_value(template: &Value, given: &[(&str, &str)], binary: &str, variable: &str) -> Value {
+    let (_, function) = function(template, binary);
+    let own = &function["Properties"]["Environment"]["Variables"][variable];
+    let value = if own.is_null() {
+        &template["Globals"]["Function"]["Environment"]["Variables"][variable]
+    } else {
+        own
+    };
+    match value["Ref"].as_str() {
+        Some(parameter) => parameter_values(template, given)[parameter].clone(),
+        None => value.clone(),
+    }
+}
+
+#[test]
+fn with_traffic_off_nothing_follows_a_metric_no_one_publishes() {
+    let template = template();
+    let parameter = &template["Parameters"]["Traffic"];
+    // Quoted in the YAML: a bare on/off would be a boolean.
+    assert_eq!(parameter["AllowedValues"], json!(["on", "off"]));
+    assert_eq!(parameter["Default"], "on");
+    for &binary in BINARIES {
+        assert_eq!(
+            env_value(&template, THREE_REGIONS, binary, "TRAFFIC"),
+            "on",
+            "{binary}"
+        );
+    }
+
+    let traffic_off = [THREE_REGIONS, &[("Traffic", "off")]].concat();
+    let off = expanded_template(&traffic_off);
+    for &binary in BINARIES {
+        assert_eq!(
+            env_value(&off, &traffic_off, binary, "TRAFFIC"),
+            "off",
+            "{binary}"
+        );
+    }
+    let serving = alarms_on(&off, "ActiveRegion");
+    assert_eq!(serving.len(), REGIONS.len());
+    for (id, resource) in serving
+        .into_iter()
+        .chain(resources(&off, "AWS::Route53::HealthCheck"))
+        .chain(resources(&off, "AWS::Route53::RecordSet"))
+    {
+        assert!(!created(&off, resource), "{id} is created with Traffic=off");
+    }
+    let outputs = off["Outputs"].as_object().unwrap();
+    for (id, _) in resources(&off, "AWS::Route53::HealthCheck") {
+        for (name, output) in outputs {
+            if output["Value"] == json!({ "Ref": id }) {
+                assert!(!created(&off, output), "{name} is output with Traffic=off");
+            }
+        }
+    }
+    // The health alarms do not depend on it.
+    for (id, alarm) in alarms_on(&off, "Healthy") {
+        assert!(created(&off, alarm), "{id}");
+    }
+
+    // The dashboard plots a metric that is published: ActiveRegion, else the verifier's Active.
+    let body = |t: &Value| t["Resources"]["Dashboard"]["Properties"]["DashboardBody"].clone();
+    let series = |metric: &str| format!(r#"["RegionPilot", "{metric}", "Region", "us-east-1"]"#);
+    let on_body = body(&template);
+    assert!(
+        on_body.as_str().unwrap().contains(&series("ActiveRegion")),
+        "{on_body}"
+    );
+    let off_body = body(&off);
+    assert!(
+        off_body.as_str().unwrap().contains(&series("Active")),
+        "{off_body}"
+    );
+}
+
+const HOSTED_ZONE: (&str, &str) = ("HostedZoneId", "Z0123456789ABCDEFGHIJ");
+const RECORD_NAME: (&str, &str) = ("RecordName", "app.example.com");
+// Deliberately not in the order of Regions.
+const REGION_TARGETS: (&str, &str) = (
+    "RegionTargets",
+    "us-west-2=b.example.com,eu-west-1=c.example.com,us-east-1=a.example.com",
+);
+
+#[test]
+fn weighted_records_follow_the_health_checks_when_zone_name_and_targets_are_set() {
+    let without = template();
+    let records = resources(&without, "AWS::Route53::RecordSet");
+    for (id, record) in &records {
+        assert!(
+            !created(&without, record),
+            "{id} is created without HostedZoneId"
+        );
+    }
+
+    let with =
+        expanded_template(&[THREE_REGIONS, &[HOSTED_ZONE, RECORD_NAME, REGION_TARGETS]].concat());
+    let checks = health_checks(&with);
+    let records = resources(&with, "AWS::Route53::RecordSet");
+    let mut by_region = BTreeMap::new();
+    for (id, record) in records {
+        assert!(created(&with, record), "{id} is not created");
+        let props = &record["Properties"];
+        let region = props["SetIdentifier"].as_str().unwrap().to_owned();
+        let (check, _) = checks[&region];
+        let target = match region.as_str() {
+            "us-east-1" => "a.example.com",
+            "us-west-2" => "b.example.com",
+            _ => "c.example.com",
+        };
+        assert_eq!(
+            props,
+            &json!({
+                "HostedZoneId": HOSTED_ZONE.1,
+                "Name": RECORD_NAME.1,
+                "Type": "CNAME",
+                "TTL": "60",
+                "SetIdentifier": region,
+                "Weight": 100,
+                "HealthCheckId": { "Ref": check },
+                "ResourceRecords": [target],
+            }),
+            "{id}: weighted, on {region}'s health check, to {region}'s target"
+        );
+        assert!(
+            by_region.insert(region, id).is_none(),
+            "{id}: a second record"
+        );
+    }
+    assert_eq!(
+        by_region.keys().map(String::as_str).collect::<Vec<_>>(),
+        REGIONS,
+        "one record per region"
+    );
+
+    // Records hang on the health checks: none without them, even if the rule that refuses
+    // this deploy were gone.
+    let traffic_off = expanded_template(
+        &[
+            THREE_REGIONS,
+            &[HOSTED_ZONE, RECORD_NAME, REGION_TARGETS, ("Traffic", "off")],
+        ]
+        .concat(),
+    );
+    for (id, record) in resources(&traffic_off, "AWS::Route53::RecordSet") {
+        assert!(
+            !created(&traffic_off, record),
+            "{id} is created with Traffic=off"
+        );
+    }
+}
+
+#[test]
+fn records_with_a_part_missing_or_without_traffic_fail_the_deploy() {
+    let template = template();
+    let fails = |given: &[(&str, &str)]| deploy_fails(&template, given);
+    assert!(fails(&[HOSTED_ZONE]));
+    assert!(fails(&[HOSTED_ZONE, RECORD_NAME]));
+    assert!(fails(&[HOSTED_ZONE, REGION_TARGETS]));
+    assert!(fails(&[RECORD_NAME, REGION_TARGETS]), "no zone");
+    assert!(fails(&[REGION_TARGETS]));
+    assert!(fails(&[
+        HOSTED_ZONE,
+        RECORD_NAME,
+        REGION_TARGETS,
+        ("Traffic", "off")
+    ]));
+    assert!(!fails(&[HOSTED_ZONE, RECORD_NAME, REGION_TARGETS]));
+    assert!(!fails(&[("Traffic", "off")]));
+    assert!(!fails(&[]), "the defaults deploy");
+}
+
+/// Whether an IAM action pattern (`*` any run of characters, `?` one, case-insensitive)
+/// matches some action of a service: some action starting with `prefix`.
+fn grants_some_of(pattern: &str, prefix: &str) -> bool {
+    fn can_match(p: &[u8], prefix: &[u8]) -> bool {
+        match (p.split_first(), prefix.split_first()) {
+            // The prefix is consumed: the rest of the pattern matches some suffix.
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some((b'*', rest)), Some((_, tail))) => can_match(rest, prefix) || can_match(p, tail),
+            (Some((b'?', rest)), Some((_, tail))) => can_match(rest, tail),
+            (Some((c, rest)), Some((d, tail))) => c == d && can_match(rest, tail),
+        }
+    }
+    can_match(
+        pattern.to_ascii_lowercase().as_bytes(),
+        prefix.to_ascii_lowercase().as_bytes(),
+    )
+}
+
+#[test]
+fn no_function_may_call_route53() {
+    // Route 53's control plane is in us-east-1: DNS follows regionpilot through health
+    // checks (data plane) only, never through record or health check edits.
+    const ROUTE53: &str = "route53:";
+    for granting in [
+        "*",
+        "route53:*",
+        "Route53:Change*",
+        "r*:UpdateHealthCheck",
+        "route5?:*",
+    ] {
+        assert!(grants_some_of(granting, ROUTE53), "{granting}");
+    }
+    for not_granting in ["ssm:*", "route53domains:*", "dynamodb:GetItem", "ec2:*"] {
+        assert!(!grants_some_of(not_granting, ROUTE53), "{not_granting}");
+    }
+
+    for template in [
+        template(),
+        expanded_template(&[THREE_REGIONS, &[HOSTED_ZONE, RECORD_NAME, REGION_TARGETS]].concat()),
+    ] {
+        // Every policy of every function, its own or attached to its role; SAM adds only
+        // the basic execution and X-Ray policies to these.
+        let mut documents = Vec::new();
+        for &binary in BINARIES {
+            let (id, function) = function(&template, binary);
+            assert!(
+                function["Properties"].get("Role").is_none(),
+                "{binary}: a role of its own would bypass these checks"
+            );
+            for policy in function["Properties"]["Policies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                assert!(
+                    policy.get("Statement").is_some(),
+                    "{binary}: {policy} is not an inline statement list"
+                );
+                documents.push((id, policy));
+            }
+        }
+        for (id, policy) in resources(&template, "AWS::IAM::Policy") {
+            documents.push((id, &policy["Properties"]["PolicyDocument"]));
+        }
+        assert!(documents.len() >= BINARIES.len());
+        for (id, document) in documents {
+            for statement in document["Statement"].as_array().unwrap() {
+                assert!(
+                    statement.get("NotAction").is_none(),
+                    "{id}: NotAction grants everything it does not name"
+                );
+                for pattern in actions(statement) {
+                    assert!(
+                        !grants_some_of(pattern, ROUTE53),
+                        "{id}: {pattern} grants Route 53 actions"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn no_crate_depends_on_a_route53_sdk() {
+    let root = paths::workspace();
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root.join("Cargo.toml")).unwrap()).unwrap();
+    let members = manifest["workspace"]["members"].as_array().unwrap();
+    assert!(!members.is_empty());
+    let manifests = std::iter::once(root.join("Cargo.toml")).chain(
+        members
+            .iter()
+            .map(|m| root.join(m.as_str().unwrap()).join("Cargo.toml")),
+    );
+    for path in manifests {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("aws-sdk-route53"),
+            "{} depends on a Route 53 SDK",
+            path.display()
+        );
+    }
+    // Nor through another crate.
+    let lock: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root.join("Cargo.lock")).unwrap()).unwrap();
+    let packages = lock["package"].as_array().unwrap();
+    assert!(
+        packages
+            .iter()
+            .any(|p| p["name"].as_str() == Some("aws-sdk-ssm"))
+    );
+    for package in packages {
+        let name = package["name"].as_str().unwrap();
+        assert!(
+            !name.starts_with("aws-sdk-route53"),
+            "Cargo.lock has {name}"
+        );
+    }
 }
