@@ -42,6 +42,7 @@ pub enum Outcome {
     Status,
     Paused,
     Resumed,
+    Report,
 }
 
 /// The JSON answer of every invocation.
@@ -75,6 +76,12 @@ pub struct Response {
     pub plan: Option<TransitionPlan>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusReport>,
+    /// `{"command":"report"}`: one transition's full record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Box<crate::report::TransitionReport>>,
+    /// The same record as Markdown, with `"format":"markdown"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub markdown: Option<String>,
 }
 
 /// What a transition would do, returned by `dry_run`.
@@ -160,6 +167,7 @@ impl<D: Deps> Controller<D> {
             Command::Status => self.status().await,
             Command::Pause { reason } => self.pause(reason).await,
             Command::Resume => self.resume().await,
+            Command::Report { epoch, markdown } => self.report(*epoch, *markdown).await,
             Command::Failover {
                 target_region,
                 reason,
@@ -258,8 +266,10 @@ impl<D: Deps> Controller<D> {
                 Some(seen) => *seen,
                 None => self.last_replicated(&from, &to).await,
             };
-            let (transition, next) = self.begin(state, &request, &from, &to, evidence);
-            let history = HistoryRecord::from(&transition);
+            let (mut transition, mut next) = self.begin(state, &request, &from, &to, evidence);
+            transition.probes = probe_report.clone().unwrap_or_default();
+            next.transition = Some(transition.clone());
+            let history = HistoryRecord::of(&transition, current.version + 1);
             if !self
                 .ports
                 .control()
@@ -416,6 +426,14 @@ impl<D: Deps> Controller<D> {
             capacity: BTreeMap::new(),
             reload: BTreeMap::new(),
             completed: false,
+            step_times: BTreeMap::new(),
+            forced: request.force,
+            probes: Vec::new(),
+            // Going home: the verification that said home was ready.
+            failback: state
+                .failback
+                .clone()
+                .filter(|f| to == self.config.home() && f.epoch == state.epoch),
         };
         let next = ControlState {
             active_region: to.clone(),
@@ -697,12 +715,14 @@ impl<D: Deps> Controller<D> {
             probes: None,
             plan: None,
             status: None,
+            report: None,
+            markdown: None,
         }
     }
 
     /// Changes the state with `change` under compare-and-swap, retrying on contention.
     pub(crate) async fn update(&self, change: impl Fn(&mut ControlState)) -> Result<ControlState> {
-        self.update_from(None, change).await
+        Ok(self.update_from(None, change).await?.value)
     }
 
     /// `update`, first trying `known` (the state as this invocation last wrote it)
@@ -711,7 +731,7 @@ impl<D: Deps> Controller<D> {
         &self,
         mut known: Option<Versioned<ControlState>>,
         change: impl Fn(&mut ControlState),
-    ) -> Result<ControlState> {
+    ) -> Result<Versioned<ControlState>> {
         for _ in 0..MAX_CAS_ATTEMPTS {
             let current = match known.take() {
                 Some(known) => known,
@@ -719,14 +739,19 @@ impl<D: Deps> Controller<D> {
             };
             let mut next = current.value.clone();
             change(&mut next);
-            if next == current.value
-                || self
-                    .ports
-                    .control()
-                    .save(current.version, &next, None)
-                    .await?
+            if next == current.value {
+                return Ok(current);
+            }
+            if self
+                .ports
+                .control()
+                .save(current.version, &next, None)
+                .await?
             {
-                return Ok(next);
+                return Ok(Versioned {
+                    version: current.version + 1,
+                    value: next,
+                });
             }
         }
         Err(Error::Contention {

@@ -269,12 +269,8 @@ fn abandoned(world: &FakeWorld, lease_until: u64) {
         started_at: now - 1_000,
         lease_until,
         publish: [(region("us-west-2"), StepStatus::Published)].into(),
-        refreshes: Default::default(),
         completed: false,
-        last_replicated_from_old: None,
-        previous_refresh_ids: Vec::new(),
-        capacity: Default::default(),
-        reload: Default::default(),
+        ..crate::testing::transition("us-east-1", "us-west-2", now - 1_000)
     };
     *world.control.item.lock().unwrap() = Some(Versioned {
         version: 1,
@@ -314,11 +310,12 @@ async fn an_abandoned_transition_is_finished_by_the_next_invocation_after_its_le
         .and_then(|s| s.transition)
         .expect("transition");
     assert!(t.completed);
-    assert_eq!(
-        world.control.history.lock().unwrap().len(),
-        0,
-        "no new epoch"
-    );
+    // No new epoch; the history now has the finished transition with its steps.
+    assert_eq!(world.control.epochs(), vec![1], "no new epoch");
+    let record = world.control.history.lock().unwrap()[0].clone();
+    let recorded = record.transition.expect("the transition in the history");
+    assert!(recorded.completed);
+    assert_eq!(recorded.publish.len(), 3);
 }
 
 #[tokio::test]

@@ -69,7 +69,7 @@ impl Error {
 }
 
 /// How an AWS call failed, in the terms an operator acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// No answer within the configured connect or per-attempt timeout: a frozen region.

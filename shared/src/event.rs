@@ -101,6 +101,11 @@ pub enum Command {
         reason: String,
     },
     Resume,
+    /// One transition's full record; `epoch` `None` means the latest.
+    Report {
+        epoch: Option<u64>,
+        markdown: bool,
+    },
 }
 
 impl Command {
@@ -111,13 +116,15 @@ impl Command {
             Command::Failback { .. } => "failback",
             Command::Pause { .. } => "pause",
             Command::Resume => "resume",
+            Command::Report { .. } => "report",
         }
     }
 }
 
 const EXPECTED: &str = "expected a CloudWatch alarm (direct, EventBridge \"CloudWatch Alarm State Change\", or SNS), \
 or a command such as {\"command\":\"status\"}, {\"command\":\"failover\",\"target_region\":\"...\"}, \
-{\"command\":\"failback\"}, {\"command\":\"pause\",\"reason\":\"...\"} or {\"command\":\"resume\"}";
+{\"command\":\"failback\"}, {\"command\":\"pause\",\"reason\":\"...\"}, {\"command\":\"resume\"} \
+or {\"command\":\"report\",\"epoch\":1}";
 
 /// Decodes a raw Lambda payload into a trigger, or says what was wrong with it.
 pub fn decode(payload: &Value, config: &Config) -> Result<Trigger> {
@@ -286,6 +293,15 @@ struct ReasonArgs {
 #[serde(deny_unknown_fields)]
 struct NoArgs {}
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportArgs {
+    #[serde(default)]
+    epoch: Option<u64>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
 fn args<T: for<'de> Deserialize<'de>>(name: &str, rest: Map<String, Value>) -> Result<T> {
     from_value_naming_the_field(Value::Object(rest))
         .map_err(|e| Error::invalid(format!("command {name:?}: {e}")))
@@ -324,7 +340,7 @@ fn reason_or(name: &str, given: Option<String>, default: &str) -> Result<String>
 fn decode_command(object: &Map<String, Value>, config: &Config) -> Result<Command> {
     let Some(name) = object.get("command").and_then(Value::as_str) else {
         return Err(Error::invalid(
-            "\"command\" must be a string: status, failover, failback, pause or resume",
+            "\"command\" must be a string: status, failover, failback, pause, resume or report",
         ));
     };
     let mut rest = object.clone();
@@ -359,8 +375,30 @@ fn decode_command(object: &Map<String, Value>, config: &Config) -> Result<Comman
             })
         }
         "resume" => args::<NoArgs>(name, rest).map(|_| Command::Resume),
+        "report" => {
+            let a: ReportArgs = args(name, rest)?;
+            let markdown = match a.format.as_deref() {
+                None | Some("json") => false,
+                Some("markdown") => true,
+                Some(other) => {
+                    return Err(Error::invalid(format!(
+                        "command \"report\": format {:?} is neither json nor markdown",
+                        text::clip(other, 40)
+                    )));
+                }
+            };
+            if a.epoch == Some(0) {
+                return Err(Error::invalid(
+                    "command \"report\": epoch 0 is the initial state, not a transition; epochs start at 1",
+                ));
+            }
+            Ok(Command::Report {
+                epoch: a.epoch,
+                markdown,
+            })
+        }
         other => Err(Error::invalid(format!(
-            "unknown command {:?}; expected status, failover, failback, pause or resume",
+            "unknown command {:?}; expected status, failover, failback, pause, resume or report",
             text::clip(other, 40)
         ))),
     }

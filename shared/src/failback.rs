@@ -21,7 +21,7 @@ use crate::controller::{Controller, Outcome, Response};
 use crate::error::Result;
 use crate::health;
 use crate::notices::{DataLossWindow, DetailType, HeldReport};
-use crate::plan::StepRecord;
+use crate::plan::{Ran, StepRecord};
 use crate::ports::{Deps, Heartbeats, ParameterStore};
 use crate::region::Region;
 use crate::state::{ControlState, FailbackProgress, StepStatus, TriggerInfo};
@@ -149,11 +149,15 @@ impl<D: Deps> Controller<D> {
         if !published.is_empty()
             && let Some(transition) = state.transition.as_ref().filter(|t| t.completed)
         {
-            let records: Vec<StepRecord> = published
+            let now = self.now();
+            let records: Vec<Ran> = published
                 .iter()
-                .map(|region| StepRecord::Publish {
-                    region: region.clone(),
-                    status: StepStatus::Published,
+                .map(|region| {
+                    let record = StepRecord::Publish {
+                        region: region.clone(),
+                        status: StepStatus::Published,
+                    };
+                    Ran::at(format!("publish {region}"), record, now)
                 })
                 .collect();
             self.record_steps(None, transition.epoch, &records, false)
@@ -162,7 +166,10 @@ impl<D: Deps> Controller<D> {
         // Every step of the latest transition that is not done yet: a region that was
         // down, a group that missed its capacity or reload, a Run Command still running.
         let epoch = state.epoch;
-        for (step, record) in self.finish_steps(&unreachable).await? {
+        for Ran {
+            name: step, record, ..
+        } in self.finish_steps(&unreachable).await?
+        {
             if let StepRecord::Reload { status, .. } = &record
                 && status.status == crate::state::ReloadPhase::InProgress
                 && status.error.is_none()

@@ -16,6 +16,7 @@ pub mod plan;
 pub mod ports;
 pub mod readiness;
 pub mod region;
+pub mod report;
 pub mod reload;
 pub mod rolling;
 pub mod state;

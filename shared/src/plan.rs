@@ -24,12 +24,13 @@ use crate::capacity::CapacityStep;
 use crate::config::{Config, GroupRef, ReloadMode};
 use crate::controller::Controller;
 use crate::error::Result;
-use crate::ports::Deps;
+use crate::ports::{ControlStore, Deps};
 use crate::region::Region;
 use crate::reload::{ReloadFollow, ReloadSend};
 use crate::rolling::RefreshStep;
 use crate::state::{
-    CapacityStatus, ControlState, RefreshStatus, ReloadStatus, StepStatus, Transition, Versioned,
+    CapacityStatus, ControlState, HistoryRecord, Millis, RefreshStatus, ReloadStatus, StepStatus,
+    StepTime, Transition, Versioned,
 };
 
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = StepRecord> + Send + 'a>>;
@@ -252,6 +253,43 @@ impl StepRecord {
     }
 }
 
+/// One run of a step: its record, and when it ran.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    pub name: String,
+    pub record: StepRecord,
+    pub started_at: Millis,
+    pub ended_at: Millis,
+}
+
+impl Ran {
+    /// A record made now, outside a step's run (a missed step, reconcile's re-publish).
+    pub fn at(name: String, record: StepRecord, at: Millis) -> Self {
+        Ran {
+            name,
+            record,
+            started_at: at,
+            ended_at: at,
+        }
+    }
+
+    /// Applies the record and its times to `t`.
+    pub fn apply(&self, t: &mut Transition) {
+        self.record.apply(t);
+        StepTime::add(
+            &mut t.step_times,
+            step_key(&self.record),
+            self.started_at,
+            self.ended_at,
+        );
+    }
+}
+
+/// How `Transition::step_times` names a step: `<kind> <region or group>`.
+pub fn step_key(record: &StepRecord) -> String {
+    format!("{} {}", record.kind(), record.key())
+}
+
 type Chain<D> = Vec<Box<dyn Step<D>>>;
 
 /// One region's part of the plan.
@@ -372,18 +410,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn run_stage<D: Deps>(
     chains: &[Chain<D>],
     cx: &StepContext<'_, D>,
-    records: &Mutex<Vec<(String, StepRecord)>>,
+    records: &Mutex<Vec<Ran>>,
 ) {
     join_all(chains.iter().map(|chain| async move {
         for step in chain {
             if step.done(cx.transition) {
                 continue;
             }
+            let started_at = cx.controller.now();
             let record = step.run(cx).await;
             if let Some(error) = record.failure() {
                 warn!(step = %step.name(), error = %error, "step failed; reconcile will retry it");
             }
-            lock(records).push((step.name(), record));
+            lock(records).push(Ran {
+                name: step.name(),
+                record,
+                started_at,
+                ended_at: cx.controller.now(),
+            });
         }
     }))
     .await;
@@ -419,6 +463,7 @@ impl<D: Deps> Controller<D> {
             let failing = failing.as_ref();
             async move {
                 let is_target = plan.region == transition.to;
+                let region_started = self.now();
                 let records = Mutex::new(Vec::new());
                 let work = self.run_region(
                     plan,
@@ -459,20 +504,27 @@ impl<D: Deps> Controller<D> {
                         plan.region,
                         self.config.timeouts.probe.as_millis()
                     );
+                    let now = self.now();
                     for step in plan.steps() {
                         let name = step.name();
                         let missed = step.missed(error.clone());
                         // A step whose record an earlier step of this run already wrote
                         // (a reload sent but not followed) keeps that record: reconcile
                         // goes on from it instead of starting over.
-                        let recorded = records.iter().any(|(n, r)| {
-                            n == &name
-                                || (r.key() == missed.key()
-                                    && std::mem::discriminant(r)
+                        let recorded = records.iter().any(|ran| {
+                            ran.name == name
+                                || (ran.record.key() == missed.key()
+                                    && std::mem::discriminant(&ran.record)
                                         == std::mem::discriminant(&missed))
                         });
                         if !step.done(transition) && !recorded {
-                            records.push((name, missed));
+                            // It may have started before the deadline cut it off.
+                            records.push(Ran {
+                                name,
+                                record: missed,
+                                started_at: region_started,
+                                ended_at: now,
+                            });
                         }
                     }
                 }
@@ -480,10 +532,10 @@ impl<D: Deps> Controller<D> {
             }
         }))
         .await;
-        let records: Vec<StepRecord> = results.into_iter().flatten().map(|(_, r)| r).collect();
+        let records: Vec<Ran> = results.into_iter().flatten().collect();
         let mut done = transition;
-        for record in &records {
-            record.apply(&mut done);
+        for ran in &records {
+            ran.apply(&mut done);
         }
         done.completed = true;
         self.record_steps(Some(saved), epoch, &records, true)
@@ -501,7 +553,7 @@ impl<D: Deps> Controller<D> {
     /// down, a Run Command still being followed) and records them. The verifier's
     /// reconcile calls this every run; it is a no-op once everything is done.
     /// Regions in `skip` (found unreachable this run) are left for the next run.
-    pub(crate) async fn finish_steps(&self, skip: &[Region]) -> Result<Vec<(String, StepRecord)>> {
+    pub(crate) async fn finish_steps(&self, skip: &[Region]) -> Result<Vec<Ran>> {
         let current = self.load().await?;
         let Some(transition) = current.value.transition.clone().filter(|t| t.completed) else {
             return Ok(Vec::new());
@@ -530,10 +582,9 @@ impl<D: Deps> Controller<D> {
                 }),
         )
         .await;
-        let records: Vec<(String, StepRecord)> = results.into_iter().flatten().collect();
+        let records: Vec<Ran> = results.into_iter().flatten().collect();
         if !records.is_empty() {
-            let plain: Vec<StepRecord> = records.iter().map(|(_, r)| r.clone()).collect();
-            self.record_steps(None, transition.epoch, &plain, false)
+            self.record_steps(None, transition.epoch, &records, false)
                 .await?;
         }
         Ok(records)
@@ -541,29 +592,43 @@ impl<D: Deps> Controller<D> {
 
     /// Applies `records` to the stored transition of `epoch` (and marks it completed when
     /// asked), retrying on contention; `known` is tried first without a re-read. A newer
-    /// epoch means our transition was superseded: nothing to record.
+    /// epoch means our transition was superseded: nothing to record. The history record
+    /// is rewritten from the result, so a report of the transition has its steps.
     pub(crate) async fn record_steps(
         &self,
         known: Option<Versioned<ControlState>>,
         epoch: u64,
-        records: &[StepRecord],
+        records: &[Ran],
         completed: bool,
     ) -> Result<()> {
-        for record in records {
-            self.emit_step_metric(record);
+        for ran in records {
+            self.emit_step_metric(&ran.record);
         }
-        self.update_from(known, |state| {
-            if let Some(t) = state.transition.as_mut().filter(|t| t.epoch == epoch) {
-                for record in records {
-                    record.apply(t);
+        let saved = self
+            .update_from(known, |state| {
+                if let Some(t) = state.transition.as_mut().filter(|t| t.epoch == epoch) {
+                    for ran in records {
+                        ran.apply(t);
+                    }
+                    if completed {
+                        t.completed = true;
+                    }
                 }
-                if completed {
-                    t.completed = true;
-                }
+            })
+            .await?;
+        if let Some(t) = saved.value.transition.as_ref().filter(|t| t.epoch == epoch) {
+            // The state holds the outcome already; a lost history write is redone by the
+            // next record of this transition, and the report falls back to the state.
+            if let Err(e) = self
+                .ports
+                .control()
+                .put_history(&HistoryRecord::of(t, saved.version))
+                .await
+            {
+                warn!(epoch, error = %e, "could not rewrite the history record");
             }
-        })
-        .await
-        .map(|_| ())
+        }
+        Ok(())
     }
 
     /// Capacity raised and reloads that needed the refresh safety net, as EMF counts per
@@ -591,7 +656,7 @@ impl<D: Deps> Controller<D> {
         plan: &RegionPlan<D>,
         transition: &Transition,
         mut run: RegionRun<'_>,
-        records: &Mutex<Vec<(String, StepRecord)>>,
+        records: &Mutex<Vec<Ran>>,
     ) {
         let mut local = transition.clone();
         for (stage, chains) in [&plan.prepare, &plan.act, &plan.follow]
@@ -613,8 +678,8 @@ impl<D: Deps> Controller<D> {
                 follow_budget: run.follow_budget,
             };
             run_stage(chains, &cx, records).await;
-            for (_, record) in lock(records).iter() {
-                record.apply(&mut local);
+            for ran in lock(records).iter() {
+                ran.apply(&mut local);
             }
             if stage == 1 {
                 if let Some(acted) = run.acted {
@@ -630,16 +695,11 @@ impl<D: Deps> Controller<D> {
     /// Command being followed): a crash or a timeout while following then keeps the
     /// command ids, and the next run follows them instead of sending again. A failed
     /// write is only logged; the outcome is recorded again at the end.
-    async fn checkpoint(
-        &self,
-        epoch: u64,
-        follow: &[Chain<D>],
-        records: &Mutex<Vec<(String, StepRecord)>>,
-    ) {
+    async fn checkpoint(&self, epoch: u64, follow: &[Chain<D>], records: &Mutex<Vec<Ran>>) {
         if follow.is_empty() {
             return;
         }
-        let so_far: Vec<StepRecord> = lock(records).iter().map(|(_, r)| r.clone()).collect();
+        let so_far: Vec<Ran> = lock(records).clone();
         if so_far.is_empty() {
             return;
         }

@@ -34,6 +34,13 @@ pub trait ControlStore: Send + Sync {
     /// the control state can be undone).
     fn point_in_time_recovery(&self) -> impl Future<Output = Result<bool, AwsError>> + Send;
 
+    /// Rewrites the history record of `record.epoch` with what its transition recorded
+    /// since, unless a copy from a newer state version is already there.
+    fn put_history(&self, record: &HistoryRecord) -> impl Future<Output = Result<()>> + Send;
+
+    /// The history record of one transition.
+    fn history_of(&self, epoch: u64) -> impl Future<Output = Result<Option<HistoryRecord>>> + Send;
+
     /// Keeps a notice the event bus did not take, for the verifier to send again.
     fn hold(&self, notice: &Notice) -> impl Future<Output = Result<()>> + Send;
 
@@ -178,7 +185,7 @@ pub struct SentCommand {
 }
 
 /// The result of one region's pre-flight probe.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeResult {
     pub region: Region,
     /// The region answered the read (a missing canary item or throttling still counts).

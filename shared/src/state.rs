@@ -203,6 +203,49 @@ pub struct Transition {
     /// Per Auto Scaling group (`region/name`), in `run-command` mode: the in-place reload.
     #[serde(default)]
     pub reload: BTreeMap<String, ReloadStatus>,
+    /// When each step (`<kind> <region or group>`, e.g. `publish us-east-1`) first started
+    /// and last ended, and how many times it ran: what a report shows.
+    #[serde(default)]
+    pub step_times: BTreeMap<String, StepTime>,
+    /// A person forced it past the safety checks.
+    #[serde(default)]
+    pub forced: bool,
+    /// The decision's inputs: the candidates' probe results.
+    #[serde(default)]
+    pub probes: Vec<crate::ports::ProbeResult>,
+    /// The failback verification that led to it, when it went home.
+    #[serde(default)]
+    pub failback: Option<FailbackProgress>,
+}
+
+/// When a step ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepTime {
+    pub started_at: Millis,
+    pub ended_at: Millis,
+    pub attempts: u32,
+}
+
+impl StepTime {
+    /// Adds one run: the first start is kept, the last end and the count move on.
+    pub fn add(
+        slot: &mut BTreeMap<String, StepTime>,
+        key: String,
+        started_at: Millis,
+        ended_at: Millis,
+    ) {
+        slot.entry(key)
+            .and_modify(|t| {
+                t.started_at = t.started_at.min(started_at);
+                t.ended_at = t.ended_at.max(ended_at);
+                t.attempts += 1;
+            })
+            .or_insert(StepTime {
+                started_at,
+                ended_at,
+                attempts: 1,
+            });
+    }
 }
 
 impl Transition {
@@ -392,7 +435,8 @@ impl ReloadStatus {
 }
 
 /// One line of the transition history, written in the same transaction as the
-/// compare-and-swap that made the transition.
+/// compare-and-swap that made the transition, then rewritten as its steps are recorded,
+/// so a report of any past transition has everything (`transition`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryRecord {
     pub epoch: u64,
@@ -403,10 +447,19 @@ pub struct HistoryRecord {
     pub at: Millis,
     #[serde(default)]
     pub last_replicated_from_old: Option<Millis>,
+    /// The whole transition as last recorded: steps with their times, the probes that
+    /// decided it, the failback verification that led to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<Box<Transition>>,
+    /// The control state's version this copy was taken at: a rewrite never replaces a
+    /// newer copy with an older one.
+    #[serde(default)]
+    pub state_version: u64,
 }
 
-impl From<&Transition> for HistoryRecord {
-    fn from(t: &Transition) -> Self {
+impl HistoryRecord {
+    /// The record taken from `t` as the state at `state_version` holds it.
+    pub fn of(t: &Transition, state_version: u64) -> Self {
         HistoryRecord {
             epoch: t.epoch,
             from: t.from.clone(),
@@ -415,6 +468,16 @@ impl From<&Transition> for HistoryRecord {
             trigger: t.trigger.clone(),
             at: t.started_at,
             last_replicated_from_old: t.last_replicated_from_old,
+            transition: Some(Box::new(t.clone())),
+            state_version,
+        }
+    }
+
+    /// The one-line form `status` lists.
+    pub fn summary(&self) -> Self {
+        HistoryRecord {
+            transition: None,
+            ..self.clone()
         }
     }
 }

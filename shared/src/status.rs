@@ -128,7 +128,7 @@ impl<D: Deps> Controller<D> {
             scaled_up: state.scaled_up.clone(),
             capacity_snapshot: state.capacity_snapshot.clone(),
             last_transition: state.transition.clone(),
-            history: history?,
+            history: history?.iter().map(HistoryRecord::summary).collect(),
         };
         let mut response = self.simple(
             Outcome::Status,

@@ -247,6 +247,23 @@ impl ControlStore for Arc<FakeControl> {
         Ok(!self.pitr_off.load(Ordering::SeqCst))
     }
 
+    async fn put_history(&self, record: &HistoryRecord) -> Result<()> {
+        let mut all = lock(&self.history);
+        match all.iter_mut().find(|h| h.epoch == record.epoch) {
+            Some(h) if h.state_version < record.state_version => *h = record.clone(),
+            Some(_) => {}
+            None => all.push(record.clone()),
+        }
+        Ok(())
+    }
+
+    async fn history_of(&self, epoch: u64) -> Result<Option<HistoryRecord>> {
+        Ok(lock(&self.history)
+            .iter()
+            .find(|h| h.epoch == epoch)
+            .cloned())
+    }
+
     async fn hold(&self, notice: &Notice) -> Result<()> {
         lock(&self.outbox).insert((notice.at, notice.id.clone()), notice.clone());
         Ok(())
@@ -770,6 +787,10 @@ pub fn transition(from: &str, to: &str, at: Millis) -> Transition {
         previous_refresh_ids: Vec::new(),
         capacity: BTreeMap::new(),
         reload: BTreeMap::new(),
+        step_times: BTreeMap::new(),
+        forced: false,
+        probes: Vec::new(),
+        failback: None,
     }
 }
 

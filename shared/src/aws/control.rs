@@ -44,6 +44,17 @@ impl DynamoControlStore {
             .on(format!("the control table {}", self.table))
     }
 
+    fn history_item(&self, record: &HistoryRecord) -> Result<HashMap<String, AttributeValue>> {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)
+            .map_err(|e| Error::CorruptState(format!("cannot encode history: {e}")))?;
+        item.insert("pk".into(), AttributeValue::S(HISTORY_PK.into()));
+        item.insert(
+            "sk".into(),
+            AttributeValue::S(history_sort_key(record.epoch)),
+        );
+        Ok(item)
+    }
+
     fn state_item(
         &self,
         version: u64,
@@ -135,13 +146,7 @@ impl ControlStore for DynamoControlStore {
                 Err(e) => lost_race_or(self.aws("PutItem", &e)),
             };
         };
-        let mut history_item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)
-            .map_err(|e| Error::CorruptState(format!("cannot encode history: {e}")))?;
-        history_item.insert("pk".into(), AttributeValue::S(HISTORY_PK.into()));
-        history_item.insert(
-            "sk".into(),
-            AttributeValue::S(history_sort_key(record.epoch)),
-        );
+        let history_item = self.history_item(record)?;
         let put_state = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -204,6 +209,43 @@ impl ControlStore for DynamoControlStore {
             .and_then(|d| d.point_in_time_recovery_description())
             .and_then(|p| p.point_in_time_recovery_status());
         Ok(status == Some(&aws_sdk_dynamodb::types::PointInTimeRecoveryStatus::Enabled))
+    }
+
+    async fn put_history(&self, record: &HistoryRecord) -> Result<()> {
+        let item = self.history_item(record)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(state_version) OR state_version < :v")
+            .expression_attribute_values(":v", AttributeValue::N(record.state_version.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // A newer copy is there already: nothing to do.
+            Err(e) => lost_race_or(self.aws("PutItem", &e)).map(|_| ()),
+        }
+    }
+
+    async fn history_of(&self, epoch: u64) -> Result<Option<HistoryRecord>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(HISTORY_PK.into()))
+            .key("sk", AttributeValue::S(history_sort_key(epoch)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.aws("GetItem", &e))?;
+        out.item
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .map_err(|e| Error::CorruptState(format!("history: {e}")))
+            })
+            .transpose()
     }
 
     async fn hold(&self, notice: &Notice) -> Result<()> {

@@ -248,6 +248,8 @@ async fn a_failed_condition_is_a_lost_race_not_an_error() {
         },
         at: 1,
         last_replicated_from_old: None,
+        transition: None,
+        state_version: 1,
     };
     assert!(!store.save(0, &state(), Some(&record)).await.unwrap());
     assert_eq!((put.num_calls(), transact.num_calls()), (1, 1));
