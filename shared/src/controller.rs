@@ -20,8 +20,8 @@ use crate::ports::{
 };
 use crate::region::Region;
 use crate::state::{
-    CapacityStatus, ControlState, HistoryRecord, Millis, Pause, RefreshStatus, ReloadStatus,
-    StepStatus, Transition, TriggerInfo, Versioned,
+    CapacityStatus, ControlState, Millis, Pause, RefreshStatus, ReloadStatus, StepStatus,
+    Transition, TriggerInfo, Versioned,
 };
 use crate::status::StatusReport;
 use crate::switch::{self, Decision, Intent, Plan, SwitchRequest};
@@ -269,13 +269,11 @@ impl<D: Deps> Controller<D> {
             let (mut transition, mut next) = self.begin(state, &request, &from, &to, evidence);
             transition.probes = probe_report.clone().unwrap_or_default();
             next.transition = Some(transition.clone());
-            let history = HistoryRecord::of(&transition, current.version + 1);
-            if !self
-                .ports
-                .control()
-                .save(current.version, &next, Some(&history))
-                .await?
-            {
+            // The compare-and-swap alone decides the transition. Its history record is
+            // written, idempotently by epoch, before the transition is marked completed
+            // (`record_steps`), so a crash in between is finished by whoever takes the
+            // transition over.
+            if !self.ports.control().save(current.version, &next).await? {
                 info!(
                     epoch = transition.epoch,
                     "lost the compare-and-swap; re-reading the control state"
@@ -613,11 +611,7 @@ impl<D: Deps> Controller<D> {
         if let Some(t) = taken.transition.as_mut() {
             t.lease_until = self.now() + self.config.transition_lease.as_millis() as u64;
         }
-        if self
-            .ports
-            .control()
-            .save(current.version, &taken, None)
-            .await?
+        if self.ports.control().save(current.version, &taken).await?
             && let Some(t) = taken.transition.clone()
         {
             let saved = Versioned {
@@ -742,12 +736,7 @@ impl<D: Deps> Controller<D> {
             if next == current.value {
                 return Ok(current);
             }
-            if self
-                .ports
-                .control()
-                .save(current.version, &next, None)
-                .await?
-            {
+            if self.ports.control().save(current.version, &next).await? {
                 return Ok(Versioned {
                     version: current.version + 1,
                     value: next,

@@ -22,9 +22,9 @@ use crate::error::Result;
 use crate::health;
 use crate::notices::{DataLossWindow, DetailType, HeldReport};
 use crate::plan::{Ran, StepRecord};
-use crate::ports::{Deps, Heartbeats, ParameterStore};
+use crate::ports::{ControlStore, Deps, Heartbeats, ParameterStore};
 use crate::region::Region;
-use crate::state::{ControlState, FailbackProgress, StepStatus, TriggerInfo};
+use crate::state::{ControlState, FailbackProgress, HistoryRecord, StepStatus, TriggerInfo};
 use crate::switch::{Intent, SwitchRequest};
 use crate::window::rfc3339;
 
@@ -184,6 +184,24 @@ impl<D: Deps> Controller<D> {
             match record.failure() {
                 Some(error) => report.failed.push(format!("{}: {error}", record.key())),
                 None => report.fixed.push(record.summary(epoch)),
+            }
+        }
+        // Completion implies a history record, unless writing it failed: write it now.
+        if let Some(t) = state.transition.as_ref().filter(|t| t.completed)
+            && self.ports.control().history_of(t.epoch).await?.is_none()
+        {
+            let latest = self.load().await?.value.transition;
+            if let Some(t) = latest.as_ref().filter(|l| l.epoch == t.epoch) {
+                report
+                    .drift
+                    .push(format!("epoch {}: no history record", t.epoch));
+                self.ports
+                    .control()
+                    .put_history(&HistoryRecord::of(t))
+                    .await?;
+                report
+                    .fixed
+                    .push(format!("epoch {}: history record written", t.epoch));
             }
         }
         if !report.drift.is_empty() {

@@ -604,6 +604,29 @@ impl<D: Deps> Controller<D> {
         for ran in records {
             self.emit_step_metric(&ran.record);
         }
+        // Completion implies a history record: write it first from what we know, so a
+        // crash before the state says `completed` leaves the transition to be taken
+        // over, history and all.
+        if completed
+            && let Some(known) = known.as_ref()
+            && let Some(t) = known.value.transition.as_ref().filter(|t| t.epoch == epoch)
+        {
+            let mut done = t.clone();
+            for ran in records {
+                ran.apply(&mut done);
+            }
+            done.completed = true;
+            if let Err(e) = self
+                .ports
+                .control()
+                .put_history(&HistoryRecord::of(&done))
+                .await
+            {
+                // Not worth failing a transition whose steps are done: the verifier's
+                // reconcile writes a missing history record.
+                warn!(epoch, error = %e, "could not write the history record");
+            }
+        }
         let saved = self
             .update_from(known, |state| {
                 if let Some(t) = state.transition.as_mut().filter(|t| t.epoch == epoch) {
@@ -622,7 +645,7 @@ impl<D: Deps> Controller<D> {
             if let Err(e) = self
                 .ports
                 .control()
-                .put_history(&HistoryRecord::of(t, saved.version))
+                .put_history(&HistoryRecord::of(t))
                 .await
             {
                 warn!(epoch, error = %e, "could not rewrite the history record");

@@ -18,13 +18,13 @@ pub trait ControlStore: Send + Sync {
     fn load(&self) -> impl Future<Output = Result<Option<Versioned<ControlState>>>> + Send;
 
     /// Writes `state` at version `expected + 1` if the stored version is still `expected`
-    /// (0: the item must not exist). With `history`, appends that record in the same
-    /// transaction. `Ok(false)` means another writer got there first.
+    /// (0: the item must not exist): one conditional write, no transaction (multi-Region
+    /// strongly consistent global tables allow none). `Ok(false)` means another writer
+    /// got there first.
     fn save(
         &self,
         expected: u64,
         state: &ControlState,
-        history: Option<&HistoryRecord>,
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// The newest `limit` history records, newest first.

@@ -227,7 +227,9 @@ pub struct StepTime {
 }
 
 impl StepTime {
-    /// Adds one run: the first start is kept, the last end and the count move on.
+    /// Adds one run: the first start is kept, the last end and the count move on. The
+    /// same run applied again (a record re-applied after a lost compare-and-swap) counts
+    /// once.
     pub fn add(
         slot: &mut BTreeMap<String, StepTime>,
         key: String,
@@ -237,8 +239,10 @@ impl StepTime {
         slot.entry(key)
             .and_modify(|t| {
                 t.started_at = t.started_at.min(started_at);
-                t.ended_at = t.ended_at.max(ended_at);
-                t.attempts += 1;
+                if ended_at > t.ended_at {
+                    t.ended_at = ended_at;
+                    t.attempts += 1;
+                }
             })
             .or_insert(StepTime {
                 started_at,
@@ -249,6 +253,16 @@ impl StepTime {
 }
 
 impl Transition {
+    /// Grows with every step run recorded and with completion; equal for the same
+    /// record applied twice. Orders copies of the history record.
+    pub fn revision(&self) -> u64 {
+        self.step_times
+            .values()
+            .map(|t| u64::from(t.attempts))
+            .sum::<u64>()
+            + u64::from(self.completed)
+    }
+
     /// The refresh ids this transition started or adopted.
     pub fn refresh_ids(&self) -> Vec<String> {
         self.refreshes
@@ -451,15 +465,15 @@ pub struct HistoryRecord {
     /// decided it, the failback verification that led to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transition: Option<Box<Transition>>,
-    /// The control state's version this copy was taken at: a rewrite never replaces a
-    /// newer copy with an older one.
+    /// How far the transition had got (`Transition::revision`): a rewrite never replaces
+    /// a copy that had got further.
     #[serde(default)]
-    pub state_version: u64,
+    pub revision: u64,
 }
 
 impl HistoryRecord {
-    /// The record taken from `t` as the state at `state_version` holds it.
-    pub fn of(t: &Transition, state_version: u64) -> Self {
+    /// The record of `t` as it stands.
+    pub fn of(t: &Transition) -> Self {
         HistoryRecord {
             epoch: t.epoch,
             from: t.from.clone(),
@@ -469,7 +483,7 @@ impl HistoryRecord {
             at: t.started_at,
             last_replicated_from_old: t.last_replicated_from_old,
             transition: Some(Box::new(t.clone())),
-            state_version,
+            revision: t.revision(),
         }
     }
 

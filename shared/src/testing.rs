@@ -187,23 +187,11 @@ impl FakeControl {
 }
 
 impl FakeControl {
-    fn apply_save(
-        &self,
-        expected: u64,
-        state: &ControlState,
-        history: Option<&HistoryRecord>,
-    ) -> bool {
+    fn apply_save(&self, expected: u64, state: &ControlState) -> bool {
         let mut item = lock(&self.item);
         let version = item.as_ref().map_or(0, |v| v.version);
         if version != expected {
             return false;
-        }
-        if let Some(record) = history {
-            let mut all = lock(&self.history);
-            if all.iter().any(|h| h.epoch == record.epoch) {
-                return false;
-            }
-            all.push(record.clone());
         }
         *item = Some(Versioned {
             version: expected + 1,
@@ -211,6 +199,15 @@ impl FakeControl {
         });
         self.saves.fetch_add(1, Ordering::SeqCst);
         true
+    }
+
+    fn apply_history(&self, record: &HistoryRecord) {
+        let mut all = lock(&self.history);
+        match all.iter_mut().find(|h| h.epoch == record.epoch) {
+            Some(h) if h.revision < record.revision => *h = record.clone(),
+            Some(_) => {}
+            None => all.push(record.clone()),
+        }
     }
 }
 
@@ -222,16 +219,8 @@ impl ControlStore for Arc<FakeControl> {
         Ok(read)
     }
 
-    async fn save(
-        &self,
-        expected: u64,
-        state: &ControlState,
-        history: Option<&HistoryRecord>,
-    ) -> Result<bool> {
-        Ok(self
-            .crash
-            .write(|| self.apply_save(expected, state, history))
-            .await)
+    async fn save(&self, expected: u64, state: &ControlState) -> Result<bool> {
+        Ok(self.crash.write(|| self.apply_save(expected, state)).await)
     }
 
     async fn history(&self, limit: usize) -> Result<Vec<HistoryRecord>> {
@@ -248,12 +237,7 @@ impl ControlStore for Arc<FakeControl> {
     }
 
     async fn put_history(&self, record: &HistoryRecord) -> Result<()> {
-        let mut all = lock(&self.history);
-        match all.iter_mut().find(|h| h.epoch == record.epoch) {
-            Some(h) if h.state_version < record.state_version => *h = record.clone(),
-            Some(_) => {}
-            None => all.push(record.clone()),
-        }
+        self.crash.write(|| self.apply_history(record)).await;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::error::{AwsError, Error, ErrorKind, Result};
 use crate::ports::{ControlStore, Notice};
@@ -113,12 +113,7 @@ impl ControlStore for DynamoControlStore {
         Ok(Some(Versioned { version, value }))
     }
 
-    async fn save(
-        &self,
-        expected: u64,
-        state: &ControlState,
-        history: Option<&HistoryRecord>,
-    ) -> Result<bool> {
+    async fn save(&self, expected: u64, state: &ControlState) -> Result<bool> {
         let item = self.state_item(expected + 1, state)?;
         let (condition, values) = if expected == 0 {
             ("attribute_not_exists(pk)", None)
@@ -131,45 +126,18 @@ impl ControlStore for DynamoControlStore {
                 )])),
             )
         };
-        let Some(record) = history else {
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression(condition)
-                .set_expression_attribute_values(values)
-                .send()
-                .await;
-            return match result {
-                Ok(_) => Ok(true),
-                Err(e) => lost_race_or(self.aws("PutItem", &e)),
-            };
-        };
-        let history_item = self.history_item(record)?;
-        let put_state = Put::builder()
+        let result = self
+            .client
+            .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(condition)
             .set_expression_attribute_values(values)
-            .build()
-            .map_err(|e| Error::CorruptState(e.to_string()))?;
-        let put_history = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(history_item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| Error::CorruptState(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put_state).build())
-            .transact_items(TransactWriteItem::builder().put(put_history).build())
             .send()
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) => lost_race_or(self.aws("TransactWriteItems", &e)),
+            Err(e) => lost_race_or(self.aws("PutItem", &e)),
         }
     }
 
@@ -218,8 +186,8 @@ impl ControlStore for DynamoControlStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(state_version) OR state_version < :v")
-            .expression_attribute_values(":v", AttributeValue::N(record.state_version.to_string()))
+            .condition_expression("attribute_not_exists(revision) OR revision < :r")
+            .expression_attribute_values(":r", AttributeValue::N(record.revision.to_string()))
             .send()
             .await;
         match result {
@@ -311,7 +279,7 @@ fn outbox_key(notice: &Notice) -> HashMap<String, AttributeValue> {
     ])
 }
 
-/// A failed condition (or a transaction cancelled by one) means another writer won.
+/// A failed condition means another writer won.
 fn lost_race_or(err: AwsError) -> Result<bool> {
     if err.kind == ErrorKind::ConditionFailed {
         Ok(false)
