@@ -129,10 +129,10 @@ pub struct AwsError {
     /// What the call was about, in an operator's words ("the control table rp-control"):
     /// "Requested resource not found" alone does not say which resource.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resource: Option<String>,
+    pub resource: Option<Box<str>>,
     pub region: Region,
     pub kind: ErrorKind,
-    pub code: Option<String>,
+    pub code: Option<Box<str>>,
     pub message: String,
 }
 
@@ -171,7 +171,7 @@ impl AwsError {
             ),
             SdkError::ServiceError(service_err) => {
                 let inner = service_err.err();
-                let code = inner.code().map(str::to_owned);
+                let code: Option<Box<str>> = inner.code().map(Into::into);
                 let message = inner
                     .message()
                     .map(str::to_owned)
@@ -193,7 +193,7 @@ impl AwsError {
 
     /// Names the resource the call was about.
     pub fn on(mut self, resource: impl Into<String>) -> Self {
-        self.resource = Some(resource.into());
+        self.resource = Some(resource.into().into_boxed_str());
         self
     }
 
