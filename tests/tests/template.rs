@@ -821,18 +821,13 @@ fn with_traffic_off_nothing_follows_a_metric_no_one_publishes() {
     }
 
     // The dashboard plots a metric that is published: ActiveRegion, else the verifier's Active.
-    let body = |t: &Value| t["Resources"]["Dashboard"]["Properties"]["DashboardBody"].clone();
-    let series = |metric: &str| format!(r#"["RegionPilot", "{metric}", "Region", "us-east-1"]"#);
-    let on_body = body(&template);
-    assert!(
-        on_body.as_str().unwrap().contains(&series("ActiveRegion")),
-        "{on_body}"
-    );
-    let off_body = body(&off);
-    assert!(
-        off_body.as_str().unwrap().contains(&series("Active")),
-        "{off_body}"
-    );
+    for (t, metric) in [(&template, "ActiveRegion"), (&off, "Active")] {
+        let lines = dashboard_lines(t);
+        for region in REGIONS {
+            let line = json!(["RegionPilot", metric, "Region", region]);
+            assert!(lines.contains(&line), "{line} is not drawn: {lines:?}");
+        }
+    }
 }
 
 const HOSTED_ZONE: (&str, &str) = ("HostedZoneId", "Z0123456789ABCDEFGHIJ");
@@ -1050,4 +1045,414 @@ fn no_crate_depends_on_a_route53_sdk() {
             "Cargo.lock has {name}"
         );
     }
+}
+
+/// Every metric line of the dashboard's widgets, with CloudWatch's `["...", value]`
+/// shorthand (the line above, its last values replaced) written out in full.
+fn dashboard_lines(template: &Value) -> Vec<Value> {
+    let body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+        .as_str()
+        .expect("the dashboard body is one string once expanded");
+    let body: Value = serde_json::from_str(body).expect("the dashboard body is JSON");
+    let mut lines = Vec::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        let mut above: Option<Vec<Value>> = None;
+        for line in widget["properties"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let line = line.as_array().unwrap();
+            let full: Vec<Value> = if line.first() == Some(&json!("...")) {
+                let above = above.as_ref().expect("\"...\" on a widget's first line");
+                let kept = above
+                    .len()
+                    .checked_sub(line.len() - 1)
+                    .expect("\"...\" replaces more values than the line above has");
+                above[..kept].iter().chain(&line[1..]).cloned().collect()
+            } else {
+                line.clone()
+            };
+            lines.push(Value::Array(full.clone()));
+            above = Some(full);
+        }
+    }
+    lines
+}
+
+#[test]
+fn the_dashboard_draws_every_region() {
+    let template = template();
+    let lines = dashboard_lines(&template);
+    for (metric, dimension) in [
+        ("ActiveRegion", "Region"),
+        ("Healthy", "Region"),
+        ("ReadLatencyMs", "Region"),
+        ("WriteLatencyMs", "Region"),
+        ("Switches", "ToRegion"),
+    ] {
+        let mut drawn: Vec<&str> = lines
+            .iter()
+            .filter(|line| line[1] == metric)
+            .map(|line| {
+                assert_eq!(line[0], "RegionPilot", "{line}");
+                assert_eq!(line[2], dimension, "{line}");
+                assert_eq!(line.as_array().unwrap().len(), 4, "{line}");
+                line[3].as_str().unwrap()
+            })
+            .collect();
+        drawn.sort_unstable();
+        assert_eq!(drawn, REGIONS, "{metric}: one line per region in Regions");
+    }
+    // Failback readiness is about home only.
+    assert!(lines.contains(&json!([
+        "RegionPilot",
+        "FailbackReady",
+        "Region",
+        "us-east-1"
+    ])));
+    for metric in ["FlapGuardPaused", "Ready"] {
+        assert!(
+            lines.contains(&json!(["RegionPilot", metric])),
+            "{metric} is not drawn"
+        );
+    }
+    // Replication lag has a line per ordered pair of regions: a search finds them all.
+    let searches: Vec<&str> = lines
+        .iter()
+        .filter_map(|line| line[0]["expression"].as_str())
+        .collect();
+    assert_eq!(
+        searches,
+        [
+            r#"SEARCH('{"RegionPilot",FromRegion,ToRegion} MetricName="ReplicationLagSeconds"', 'Maximum', 60)"#
+        ]
+    );
+}
+
+#[test]
+fn failover_and_failback_put_events_on_the_configured_bus_only() {
+    const BUS: &str = "arn:aws:events:us-west-2:123456789012:event-bus";
+    for (bus, arn) in [
+        (None, format!("{BUS}/default")),
+        (Some("ops-events"), format!("{BUS}/ops-events")),
+        // An ARN is used as it is.
+        (
+            Some("arn:aws:events:us-west-2:123456789012:event-bus/shared"),
+            format!("{BUS}/shared"),
+        ),
+    ] {
+        let given_bus = bus.map(|b| ("EventBusName", b));
+        let given = [THREE_REGIONS, given_bus.as_slice()].concat();
+        let template = expanded_template(&given);
+        for &binary in BINARIES {
+            let granting = granting(&template, binary, "events:PutEvents");
+            if binary == "health-probe" {
+                assert!(granting.is_empty(), "health-probe: PutEvents is granted");
+                continue;
+            }
+            assert_eq!(granting.len(), 1, "{binary}: one PutEvents statement");
+            let statement = granting[0];
+            assert_eq!(actions(statement), ["events:PutEvents"], "{binary}");
+            assert_eq!(statement["Resource"], arn, "{binary}: the one bus");
+            assert!(statement.get("Condition").is_none(), "{binary}");
+            assert_eq!(
+                env_value(&template, &given, binary, "EVENT_BUS_NAME"),
+                bus.unwrap_or("default"),
+                "{binary} puts its events on the bus it may put them on"
+            );
+        }
+        let rules = resources(&template, "AWS::Events::Rule");
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].1["Properties"]["EventBusName"],
+            bus.unwrap_or("default"),
+            "the notification rule listens on that bus"
+        );
+    }
+}
+
+#[test]
+fn only_failback_forgets_held_events_and_reads_point_in_time_recovery_on_the_control_table() {
+    let template = template();
+    for action in ["dynamodb:DeleteItem", "dynamodb:DescribeContinuousBackups"] {
+        for &binary in BINARIES {
+            let granting = granting(&template, binary, action);
+            if binary != "failback" {
+                assert!(granting.is_empty(), "{binary}: {action} is granted");
+                continue;
+            }
+            assert!(!granting.is_empty(), "failback: {action} is not granted");
+            for statement in granting {
+                assert_eq!(
+                    statement["Resource"],
+                    json!({ "Fn::GetAtt": ["ControlTable", "Arn"] }),
+                    "failback: {action} on the control table only"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn this_stacks_events_reach_an_encrypted_topic_through_its_rule_only() {
+    let template = template();
+    let one = |kind: &str| {
+        let found = resources(&template, kind);
+        assert_eq!(found.len(), 1, "one {kind}");
+        found[0]
+    };
+    let (key_id, key) = one("AWS::KMS::Key");
+    let (topic_id, topic) = one("AWS::SNS::Topic");
+    let (rule_id, rule) = one("AWS::Events::Rule");
+    let (_, topic_policy) = one("AWS::SNS::TopicPolicy");
+
+    // The topic is encrypted with the stack's own key (EventBridge cannot publish to a
+    // topic under alias/aws/sns), which rotates.
+    assert_eq!(
+        topic["Properties"]["KmsMasterKeyId"],
+        json!({ "Fn::GetAtt": [key_id, "Arn"] })
+    );
+    assert_eq!(key["Properties"]["EnableKeyRotation"], true);
+    let topic_name = topic["Properties"]["TopicName"].as_str().unwrap();
+    let topic_arn = format!("arn:aws:sns:us-west-2:{ACCOUNT}:{topic_name}");
+    let statements = key["Properties"]["KeyPolicy"]["Statement"]
+        .as_array()
+        .unwrap();
+    let principals: Vec<&Value> = statements.iter().map(|s| &s["Principal"]).collect();
+    assert_eq!(
+        principals,
+        [
+            &json!({ "AWS": format!("arn:aws:iam::{ACCOUNT}:root") }),
+            &json!({ "Service": "events.amazonaws.com" }),
+        ],
+        "the account administers the key; EventBridge uses it, no one else"
+    );
+    let events = &statements[1];
+    assert_eq!(events["Effect"], "Allow");
+    assert_eq!(
+        events["Action"],
+        json!(["kms:GenerateDataKey*", "kms:Decrypt"])
+    );
+    // For this topic only. No aws:SourceArn or aws:SourceAccount: SNS does not support
+    // them in a key policy for EventBridge, and delivery would fail; the topic policy
+    // names the rule instead.
+    assert_eq!(
+        events["Condition"],
+        json!({ "StringEquals": { "kms:EncryptionContext:aws:sns:topicArn": topic_arn } })
+    );
+
+    // The rule takes this stack's events (source regionpilot, detail.app = APP_NAME, the
+    // stack name) to the topic.
+    assert_eq!(
+        template["Globals"]["Function"]["Environment"]["Variables"]["APP_NAME"],
+        json!({ "Ref": "AWS::StackName" })
+    );
+    assert_eq!(
+        rule["Properties"]["EventPattern"],
+        json!({ "source": [regionpilot::aws::EVENT_SOURCE], "detail": { "app": ["rp"] } })
+    );
+    assert_eq!(rule["Properties"]["State"], "ENABLED");
+    let targets = rule["Properties"]["Targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(targets[0]["Arn"], json!({ "Ref": topic_id }));
+
+    // EventBridge may publish to the topic for that rule and no other.
+    assert_eq!(
+        topic_policy["Properties"]["Topics"],
+        json!([{ "Ref": topic_id }])
+    );
+    assert_eq!(
+        topic_policy["Properties"]["PolicyDocument"]["Statement"],
+        json!([{
+            "Sid": "NotificationRulePublishes",
+            "Effect": "Allow",
+            "Principal": { "Service": "events.amazonaws.com" },
+            "Action": "sns:Publish",
+            "Resource": { "Ref": topic_id },
+            "Condition": { "ArnEquals": { "aws:SourceArn": { "Fn::GetAtt": [rule_id, "Arn"] } } },
+        }])
+    );
+
+    let outputs = &template["Outputs"];
+    assert_eq!(
+        outputs["NotificationTopicArn"]["Value"],
+        json!({ "Ref": topic_id })
+    );
+    assert_eq!(
+        outputs["NotificationRuleName"]["Value"],
+        json!({ "Ref": rule_id })
+    );
+}
+
+/// Whether each value matches a parameter's AllowedPattern as a whole, by Python's `re`
+/// (what cfn-lint checks defaults with; the patterns use nothing Java reads differently).
+fn matches(pattern: &str, values: &[&str]) -> Vec<bool> {
+    let script = "import json, re, sys\n\
+                  print(json.dumps([re.fullmatch(sys.argv[1], v) is not None for v in json.loads(sys.argv[2])]))";
+    let out = std::process::Command::new(paths::python())
+        .args(["-c", script])
+        .arg(pattern)
+        .arg(json!(values).to_string())
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a list of booleans")
+}
+
+/// Whether the functions' configuration accepts `value` for `variable`, the required
+/// variables set.
+fn config_accepts(variable: &str, value: &str) -> bool {
+    let vars = [
+        ("REGIONS", "us-east-1,us-west-2"),
+        ("AWS_REGION", "us-west-2"),
+        ("ACTIVE_REGION_PARAMETER", "/myapp/active-region"),
+        ("CONTROL_TABLE", "rp-control"),
+        ("HEALTH_TABLE", "app-health"),
+        ("HEALTH_KEY", "pk=regionpilot-canary"),
+        (variable, value),
+    ];
+    regionpilot::Config::from_lookup(|name| {
+        vars.iter()
+            .rev()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .is_ok()
+}
+
+#[test]
+fn an_address_is_subscribed_only_with_notification_email() {
+    let without = template();
+    let subscriptions = resources(&without, "AWS::SNS::Subscription");
+    assert_eq!(subscriptions.len(), 1);
+    for (id, subscription) in subscriptions {
+        assert!(
+            !created(&without, subscription),
+            "{id} is created without NotificationEmail"
+        );
+    }
+
+    let with =
+        expanded_template(&[THREE_REGIONS, &[("NotificationEmail", "ops@example.com")]].concat());
+    let (topic_id, _) = resources(&with, "AWS::SNS::Topic")[0];
+    let subscriptions = resources(&with, "AWS::SNS::Subscription");
+    assert_eq!(subscriptions.len(), 1);
+    let (id, subscription) = subscriptions[0];
+    assert!(created(&with, subscription), "{id} is not created");
+    assert_eq!(
+        subscription["Properties"],
+        json!({ "TopicArn": { "Ref": topic_id }, "Protocol": "email", "Endpoint": "ops@example.com" })
+    );
+
+    let pattern = with["Parameters"]["NotificationEmail"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        matches(pattern, &["", "ops@example.com", "ops", "ops @example.com"]),
+        [true, true, false, false]
+    );
+}
+
+#[test]
+fn window_readiness_and_event_variables_come_from_their_parameters() {
+    let template = template();
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    for (variable, parameter) in [
+        ("FAILBACK_WINDOW", "FailbackWindow"),
+        ("READINESS_INTERVAL_SECONDS", "ReadinessIntervalSeconds"),
+        ("EVENT_BUS_NAME", "EventBusName"),
+        ("APP_NAME", "AWS::StackName"),
+    ] {
+        assert_eq!(
+            globals[variable],
+            json!({ "Ref": parameter }),
+            "{variable} is set from {parameter}"
+        );
+        for &binary in BINARIES {
+            let (_, function) = function(&template, binary);
+            assert!(
+                function["Properties"]["Environment"]["Variables"]
+                    .get(variable)
+                    .is_none(),
+                "{binary} overrides {variable}"
+            );
+        }
+    }
+    // The defaults and limits the functions apply.
+    let parameters = &template["Parameters"];
+    let readiness = &parameters["ReadinessIntervalSeconds"];
+    assert_eq!(readiness["Default"], 900);
+    for (value, limit) in [("0", "MinValue"), ("86400", "MaxValue")] {
+        assert_eq!(readiness[limit], value.parse::<u64>().unwrap(), "{limit}");
+        assert!(
+            config_accepts("READINESS_INTERVAL_SECONDS", value),
+            "{value}"
+        );
+    }
+    assert!(!config_accepts("READINESS_INTERVAL_SECONDS", "86401"));
+    assert_eq!(parameters["FailbackWindow"]["Default"], "");
+    assert_eq!(parameters["EventBusName"]["Default"], "default");
+    assert_eq!(parameters["NotificationEmail"]["Default"], "");
+
+    // A bus name the functions refuse at init is refused at deploy.
+    let bus = parameters["EventBusName"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    let names = [
+        "default",
+        "ops-events",
+        "aws.partner/example.com/123/events",
+        "arn:aws:events:us-west-2:123456789012:event-bus/shared",
+        "my bus",
+        "ops\"events",
+    ];
+    for (name, matched) in names.iter().zip(matches(bus, &names)) {
+        assert_eq!(matched, config_accepts("EVENT_BUS_NAME", name), "{name:?}");
+    }
+}
+
+#[test]
+fn a_failback_window_the_functions_refuse_fails_the_deploy() {
+    // The functions refuse a bad FAILBACK_WINDOW at init, which would stop all three.
+    let template = template();
+    let pattern = template["Parameters"]["FailbackWindow"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    let windows = [
+        "",
+        "sat-sun 02:00-05:00",
+        "mon-fri 22:00-06:00",
+        "daily 01:00-03:00",
+        "* 00:00-24:00",
+        "mon,wed 00:00-24:00; fri-mon 10:00-11:00",
+        "SAT-SUN 02:00-05:00",
+        "sat-sun 02:00-05:00;",
+        " sat 23:30-00:30 ",
+        "weekends 02:00-05:00",
+        "sat-sun",
+        "sat-sun 2:00-05:00",
+        "sat-sun 02:00-25:00",
+        "sat-sun 02:00",
+        "sat-sun 24:00-02:00",
+        "sat-sun 02:00-05:00 extra",
+        "sat-sun 02:00-05:00, sun 06:00-07:00",
+        ";",
+    ];
+    for (window, matched) in windows.iter().zip(matches(pattern, &windows)) {
+        assert_eq!(
+            matched,
+            config_accepts("FAILBACK_WINDOW", window),
+            "{window:?}: the template {} it, the functions {} it",
+            if matched { "takes" } else { "refuses" },
+            if matched { "refuse" } else { "take" },
+        );
+    }
+    // The one value the pattern lets through: an empty window, refused at init.
+    assert_eq!(matches(pattern, &["sat-sun 02:00-02:00"]), [true]);
+    assert!(!config_accepts("FAILBACK_WINDOW", "sat-sun 02:00-02:00"));
 }
