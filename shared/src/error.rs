@@ -84,6 +84,10 @@ pub enum ErrorKind {
     NotFound,
     /// A conditional write lost: someone else changed the item first.
     ConditionFailed,
+    /// Another region wrote the same item in the same instant (a multi-Region strongly
+    /// consistent table's `ReplicatedWriteConflictException`): the write was not applied;
+    /// re-read and decide again.
+    WriteConflict,
     /// An instance refresh is already running on the group.
     RefreshInProgress,
     /// Anything else, including malformed requests and server errors.
@@ -94,7 +98,10 @@ impl ErrorKind {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            ErrorKind::Timeout | ErrorKind::Connection | ErrorKind::Throttled
+            ErrorKind::Timeout
+                | ErrorKind::Connection
+                | ErrorKind::Throttled
+                | ErrorKind::WriteConflict
         )
     }
 
@@ -113,6 +120,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::AccessDenied => "access denied",
             ErrorKind::NotFound => "not found",
             ErrorKind::ConditionFailed => "condition failed",
+            ErrorKind::WriteConflict => "write conflict with another region",
             ErrorKind::RefreshInProgress => "instance refresh in progress",
             ErrorKind::Other => "error",
         };
@@ -240,6 +248,7 @@ fn classify_code(code: Option<&str>) -> ErrorKind {
             ErrorKind::ConditionFailed
         }
         Some("InstanceRefreshInProgress") => ErrorKind::RefreshInProgress,
+        Some("ReplicatedWriteConflictException") => ErrorKind::WriteConflict,
         _ => ErrorKind::Other,
     }
 }

@@ -180,20 +180,28 @@ impl ControlStore for DynamoControlStore {
     }
 
     async fn put_history(&self, record: &HistoryRecord) -> Result<()> {
-        let item = self.history_item(record)?;
+        // The SDK retries a conflict with another region's write (it is retryable),
+        // within CALL_MAX_ATTEMPTS.
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(self.history_item(record)?))
             .condition_expression("attribute_not_exists(revision) OR revision < :r")
             .expression_attribute_values(":r", AttributeValue::N(record.revision.to_string()))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            // A newer copy is there already: nothing to do.
-            Err(e) => lost_race_or(self.aws("PutItem", &e)).map(|_| ()),
+            // A copy that got as far or further is there already: nothing to do.
+            Err(e) => {
+                let err = self.aws("PutItem", &e);
+                if err.kind == ErrorKind::ConditionFailed {
+                    Ok(())
+                } else {
+                    Err(Error::Aws(err))
+                }
+            }
         }
     }
 
@@ -279,9 +287,13 @@ fn outbox_key(notice: &Notice) -> HashMap<String, AttributeValue> {
     ])
 }
 
-/// A failed condition means another writer won.
+/// A failed condition, or another region's write to the same item in the same instant,
+/// means another writer won: the caller re-reads and decides again (bounded).
 fn lost_race_or(err: AwsError) -> Result<bool> {
-    if err.kind == ErrorKind::ConditionFailed {
+    if matches!(
+        err.kind,
+        ErrorKind::ConditionFailed | ErrorKind::WriteConflict
+    ) {
         Ok(false)
     } else {
         Err(Error::Aws(err))

@@ -347,3 +347,65 @@ async fn point_in_time_recovery_is_read_from_describe_continuous_backups() {
     );
     assert_eq!(err.code.as_deref(), Some("TableNotFoundException"));
 }
+
+fn conflict() -> PutItemError {
+    PutItemError::ReplicatedWriteConflictException(
+        aws_sdk_dynamodb::types::error::ReplicatedWriteConflictException::builder()
+            .meta(meta("ReplicatedWriteConflictException"))
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn a_write_conflict_with_another_region_is_a_lost_race_to_re_read_and_decide_again() {
+    let put = mock!(aws_sdk_dynamodb::Client::put_item).then_error(conflict);
+    let client = mock_client!(aws_sdk_dynamodb, [&put]);
+    let store = DynamoControlStore::new(client, region("us-east-1"), "control".into());
+    // The SDK retries it (it is retryable) within the client's attempts, then the
+    // controller re-reads: a lost race, not an error.
+    assert!(!store.save(3, &state()).await.unwrap());
+    assert_eq!(put.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn a_history_write_that_conflicts_is_tried_again_bounded() {
+    let record = HistoryRecord {
+        epoch: 2,
+        from: region("us-west-2"),
+        to: region("us-east-1"),
+        reason: "r".into(),
+        trigger: TriggerInfo::Verifier {
+            check: "failback".into(),
+        },
+        at: 1,
+        last_replicated_from_old: None,
+        transition: None,
+        revision: 4,
+    };
+    // Two conflicts, then it lands: the SDK's retries.
+    let put = mock!(aws_sdk_dynamodb::Client::put_item)
+        .sequence()
+        .error(conflict)
+        .times(2)
+        .output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build())
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, [&put]);
+    let store = DynamoControlStore::new(client, region("us-east-1"), "control".into());
+    store.put_history(&record).await.unwrap();
+    assert_eq!(put.num_calls(), 3);
+    // Conflicts that do not stop: a classified, retryable error after three tries.
+    let put = mock!(aws_sdk_dynamodb::Client::put_item)
+        .sequence()
+        .error(conflict)
+        .times(3)
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, [&put]);
+    let store = DynamoControlStore::new(client, region("us-east-1"), "control".into());
+    let err = store.put_history(&record).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Aws(e) if e.kind == ErrorKind::WriteConflict),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(put.num_calls(), 3);
+}
