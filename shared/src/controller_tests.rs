@@ -385,10 +385,16 @@ async fn status_reports_parameters_groups_and_history() {
     assert_eq!(status["parameters"]["eu-west-1"]["in_sync"], false);
     assert_eq!(status["parameters"]["us-west-2"]["in_sync"], true);
     assert_eq!(status["history"][0]["epoch"], 1);
+    // The list stays short: the whole transition is for `report`.
+    assert!(status["history"][0].get("transition").is_none(), "{status}");
     assert_eq!(
         status["auto_scaling_groups"]["us-west-2/app"]["refresh"]["status"],
         "InProgress"
     );
+    // Which control plane answered, and how it read.
+    assert_eq!(status["answered_by"]["region"], c.config.own_region.as_str());
+    assert_eq!(status["answered_by"]["control_table"], c.config.control_table);
+    assert_eq!(status["answered_by"]["strongly_consistent"], true);
 }
 
 // ----- failback verification and reconcile -----

@@ -15,6 +15,8 @@ use crate::state::{
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
+    /// Which control plane answered: the function's region and the control table there.
+    pub answered_by: ControlView,
     pub home_region: Region,
     pub active_region: Region,
     pub epoch: u64,
@@ -36,6 +38,17 @@ pub struct StatusReport {
     pub capacity_snapshot: BTreeMap<String, GroupSizes>,
     pub last_transition: Option<Transition>,
     pub history: Vec<HistoryRecord>,
+}
+
+/// Where a status answer's control state came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlView {
+    pub region: Region,
+    pub control_table: String,
+    /// The state was read with a strongly consistent read: it includes every write
+    /// acknowledged before the read (in that table's replica; across regions with a
+    /// multi-Region strongly consistent table).
+    pub strongly_consistent: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,6 +123,12 @@ impl<D: Deps> Controller<D> {
         let (params, groups, history) =
             futures::join!(params, groups, self.ports.control().history(10));
         let report = StatusReport {
+            answered_by: ControlView {
+                region: self.config.own_region.clone(),
+                control_table: self.config.control_table.clone(),
+                // `ControlStore::load` reads strongly consistent, always.
+                strongly_consistent: true,
+            },
             home_region: self.config.home().clone(),
             active_region: state.active_region.clone(),
             epoch: state.epoch,
