@@ -442,7 +442,7 @@ impl<D: Deps> Controller<D> {
             recent_automatic_switches: self.recent_automatic(state, request.trigger.is_automatic()),
             capacity_snapshot: state.capacity_snapshot.clone(),
             scaled_up: state.scaled_up.clone(),
-            // Evaluated against the old active region: the next verifier run evaluates again.
+            // Made against the old active region, as it says; the next is due by the interval.
             readiness: state.readiness.clone(),
         };
         (transition, next)

@@ -108,13 +108,11 @@ pub struct ReadinessRun {
 }
 
 /// An evaluation is due when none is stored, `interval` has passed since the stored one,
-/// the clock went back behind it, or the active region changed since (a switch).
-pub fn due(previous: Option<&Readiness>, active: &Region, now: Millis, interval: Duration) -> bool {
-    previous.is_none_or(|r| {
-        &r.active_region != active
-            || now < r.evaluated_at
-            || now - r.evaluated_at >= interval.as_millis() as u64
-    })
+/// or the clock went back behind it. A switch does not make it due: the stored one says
+/// which active region it was made against, and the next is at most one interval away.
+pub fn due(previous: Option<&Readiness>, now: Millis, interval: Duration) -> bool {
+    previous
+        .is_none_or(|r| now < r.evaluated_at || now - r.evaluated_at >= interval.as_millis() as u64)
 }
 
 /// A call bounded by `budget`; past it, the deadline error naming the call and region.
@@ -243,8 +241,7 @@ impl<D: Deps> Controller<D> {
     /// evaluated again next run. `None` when no evaluation was due.
     pub async fn readiness_round(&self, state: &ControlState) -> Option<ReadinessRun> {
         let previous = state.readiness.as_ref();
-        let interval = self.config.readiness_interval;
-        if !due(previous, &state.active_region, self.now(), interval) {
+        if !due(previous, self.now(), self.config.readiness_interval) {
             if let Some(stored) = previous {
                 self.emit_ready(stored.ready);
             }

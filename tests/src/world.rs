@@ -112,6 +112,8 @@ impl World {
             &["pk", "sk"],
         )
         .await;
+        // As the template deploys it (PointInTimeRecoveryEnabled); readiness checks it.
+        self.set_control_table_pitr(true).await;
         // Every replica exists before the first replicated write, as with a global table.
         for region in &self.regions {
             create_table(&self.client(region).dynamodb, HEALTH_TABLE, &["pk"]).await;
@@ -263,6 +265,35 @@ impl World {
             .await
             .expect("read control state")
             .item
+    }
+
+    /// Turns the control table's point-in-time recovery on or off (UpdateContinuousBackups).
+    pub async fn set_control_table_pitr(&self, enabled: bool) {
+        self.client(&self.control_region)
+            .dynamodb
+            .update_continuous_backups()
+            .table_name(CONTROL_TABLE)
+            .point_in_time_recovery_specification(
+                aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+                    .point_in_time_recovery_enabled(enabled)
+                    .build()
+                    .expect("point-in-time recovery specification"),
+            )
+            .send()
+            .await
+            .expect("update continuous backups");
+    }
+
+    /// Sets the group's MaxSize in `region` (UpdateAutoScalingGroup).
+    pub async fn set_group_max(&self, region: &str, max: i32) {
+        self.client(region)
+            .autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(GROUP)
+            .max_size(max)
+            .send()
+            .await
+            .expect("update auto scaling group");
     }
 
     /// The history's epochs, oldest first.
