@@ -237,6 +237,23 @@ impl<D: Deps> Controller<D> {
         let capacity = self.capacity_round(&state).await?;
         // Never fails: a check that cannot be made fails with its reason.
         let readiness = self.readiness_round(&state).await;
+        if let Some(run) = readiness.as_ref().filter(|r| r.changed) {
+            let r = &run.readiness;
+            self.notify(
+                DetailType::ReadinessChanged,
+                format!("readiness-{}", r.evaluated_at),
+                serde_json::json!({
+                    "ready": r.ready,
+                    "previous_ready": run.previous_ready,
+                    "evaluated_at": r.evaluated_at,
+                    "active_region": r.active_region,
+                    "epoch": state.epoch,
+                    "failing": r.failing().collect::<Vec<_>>(),
+                    "checks": r.checks,
+                }),
+            )
+            .await;
+        }
         let home = self.config.home().clone();
         // One sample a minute for the dashboard's "active region" widget.
         self.emit_metric(

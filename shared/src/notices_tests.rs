@@ -173,16 +173,23 @@ async fn a_failing_bus_delays_nothing_and_the_verifier_delivers_what_it_held() {
     assert_eq!(world.control.epochs(), vec![1]);
     assert!(world.bus.put.lock().unwrap().is_empty());
     assert_eq!(world.control.outbox.lock().unwrap().len(), 1);
-    // While the bus still fails, the verifier keeps it.
+    // While the bus still fails, the verifier (a second later) keeps it.
+    world.clock.advance(1_000);
     let report = c.verify().await.unwrap();
     assert_eq!(
         (report.held_events.delivered, report.held_events.still_held),
         (0, 1)
     );
-    // Once the bus answers, the next run delivers it, once.
+    // That run's first readiness evaluation was held too. Once the bus answers, the next
+    // run delivers both, oldest first, once.
     world.bus.failing.store(false, Ordering::SeqCst);
     let report = c.verify().await.unwrap();
-    assert_eq!(report.held_events.delivered, 1, "{:?}", report.held_events);
+    assert_eq!(report.held_events.delivered, 2, "{:?}", report.held_events);
+    // Oldest first; this run's own Failback Ready goes straight out after them.
+    assert_eq!(
+        world.bus.detail_types(),
+        ["Region Switch", "Readiness Changed", "Failback Ready"]
+    );
     assert!(world.control.outbox.lock().unwrap().is_empty());
     let events = published(&world, "Region Switch");
     assert_eq!(events.len(), 1);
@@ -221,4 +228,37 @@ async fn repaired_drift_is_told() {
     // Nothing out of line: nothing to tell.
     c.reconcile().await.unwrap();
     assert_eq!(published(&world, "Drift Repaired").len(), 1);
+}
+
+#[tokio::test]
+async fn readiness_is_told_when_it_changes_not_on_every_evaluation() {
+    let world = FakeWorld::new();
+    let mut cfg = (*controller(&world, FailbackMode::Approve).config).clone();
+    cfg.readiness_interval = std::time::Duration::ZERO;
+    let c = Controller::new(Arc::new(cfg), world.ports());
+    // The first evaluation is a change (there was none before); the same result is not.
+    c.verify().await.unwrap();
+    c.verify().await.unwrap();
+    let events = published(&world, "Readiness Changed");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].detail["ready"], true, "{}", events[0].detail);
+    // Point-in-time recovery turned off: not ready, and the failing check is named.
+    world.control.pitr_off.store(true, Ordering::SeqCst);
+    c.verify().await.unwrap();
+    let events = published(&world, "Readiness Changed");
+    assert_eq!(events.len(), 2, "{events:?}");
+    let detail = &events[1].detail;
+    assert_eq!(
+        (
+            detail["ready"].as_bool(),
+            detail["previous_ready"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+    assert_eq!(
+        detail["failing"].as_array().map(Vec::len),
+        Some(1),
+        "{detail}"
+    );
+    assert_eq!(detail["failing"][0]["check"], "control_table_pitr");
 }

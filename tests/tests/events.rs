@@ -157,17 +157,20 @@ async fn an_event_the_bus_refuses_is_held_and_delivered_by_the_next_verifier_run
         "{out}"
     );
 
-    // That run repaired home's parameter, and its Drift Repaired was held too. The bus
-    // is back: the next run delivers both, once.
+    // That run repaired home's parameter and made its first readiness evaluation: their
+    // Drift Repaired and Readiness Changed were held too. The bus is back: the next run
+    // delivers all three, once.
     stage.rig.set_faults(STANDBY, &[]);
     let out = verifier.invoke(&fixture("command-verify.json")).await.ok();
     assert_eq!(
         out["held_events"],
-        json!({"delivered": 2, "still_held": 0}),
+        json!({"delivered": 3, "still_held": 0}),
         "{out}"
     );
     capture.until("Drift Repaired", WAIT).await;
     assert_eq!(capture.of("Drift Repaired").await.len(), 1);
+    capture.until("Readiness Changed", WAIT).await;
+    assert_eq!(capture.of("Readiness Changed").await.len(), 1);
     capture.until("Region Switch", WAIT).await;
     let out = verifier.invoke(&fixture("command-verify.json")).await.ok();
     assert_eq!(out["held_events"]["delivered"], 0, "{out}");
