@@ -2,6 +2,8 @@
 //! `rig/moto_region.py`), so a test can freeze (SIGSTOP), thaw, kill or restart a region.
 //! Each region models Auto Scaling instances on AWS's clock (boot, warmup, Run Command);
 //! the timings come from the `RIG_*` variables in [`RIG_ENV`], scaled by `RIG_TIME_SCALE`.
+//! Opt-in, the rig also emulates DynamoDB global tables with multi-Region strong
+//! consistency (MRSC): see [`MRSC_ENV`], [`Rig::isolate`].
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -37,6 +39,19 @@ impl RegionServer {
 pub struct Rig {
     pub servers: BTreeMap<String, RegionServer>,
     pub dir: PathBuf,
+    /// The MRSC emulation, when the rig was started with `RIG_MRSC_TABLES`.
+    pub mrsc: Option<Mrsc>,
+}
+
+/// The rig's MRSC global tables: one store process holds `tables`; every region in
+/// `regions` forwards its requests for them there (see `rig/moto_region.py`).
+pub struct Mrsc {
+    pub tables: Vec<String>,
+    /// The regions holding a replica, in `RIG_MRSC_REGIONS` order.
+    pub regions: Vec<String>,
+    /// The store: not a region (its `region` names the moto backend holding the tables,
+    /// the first of `regions`); it never freezes or dies with one.
+    pub store: RegionServer,
 }
 
 /// A port the OS says is free right now on 127.0.0.1.
@@ -59,6 +74,38 @@ pub const RIG_ENV: [&str; 5] = [
     "RIG_APP_PARAMETER",
 ];
 
+/// The variables that turn on and shape the MRSC emulation (see `rig/moto_region.py`),
+/// taken from `rig_env` or else from the test process's environment, like [`RIG_ENV`]:
+/// `RIG_MRSC_TABLES` (comma-separated tables kept in one store; unset or empty: no MRSC,
+/// the rig as before), `RIG_MRSC_REGIONS` (the regions holding a replica; default: every
+/// region of the rig), `RIG_MRSC_WITNESS` (a witness region, only reported by
+/// DescribeTable) and `RIG_MRSC_CONFLICT_MS` (how long a write is in flight, during which
+/// a write to the same item through another region conflicts; default 10).
+pub const MRSC_ENV: [&str; 4] = [
+    "RIG_MRSC_TABLES",
+    "RIG_MRSC_REGIONS",
+    "RIG_MRSC_WITNESS",
+    "RIG_MRSC_CONFLICT_MS",
+];
+
+/// `name` from `rig_env`, else from the test process's environment.
+fn rig_setting(rig_env: &[(&str, &str)], name: &str) -> Option<String> {
+    rig_env
+        .iter()
+        .rev()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+        .or_else(|| std::env::var(name).ok())
+}
+
+fn names(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 impl Rig {
     /// Starts one emulator per region and waits until each answers. Writes to the
     /// `replicated` tables are replicated between all `regions` (Global Tables).
@@ -68,6 +115,9 @@ impl Rig {
 
     /// [`Rig::start`] with the regions' timing variables chosen here (`rig_env`, for
     /// example `[("RIG_TIME_SCALE", "100")]`); these win over the test process's [`RIG_ENV`].
+    /// With `RIG_MRSC_TABLES` (see [`MRSC_ENV`]), for example `[("RIG_MRSC_TABLES",
+    /// "regionpilot-control"), ("RIG_MRSC_REGIONS", "us-east-1,us-west-2")]`, those tables
+    /// are MRSC global tables across those regions, served by one extra store process.
     pub async fn start_with(
         regions: &[&str],
         replicated: &[&str],
@@ -75,6 +125,7 @@ impl Rig {
         rig_env: &[(&str, &str)],
     ) -> Rig {
         std::fs::create_dir_all(dir).expect("create rig dir");
+        let mrsc = Rig::spawn_mrsc_store(regions, dir, rig_env);
         let mut servers = BTreeMap::new();
         for region in regions {
             let server = RegionServer {
@@ -86,6 +137,14 @@ impl Rig {
             };
             servers.insert(region.to_string(), server);
         }
+        let mut env: Vec<(String, String)> = rig_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some(mrsc) = &mrsc {
+            env.push(("RIG_MRSC_REGIONS".into(), mrsc.regions.join(",")));
+            env.push(("RIG_MRSC_STORE".into(), mrsc.store.url()));
+        }
         let controls: Vec<(String, u16)> = servers
             .values()
             .map(|s| (s.region.clone(), s.control_port))
@@ -96,15 +155,69 @@ impl Rig {
                 .filter(|(r, _)| *r != server.region)
                 .map(|(r, port)| format!("{r}=http://127.0.0.1:{port}"))
                 .collect();
-            spawn(server, &peers.join(","), &replicated.join(","), rig_env);
+            let args = [
+                "--region",
+                &server.region,
+                "--port",
+                &server.port.to_string(),
+                "--control-port",
+                &server.control_port.to_string(),
+                "--peers",
+                &peers.join(","),
+                "--replicate",
+                &replicated.join(","),
+            ]
+            .map(str::to_owned);
+            spawn(server, &args, &env);
         }
-        for server in servers.values() {
+        for server in servers.values().chain(mrsc.as_ref().map(|m| &m.store)) {
             wait_ready(server).await;
         }
         Rig {
             servers,
             dir: dir.to_owned(),
+            mrsc,
         }
+    }
+
+    /// Starts the MRSC store when `RIG_MRSC_TABLES` names tables; `None` otherwise.
+    fn spawn_mrsc_store(regions: &[&str], dir: &Path, rig_env: &[(&str, &str)]) -> Option<Mrsc> {
+        let tables = names(&rig_setting(rig_env, "RIG_MRSC_TABLES")?);
+        if tables.is_empty() {
+            return None;
+        }
+        let members = rig_setting(rig_env, "RIG_MRSC_REGIONS")
+            .map(|list| names(&list))
+            .filter(|list| !list.is_empty())
+            .unwrap_or_else(|| regions.iter().map(|r| r.to_string()).collect());
+        let mut store = RegionServer {
+            region: members[0].clone(),
+            port: free_port(),
+            control_port: free_port(),
+            child: None,
+            log: dir.join("moto-mrsc-store.log"),
+        };
+        let mut env: Vec<(String, String)> = rig_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push(("RIG_MRSC_REGIONS".into(), members.join(",")));
+        let args = [
+            "--mrsc-store",
+            "--region",
+            &members[0],
+            "--port",
+            &store.port.to_string(),
+            "--control-port",
+            &store.control_port.to_string(),
+        ]
+        .map(str::to_owned);
+        spawn(&mut store, &args, &env);
+        Some(Mrsc {
+            tables,
+            regions: members,
+            store,
+        })
     }
 
     pub fn server(&self, region: &str) -> &RegionServer {
@@ -151,6 +264,39 @@ impl Rig {
         let body = format!(r#"{{"to":"{to}","lag_seconds":{lag_seconds},"paused":{paused}}}"#);
         self.control_post(from, "/replication", &body);
     }
+}
+
+impl Rig {
+    /// Cuts `region` off from the majority of the MRSC replicas (`true`) or reconnects it
+    /// (`false`), through its control port. Cut off, its writes and strongly consistent
+    /// reads of the MRSC tables fail at once (`InternalServerError`, HTTP 500, an assumed
+    /// code) and its eventually consistent reads answer from a copy taken at this moment.
+    /// Panics if the region holds no MRSC replica.
+    pub fn isolate(&self, region: &str, isolated: bool) {
+        self.control_post(region, "/mrsc", &format!(r#"{{"isolated":{isolated}}}"#));
+    }
+
+    /// The region's MRSC state (`GET /mrsc`: `"isolated"`, `"copy"`, `"tables"`,
+    /// `"regions"`, ...); `None` when it does not answer (frozen or killed).
+    pub fn mrsc_state(&self, region: &str) -> Option<serde_json::Value> {
+        control_get_json(self.server(region).control_port, "/mrsc")
+    }
+
+    /// The MRSC store's counters (`"writes"` applied, `"conflicts"` refused with
+    /// `ReplicatedWriteConflictException`); `None` without MRSC.
+    pub fn mrsc_store(&self) -> Option<serde_json::Value> {
+        control_get_json(self.mrsc.as_ref()?.store.control_port, "/mrsc")
+    }
+}
+
+/// A JSON answer from a rig control port, or `None` (no answer, not 200, not JSON).
+fn control_get_json(port: u16, path: &str) -> Option<serde_json::Value> {
+    let reply = http_get(port, path)?;
+    let (head, body) = reply.split_once("\r\n\r\n")?;
+    if !is_ok(head) {
+        return None;
+    }
+    serde_json::from_str(body).ok()
 }
 
 /// One modelled Auto Scaling instance, as `GET /instances` reports it. Times are epoch
@@ -312,30 +458,21 @@ fn signal(server: &RegionServer, sig: &str) {
     assert!(status.success(), "kill {sig} {pid} failed");
 }
 
-fn spawn(server: &mut RegionServer, peers: &str, replicated: &str, rig_env: &[(&str, &str)]) {
+/// Starts `rig/moto_region.py` with `args`: the test process's [`RIG_ENV`] and
+/// [`MRSC_ENV`] variables, then `env` (which wins).
+fn spawn(server: &mut RegionServer, args: &[String], env: &[(String, String)]) {
     let log = std::fs::File::create(&server.log).expect("create rig log");
     let err = log.try_clone().expect("clone log handle");
     let mut command = Command::new(paths::python());
-    for name in RIG_ENV {
+    for name in RIG_ENV.iter().chain(&MRSC_ENV) {
         if let Ok(value) = std::env::var(name) {
             command.env(name, value);
         }
     }
-    command.envs(rig_env.iter().copied());
+    command.envs(env.iter().map(|(k, v)| (k, v)));
     let child = command
         .arg(paths::workspace().join("rig/moto_region.py"))
-        .args([
-            "--region",
-            &server.region,
-            "--port",
-            &server.port.to_string(),
-            "--control-port",
-            &server.control_port.to_string(),
-            "--peers",
-            peers,
-            "--replicate",
-            replicated,
-        ])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
