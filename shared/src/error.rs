@@ -90,7 +90,11 @@ pub enum ErrorKind {
     WriteConflict,
     /// An instance refresh is already running on the group.
     RefreshInProgress,
-    /// Anything else, including malformed requests and server errors.
+    /// The service failed on its side (HTTP 5xx: `InternalServerError`,
+    /// `ServiceUnavailable`), as a multi-Region strongly consistent table does in a region
+    /// cut off from the others. The region answered; a retry may help.
+    ServerError,
+    /// Anything else, including malformed requests.
     Other,
 }
 
@@ -102,6 +106,7 @@ impl ErrorKind {
                 | ErrorKind::Connection
                 | ErrorKind::Throttled
                 | ErrorKind::WriteConflict
+                | ErrorKind::ServerError
         )
     }
 
@@ -121,6 +126,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::NotFound => "not found",
             ErrorKind::ConditionFailed => "condition failed",
             ErrorKind::WriteConflict => "write conflict with another region",
+            ErrorKind::ServerError => "service error",
             ErrorKind::RefreshInProgress => "instance refresh in progress",
             ErrorKind::Other => "error",
         };
@@ -249,6 +255,13 @@ fn classify_code(code: Option<&str>) -> ErrorKind {
         }
         Some("InstanceRefreshInProgress") => ErrorKind::RefreshInProgress,
         Some("ReplicatedWriteConflictException") => ErrorKind::WriteConflict,
+        Some(
+            "InternalServerError"
+            | "InternalFailure"
+            | "InternalError"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException",
+        ) => ErrorKind::ServerError,
         _ => ErrorKind::Other,
     }
 }
@@ -299,6 +312,18 @@ mod tests {
             err.to_string(),
             "dynamodb:GetItem on the control table rp-control in eu-west-1 failed (not found) [ResourceNotFoundException]: Requested resource not found"
         );
+    }
+
+    #[test]
+    fn server_errors_are_transient_and_the_region_answered() {
+        for code in ["InternalServerError", "ServiceUnavailable"] {
+            let kind = classify_code(Some(code));
+            assert_eq!(kind, ErrorKind::ServerError, "{code}");
+            assert!(kind.is_transient() && kind.region_answered());
+        }
+        let conflict = classify_code(Some("ReplicatedWriteConflictException"));
+        assert_eq!(conflict, ErrorKind::WriteConflict);
+        assert!(conflict.is_transient());
     }
 
     #[test]
