@@ -150,21 +150,17 @@ pub fn active_region_documents(
     active: &Region,
     at: u64,
 ) -> Vec<Document> {
-    let builder = Builder {
-        namespace,
-        timestamp: at,
-        high_resolution: false,
-    };
     regions
         .iter()
-        .filter_map(|region| {
-            builder.document(
+        .flat_map(|region| {
+            let value = if region == active { 1.0 } else { 0.0 };
+            signal(
+                namespace,
+                "ActiveRegion",
+                "None",
+                value,
                 &[("Region", region.as_str())],
-                &[(
-                    "ActiveRegion",
-                    "None",
-                    Some(if region == active { 1.0 } else { 0.0 }),
-                )],
+                at,
             )
         })
         .collect()

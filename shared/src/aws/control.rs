@@ -44,6 +44,28 @@ impl DynamoControlStore {
             .on(format!("the control table {}", self.table))
     }
 
+    /// The items of one partition (`pk`), strongly consistent, at most `limit`.
+    async fn partition(
+        &self,
+        pk: &str,
+        limit: usize,
+        newest_first: bool,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+            .scan_index_forward(!newest_first)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.aws("Query", &e))?;
+        Ok(out.items.unwrap_or_default())
+    }
+
     fn history_item(&self, record: &HistoryRecord) -> Result<HashMap<String, AttributeValue>> {
         let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)
             .map_err(|e| Error::CorruptState(format!("cannot encode history: {e}")))?;
@@ -142,20 +164,8 @@ impl ControlStore for DynamoControlStore {
     }
 
     async fn history(&self, limit: usize) -> Result<Vec<HistoryRecord>> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(HISTORY_PK.into()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.aws("Query", &e))?;
-        out.items
-            .unwrap_or_default()
+        self.partition(HISTORY_PK, limit, true)
+            .await?
             .into_iter()
             .map(|item| {
                 serde_dynamo::from_item(item)
@@ -240,19 +250,8 @@ impl ControlStore for DynamoControlStore {
     }
 
     async fn held(&self, limit: usize) -> Result<Vec<Notice>> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(OUTBOX_PK.into()))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.aws("Query", &e))?;
-        out.items
-            .unwrap_or_default()
+        self.partition(OUTBOX_PK, limit, false)
+            .await?
             .into_iter()
             .map(|item| {
                 item.get("notice")
