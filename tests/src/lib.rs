@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a harness: failing loudly is the point
 
+pub mod dns;
+pub mod events;
 pub mod paths;
 pub mod rig;
 pub mod runtime;

@@ -19,11 +19,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a drill: failing loudly is the point
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use regionpilot_tests::dns::{self, Change, Dns, LogTail, Timings, Users};
 use regionpilot_tests::rig::{InstanceView, ModelInstance};
 use regionpilot_tests::{LocalFunction, Stage, World, alarm_for, paths, world};
 use serde_json::{Value, json};
@@ -38,26 +40,59 @@ const MIN_HEALTHY_PERCENT: i32 = 90;
 /// What the reload runs on each instance (the rig re-reads the parameter).
 const RELOAD_COMMANDS: &str = "/opt/app/bin/use-active-region && systemctl reload php-fpm";
 
+/// One run's timeline; the drill and its background tasks (DNS) mark it.
+#[derive(Clone)]
 struct Timeline {
     label: &'static str,
     started: Instant,
-    events: Vec<(f64, String)>,
+    /// `started` on the wall clock, in ms since the Unix epoch (the EMF timestamps' clock).
+    started_ms: u64,
+    events: Arc<Mutex<Vec<(f64, String)>>>,
 }
 
 impl Timeline {
-    fn mark(&mut self, what: impl Into<String>) -> f64 {
+    fn new(label: &'static str) -> Timeline {
+        Timeline {
+            label,
+            started: Instant::now(),
+            started_ms: epoch_ms(),
+            events: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    fn mark(&self, what: impl Into<String>) -> f64 {
+        let mut events = self.events.lock().unwrap();
         let at = self.started.elapsed().as_secs_f64();
         let what = what.into();
         println!("  [{:<11}] t+{at:>7.3}s  {what}", self.label);
-        self.events.push((at, what));
+        events.push((at, what));
         at
+    }
+
+    /// A wall-clock time (ms since the epoch) as seconds on this timeline.
+    fn at(&self, epoch_ms: u64) -> f64 {
+        (epoch_ms as f64 - self.started_ms as f64) / 1000.0
+    }
+
+    fn events(&self) -> Vec<(f64, String)> {
+        self.events.lock().unwrap().clone()
     }
 }
 
-/// One write the simulated application attempted.
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One request of the simulated application.
 #[derive(Clone)]
 struct Write {
     at: f64,
+    /// The region DNS gave the user.
+    dns: String,
+    /// Whether an in-service instance of the DNS region took the request.
+    served: bool,
     /// The region the write went to: the one the serving instance holds ("-": none served).
     region: String,
     key: String,
@@ -102,47 +137,256 @@ fn in_service(fleet: &Fleet, region: &str) -> Vec<ModelInstance> {
     }
 }
 
-/// The application: users are spread over every serving instance of every region (DNS
-/// is not modelled yet); each request writes an item to the region its instance holds,
-/// every 100 ms, with a short timeout.
+/// The application's users: each has its own resolver cache, filled before the drill (so
+/// their expiries are spread over one TTL).
+const USERS: usize = 40;
+/// The application sends one request this often, from the next user in turn.
+const REQUEST_EVERY: Duration = Duration::from_millis(50);
+/// "Users served from the new region": this share of the requests of a sliding window...
+const USERS_SHARE: f64 = 0.95;
+/// ...of one request from every user (2 s). A window of a round, not of a part of one:
+/// users are asked in the order their caches expire, so a part would be a biased sample.
+const USERS_WINDOW: f64 = USERS as f64 * REQUEST_EVERY.as_millis() as f64 / 1000.0;
+/// A window with fewer requests than this (the sender fell behind) does not count.
+const MIN_WINDOW_REQUESTS: usize = USERS * 3 / 4;
+
+/// The application: a request from a user goes to the region DNS gave that user, to one of
+/// that region's in-service instances (none answered recently: the request fails), and
+/// writes an item to the region that instance holds, with a short timeout. Requests start
+/// at a steady rate whatever earlier ones wait for; each is logged, when it ends, with
+/// when it started.
 async fn simulate_app(
     world: Arc<World>,
     fleet: Fleet,
+    dns: Arc<Mutex<Dns>>,
     started: Instant,
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<Vec<Write>>>,
 ) {
+    let mut users = {
+        let dns = dns.lock().unwrap();
+        Users::new(USERS, HOME, epoch_ms(), dns.timings.ttl_ms, 13)
+    };
+    let mut requests = tokio::task::JoinSet::new();
+    let mut next = tokio::time::Instant::now();
     let mut n = 0u64;
     while !stop.load(Ordering::SeqCst) {
         n += 1;
+        let at = started.elapsed().as_secs_f64();
         let key = format!("write-{n:06}");
-        let mut serving = in_service(&fleet, HOME);
-        serving.extend(in_service(&fleet, STANDBY));
-        let target = (!serving.is_empty())
+        let resolved = users.resolve(n as usize, epoch_ms(), &dns.lock().unwrap());
+        let serving = in_service(&fleet, &resolved);
+        let served = !serving.is_empty();
+        let target = served
             .then(|| serving[n as usize % serving.len()].value.clone())
             .flatten();
-        let (region, ok) = match target {
-            Some(region) if world.clients.contains_key(&region) => {
-                let put = world
-                    .client(&region)
-                    .dynamodb
-                    .put_item()
-                    .table_name(world::APP_TABLE)
-                    .item("pk", AttributeValue::S(key.clone()))
-                    .item("region", AttributeValue::S(region.clone()))
-                    .send();
-                let result = tokio::time::timeout(Duration::from_millis(300), put).await;
-                (region, matches!(result, Ok(Ok(_))))
-            }
-            _ => ("-".to_owned(), false),
-        };
-        log.lock().unwrap().push(Write {
-            at: started.elapsed().as_secs_f64(),
-            region,
-            key,
-            ok,
+        let (world, log) = (world.clone(), log.clone());
+        requests.spawn(async move {
+            let (region, ok) = match target {
+                Some(region) if world.clients.contains_key(&region) => {
+                    let put = world
+                        .client(&region)
+                        .dynamodb
+                        .put_item()
+                        .table_name(world::APP_TABLE)
+                        .item("pk", AttributeValue::S(key.clone()))
+                        .item("region", AttributeValue::S(region.clone()))
+                        .send();
+                    let result = tokio::time::timeout(Duration::from_millis(300), put).await;
+                    (region, matches!(result, Ok(Ok(_))))
+                }
+                _ => ("-".to_owned(), false),
+            };
+            log.lock().unwrap().push(Write {
+                at,
+                dns: resolved,
+                served,
+                region,
+                key,
+                ok,
+            });
         });
+        while requests.try_join_next().is_some() {}
+        next += REQUEST_EVERY;
+        tokio::time::sleep_until(next).await;
+    }
+    requests.join_all().await;
+}
+
+/// The requests so far, in the order they started.
+fn requests_so_far(log: &Mutex<Vec<Write>>) -> Vec<Write> {
+    let mut writes = log.lock().unwrap().clone();
+    writes.sort_by(|a, b| a.at.total_cmp(&b.at));
+    writes
+}
+
+/// The first time, after `from` plus one window, when at least [`USERS_SHARE`] of the
+/// requests of the last `window` seconds reached an in-service instance of `region`
+/// (`writes` in the order they started).
+fn share_reached(writes: &[Write], region: &str, from: f64, window: f64) -> Option<f64> {
+    let mut start = 0;
+    for (end, w) in writes.iter().enumerate() {
+        while writes[start].at <= w.at - window {
+            start += 1;
+        }
+        let slice = &writes[start..=end];
+        if w.at < from + window || slice.len() < MIN_WINDOW_REQUESTS {
+            continue;
+        }
+        let reached = slice.iter().filter(|w| w.served && w.dns == region).count();
+        if reached as f64 >= USERS_SHARE * slice.len() as f64 {
+            return Some(w.at);
+        }
+    }
+    None
+}
+
+/// Waits (until `until` on the timeline) for [`share_reached`] in the standby; marks it.
+async fn wait_for_users(
+    t: &Timeline,
+    writes: &Mutex<Vec<Write>>,
+    from: f64,
+    window: f64,
+    until: f64,
+) -> Option<f64> {
+    loop {
+        let reached = share_reached(&requests_so_far(writes), STANDBY, from, window);
+        if let Some(at) = reached {
+            t.mark(format!(
+                "users: {:.0} % of requests reach {STANDBY}'s instances since t+{at:.3}s (over the last {window} s)",
+                USERS_SHARE * 100.0
+            ));
+            return Some(at);
+        }
+        if t.started.elapsed().as_secs_f64() > until {
+            t.mark(format!(
+                "users: {:.0} % of requests did not reach {STANDBY} by t+{until:.3}s",
+                USERS_SHARE * 100.0
+            ));
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What one run's DNS stage saw.
+#[derive(Default)]
+struct DnsSeen {
+    /// Alarm and health check changes, at their model time on the timeline.
+    changes: Vec<(f64, Change)>,
+    /// Every `ActiveRegion` datapoint: timestamp on the timeline, region, value.
+    points: Vec<(f64, String, f64)>,
+    /// Datapoints declared at high resolution (an alarm behind a health check must not be).
+    high_resolution: usize,
+}
+
+impl DnsSeen {
+    /// When `region`'s health check first became `healthy` after `after`.
+    fn health(&self, region: &str, healthy: bool, after: f64) -> Option<f64> {
+        self.changes.iter().find_map(|(at, change)| match change {
+            Change::Health {
+                region: r,
+                healthy: h,
+                ..
+            } if *at > after && r == region && *h == healthy => Some(*at),
+            _ => None,
+        })
+    }
+}
+
+/// A function's log file (`LocalFunction` writes `<rig dir>/<name>.log`).
+fn log_path(stage: &Stage, function: &LocalFunction) -> PathBuf {
+    stage.rig.dir.join(format!("{}.log", function.name))
+}
+
+/// The DNS stage the rig cannot run: reads the functions' logs for `ActiveRegion`
+/// datapoints as they are written, evaluates each region's serving alarm with the
+/// template's rule, lets the health checks follow, and marks every change.
+async fn dns_stage(
+    t: Timeline,
+    logs: Vec<PathBuf>,
+    dns: Arc<Mutex<Dns>>,
+    seen: Arc<Mutex<DnsSeen>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut tails: Vec<(String, LogTail)> = logs
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+            (name, LogTail::new(path))
+        })
+        .collect();
+    let mut latest: BTreeMap<String, f64> = BTreeMap::new();
+    while !stop.load(Ordering::SeqCst) {
+        for (name, tail) in &mut tails {
+            let points: Vec<_> = tail
+                .read_lines()
+                .iter()
+                .filter_map(|line| dns::datapoint(line))
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let before = latest.clone();
+            {
+                let mut dns = dns.lock().unwrap();
+                let mut seen = seen.lock().unwrap();
+                for point in &points {
+                    dns.record(point);
+                    seen.points
+                        .push((t.at(point.at_ms), point.region.clone(), point.value));
+                    seen.high_resolution += usize::from(point.high_resolution);
+                    latest.insert(point.region.clone(), point.value);
+                }
+            }
+            if latest != before {
+                let values: Vec<String> = latest.iter().map(|(r, v)| format!("{r}={v}")).collect();
+                t.mark(format!("ActiveRegion {} ({name})", values.join(" ")));
+            }
+        }
+        let changes = dns.lock().unwrap().advance(epoch_ms());
+        for change in changes {
+            let what = match &change {
+                Change::Alarm { region, state, .. } => {
+                    format!("serving alarm {region} -> {}", state.name())
+                }
+                Change::Health {
+                    region, healthy, ..
+                } => format!(
+                    "health check {region} -> {}",
+                    if *healthy { "healthy" } else { "unhealthy" }
+                ),
+            };
+            t.mark(what);
+            seen.lock()
+                .unwrap()
+                .changes
+                .push((t.at(change.at_ms()), change));
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The probe's schedule (the template's `rate(1 minute)`, scaled): one invocation a quarter
+/// into every alarm period, so each period holds the probe's `ActiveRegion` datapoints.
+async fn probe_schedule(
+    probe: Arc<LocalFunction>,
+    t: Timeline,
+    period: Duration,
+    stop: Arc<AtomicBool>,
+) {
+    let mut next = t.started + period / 4;
+    while !stop.load(Ordering::SeqCst) {
+        if Instant::now() < next {
+            tokio::time::sleep(Duration::from_millis(100).min(next - Instant::now())).await;
+            continue;
+        }
+        let _ = probe.invoke(&json!({"command": "probe"})).await;
+        while next <= Instant::now() {
+            next += period;
+        }
     }
 }
 
@@ -192,7 +436,8 @@ struct Pace {
     verify_every: Duration,
     healthy_checks: &'static str,
     min_hold_seconds: &'static str,
-    /// Modelled seconds per wall-clock second in the rig's instance model.
+    /// Modelled seconds per wall-clock second in the rig's instance model (and the DNS
+    /// stage's timings).
     time_scale: f64,
 }
 
@@ -233,15 +478,19 @@ enum Scenario {
     /// Home serves with 10 instances, the standby idles at 1: failover must bring the
     /// standby's capacity up before the application has recovered.
     PilotLight,
+    /// regionpilot is paused, then home freezes: the alarm is delivered and ignored, and
+    /// DNS stays with the data's region.
+    Paused,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 5] = [
+    const ALL: [Scenario; 6] = [
         Scenario::Freeze,
         Scenario::PilotLight,
         Scenario::Kill,
         Scenario::ReplicationPause,
         Scenario::Flapping,
+        Scenario::Paused,
     ];
 
     fn parse(name: &str) -> Option<Vec<Scenario>> {
@@ -251,6 +500,7 @@ impl Scenario {
             "replication-pause" => vec![Scenario::ReplicationPause],
             "flapping" => vec![Scenario::Flapping],
             "pilot-light" => vec![Scenario::PilotLight],
+            "paused" => vec![Scenario::Paused],
             "all" => Scenario::ALL.to_vec(),
             _ => return None,
         })
@@ -263,6 +513,7 @@ impl Scenario {
             Scenario::ReplicationPause => "replication-pause",
             Scenario::Flapping => "flapping",
             Scenario::PilotLight => "pilot-light",
+            Scenario::Paused => "paused",
         }
     }
 
@@ -292,7 +543,7 @@ impl Mode {
     }
 }
 
-const USAGE: &str = "usage: drill [--fast] [--scenario freeze|pilot-light|kill|replication-pause|flapping|all] [--mode refresh|run-command|both]";
+const USAGE: &str = "usage: drill [--fast] [--scenario freeze|pilot-light|kill|replication-pause|flapping|paused|all] [--mode refresh|run-command|both]";
 
 fn arguments() -> (Vec<Scenario>, &'static Pace, Vec<Mode>) {
     let mut scenarios = vec![Scenario::Freeze];
@@ -401,6 +652,9 @@ fn describe(scenario: Scenario) -> &'static str {
         Scenario::PilotLight => {
             "home (10 instances) freezes; the standby (1 instance) is scaled up, its instances boot and warm up"
         }
+        Scenario::Paused => {
+            "regionpilot paused, then home freezes: the alarm is ignored, and DNS stays with the data's region"
+        }
     }
 }
 
@@ -421,6 +675,31 @@ fn print_assumptions(pace: &Pace) {
         RUN_COMMAND_SECONDS.0, RUN_COMMAND_SECONDS.1
     );
     println!("  DesiredCapacity above MaxSize is refused (ValidationError), as AWS does");
+    println!(
+        "modelled DNS stage (the rig evaluates no alarm and no Route 53 health check; the drill reads ActiveRegion from the functions' EMF log lines):"
+    );
+    println!(
+        "  serving alarm per region: ActiveRegion Maximum < 1 over {:.0} s (template), 1 of 1, missing data keeps the state; evaluated {:.0} s after the period ends (assumed); EMF datapoints readable {:.0} s after their timestamp (assumed)",
+        dns::PERIOD_SECONDS,
+        dns::EVALUATION_DELAY_SECONDS,
+        dns::EMF_INGESTION_SECONDS
+    );
+    println!(
+        "  the probe runs once a minute (template schedule), a quarter into each alarm period, and at each of the drill's detection samples; each switch emits at once",
+    );
+    println!(
+        "  Route 53 health check follows its alarm after {:.0} s (assumed; AWS documents no figure); weighted records, equal weights, TTL {:.0} s (template); all unhealthy answers all",
+        dns::HEALTH_CHECK_DELAY_SECONDS,
+        dns::TTL_SECONDS
+    );
+    println!(
+        "  {USERS} users, each with its own resolver cache, re-resolving at each expiry (expiries spread over one TTL); one request every {REQUEST_EVERY:?} from the next user; at the start home's alarm is OK and the standby's in ALARM (a settled stack)",
+    );
+    println!(
+        "  users served from the new region: {:.0} % of the requests of the last {} s (one from every user) reach an in-service instance there",
+        USERS_SHARE * 100.0,
+        USERS_WINDOW
+    );
     if scale > 1.0 {
         println!(
             "  --fast: every modelled duration above is divided by {scale:.0} (and probe samples are 1 s instead of 10 s)"
@@ -451,11 +730,18 @@ struct Summary {
     epochs: Vec<u64>,
     duplicate: String,
     kill_window: Option<String>,
+    /// When 95 % of the requests of a window reached the new region (timeline).
+    users_served: Option<f64>,
+    /// After the switch: the new region's health check healthy, the old's unhealthy.
+    new_healthy: Option<f64>,
+    old_unhealthy: Option<f64>,
+    /// Paused: the share of requests after the outage that DNS sent home.
+    dns_home_share: Option<f64>,
 }
 
 /// The rig's CloudWatch does not evaluate alarms, so the drill applies the template's rule
 /// (DATAPOINTS_TO_ALARM of as many samples with Healthy < 1) over the probe's samples.
-async fn detect(t: &mut Timeline, probe: &LocalFunction, pace: &Pace) -> f64 {
+async fn detect(t: &Timeline, probe: &LocalFunction, pace: &Pace) -> f64 {
     let mut failures = 0;
     while failures < DATAPOINTS_TO_ALARM {
         let tick = Instant::now();
@@ -479,7 +765,7 @@ async fn detect(t: &mut Timeline, probe: &LocalFunction, pace: &Pace) -> f64 {
 }
 
 /// Delivers the alarm; returns the answer, the decision time and when it was decided.
-async fn fail_over(t: &mut Timeline, stage: &Stage) -> (Value, f64, f64) {
+async fn fail_over(t: &Timeline, stage: &Stage) -> (Value, f64, f64) {
     let started = Instant::now();
     let out = stage.failover.invoke(&alarm_for(HOME)).await.ok();
     let decision = started.elapsed().as_secs_f64();
@@ -540,7 +826,7 @@ fn reload_line(r: &Value) -> String {
 
 /// Runs the verifier every `pace.verify_every` until `done` says stop (or a limit).
 async fn verify_until(
-    t: &mut Timeline,
+    t: &Timeline,
     verifier: &LocalFunction,
     pace: &Pace,
     rounds: usize,
@@ -590,7 +876,7 @@ fn check(ok: bool, what: impl Into<String>) -> Result<(), String> {
 /// Waits until the standby has `required` instances in service, and until that many
 /// serve the new region; marks both. Bounded by `limit`.
 async fn watch_recovery(
-    t: &mut Timeline,
+    t: &Timeline,
     fleet: &Fleet,
     required: usize,
     limit: Duration,
@@ -617,6 +903,105 @@ async fn watch_recovery(
     t.mark(format!(
         "{STANDBY}: the application did not recover within {limit:?}"
     ));
+}
+
+/// What DNS would have done in the paused scenario with Route 53's own endpoint health
+/// checks (not modelled).
+fn endpoint_note() -> String {
+    format!(
+        "with Route 53 endpoint health checks instead (HTTP, 30 s interval, failure threshold 3: the defaults), DNS would have marked {HOME} unhealthy about 90 s into the outage and sent every user to {STANDBY} within one TTL more, while the data stays in {HOME}: the standby's instances still write to {HOME}, so users would still fail, and the operator's pause would not have held DNS"
+    )
+}
+
+/// The paused scenario after the ignored alarm: holds as long as a switch would take to
+/// reach every user, shows that the metric, the health checks and DNS stayed with home,
+/// then recovers home and resumes.
+async fn paused_outage(
+    t: &Timeline,
+    stage: &Stage,
+    writes: &Mutex<Vec<Write>>,
+    dns: &Mutex<Dns>,
+    seen: &Mutex<DnsSeen>,
+    hold: Duration,
+    m: &mut Summary,
+) -> Result<(), String> {
+    let status = status(stage).await;
+    check(
+        status["status"]["active_region"] == HOME,
+        format!("a paused regionpilot left {HOME}: {status}"),
+    )?;
+    let until = m.decided + hold.as_secs_f64();
+    let left = until - t.started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs_f64(left.max(0.0))).await;
+
+    let now = epoch_ms();
+    let (home_healthy, standby_healthy) = {
+        let dns = dns.lock().unwrap();
+        (dns.healthy(HOME, now), dns.healthy(STANDBY, now))
+    };
+    let (requests, home_requests) = {
+        let writes = writes.lock().unwrap();
+        let after: Vec<&Write> = writes.iter().filter(|w| w.at >= m.outage).collect();
+        let home = after.iter().filter(|w| w.dns == HOME).count();
+        (after.len(), home)
+    };
+    let share = home_requests as f64 / requests.max(1) as f64;
+    m.dns_home_share = Some(share);
+    let (moved, home_values, standby_values) = {
+        let seen = seen.lock().unwrap();
+        let moved: Vec<String> = seen
+            .changes
+            .iter()
+            .filter(|(at, c)| *at > m.outage && matches!(c, Change::Health { .. }))
+            .map(|(at, c)| format!("t+{at:.3}s {c:?}"))
+            .collect();
+        let values = |region: &str| -> BTreeSet<String> {
+            seen.points
+                .iter()
+                .filter(|(at, r, _)| *at >= m.outage && r == region)
+                .map(|(_, _, v)| v.to_string())
+                .collect()
+        };
+        (moved, values(HOME), values(STANDBY))
+    };
+    t.mark(format!(
+        "DNS {hold:?} after the ignored alarm: ActiveRegion since the outage {HOME} {home_values:?}, {STANDBY} {standby_values:?}; health checks {HOME} {}, {STANDBY} {}; {:.1} % of {requests} requests since the outage resolved to {HOME}",
+        if home_healthy { "healthy" } else { "unhealthy" },
+        if standby_healthy { "healthy" } else { "unhealthy" },
+        share * 100.0
+    ));
+    t.mark(format!("note: {}", endpoint_note()));
+    stage.rig.thaw(HOME);
+    m.recovered = Some(t.mark(format!("RECOVERY: {HOME} thawed")));
+    let out = stage
+        .failover
+        .invoke(&json!({"command": "resume"}))
+        .await
+        .ok();
+    t.mark(format!(
+        "regionpilot resumed: {} ({})",
+        out["outcome"],
+        out["reason"].as_str().unwrap_or("")
+    ));
+
+    check(
+        requests >= MIN_WINDOW_REQUESTS && share >= USERS_SHARE,
+        format!(
+            "DNS left {HOME}: {home_requests} of {requests} requests since the outage resolved there"
+        ),
+    )?;
+    check(
+        home_healthy && !standby_healthy && moved.is_empty(),
+        format!("the health checks moved while paused: {moved:?}"),
+    )?;
+    check(
+        home_values == BTreeSet::from(["1".to_owned()])
+            && standby_values == BTreeSet::from(["0".to_owned()]),
+        format!(
+            "ActiveRegion since the outage: {HOME} {home_values:?}, {STANDBY} {standby_values:?}; expected 1 and 0"
+        ),
+    )?;
+    check(out["outcome"] == "resumed", format!("resume: {out}"))
 }
 
 /// Instance refresh batches for `n` instances at the template's MinHealthyPercentage.
@@ -679,7 +1064,8 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
         &scenario.capacities(),
     )
     .await;
-    let probe = stage.start_function("health-probe", 1, &[]).await;
+    // Two probe instances: the drill's samples and the probe's schedule may overlap.
+    let probe = Arc::new(stage.start_function("health-probe", 2, &[]).await);
     let verifier = stage.start_function("failback", 1, &[]).await;
     println!(
         "  [{:<11}] rig up, seeded and functions started in {:.1}s; logs in {}",
@@ -689,12 +1075,37 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
     );
     let world = Arc::new(World::connect(&stage.rig, &[HOME, STANDBY], STANDBY).await);
 
-    let mut t = Timeline {
-        label: mode.name(),
-        started: Instant::now(),
-        events: Vec::new(),
-    };
+    let t = Timeline::new(mode.name());
     let stop = Arc::new(AtomicBool::new(false));
+    let timings = Timings::scaled(pace.time_scale);
+    let dns = Arc::new(Mutex::new(Dns::settled(
+        &[HOME, STANDBY],
+        HOME,
+        t.started_ms,
+        timings,
+    )));
+    let dns_seen = Arc::new(Mutex::new(DnsSeen::default()));
+    let logs = [&stage.failover, &*probe, &verifier]
+        .into_iter()
+        .map(|f| log_path(&stage, f))
+        .collect();
+    let dns_task = tokio::spawn(dns_stage(
+        t.clone(),
+        logs,
+        dns.clone(),
+        dns_seen.clone(),
+        stop.clone(),
+    ));
+    let schedule = tokio::spawn(probe_schedule(
+        probe.clone(),
+        t.clone(),
+        Duration::from_millis(timings.period_ms),
+        stop.clone(),
+    ));
+    // From the switch: the switch's period and the next, evaluation, health check, one
+    // TTL (and a period to spare for the wait).
+    let switch_bound = Duration::from_millis(timings.switch_bound_ms());
+    let dns_bound = switch_bound + Duration::from_millis(timings.period_ms);
     let fleet: Fleet = Arc::new(Mutex::new(BTreeMap::new()));
     let view = stage.rig.view();
     let observers: Vec<_> = [HOME, STANDBY]
@@ -705,6 +1116,7 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
     let app = tokio::spawn(simulate_app(
         world.clone(),
         fleet.clone(),
+        dns.clone(),
         t.started,
         stop.clone(),
         writes.clone(),
@@ -727,6 +1139,19 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
     let mut m = Summary::default();
     let cycles = if scenario == Scenario::Flapping { 2 } else { 1 };
     for cycle in 1..=cycles {
+        if scenario == Scenario::Paused {
+            let out = stage
+                .failover
+                .invoke(&json!({"command": "pause", "reason": "drill: maintenance window"}))
+                .await
+                .ok();
+            t.mark(format!(
+                "regionpilot paused: {} ({})",
+                out["outcome"],
+                out["reason"].as_str().unwrap_or("")
+            ));
+            check(out["outcome"] == "paused", format!("pause: {out}"))?;
+        }
         let outage = if scenario == Scenario::Kill {
             let at = t.mark(format!(
                 "OUTAGE: {HOME} killed (SIGKILL; its data goes with it)"
@@ -738,8 +1163,24 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
             stage.rig.freeze(HOME);
             at
         };
-        let detected = detect(&mut t, &probe, pace).await;
-        let (out, decision, decided) = fail_over(&mut t, &stage).await;
+        let detected = detect(&t, &probe, pace).await;
+        let (out, decision, decided) = fail_over(&t, &stage).await;
+        if scenario == Scenario::Paused {
+            m.outage = outage;
+            m.detected = detected;
+            m.decision = decision;
+            m.decided = decided;
+            t.mark(format!(
+                "  failover answered without switching: {}",
+                out["reason"].as_str().unwrap_or("?")
+            ));
+            check(
+                out["outcome"] == "ignored",
+                format!("a paused regionpilot answered the alarm with: {out}"),
+            )?;
+            paused_outage(&t, &stage, &writes, &dns, &dns_seen, switch_bound, &mut m).await?;
+            break;
+        }
         check(
             out["outcome"] == "switched",
             format!("failover did not switch: {out}"),
@@ -766,7 +1207,16 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
                 ((batches.0 as f64 + 2.0) * (BOOT_SECONDS.1 + WARMUP_SECONDS) + 60.0)
                     / pace.time_scale,
             );
-            watch_recovery(&mut t, &fleet, m.required, limit, &mut m).await;
+            watch_recovery(&t, &fleet, m.required, limit, &mut m).await;
+            // The DNS stage: measured before home recovers.
+            let window = USERS_WINDOW;
+            let until = decided + dns_bound.as_secs_f64();
+            m.users_served = wait_for_users(&t, &writes, outage, window, until).await;
+            {
+                let seen = dns_seen.lock().unwrap();
+                m.new_healthy = seen.health(STANDBY, true, decided);
+                m.old_unhealthy = seen.health(HOME, false, decided);
+            }
             let reload =
                 status(&stage).await["status"]["auto_scaling_groups"][&group]["reload"].clone();
             if reload.is_object() {
@@ -784,7 +1234,7 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
         tokio::time::sleep(pace.outage.saturating_sub(elapsed)).await;
         if scenario == Scenario::Kill {
             // The region does not come back: the verifier must keep the app where it is.
-            let report = verify_until(&mut t, &verifier, pace, 3, |_| false).await;
+            let report = verify_until(&t, &verifier, pace, 3, |_| false).await;
             check(report.is_none(), "the verifier stopped early")?;
             let status = status(&stage).await;
             t.mark(format!(
@@ -809,10 +1259,8 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
 
         if scenario == Scenario::ReplicationPause {
             // Enough verification rounds that only the paused replication holds failback.
-            let held = verify_until(&mut t, &verifier, pace, 5, |r| {
-                r["outcome"] == "failed_back"
-            })
-            .await;
+            let held =
+                verify_until(&t, &verifier, pace, 5, |r| r["outcome"] == "failed_back").await;
             check(
                 held.is_none(),
                 "failed back while replication to home was paused",
@@ -822,7 +1270,7 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
             m.failback_held = Some(resumed - recovered);
         }
         if scenario == Scenario::Flapping && cycle == cycles {
-            let report = verify_until(&mut t, &verifier, pace, 12, |r| {
+            let report = verify_until(&t, &verifier, pace, 12, |r| {
                 r["outcome"] == "paused"
                     || r["reason"]
                         .as_str()
@@ -849,7 +1297,7 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
         }
         let rounds =
             (Duration::from_secs(90).as_secs_f64() / pace.verify_every.as_secs_f64()) as usize;
-        let back = verify_until(&mut t, &verifier, pace, rounds, |r| {
+        let back = verify_until(&t, &verifier, pace, rounds, |r| {
             r["outcome"] == "failed_back"
         })
         .await;
@@ -871,13 +1319,15 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
     for observer in observers {
         let _ = observer.await;
     }
+    let _ = dns_task.await;
+    let _ = schedule.await;
     let params = stage.world.parameters().await;
     t.mark(format!("parameters: {}", params_line(&params)));
 
     // Let replication settle, then count acknowledged writes missing where they must be:
     // in both regions, or in the standby alone when home is gone.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let writes = writes.lock().unwrap().clone();
+    let writes = requests_so_far(&writes);
     let standby_keys = keys_in(&stage.world, STANDBY).await;
     let home_keys = if scenario == Scenario::Kill {
         None
@@ -918,29 +1368,62 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
         scenario.name(),
         mode.name()
     ));
-    let active_spans = active_spans(&t.events);
+    let events = t.events();
+    let active_spans = active_spans(&events);
     std::fs::write(
         &svg,
-        timeline_svg(scenario, mode, &t.events, &active_spans, &writes),
+        timeline_svg(scenario, mode, &events, &active_spans, &writes),
     )
     .map_err(|e| format!("write {}: {e}", svg.display()))?;
     t.mark(format!("timeline picture: {}", svg.display()));
 
+    let (datapoints, high_resolution) = {
+        let seen = dns_seen.lock().unwrap();
+        (seen.points.len(), seen.high_resolution)
+    };
     check(
-        m.duplicate == "\"already_active\"",
-        "the duplicate alarm was not already_active",
+        datapoints > 0,
+        "no ActiveRegion datapoint in the functions' logs (is TRAFFIC on?)",
     )?;
     check(
-        m.app_rto.is_some(),
+        high_resolution == 0,
         format!(
-            "the standby never served {} instances holding {STANDBY}",
-            m.required
+            "{high_resolution} ActiveRegion datapoints at high resolution: Route 53 needs standard resolution"
         ),
     )?;
+    if scenario != Scenario::Paused {
+        check(
+            m.duplicate == "\"already_active\"",
+            "the duplicate alarm was not already_active",
+        )?;
+        check(
+            m.app_rto.is_some(),
+            format!(
+                "the standby never served {} instances holding {STANDBY}",
+                m.required
+            ),
+        )?;
+        check(
+            m.new_healthy.is_some(),
+            format!("{STANDBY}'s health check did not become healthy after the failover"),
+        )?;
+        check(
+            m.old_unhealthy.is_some(),
+            format!("{HOME}'s health check did not become unhealthy after the failover"),
+        )?;
+        check(
+            m.users_served.is_some(),
+            format!(
+                "{:.0} % of requests never reached {STANDBY} within {dns_bound:?} of the switch",
+                USERS_SHARE * 100.0
+            ),
+        )?;
+    }
     let expected: Vec<u64> = match scenario {
         Scenario::Freeze | Scenario::ReplicationPause | Scenario::PilotLight => vec![1, 2],
         Scenario::Kill => vec![1],
         Scenario::Flapping => vec![1, 2, 3],
+        Scenario::Paused => vec![],
     };
     check(
         m.epochs == expected,
@@ -991,7 +1474,7 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
     );
     let header: Vec<String> = summaries.iter().map(|(m, _)| m.name().to_owned()).collect();
     let line = |name: &str, cells: Vec<String>| {
-        print!("  {name:<52}");
+        print!("  {name:<62}");
         for cell in cells {
             print!(" {cell:<38}");
         }
@@ -1011,7 +1494,13 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
     );
     line(
         "outage -> parameter switched everywhere reachable",
-        each(&|s| format!("{:.3} s", s.decided - s.outage)),
+        each(&|s| {
+            if s.epochs.is_empty() {
+                "- (no switch)".to_owned()
+            } else {
+                format!("{:.3} s", s.decided - s.outage)
+            }
+        }),
     );
     line(
         "standby capacity step",
@@ -1019,18 +1508,49 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
     );
     line(
         "outage -> required capacity in service",
-        each(&|s| {
-            format!(
-                "{} ({} inst.)",
-                secs(s.capacity_in_service.map(|c| c - s.outage)),
-                s.required
-            )
+        each(&|s| match s.required {
+            0 => "-".to_owned(),
+            n => format!(
+                "{} ({n} inst.)",
+                secs(s.capacity_in_service.map(|c| c - s.outage))
+            ),
         }),
     );
     line(
         "application RTO (outage -> serves the new region)",
         each(&|s| secs(s.app_rto.map(|r| r - s.outage))),
     );
+    line(
+        &format!(
+            "users served from the new region (outage -> {:.0} % of requests)",
+            USERS_SHARE * 100.0
+        ),
+        each(&|s| secs(s.users_served.map(|u| u - s.outage))),
+    );
+    line(
+        "DNS: switch -> new region's health check healthy",
+        each(&|s| secs(s.new_healthy.map(|h| h - s.decided))),
+    );
+    line(
+        "DNS: switch -> old region's health check unhealthy",
+        each(&|s| secs(s.old_unhealthy.map(|h| h - s.decided))),
+    );
+    line(
+        &format!(
+            "DNS: switch -> {:.0} % of requests in the new region",
+            USERS_SHARE * 100.0
+        ),
+        each(&|s| secs(s.users_served.map(|u| u - s.decided))),
+    );
+    if summaries.iter().any(|(_, s)| s.dns_home_share.is_some()) {
+        line(
+            &format!("DNS stayed with {HOME} (requests since the outage)"),
+            each(&|s| {
+                s.dns_home_share
+                    .map_or_else(|| "-".into(), |share| format!("{:.1} %", share * 100.0))
+            }),
+        );
+    }
     line(
         "refresh batches (instances / batch size)",
         each(&|s| {
@@ -1069,7 +1589,19 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
         "transitions in history",
         each(&|s| format!("{:?}", s.epochs)),
     );
-    line("duplicate alarm", each(&|s| s.duplicate.clone()));
+    line(
+        "duplicate alarm",
+        each(&|s| {
+            if s.duplicate.is_empty() {
+                "-".to_owned()
+            } else {
+                s.duplicate.clone()
+            }
+        }),
+    );
+    if scenario == Scenario::Paused {
+        println!("  note: {}", endpoint_note());
+    }
 
     // Targets (reported, not asserted): scaled like every modelled duration.
     let scale = pace.time_scale;
@@ -1135,7 +1667,7 @@ fn timeline_svg(
 <rect width="100%" height="100%" fill="white"/>
 <text x="{left}" y="24" font-size="15" font-weight="bold">regionpilot drill ({}, RELOAD_MODE={}): {HOME} outage</text>
 "##,
-        140.0 + 16.0 * events.len() as f64,
+        156.0 + 16.0 * events.len() as f64,
         scenario.name(),
         mode.name(),
     );
@@ -1184,7 +1716,16 @@ fn timeline_svg(
             x(w.at)
         ));
     }
-    let axis = lane + 24.0;
+    let dns_lane = lane + 16.0;
+    svg.push_str(&format!(r#"<text x="2" y="{}">dns</text>"#, dns_lane + 9.0));
+    for w in writes {
+        let colour = if w.dns == HOME { "#1f77b4" } else { "#ff7f0e" };
+        svg.push_str(&format!(
+            r#"<rect x="{:.1}" y="{dns_lane}" width="1.5" height="12" fill="{colour}"/>"#,
+            x(w.at)
+        ));
+    }
+    let axis = dns_lane + 24.0;
     svg.push_str(&format!(
         r#"<line x1="{left}" y1="{axis}" x2="{:.1}" y2="{axis}" stroke="black"/>"#,
         x(end)
@@ -1225,7 +1766,7 @@ fn timeline_svg(
         ));
     }
     svg.push_str(
-        r##"<text x="40" y="44" fill="#555">app writes (through serving instances, to the region each holds): blue = home, orange = standby, red = failed</text></svg>"##,
+        r##"<text x="40" y="44" fill="#555">app writes (through serving instances, to the region each holds): blue = home, orange = standby, red = failed; dns: the region DNS gave the user</text></svg>"##,
     );
     svg
 }
@@ -1238,5 +1779,52 @@ fn clip_label(text: &str, max: usize) -> String {
         let mut cut: String = text.chars().take(max - 1).collect();
         cut.push('…');
         cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Requests every 50 ms for 20 s; `dns(at)` gives each one's region, all served.
+    fn requests(dns: impl Fn(usize, f64) -> &'static str) -> Vec<Write> {
+        (0..400)
+            .map(|i| {
+                let at = i as f64 * 0.05;
+                Write {
+                    at,
+                    dns: dns(i, at).to_owned(),
+                    served: true,
+                    region: "-".to_owned(),
+                    key: format!("k{i}"),
+                    ok: true,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn users_are_served_once_95_percent_of_a_whole_window_reach_the_region() {
+        // Home until 10 s; then 1 in 10 requests still home until 15 s; then all standby.
+        let writes = requests(|i, at| match at {
+            at if at < 10.0 => HOME,
+            at if at < 15.0 && i % 10 == 0 => HOME,
+            _ => STANDBY,
+        });
+        let reached = share_reached(&writes, STANDBY, 0.0, 2.0).expect("reached");
+        // Home's last requests are at 14.0 and 14.5 s: the first window (t - 2, t] with at
+        // most 2 of its 40 requests in home ends at 15.5 s.
+        assert!((15.45..=15.55).contains(&reached), "{reached}");
+        assert_eq!(share_reached(&writes, STANDBY, 19.0, 2.0), None);
+        // Requests no instance took do not count as reaching the region.
+        let unserved: Vec<Write> = writes
+            .iter()
+            .cloned()
+            .map(|w| Write { served: false, ..w })
+            .collect();
+        assert_eq!(share_reached(&unserved, STANDBY, 0.0, 2.0), None);
+        // Too few requests in a window: not measured.
+        let sparse: Vec<Write> = writes.iter().step_by(10).cloned().collect();
+        assert_eq!(share_reached(&sparse, STANDBY, 0.0, 2.0), None);
     }
 }
