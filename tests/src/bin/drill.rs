@@ -415,9 +415,9 @@ async fn keys_in(world: &World, region: &str) -> BTreeSet<String> {
     }
 }
 
-async fn probe_home_healthy(probe: &LocalFunction) -> (bool, Value) {
+async fn probe_healthy(probe: &LocalFunction, region: &str) -> (bool, Value) {
     let out = probe.invoke(&json!({"command": "probe"})).await.ok();
-    (out["regions"][HOME]["healthy"] == true, out)
+    (out["regions"][region]["healthy"] == true, out)
 }
 
 fn params_line(params: &BTreeMap<String, Option<String>>) -> String {
@@ -481,16 +481,21 @@ enum Scenario {
     /// regionpilot is paused, then home freezes: the alarm is delivered and ignored, and
     /// DNS stays with the data's region.
     Paused,
+    /// A control plane in each region over one MRSC control table: home fails and the
+    /// standby's regionpilot fails over; home recovers; then the standby fails, with its
+    /// control plane, before any failback: home's own regionpilot brings the app home.
+    ControlRegionLoss,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 6] = [
+    const ALL: [Scenario; 7] = [
         Scenario::Freeze,
         Scenario::PilotLight,
         Scenario::Kill,
         Scenario::ReplicationPause,
         Scenario::Flapping,
         Scenario::Paused,
+        Scenario::ControlRegionLoss,
     ];
 
     fn parse(name: &str) -> Option<Vec<Scenario>> {
@@ -501,6 +506,7 @@ impl Scenario {
             "flapping" => vec![Scenario::Flapping],
             "pilot-light" => vec![Scenario::PilotLight],
             "paused" => vec![Scenario::Paused],
+            "control-region-loss" => vec![Scenario::ControlRegionLoss],
             "all" => Scenario::ALL.to_vec(),
             _ => return None,
         })
@@ -514,6 +520,7 @@ impl Scenario {
             Scenario::Flapping => "flapping",
             Scenario::PilotLight => "pilot-light",
             Scenario::Paused => "paused",
+            Scenario::ControlRegionLoss => "control-region-loss",
         }
     }
 
@@ -655,6 +662,9 @@ fn describe(scenario: Scenario) -> &'static str {
         Scenario::Paused => {
             "regionpilot paused, then home freezes: the alarm is ignored, and DNS stays with the data's region"
         }
+        Scenario::ControlRegionLoss => {
+            "a control plane per region over one MRSC control table: home freezes, the standby's regionpilot fails over; home recovers; the standby freezes with its control plane before the failback; home's regionpilot brings the app home"
+        }
     }
 }
 
@@ -737,22 +747,30 @@ struct Summary {
     old_unhealthy: Option<f64>,
     /// Paused: the share of requests after the outage that DNS sent home.
     dns_home_share: Option<f64>,
+    /// Control-region loss: when the standby (and its control plane) was lost, when home's
+    /// regionpilot answered the alarm with a switch home, and when the app wrote in home
+    /// again.
+    standby_lost: Option<f64>,
+    home_switched: Option<f64>,
+    home_serves: Option<f64>,
 }
 
 /// The rig's CloudWatch does not evaluate alarms, so the drill applies the template's rule
 /// (DATAPOINTS_TO_ALARM of as many samples with Healthy < 1) over the probe's samples.
-async fn detect(t: &Timeline, probe: &LocalFunction, pace: &Pace) -> f64 {
+async fn detect(t: &Timeline, probe: &LocalFunction, pace: &Pace, region: &str) -> f64 {
     let mut failures = 0;
     while failures < DATAPOINTS_TO_ALARM {
         let tick = Instant::now();
-        let (healthy, out) = probe_home_healthy(probe).await;
+        let (healthy, out) = probe_healthy(probe, region).await;
         if healthy {
             failures = 0;
         } else {
             failures += 1;
             t.mark(format!(
-                "probe: {HOME} Healthy=0 ({}) [{failures}/{DATAPOINTS_TO_ALARM}]",
-                out["regions"][HOME]["error_class"].as_str().unwrap_or("?")
+                "probe: {region} Healthy=0 ({}) [{failures}/{DATAPOINTS_TO_ALARM}]",
+                out["regions"][region]["error_class"]
+                    .as_str()
+                    .unwrap_or("?")
             ));
         }
         if failures < DATAPOINTS_TO_ALARM {
@@ -760,7 +778,7 @@ async fn detect(t: &Timeline, probe: &LocalFunction, pace: &Pace) -> f64 {
         }
     }
     t.mark(format!(
-        "alarm regionpilot-unhealthy-{HOME} -> ALARM (rule evaluated by the drill)"
+        "alarm regionpilot-unhealthy-{region} -> ALARM (rule evaluated by the drill)"
     ))
 }
 
@@ -913,6 +931,90 @@ fn endpoint_note() -> String {
     )
 }
 
+/// Control-region loss: the standby, active since the failover, fails with its control
+/// plane before any failback. Home's own stack sees it with its own probe; its alarm on
+/// the standby invokes home's failover function over the shared MRSC control table, and
+/// the app comes home. (An alarm on the active region is a failover whatever
+/// FAILBACK_MODE says: the application has nowhere else to run.) The standby returns at
+/// the end, and its verifier reconciles what it missed.
+#[allow(clippy::too_many_arguments)]
+async fn standby_lost(
+    t: &Timeline,
+    stage: &Stage,
+    home_failover: &LocalFunction,
+    home_probe: &LocalFunction,
+    verifier: &LocalFunction,
+    writes: &Mutex<Vec<Write>>,
+    pace: &Pace,
+    m: &mut Summary,
+) -> Result<(), String> {
+    let lost = t.mark(format!(
+        "OUTAGE 2: {STANDBY} frozen (SIGSTOP) with its control plane, before any failback"
+    ));
+    stage.rig.freeze(STANDBY);
+    m.standby_lost = Some(lost);
+    detect(t, home_probe, pace, STANDBY).await;
+    let out = home_failover.invoke(&alarm_for(STANDBY)).await.ok();
+    let switched = t.mark(format!(
+        "failover by {HOME}'s regionpilot: {} {} -> {} at epoch {}",
+        out["outcome"], out["from"], out["to"], out["epoch"]
+    ));
+    check(
+        out["outcome"] == "switched" && out["to"] == HOME,
+        format!("{HOME}'s regionpilot did not bring the app home: {out}"),
+    )?;
+    m.home_switched = Some(switched);
+    // Bounded: a refresh of home's group, with room to spare.
+    let limit =
+        Duration::from_secs_f64((4.0 * (BOOT_SECONDS.1 + WARMUP_SECONDS) + 60.0) / pace.time_scale);
+    let waiting = Instant::now();
+    while m.home_serves.is_none() && waiting.elapsed() < limit {
+        m.home_serves = requests_so_far(writes)
+            .iter()
+            .find(|w| w.at > switched && w.ok && w.region == HOME)
+            .map(|w| w.at);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let Some(served) = m.home_serves else {
+        return Err(format!(
+            "no app write served in {HOME} within {limit:?} of the switch"
+        ));
+    };
+    t.mark(format!(
+        "app writes served in {HOME} again from t+{served:.3}s"
+    ));
+    let report = home_failover
+        .invoke(&json!({"command": "report", "epoch": 2}))
+        .await
+        .ok();
+    let steps = report["report"]["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ok = steps.iter().filter(|s| s["ok"] == true).count();
+    t.mark(format!(
+        "history, epoch 2 as {HOME}'s regionpilot reports it: trigger {}, {} steps, {ok} done, the rest ({STANDBY}'s) left to reconcile",
+        report["report"]["trigger"]["alarm_name"],
+        steps.len()
+    ));
+    check(
+        !steps.is_empty(),
+        format!("no steps in the report: {report}"),
+    )?;
+
+    stage.rig.thaw(STANDBY);
+    t.mark(format!("RECOVERY: {STANDBY} thawed"));
+    let out = verifier.invoke(&json!({"command": "verify"})).await.ok();
+    t.mark(format!(
+        "{STANDBY}'s verifier: {} (reconcile fixed {})",
+        out["outcome"], out["reconcile"]["fixed"]
+    ));
+    check(
+        out["outcome"] == "home",
+        format!("after the standby's return: {out}"),
+    )
+}
+
 /// The paused scenario after the ignored alarm: holds as long as a switch would take to
 /// reach every user, shows that the metric, the health checks and DNS stayed with home,
 /// then recovers home and resumes.
@@ -1046,13 +1148,21 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
     let boot = format!("{}-{}", BOOT_SECONDS.0, BOOT_SECONDS.1);
     let warmup = WARMUP_SECONDS.to_string();
     let run_command = format!("{}-{}", RUN_COMMAND_SECONDS.0, RUN_COMMAND_SECONDS.1);
-    let rig_env = [
+    let mrsc_regions = format!("{HOME},{STANDBY}");
+    let mut rig_env = vec![
         ("RIG_TIME_SCALE", scale.as_str()),
         ("RIG_BOOT_SECONDS", boot.as_str()),
         ("RIG_WARMUP_SECONDS", warmup.as_str()),
         ("RIG_RUN_COMMAND_SECONDS", run_command.as_str()),
         ("RIG_APP_PARAMETER", world::PARAMETER),
     ];
+    if scenario == Scenario::ControlRegionLoss {
+        // One control table for both regions' control planes: an MRSC global table.
+        rig_env.extend([
+            ("RIG_MRSC_TABLES", world::CONTROL_TABLE),
+            ("RIG_MRSC_REGIONS", mrsc_regions.as_str()),
+        ]);
+    }
     let setup = Instant::now();
     let mut stage = Stage::start_with(
         &format!("drill-{}-{}", scenario.name(), mode.name()),
@@ -1067,6 +1177,17 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
     // Two probe instances: the drill's samples and the probe's schedule may overlap.
     let probe = Arc::new(stage.start_function("health-probe", 2, &[]).await);
     let verifier = stage.start_function("failback", 1, &[]).await;
+    // Control-region loss: home's own stack, over the same MRSC control table. (The
+    // stage's functions are the standby's stack.)
+    let home_plane = if scenario == Scenario::ControlRegionLoss {
+        let in_home = [("AWS_REGION", HOME)];
+        Some((
+            stage.start_function("failover", 1, &in_home).await,
+            Arc::new(stage.start_function("health-probe", 2, &in_home).await),
+        ))
+    } else {
+        None
+    };
     println!(
         "  [{:<11}] rig up, seeded and functions started in {:.1}s; logs in {}",
         mode.name(),
@@ -1085,10 +1206,13 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
         timings,
     )));
     let dns_seen = Arc::new(Mutex::new(DnsSeen::default()));
-    let logs = [&stage.failover, &*probe, &verifier]
+    let mut logs: Vec<PathBuf> = [&stage.failover, &*probe, &verifier]
         .into_iter()
         .map(|f| log_path(&stage, f))
         .collect();
+    if let Some((failover, probe)) = &home_plane {
+        logs.extend([log_path(&stage, failover), log_path(&stage, probe)]);
+    }
     let dns_task = tokio::spawn(dns_stage(
         t.clone(),
         logs,
@@ -1102,6 +1226,15 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
         Duration::from_millis(timings.period_ms),
         stop.clone(),
     ));
+    // Every region's stack runs its probe on the schedule.
+    let home_schedule = home_plane.as_ref().map(|(_, home_probe)| {
+        tokio::spawn(probe_schedule(
+            home_probe.clone(),
+            t.clone(),
+            Duration::from_millis(timings.period_ms),
+            stop.clone(),
+        ))
+    });
     // From the switch: the switch's period and the next, evaluation, health check, one
     // TTL (and a period to spare for the wait).
     let switch_bound = Duration::from_millis(timings.switch_bound_ms());
@@ -1122,7 +1255,7 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
         writes.clone(),
     ));
 
-    let (healthy, _) = probe_home_healthy(&probe).await;
+    let (healthy, _) = probe_healthy(&probe, HOME).await;
     check(healthy, "home must start healthy")?;
     // The verifier's scheduled run: among other things it records every group's sizes,
     // which the failover reads when home cannot be described.
@@ -1163,7 +1296,7 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
             stage.rig.freeze(HOME);
             at
         };
-        let detected = detect(&t, &probe, pace).await;
+        let detected = detect(&t, &probe, pace, HOME).await;
         let (out, decision, decided) = fail_over(&t, &stage).await;
         if scenario == Scenario::Paused {
             m.outage = outage;
@@ -1256,6 +1389,20 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
         if cycle == 1 {
             m.recovered = Some(recovered);
         }
+        if let Some((home_failover, home_probe)) = &home_plane {
+            standby_lost(
+                &t,
+                &stage,
+                home_failover,
+                home_probe,
+                &verifier,
+                &writes,
+                pace,
+                &mut m,
+            )
+            .await?;
+            break;
+        }
 
         if scenario == Scenario::ReplicationPause {
             // Enough verification rounds that only the paused replication holds failback.
@@ -1321,6 +1468,9 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
     }
     let _ = dns_task.await;
     let _ = schedule.await;
+    if let Some(home_schedule) = home_schedule {
+        let _ = home_schedule.await;
+    }
     let params = stage.world.parameters().await;
     t.mark(format!("parameters: {}", params_line(&params)));
 
@@ -1424,6 +1574,7 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
         Scenario::Kill => vec![1],
         Scenario::Flapping => vec![1, 2, 3],
         Scenario::Paused => vec![],
+        Scenario::ControlRegionLoss => vec![1, 2],
     };
     check(
         m.epochs == expected,
@@ -1542,6 +1693,16 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
         ),
         each(&|s| secs(s.users_served.map(|u| u - s.decided))),
     );
+    if summaries.iter().any(|(_, s)| s.standby_lost.is_some()) {
+        line(
+            "standby lost -> home's regionpilot switched home",
+            each(&|s| secs(s.home_switched.zip(s.standby_lost).map(|(h, l)| h - l))),
+        );
+        line(
+            "standby lost -> app writes in home again",
+            each(&|s| secs(s.home_serves.zip(s.standby_lost).map(|(h, l)| h - l))),
+        );
+    }
     if summaries.iter().any(|(_, s)| s.dns_home_share.is_some()) {
         line(
             &format!("DNS stayed with {HOME} (requests since the outage)"),
