@@ -392,8 +392,14 @@ async fn status_reports_parameters_groups_and_history() {
         "InProgress"
     );
     // Which control plane answered, and how it read.
-    assert_eq!(status["answered_by"]["region"], c.config.own_region.as_str());
-    assert_eq!(status["answered_by"]["control_table"], c.config.control_table);
+    assert_eq!(
+        status["answered_by"]["region"],
+        c.config.own_region.as_str()
+    );
+    assert_eq!(
+        status["answered_by"]["control_table"],
+        c.config.control_table
+    );
     assert_eq!(status["answered_by"]["strongly_consistent"], true);
 }
 
