@@ -187,16 +187,25 @@ pub fn signal(
 }
 
 /// Writes the documents to stdout, one line each (the format requires one per line).
+/// A write error is ignored: a metric must never fail (or panic) an invocation.
 pub fn emit(documents: &[Document]) {
-    use std::io::Write;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     for document in documents {
         if let Ok(line) = serde_json::to_string(document) {
-            let _ = writeln!(out, "{line}");
+            write_line(&line);
         }
     }
-    let _ = out.flush();
+}
+
+#[cfg(not(test))]
+fn write_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// In this crate's unit tests: captured by the test harness, like their other output.
+#[cfg(test)]
+fn write_line(line: &str) {
+    println!("{line}");
 }
 
 #[cfg(test)]
