@@ -89,7 +89,10 @@ async fn crash_and_recover(point: CrashPoint, recovery: Recovery) {
     // history has no record yet (it is written once the steps are done).
     let state = stage.world.control_item().await.expect("state written");
     assert_eq!(
-        state.get("epoch").and_then(|v| v.as_n().ok()).map(String::as_str),
+        state
+            .get("epoch")
+            .and_then(|v| v.as_n().ok())
+            .map(String::as_str),
         Some("1"),
         "{point:?}: the crashed invocation made its CAS: {state:?}"
     );
