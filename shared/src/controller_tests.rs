@@ -642,3 +642,27 @@ async fn the_failover_records_data_loss_evidence_reported_at_failback() {
     let window = report.data_loss_window.expect("window");
     assert_eq!(window.seconds, Some(7.0));
 }
+
+#[tokio::test]
+async fn reconcile_writes_a_history_record_that_a_failed_write_left_out() {
+    // Given a completed failover whose history write was lost.
+    let world = FakeWorld::new();
+    let c = failback_controller(&world, crate::config::FailbackMode::Approve);
+    run(&c, failover(Some("us-west-2"), false, false)).await;
+    world.control.history.lock().unwrap().clear();
+    // When the verifier reconciles, the record comes back whole, and is told.
+    let report = c.reconcile().await.unwrap();
+    assert!(
+        report
+            .fixed
+            .iter()
+            .any(|f| f == "epoch 1: history record written"),
+        "{report:?}"
+    );
+    assert_eq!(world.control.epochs(), vec![1]);
+    let record = world.control.history.lock().unwrap()[0].clone();
+    assert!(record.transition.expect("the whole transition").completed);
+    // Nothing missing: nothing to do.
+    let again = c.reconcile().await.unwrap();
+    assert!(again.drift.is_empty(), "{again:?}");
+}
