@@ -54,12 +54,25 @@ pub struct Mrsc {
     pub store: RegionServer,
 }
 
-/// A port the OS says is free right now on 127.0.0.1.
+/// A port the OS says is free right now on 127.0.0.1, never one this process handed out
+/// before: tests start rigs concurrently, and between this call and the server binding
+/// the port, the OS may offer the same free port to the next caller (two servers on one
+/// port, and requests reaching the wrong one).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free port on 127.0.0.1");
+        let mut handed_out = HANDED_OUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// The rig's timing variables, passed on from the test process's environment when set
