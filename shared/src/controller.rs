@@ -20,8 +20,8 @@ use crate::ports::{
 };
 use crate::region::Region;
 use crate::state::{
-    CapacityStatus, ControlState, Millis, Pause, RefreshStatus, ReloadStatus, StepStatus,
-    Transition, TriggerInfo, Versioned,
+    CapacityStatus, ControlState, HistoryRecord, Millis, Pause, RefreshStatus, ReloadStatus,
+    StepStatus, Transition, TriggerInfo, Versioned,
 };
 use crate::status::StatusReport;
 use crate::switch::{self, Decision, Intent, Plan, SwitchRequest};
@@ -249,7 +249,7 @@ impl<D: Deps> Controller<D> {
                 match self.answer_without_switch(decision, state, &request, probe_report.clone()) {
                     Ok(pair) => pair,
                     Err(answer) => {
-                        if answer.outcome == Outcome::Refused {
+                        if answer.outcome == Outcome::Refused && !request.dry_run {
                             self.notify_refused(state, &request, &answer).await;
                         }
                         return Ok(*answer);
@@ -299,6 +299,17 @@ impl<D: Deps> Controller<D> {
                 notices::switched(&done, request.force),
             )
             .await;
+            // The transition this one superseded keeps a whole history record even if its
+            // last write was lost (a no-op when the record is there already).
+            if let Some(previous) = state.transition.as_ref()
+                && let Err(e) = self
+                    .ports
+                    .control()
+                    .put_history(&HistoryRecord::of(previous))
+                    .await
+            {
+                warn!(epoch = previous.epoch, error = %e, "could not rewrite the superseded transition's history record");
+            }
             let mut response = self.simple(
                 Outcome::Switched,
                 &next,
@@ -431,7 +442,8 @@ impl<D: Deps> Controller<D> {
             failback: state
                 .failback
                 .clone()
-                .filter(|f| to == self.config.home() && f.epoch == state.epoch),
+                .filter(|f| to == self.config.home() && f.epoch == state.epoch && f.ready),
+            takeovers: 0,
         };
         let next = ControlState {
             active_region: to.clone(),
@@ -537,20 +549,30 @@ impl<D: Deps> Controller<D> {
         let now = self.now();
         if state.paused.is_none() {
             let pause_reason = reason.clone();
-            self.update(move |s| {
-                if s.paused.is_none() {
-                    s.paused = Some(Pause {
-                        reason: pause_reason.clone(),
-                        at: now,
-                        by: "flap-guard".into(),
-                    });
-                }
-            })
-            .await?;
+            let paused = self
+                .update(move |s| {
+                    if s.paused.is_none() {
+                        s.paused = Some(Pause {
+                            reason: pause_reason.clone(),
+                            at: now,
+                            by: "flap-guard".into(),
+                        });
+                    }
+                })
+                .await?;
+            // Concurrent alarms may all see no pause: only the one whose pause landed
+            // tells.
+            let ours = paused
+                .paused
+                .as_ref()
+                .is_some_and(|p| p.at == now && p.by == "flap-guard" && p.reason == reason);
+            if !ours {
+                return Ok(Some(reason));
+            }
             self.emit_metric("FlapGuardPaused", "Count", &[]);
             self.notify(
                 DetailType::FlapGuardPaused,
-                format!("flap-guard-{now}"),
+                format!("flap-guard-{}-{now}", state.epoch),
                 json!({
                     "reason": reason,
                     "paused_at": now,
@@ -610,6 +632,7 @@ impl<D: Deps> Controller<D> {
         let mut taken = current.value.clone();
         if let Some(t) = taken.transition.as_mut() {
             t.lease_until = self.now() + self.config.transition_lease.as_millis() as u64;
+            t.takeovers += 1;
         }
         if self.ports.control().save(current.version, &taken).await?
             && let Some(t) = taken.transition.clone()
@@ -619,7 +642,15 @@ impl<D: Deps> Controller<D> {
                 value: taken,
             };
             let deadline = tokio::time::Instant::now() + self.config.timeouts.probe;
-            self.carry_out(t, saved, deadline, false).await?;
+            let done = self.carry_out(t, saved, deadline, false).await?;
+            // The invocation that made it may have died before telling: tell now, with
+            // the same id (consumers drop a duplicate).
+            self.notify(
+                DetailType::RegionSwitch,
+                format!("switch-{}", done.epoch),
+                notices::switched(&done, done.forced),
+            )
+            .await;
         }
         Ok(())
     }

@@ -94,7 +94,9 @@ pub enum ErrorKind {
     /// `ServiceUnavailable`), as a multi-Region strongly consistent table does in a region
     /// cut off from the others. The region answered; a retry may help.
     ServerError,
-    /// Anything else, including malformed requests.
+    /// Anything else, including malformed requests, and any kind a newer version names
+    /// (the kind is stored with probe results in the control state).
+    #[serde(other)]
     Other,
 }
 
@@ -257,6 +259,7 @@ fn classify_code(code: Option<&str>) -> ErrorKind {
         Some("ReplicatedWriteConflictException") => ErrorKind::WriteConflict,
         Some(
             "InternalServerError"
+            | "InternalException"
             | "InternalFailure"
             | "InternalError"
             | "ServiceUnavailable"

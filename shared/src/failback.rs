@@ -170,12 +170,25 @@ impl<D: Deps> Controller<D> {
             name: step, record, ..
         } in self.finish_steps(&unreachable).await?
         {
-            if let StepRecord::Reload { status, .. } = &record
-                && status.status == crate::state::ReloadPhase::InProgress
-                && status.error.is_none()
-            {
-                report.following.push(record.summary(epoch));
-                continue;
+            if let StepRecord::Reload { status, group } = &record {
+                // A Run Command still running, or one this run followed to a clean end:
+                // the transition's own course, not drift. (A fallback refresh is a
+                // repair, and reported as one.)
+                let was_running = state
+                    .transition
+                    .as_ref()
+                    .and_then(|t| t.reload.get(group))
+                    .is_some_and(|r| r.status == crate::state::ReloadPhase::InProgress);
+                let running = status.status == crate::state::ReloadPhase::InProgress
+                    && status.error.is_none();
+                let succeeded = matches!(
+                    status.status,
+                    crate::state::ReloadPhase::Succeeded | crate::state::ReloadPhase::NoInstances
+                );
+                if running || (was_running && succeeded) {
+                    report.following.push(record.summary(epoch));
+                    continue;
+                }
             }
             report.drift.push(format!(
                 "{}: {step} not done for epoch {epoch}",
@@ -190,21 +203,34 @@ impl<D: Deps> Controller<D> {
         // A table that does not answer is left for the next run, as a region is.
         if let Some(t) = state.transition.as_ref().filter(|t| t.completed) {
             match self.ports.control().history_of(t.epoch).await {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    report
-                        .drift
-                        .push(format!("epoch {}: no history record", t.epoch));
-                    let latest = self.load().await?.value.transition;
-                    let written = match latest.as_ref().filter(|l| l.epoch == t.epoch) {
-                        Some(latest) => self
-                            .ports
-                            .control()
-                            .put_history(&HistoryRecord::of(latest))
-                            .await
-                            .map(|()| true),
-                        // Superseded since: the newer transition writes its own.
-                        None => Ok(false),
+                Ok(Some(stored)) if stored.revision >= t.revision() => {}
+                Ok(stored) => {
+                    report.drift.push(format!(
+                        "epoch {}: {}",
+                        t.epoch,
+                        if stored.is_some() {
+                            "the history record is behind the control state"
+                        } else {
+                            "no history record"
+                        }
+                    ));
+                    let written = match self.load().await {
+                        Ok(current) => match current
+                            .value
+                            .transition
+                            .as_ref()
+                            .filter(|l| l.epoch == t.epoch)
+                        {
+                            Some(latest) => self
+                                .ports
+                                .control()
+                                .put_history(&HistoryRecord::of(latest))
+                                .await
+                                .map(|()| true),
+                            // Superseded since: the newer transition writes its own.
+                            None => Ok(false),
+                        },
+                        Err(e) => Err(e),
                     };
                     match written {
                         Ok(true) => report
@@ -341,7 +367,8 @@ impl<D: Deps> Controller<D> {
                 if !was_ready {
                     self.notify(
                         DetailType::FailbackReady,
-                        format!("failback-ready-{}", state.epoch),
+                        // Ready again after a relapse in the same epoch is news too.
+                        format!("failback-ready-{}-{}", state.epoch, progress.last_check_at),
                         serde_json::json!({
                             "epoch": state.epoch,
                             "home_region": home,

@@ -165,7 +165,11 @@ impl<D: Deps> Controller<D> {
                 }
             };
             for notice in batch.iter().filter(|n| !refused.contains(&n.id)) {
-                self.ports.control().release(notice).await?;
+                // Delivered either way; a notice not released is sent again next run, and
+                // its id lets consumers drop the duplicate.
+                if let Err(e) = self.ports.control().release(notice).await {
+                    warn!(id = %notice.id, error = %e, "delivered event not released; it will be sent again");
+                }
                 info!(event = %notice.detail_type, id = %notice.id, "held event delivered");
                 report.delivered += 1;
             }

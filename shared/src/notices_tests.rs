@@ -262,3 +262,27 @@ async fn readiness_is_told_when_it_changes_not_on_every_evaluation() {
     );
     assert_eq!(detail["failing"][0]["check"], "control_table_pitr");
 }
+
+#[tokio::test]
+async fn a_refused_dry_run_tells_nobody() {
+    let world = FakeWorld::new();
+    world
+        .probe
+        .down
+        .lock()
+        .unwrap()
+        .extend([region("us-west-2"), region("eu-west-1")]);
+    let c = controller(&world, FailbackMode::Approve);
+    let out = c
+        .handle(Trigger::Command(Command::Failover {
+            target_region: None,
+            reason: "what if".into(),
+            dry_run: true,
+            force: false,
+        }))
+        .await
+        .unwrap();
+    assert_eq!(out.outcome, Outcome::Refused);
+    assert!(world.bus.put.lock().unwrap().is_empty());
+    assert!(world.control.outbox.lock().unwrap().is_empty());
+}

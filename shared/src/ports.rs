@@ -35,7 +35,7 @@ pub trait ControlStore: Send + Sync {
     fn point_in_time_recovery(&self) -> impl Future<Output = Result<bool, AwsError>> + Send;
 
     /// Rewrites the history record of `record.epoch` with what its transition recorded
-    /// since, unless a copy from a newer state version is already there.
+    /// since, unless a copy that got as far or further (its `revision`) is already there.
     fn put_history(&self, record: &HistoryRecord) -> impl Future<Output = Result<()>> + Send;
 
     /// The history record of one transition.

@@ -105,6 +105,7 @@ impl TransitionReport {
             forced: matches!(h.trigger, TriggerInfo::Manual { force: true, .. }),
             probes: Vec::new(),
             failback: None,
+            takeovers: 0,
         };
         TransitionReport {
             note: Some(
@@ -194,7 +195,7 @@ impl TransitionReport {
                 format!(
                     "| {} | {} | {} | {} | {} | {} | {} | {} |",
                     s.step,
-                    s.key,
+                    cell(&s.key),
                     yes_no(s.ok),
                     s.started_at.map_or("-".into(), rfc3339),
                     s.ended_at.map_or("-".into(), rfc3339),
@@ -258,9 +259,11 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-/// Text safe inside a Markdown table cell.
+/// Text safe inside a Markdown table cell: backslashes first, then pipes and line breaks.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
 }
 
 impl<D: Deps> Controller<D> {

@@ -216,6 +216,10 @@ pub struct Transition {
     /// The failback verification that led to it, when it went home.
     #[serde(default)]
     pub failback: Option<FailbackProgress>,
+    /// How many times another invocation took the transition over after its lease: a
+    /// takeover re-runs steps, so its history copy must count as further along.
+    #[serde(default)]
+    pub takeovers: u32,
 }
 
 /// When a step ran.
@@ -253,13 +257,14 @@ impl StepTime {
 }
 
 impl Transition {
-    /// Grows with every step run recorded and with completion; equal for the same
-    /// record applied twice. Orders copies of the history record.
+    /// Grows with every step run recorded, every takeover and completion; equal for the
+    /// same record applied twice. Orders copies of the history record.
     pub fn revision(&self) -> u64 {
         self.step_times
             .values()
             .map(|t| u64::from(t.attempts))
             .sum::<u64>()
+            + u64::from(self.takeovers)
             + u64::from(self.completed)
     }
 
@@ -448,9 +453,10 @@ impl ReloadStatus {
     }
 }
 
-/// One line of the transition history, written in the same transaction as the
-/// compare-and-swap that made the transition, then rewritten as its steps are recorded,
-/// so a report of any past transition has everything (`transition`).
+/// One line of the transition history, written idempotently by epoch once the
+/// transition's steps are done (before the state marks it completed), and rewritten as
+/// later steps are recorded, so a report of any past transition has everything
+/// (`transition`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryRecord {
     pub epoch: u64,

@@ -775,6 +775,7 @@ pub fn transition(from: &str, to: &str, at: Millis) -> Transition {
         forced: false,
         probes: Vec::new(),
         failback: None,
+        takeovers: 0,
     }
 }
 

@@ -253,14 +253,18 @@ impl ControlStore for DynamoControlStore {
         self.partition(OUTBOX_PK, limit, false)
             .await?
             .into_iter()
-            .map(|item| {
-                item.get("notice")
+            // One unreadable item must not hold back the others: it is logged and left.
+            .filter_map(|item| {
+                let notice = item
+                    .get("notice")
                     .and_then(|v| v.as_s().ok())
-                    .and_then(|text| serde_json::from_str(text).ok())
-                    .ok_or_else(|| {
-                        Error::CorruptState("an outbox item has no readable notice".into())
-                    })
+                    .and_then(|text| serde_json::from_str(text).ok());
+                if notice.is_none() {
+                    tracing::error!(item = ?item.get("sk"), "an outbox item has no readable notice; left in the control table");
+                }
+                notice
             })
+            .map(Ok)
             .collect()
     }
 

@@ -46,12 +46,13 @@ impl EventBus for EventBridgeBus {
                 AwsError::from_sdk("events", OP, &self.region, &e)
                     .on(format!("the event bus {}", self.bus))
             })?;
-        // Entries answer in request order; one with an error code was not put.
-        Ok(out
-            .entries()
+        // Entries answer in request order; one with an error code was not put, and so is
+        // one the answer does not mention at all.
+        let entries = out.entries();
+        Ok(notices
             .iter()
-            .zip(notices)
-            .filter(|(entry, _)| entry.error_code().is_some())
+            .enumerate()
+            .filter(|(i, _)| entries.get(*i).is_none_or(|e| e.error_code().is_some()))
             .map(|(_, notice)| notice.id.clone())
             .collect())
     }

@@ -75,11 +75,11 @@ impl HealthProbe for DynamoHealthProbe {
             },
             Err(e) => ProbeResult {
                 region: region.clone(),
-                // Throttled or access denied: the region answered. A missing table is a
-                // configuration error there, not a live region we can use.
-                reachable: e.kind.region_answered()
-                    && e.kind != crate::error::ErrorKind::NotFound
-                    && e.kind != crate::error::ErrorKind::AccessDenied,
+                // Only throttling means a live region we can use: it answered and told us
+                // to slow down. A missing table, access denied or a server error (an
+                // isolated replica of a multi-Region strongly consistent table answers
+                // 5xx) is not a region to fail over to.
+                reachable: e.kind == crate::error::ErrorKind::Throttled,
                 latency_ms,
                 item_found: false,
                 error_kind: Some(e.kind),
