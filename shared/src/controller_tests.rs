@@ -122,12 +122,7 @@ async fn ok_and_insufficient_data_are_acknowledged_and_change_nothing() {
 #[tokio::test]
 async fn every_standby_down_refuses_and_changes_nothing() {
     let world = FakeWorld::new();
-    world
-        .probe
-        .down
-        .lock()
-        .unwrap()
-        .extend([region("us-west-2"), region("eu-west-1")]);
+    world.set_probe_down(&["us-west-2", "eu-west-1"]);
     let c = controller(&world);
     let out = run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
     assert_eq!(out.outcome, Outcome::Refused);

@@ -93,12 +93,7 @@ async fn a_switch_is_one_region_switch_event_with_its_steps_and_data_loss_window
 #[tokio::test]
 async fn a_refused_switch_says_why() {
     let world = FakeWorld::new();
-    world
-        .probe
-        .down
-        .lock()
-        .unwrap()
-        .extend([region("us-west-2"), region("eu-west-1")]);
+    world.set_probe_down(&["us-west-2", "eu-west-1"]);
     let c = controller(&world, FailbackMode::Approve);
     assert_eq!(
         c.handle(alarm_on("us-east-1")).await.unwrap().outcome,
@@ -266,12 +261,7 @@ async fn readiness_is_told_when_it_changes_not_on_every_evaluation() {
 #[tokio::test]
 async fn a_refused_dry_run_tells_nobody() {
     let world = FakeWorld::new();
-    world
-        .probe
-        .down
-        .lock()
-        .unwrap()
-        .extend([region("us-west-2"), region("eu-west-1")]);
+    world.set_probe_down(&["us-west-2", "eu-west-1"]);
     let c = controller(&world, FailbackMode::Approve);
     let out = c
         .handle(Trigger::Command(Command::Failover {

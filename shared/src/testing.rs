@@ -719,6 +719,11 @@ impl FakeWorld {
         }
     }
 
+    /// The health probe finds these regions down (the canary read fails).
+    pub fn set_probe_down(&self, names: &[&str]) {
+        lock(&self.probe.down).extend(names.iter().map(|n| region(n)));
+    }
+
     /// `name`'s Parameter Store and Auto Scaling (and so Run Command) stop answering, or
     /// answer again.
     pub fn set_region_down(&self, name: &str, down: bool) {
