@@ -661,3 +661,28 @@ async fn reconcile_writes_a_history_record_that_a_failed_write_left_out() {
     let again = c.reconcile().await.unwrap();
     assert!(again.drift.is_empty(), "{again:?}");
 }
+
+#[tokio::test]
+async fn a_verifier_run_short_of_time_leaves_readiness_and_the_failback_to_the_next_run() {
+    let world = FakeWorld::new();
+    let c = failback_controller(&world, crate::config::FailbackMode::Auto);
+    run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    c.verify().await.unwrap();
+    c.verify().await.unwrap();
+    // Ready now, but only 20 s of the invocation left.
+    let soon = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let report = c.verify_until(Some(soon)).await.unwrap();
+    assert_eq!(report.outcome, "waiting", "{}", report.reason);
+    assert!(
+        report.reason.contains("too little time"),
+        "{}",
+        report.reason
+    );
+    assert!(report.readiness.is_none());
+    assert_eq!(world.control.epochs(), vec![1]);
+    // With the whole minute, the next run fails back.
+    let later = tokio::time::Instant::now() + std::time::Duration::from_secs(58);
+    let report = c.verify_until(Some(later)).await.unwrap();
+    assert_eq!(report.outcome, "failed_back", "{}", report.reason);
+    assert_eq!(world.control.epochs(), vec![1, 2]);
+}

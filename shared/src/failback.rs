@@ -29,6 +29,14 @@ use crate::switch::{Intent, SwitchRequest};
 use crate::window::rfc3339;
 
 const DRAIN_POLL: Duration = Duration::from_millis(250);
+/// Held events are sent for at most this long per run: they must not crowd out the
+/// verification (the rest wait for the next run).
+const HELD_EVENTS_BUDGET: Duration = Duration::from_secs(5);
+/// A readiness evaluation (call budgets, a lag wait) starts only with this much time left.
+const READINESS_RESERVE: Duration = Duration::from_secs(35);
+/// An automatic failback (probes, every step, a Run Command followed for up to 20 s)
+/// starts only with this much time left; otherwise the next run makes it.
+const FAILBACK_RESERVE: Duration = Duration::from_secs(30);
 
 /// What reconcile found out of line and what it did about it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -270,18 +278,37 @@ impl<D: Deps> Controller<D> {
         Ok(report)
     }
 
-    /// One run of the failback verification (reconcile first, in any state).
+    /// One run of the failback verification (reconcile first, in any state), with no
+    /// deadline of its own.
     pub async fn verify(&self) -> Result<VerifyReport> {
+        self.verify_until(None).await
+    }
+
+    /// One run of the failback verification that keeps inside `deadline` (the Lambda
+    /// invocation's, less a margin): work that can wait for the next run (held events
+    /// past a budget, a readiness evaluation, an automatic failback) is left for it when
+    /// too little time is left.
+    pub async fn verify_until(&self, deadline: Option<Instant>) -> Result<VerifyReport> {
+        let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
         // Events a failing bus left behind go first: they are older than anything below.
-        let held_events = self.deliver_held().await.unwrap_or_else(|e| {
-            warn!(error = %e, "held events could not be read; the next run tries again");
-            HeldReport::default()
-        });
+        let held_events = self
+            .deliver_held(HELD_EVENTS_BUDGET)
+            .await
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "held events could not be read; the next run tries again");
+                HeldReport::default()
+            });
         let reconcile = self.reconcile().await?;
         let state = self.load().await?.value;
         let capacity = self.capacity_round(&state).await?;
-        // Never fails: a check that cannot be made fails with its reason.
-        let readiness = self.readiness_round(&state).await;
+        // Never fails: a check that cannot be made fails with its reason. Still due next
+        // run when skipped for time.
+        let readiness = if left().is_none_or(|l| l >= READINESS_RESERVE) {
+            self.readiness_round(&state).await
+        } else {
+            warn!(left = ?left(), "readiness not evaluated this run: too little time left");
+            None
+        };
         if let Some(run) = readiness.as_ref().filter(|r| r.changed) {
             let r = &run.readiness;
             self.notify(
@@ -393,6 +420,13 @@ impl<D: Deps> Controller<D> {
                     report.failback_window_opens.as_deref().unwrap_or("?")
                 );
                 info!(home = %home, "{}", report.reason);
+            }
+            FailbackMode::Auto if left().is_some_and(|l| l < FAILBACK_RESERVE) => {
+                report.outcome = "waiting";
+                report.reason = format!(
+                    "ready for failback to {home}, but this run has too little time left to carry it out; the next run fails back"
+                );
+                warn!(home = %home, left = ?left(), "{}", report.reason);
             }
             FailbackMode::Auto => {
                 let response = self

@@ -144,10 +144,15 @@ impl<D: Deps> Controller<D> {
     }
 
     /// Sends the held notices again, oldest first, and forgets the ones the bus took.
-    pub async fn deliver_held(&self) -> Result<HeldReport> {
+    /// No new batch starts once `budget` has passed; the rest wait for the next run.
+    pub async fn deliver_held(&self, budget: std::time::Duration) -> Result<HeldReport> {
+        let started = tokio::time::Instant::now();
         let held = self.ports.control().held(HELD_PER_RUN).await?;
         let mut report = HeldReport::default();
         for batch in held.chunks(PUT_EVENTS_MAX) {
+            if started.elapsed() >= budget {
+                break;
+            }
             let put = tokio::time::timeout(
                 self.config.timeouts.call_attempt,
                 self.ports.bus().put(batch),

@@ -3,16 +3,28 @@
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use regionpilot::controller::Controller;
 use regionpilot::failback::{VerifierRequest, decode_request};
-use regionpilot::ports::Deps;
+use regionpilot::ports::{Clock, Deps};
 use serde_json::Value;
+use tokio::time::{Duration, Instant};
 use tracing::{error, info};
+
+/// Time kept free before the Lambda deadline to answer.
+const ANSWER_MARGIN: Duration = Duration::from_secs(2);
 
 pub async fn handle<D: Deps>(
     controller: &Controller<D>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Diagnostic> {
+    // Stay inside the Lambda timeout, with time to answer.
+    let now_ms = controller.ports.clock().now_millis();
+    let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms))
+        .saturating_sub(ANSWER_MARGIN);
+    let deadline = (event.context.deadline > 0).then(|| Instant::now() + left);
     let result = match decode_request(&event.payload) {
-        Ok(VerifierRequest::Verify) => controller.verify().await.and_then(|r| to_json(&r)),
+        Ok(VerifierRequest::Verify) => controller
+            .verify_until(deadline)
+            .await
+            .and_then(|r| to_json(&r)),
         Ok(VerifierRequest::Status) => controller.status().await.and_then(|r| to_json(&r)),
         Err(e) => Err(e),
     };
