@@ -14,7 +14,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{AlarmSignal, AlarmState, Command, Trigger};
-use crate::notices::{self, DetailType};
+use crate::notices::DetailType;
 use crate::ports::{
     Clock, ControlStore, Deps, HealthProbe, Heartbeats, ParameterStore, ProbeResult,
 };
@@ -293,12 +293,7 @@ impl<D: Deps> Controller<D> {
                 .carry_out(transition, saved, failing_deadline, true)
                 .instrument(span)
                 .await?;
-            self.notify(
-                DetailType::RegionSwitch,
-                format!("switch-{}", done.epoch),
-                notices::switched(&done, request.force),
-            )
-            .await;
+            self.notify_switched(&done).await;
             // The transition this one superseded keeps a whole history record even if its
             // last write was lost (a no-op when the record is there already).
             if let Some(previous) = state.transition.as_ref()
@@ -645,12 +640,7 @@ impl<D: Deps> Controller<D> {
             let done = self.carry_out(t, saved, deadline, false).await?;
             // The invocation that made it may have died before telling: tell now, with
             // the same id (consumers drop a duplicate).
-            self.notify(
-                DetailType::RegionSwitch,
-                format!("switch-{}", done.epoch),
-                notices::switched(&done, done.forced),
-            )
-            .await;
+            self.notify_switched(&done).await;
         }
         Ok(())
     }

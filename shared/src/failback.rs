@@ -168,7 +168,7 @@ impl<D: Deps> Controller<D> {
                     Ran::at(format!("publish {region}"), record, now)
                 })
                 .collect();
-            self.record_steps(None, transition.epoch, &records, false)
+            self.record_steps(None, transition.epoch, &records, None)
                 .await?;
         }
         // Every step of the latest transition that is not done yet: a region that was

@@ -83,16 +83,18 @@ pub struct Round {
     pub replication: Vec<ReplicationLag>,
 }
 
-/// A call under the round's absolute deadline.
-async fn within<T>(
+/// A call under an absolute deadline; past it, the deadline error naming the call and
+/// region.
+pub(crate) async fn within<T>(
     deadline: Instant,
-    region: &Region,
+    service: &'static str,
     operation: &'static str,
+    region: &Region,
     call: impl Future<Output = Result<T, AwsError>>,
 ) -> Result<T, AwsError> {
     timeout_at(deadline, call)
         .await
-        .unwrap_or_else(|_| Err(AwsError::deadline("dynamodb", operation, region)))
+        .unwrap_or_else(|_| Err(AwsError::deadline(service, operation, region)))
 }
 
 fn failure(e: &AwsError) -> (Option<ErrorClass>, Option<String>) {
@@ -109,26 +111,26 @@ where
     let deadline = Instant::now() + budget;
     let per_region = join_all(regions.iter().map(|region| async move {
         let canary = async {
-            match timeout_at(deadline, probe.check(region)).await {
-                Ok(result) => result,
-                Err(_) => crate::ports::ProbeResult {
-                    region: region.clone(),
-                    reachable: false,
-                    latency_ms: budget.as_millis() as u64,
-                    item_found: false,
-                    error_kind: Some(ErrorKind::Timeout),
-                    error: Some(AwsError::deadline("dynamodb", "GetItem", region).to_string()),
-                },
-            }
+            timeout_at(deadline, probe.check(region))
+                .await
+                .unwrap_or_else(|_| crate::ports::ProbeResult::timed_out(region, budget))
         };
         let round_trip = async {
             let started = Instant::now();
             let stamp = clock.now_millis();
-            within(deadline, region, "PutItem", probe.write(region, stamp)).await?;
+            within(
+                deadline,
+                "dynamodb",
+                "PutItem",
+                region,
+                probe.write(region, stamp),
+            )
+            .await?;
             let seen = within(
                 deadline,
-                region,
+                "dynamodb",
                 "GetItem",
+                region,
                 probe.read(region, region, true),
             )
             .await?;
@@ -149,8 +151,14 @@ where
         // Only after our heartbeat is written does its age elsewhere measure the lag.
         let lags = join_all(regions.iter().filter(|other| *other != region).map(
             |other| async move {
-                let seen =
-                    within(deadline, other, "GetItem", probe.read(other, region, false)).await;
+                let seen = within(
+                    deadline,
+                    "dynamodb",
+                    "GetItem",
+                    other,
+                    probe.read(other, region, false),
+                )
+                .await;
                 let now = clock.now_millis();
                 match seen {
                     Ok(Some(stamp)) => ReplicationLag {

@@ -88,7 +88,7 @@ pub fn step_outcomes(t: &Transition) -> Vec<Value> {
 }
 
 /// The detail of a `Region Switch` that happened.
-pub fn switched(t: &Transition, forced: bool) -> Value {
+pub fn switched(t: &Transition) -> Value {
     json!({
         "outcome": "switched",
         "epoch": t.epoch,
@@ -96,13 +96,35 @@ pub fn switched(t: &Transition, forced: bool) -> Value {
         "to": t.to,
         "trigger": t.trigger,
         "reason": t.reason,
-        "forced": forced,
+        "forced": t.forced,
         "steps": step_outcomes(t),
         "data_loss_window": DataLossWindow::of(t),
     })
 }
 
 impl<D: Deps> Controller<D> {
+    /// The `Region Switch` of a transition carried out, with the id every invocation that
+    /// carries it out uses (`switch-<epoch>`), so a takeover's repeat is dropped.
+    pub async fn notify_switched(&self, t: &Transition) {
+        self.notify(
+            DetailType::RegionSwitch,
+            format!("switch-{}", t.epoch),
+            switched(t),
+        )
+        .await;
+    }
+
+    /// Puts `notices` on the bus within one call timeout: the ids it refused, or why
+    /// nothing was put.
+    async fn put_bounded(&self, notices: &[Notice]) -> std::result::Result<Vec<String>, String> {
+        let timeout = self.config.timeouts.call_attempt;
+        match tokio::time::timeout(timeout, self.ports.bus().put(notices)).await {
+            Ok(Ok(refused)) => Ok(refused),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        }
+    }
+
     /// Puts one notice on the bus within one call timeout; keeps it in the control table
     /// when the bus does not take it. Never fails: callers are transitions.
     pub async fn notify(&self, detail_type: DetailType, id: String, mut detail: Value) {
@@ -116,22 +138,13 @@ impl<D: Deps> Controller<D> {
             detail,
             at: self.now(),
         };
-        let put = tokio::time::timeout(
-            self.config.timeouts.call_attempt,
-            self.ports.bus().put(std::slice::from_ref(&notice)),
-        )
-        .await;
-        let why = match put {
-            Ok(Ok(refused)) if refused.is_empty() => {
+        let why = match self.put_bounded(std::slice::from_ref(&notice)).await {
+            Ok(refused) if refused.is_empty() => {
                 info!(event = %notice.detail_type, id = %notice.id, "event published");
                 return;
             }
-            Ok(Ok(_)) => "the bus refused the entry".to_owned(),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!(
-                "no answer within {} ms",
-                self.config.timeouts.call_attempt.as_millis()
-            ),
+            Ok(_) => "the bus refused the entry".to_owned(),
+            Err(why) => why,
         };
         match self.ports.control().hold(&notice).await {
             Ok(()) => {
@@ -153,19 +166,10 @@ impl<D: Deps> Controller<D> {
             if started.elapsed() >= budget {
                 break;
             }
-            let put = tokio::time::timeout(
-                self.config.timeouts.call_attempt,
-                self.ports.bus().put(batch),
-            )
-            .await;
-            let refused = match put {
-                Ok(Ok(refused)) => refused,
-                Ok(Err(e)) => {
-                    warn!(error = %e, "held events not delivered; the next run tries again");
-                    break;
-                }
-                Err(_) => {
-                    warn!("held events not delivered: the bus did not answer in time");
+            let refused = match self.put_bounded(batch).await {
+                Ok(refused) => refused,
+                Err(why) => {
+                    warn!(error = %why, "held events not delivered; the next run tries again");
                     break;
                 }
             };

@@ -538,7 +538,7 @@ impl<D: Deps> Controller<D> {
             ran.apply(&mut done);
         }
         done.completed = true;
-        self.record_steps(Some(saved), epoch, &records, true)
+        self.record_steps(Some(saved), epoch, &records, Some(&done))
             .await?;
         let failed = done.failed_regions();
         if failed.is_empty() {
@@ -584,14 +584,15 @@ impl<D: Deps> Controller<D> {
         .await;
         let records: Vec<Ran> = results.into_iter().flatten().collect();
         if !records.is_empty() {
-            self.record_steps(None, transition.epoch, &records, false)
+            self.record_steps(None, transition.epoch, &records, None)
                 .await?;
         }
         Ok(records)
     }
 
-    /// Applies `records` to the stored transition of `epoch` (and marks it completed when
-    /// asked), retrying on contention; `known` is tried first without a re-read. A newer
+    /// Applies `records` to the stored transition of `epoch` (and, given the `completed`
+    /// transition as the caller carried it out, writes its history record and then marks
+    /// it completed), retrying on contention; `known` is tried first without a re-read. A newer
     /// epoch means our transition was superseded: nothing to record. The history record
     /// is rewritten from the result, so a report of the transition has its steps.
     pub(crate) async fn record_steps(
@@ -599,33 +600,23 @@ impl<D: Deps> Controller<D> {
         known: Option<Versioned<ControlState>>,
         epoch: u64,
         records: &[Ran],
-        completed: bool,
+        completed: Option<&Transition>,
     ) -> Result<()> {
         for ran in records {
             self.emit_step_metric(&ran.record);
         }
-        // Completion implies a history record: write it first from what we know, so a
-        // crash before the state says `completed` leaves the transition to be taken
-        // over, history and all.
-        if completed
-            && let Some(known) = known.as_ref()
-            && let Some(t) = known.value.transition.as_ref().filter(|t| t.epoch == epoch)
-        {
-            let mut done = t.clone();
-            for ran in records {
-                ran.apply(&mut done);
-            }
-            done.completed = true;
-            if let Err(e) = self
+        // Completion implies a history record: write it first, so a crash before the
+        // state says `completed` leaves the transition to be taken over, history and all.
+        if let Some(done) = completed
+            && let Err(e) = self
                 .ports
                 .control()
-                .put_history(&HistoryRecord::of(&done))
+                .put_history(&HistoryRecord::of(done))
                 .await
-            {
-                // Not worth failing a transition whose steps are done: the verifier's
-                // reconcile writes a missing history record.
-                warn!(epoch, error = %e, "could not write the history record");
-            }
+        {
+            // Not worth failing a transition whose steps are done: the verifier's
+            // reconcile writes a missing history record.
+            warn!(epoch, error = %e, "could not write the history record");
         }
         let saved = self
             .update_from(known, |state| {
@@ -633,7 +624,7 @@ impl<D: Deps> Controller<D> {
                     for ran in records {
                         ran.apply(t);
                     }
-                    if completed {
+                    if completed.is_some() {
                         t.completed = true;
                     }
                 }
@@ -726,7 +717,7 @@ impl<D: Deps> Controller<D> {
         if so_far.is_empty() {
             return;
         }
-        if let Err(e) = self.record_steps(None, epoch, &so_far, false).await {
+        if let Err(e) = self.record_steps(None, epoch, &so_far, None).await {
             warn!(epoch, error = %e, "could not record the sent commands before following them");
         }
     }

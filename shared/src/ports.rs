@@ -198,6 +198,20 @@ pub struct ProbeResult {
     pub error: Option<String>,
 }
 
+impl ProbeResult {
+    /// The result of a probe of `region` that did not finish within `budget`.
+    pub fn timed_out(region: &Region, budget: std::time::Duration) -> Self {
+        ProbeResult {
+            region: region.clone(),
+            reachable: false,
+            latency_ms: budget.as_millis() as u64,
+            item_found: false,
+            error_kind: Some(ErrorKind::Timeout),
+            error: Some(AwsError::deadline("dynamodb", "GetItem", region).to_string()),
+        }
+    }
+}
+
 /// A strongly consistent read of the canary item under a hard deadline.
 pub trait HealthProbe: Send + Sync {
     fn check(&self, region: &Region) -> impl Future<Output = ProbeResult> + Send;

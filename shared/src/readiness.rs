@@ -30,6 +30,7 @@ use crate::capacity::{Scale, counterpart, decide};
 use crate::config::GroupRef;
 use crate::controller::Controller;
 use crate::error::AwsError;
+use crate::health::within;
 use crate::ports::{ControlStore, Deps, GroupInfo, HealthProbe, Heartbeats, ParameterStore};
 use crate::ports::{ProbeResult, ScalingGroups};
 use crate::region::Region;
@@ -113,19 +114,6 @@ pub struct ReadinessRun {
 pub fn due(previous: Option<&Readiness>, now: Millis, interval: Duration) -> bool {
     previous
         .is_none_or(|r| now < r.evaluated_at || now - r.evaluated_at >= interval.as_millis() as u64)
-}
-
-/// A call bounded by `budget`; past it, the deadline error naming the call and region.
-async fn bounded<T>(
-    budget: Duration,
-    service: &'static str,
-    operation: &'static str,
-    region: &Region,
-    call: impl Future<Output = Result<T, AwsError>>,
-) -> Result<T, AwsError> {
-    tokio::time::timeout(budget, call)
-        .await
-        .unwrap_or_else(|_| Err(AwsError::deadline(service, operation, region)))
 }
 
 /// The `group_capacity` check of `group` against `active`: exists, and outside the active
@@ -321,8 +309,8 @@ impl<D: Deps> Controller<D> {
         let name = &self.config.active_region_parameter;
         let budget = self.config.timeouts.call_budget();
         join_all(self.config.regions.iter().map(|region| async move {
-            let read = bounded(
-                budget,
+            let read = within(
+                Instant::now() + budget,
                 "ssm",
                 "GetParameter",
                 region,
@@ -354,8 +342,8 @@ impl<D: Deps> Controller<D> {
         let budget = self.config.timeouts.call_budget();
         let described: BTreeMap<String, Result<Option<GroupInfo>, AwsError>> =
             join_all(groups.iter().map(|g| async move {
-                let info = bounded(
-                    budget,
+                let info = within(
+                    Instant::now() + budget,
                     "autoscaling",
                     "DescribeAutoScalingGroups",
                     &g.region,
@@ -389,14 +377,7 @@ impl<D: Deps> Controller<D> {
         join_all(self.config.regions.iter().map(|region| async move {
             let result = tokio::time::timeout(budget, self.ports.probe().check(region))
                 .await
-                .unwrap_or_else(|_| ProbeResult {
-                    region: region.clone(),
-                    reachable: false,
-                    latency_ms: budget.as_millis() as u64,
-                    item_found: false,
-                    error_kind: Some(crate::error::ErrorKind::Timeout),
-                    error: Some(AwsError::deadline("dynamodb", "GetItem", region).to_string()),
-                });
+                .unwrap_or_else(|_| ProbeResult::timed_out(region, budget));
             let item = format!("{}={}", key.attribute, key.value);
             let (passed, reason) = match (&result.error, result.item_found) {
                 (Some(error), _) => (
@@ -430,8 +411,8 @@ impl<D: Deps> Controller<D> {
         let written: BTreeMap<&Region, Result<Millis, AwsError>> =
             join_all(self.config.regions.iter().map(|region| async move {
                 let stamp = self.now();
-                let write = bounded(
-                    budget,
+                let write = within(
+                    Instant::now() + budget,
                     "dynamodb",
                     "PutItem",
                     region,
@@ -476,8 +457,8 @@ impl<D: Deps> Controller<D> {
         let budget = self.config.timeouts.probe;
         let started = Instant::now();
         loop {
-            let read = bounded(
-                budget,
+            let read = within(
+                Instant::now() + budget,
                 "dynamodb",
                 "GetItem",
                 to,
@@ -538,8 +519,8 @@ impl<D: Deps> Controller<D> {
     async fn pitr_check(&self) -> ReadinessCheck {
         let table = &self.config.control_table;
         let region = &self.config.own_region;
-        let result = bounded(
-            self.config.timeouts.call_budget(),
+        let result = within(
+            Instant::now() + self.config.timeouts.call_budget(),
             "dynamodb",
             "DescribeContinuousBackups",
             region,

@@ -23,7 +23,7 @@ use super::{AwsScalingGroups, DynamoControlStore, SsmParameters};
 use crate::config::{GroupRef, RefreshPreferences};
 use crate::error::{Error, ErrorKind};
 use crate::ports::{ControlStore, ParameterStore, ScalingGroups};
-use crate::state::{ControlState, HistoryRecord, TriggerInfo};
+use crate::state::{ControlState, HistoryRecord};
 use crate::testing::region;
 
 fn one<T>(client: T) -> Arc<BTreeMap<crate::region::Region, T>> {
@@ -250,20 +250,7 @@ async fn a_history_copy_that_got_further_is_kept_and_no_transaction_is_used() {
         });
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
     let store = DynamoControlStore::new(client, region("us-east-1"), "control".into());
-    let record = HistoryRecord {
-        epoch: 1,
-        from: region("us-east-1"),
-        to: region("us-west-2"),
-        reason: "r".into(),
-        trigger: TriggerInfo::Manual {
-            command: "failover".into(),
-            force: false,
-        },
-        at: 1,
-        last_replicated_from_old: None,
-        transition: None,
-        revision: 1,
-    };
+    let record = history_record(1);
     store.put_history(&record).await.unwrap();
     assert_eq!(put.num_calls(), 1);
 }
@@ -348,6 +335,13 @@ async fn point_in_time_recovery_is_read_from_describe_continuous_backups() {
     assert_eq!(err.code.as_deref(), Some("TableNotFoundException"));
 }
 
+/// The history record of a completed transition `epoch`.
+fn history_record(epoch: u64) -> HistoryRecord {
+    let mut t = crate::testing::transition("us-east-1", "us-west-2", 1);
+    t.epoch = epoch;
+    HistoryRecord::of(&t)
+}
+
 fn conflict() -> PutItemError {
     PutItemError::ReplicatedWriteConflictException(
         aws_sdk_dynamodb::types::error::ReplicatedWriteConflictException::builder()
@@ -369,19 +363,7 @@ async fn a_write_conflict_with_another_region_is_a_lost_race_to_re_read_and_deci
 
 #[tokio::test]
 async fn a_history_write_that_conflicts_is_tried_again_bounded() {
-    let record = HistoryRecord {
-        epoch: 2,
-        from: region("us-west-2"),
-        to: region("us-east-1"),
-        reason: "r".into(),
-        trigger: TriggerInfo::Verifier {
-            check: "failback".into(),
-        },
-        at: 1,
-        last_replicated_from_old: None,
-        transition: None,
-        revision: 4,
-    };
+    let record = history_record(2);
     // Two conflicts, then it lands: the SDK's retries.
     let put = mock!(aws_sdk_dynamodb::Client::put_item)
         .sequence()
