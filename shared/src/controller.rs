@@ -3,7 +3,7 @@
 //! happen once, the state records how far its side effects got, and any later invocation
 //! (after the lease of a crashed one has run out) finishes what is left.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -227,8 +227,27 @@ impl<D: Deps> Controller<D> {
         let mut probes: BTreeMap<Region, ProbeResult> = BTreeMap::new();
         // Newest heartbeat of the region we leave, as each candidate has seen it.
         let mut evidence: BTreeMap<Region, Option<Millis>> = BTreeMap::new();
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = self.load().await?;
+        // The regions whose probes this request reports: those a plan asked for (the
+        // first round may have probed others on a guess).
+        let mut probed: BTreeSet<Region> = BTreeSet::new();
+        for attempt in 0..MAX_CAS_ATTEMPTS {
+            let current = if attempt == 0 {
+                // One round, not two: the likely candidates are probed beside the read of
+                // the control state. Their evidence is about the region the guess says we
+                // leave; if the state says otherwise, it is read again below.
+                let (leaving, likely) = switch::likely_probes(&request.intent, &self.config);
+                let (current, ()) = tokio::join!(
+                    self.load(),
+                    self.probe_candidates(&leaving, &likely, &mut probes, &mut evidence)
+                );
+                let current = current?;
+                if current.value.active_region != leaving {
+                    evidence.clear();
+                }
+                current
+            } else {
+                self.load().await?
+            };
             let state = &current.value;
             self.finish_abandoned(&current).await?;
             let decision = match switch::plan(state, &request, self.now(), &self.config) {
@@ -241,10 +260,17 @@ impl<D: Deps> Controller<D> {
                         &mut evidence,
                     )
                     .await;
+                    probed.extend(candidates.iter().cloned());
                     switch::pick(state, &candidates, &probes)
                 }
             };
-            let probe_report = (!probes.is_empty()).then(|| probes.values().cloned().collect());
+            let probe_report = (!probed.is_empty()).then(|| {
+                probed
+                    .iter()
+                    .filter_map(|r| probes.get(r))
+                    .cloned()
+                    .collect()
+            });
             let (from, to) =
                 match self.answer_without_switch(decision, state, &request, probe_report.clone()) {
                     Ok(pair) => pair,

@@ -1,16 +1,25 @@
 //! Decodes every trigger into one domain type at the edge:
 //!
-//! 1. a CloudWatch alarm invoking the function directly (`source: aws.cloudwatch`, `alarmData`);
-//! 2. an EventBridge "CloudWatch Alarm State Change" event (`detail-type`, `detail`);
-//! 3. an SNS notification whose `Message` is the classic CloudWatch alarm JSON;
+//! 1. a CloudWatch alarm invoking the function directly (`source: aws.cloudwatch`,
+//!    `alarmData`): `aws_lambda_events`' `CloudWatchAlarm`, with the configuration and the
+//!    reason data left as JSON so metric, metric-math and composite alarms all decode;
+//! 2. an EventBridge "CloudWatch Alarm State Change" event: `EventBridgeEvent`, whose
+//!    `detail` is the same alarm data as (1);
+//! 3. an SNS notification: `SnsEvent`, whose `Message` is the classic CloudWatch alarm
+//!    JSON. That message is read with our own lenient type, because the crate's
+//!    `CloudWatchAlarmPayload` rejects what AWS sends (`"AlarmDescription": null` for an
+//!    alarm without a description; the test `crate_rejects_documented_sns_alarm_messages`
+//!    shows it);
 //! 4. a manual command (`{"command": ...}`).
 //!
-//! Decoding reads only the fields it needs and tolerates everything else, because AWS
-//! sends several documented shapes (metric, metric-math and composite alarms; SNS messages
-//! with `null` descriptions) that strict typed models (`aws_lambda_events`) reject.
 //! Anything that is none of the above is rejected with a message that says what was
-//! expected.
+//! expected, and which field was wrong.
 
+use aws_lambda_events::cloudwatch_alarms::{
+    CloudWatchAlarm, CloudWatchAlarmData, CloudWatchAlarmStateValue as StateValue,
+};
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sns::SnsEvent;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -145,26 +154,16 @@ pub fn decode(payload: &Value, config: &Config) -> Result<Trigger> {
     if object.contains_key("command") {
         return decode_command(object, config).map(Trigger::Command);
     }
-    if let Some(detail_type) = object.get("detail-type") {
-        return match detail_type.as_str() {
-            Some("CloudWatch Alarm State Change") => {
-                let detail = object.get("detail").ok_or_else(|| {
-                    Error::invalid("EventBridge alarm event has no \"detail\" object")
-                })?;
-                decode_alarm(detail, AlarmSource::EventBridge, config).map(Trigger::Alarm)
-            }
-            other => Err(Error::invalid(format!(
-                "EventBridge detail-type {:?} is not handled; expected \"CloudWatch Alarm State Change\"",
-                other.map(|t| text::clip(t, 80)).unwrap_or_default()
-            ))),
-        };
+    if object.contains_key("detail-type") {
+        return decode_eventbridge(payload, config).map(Trigger::Alarm);
     }
     if object.contains_key("alarmData") {
-        let data = &object["alarmData"];
-        return decode_alarm(data, AlarmSource::Direct, config).map(Trigger::Alarm);
+        let alarm: CloudWatchAlarm<Value, Value> = from_value_naming_the_field(payload.clone())
+            .map_err(|e| Error::invalid(format!("cloudwatch alarm event is malformed: {e}")))?;
+        return decode_alarm(alarm.alarm_data, AlarmSource::Direct, config).map(Trigger::Alarm);
     }
-    if let Some(records) = object.get("Records").or_else(|| object.get("records")) {
-        return decode_sns(records, config).map(Trigger::Alarm);
+    if object.contains_key("Records") {
+        return decode_sns(payload, config).map(Trigger::Alarm);
     }
     Err(Error::invalid(format!(
         "unrecognised event with keys [{}]; {EXPECTED}",
@@ -244,16 +243,25 @@ pub fn decode_scheduled<T: Copy>(
                 ))
             });
     }
-    let is_schedule = map.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
-        || matches!(
-            map.get("source").and_then(Value::as_str),
-            Some("aws.events" | "aws.scheduler")
-        );
-    if is_schedule {
-        Ok(scheduled)
-    } else {
-        Err(Error::invalid(format!("unrecognised event; {expected}")))
+    // An EventBridge rule's or EventBridge Scheduler's event: the envelope is checked with
+    // the crate's type, the detail is not read.
+    if map.contains_key("detail-type") || map.contains_key("source") {
+        let event: EventBridgeEvent<Value> =
+            from_value_naming_the_field(payload.clone()).map_err(|e| {
+                Error::invalid(format!("EventBridge event is malformed: {e}; {expected}"))
+            })?;
+        let is_schedule = event.detail_type == "Scheduled Event"
+            || matches!(event.source.as_str(), "aws.events" | "aws.scheduler");
+        if is_schedule {
+            return Ok(scheduled);
+        }
+        return Err(Error::invalid(format!(
+            "EventBridge event {:?} from {:?} is not a schedule; {expected}",
+            text::clip(&event.detail_type, 80),
+            text::clip(&event.source, 80)
+        )));
     }
+    Err(Error::invalid(format!("unrecognised event; {expected}")))
 }
 
 // ----- commands -----
@@ -427,44 +435,48 @@ fn region_list(config: &Config) -> String {
 
 // ----- alarms -----
 
-/// The alarm JSON as sent directly to Lambda and inside EventBridge's `detail`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AlarmData {
-    alarm_name: Option<String>,
-    state: Option<AlarmStateData>,
-    #[serde(default)]
-    configuration: Option<Value>,
+fn decode_eventbridge(payload: &Value, config: &Config) -> Result<AlarmSignal> {
+    if payload.get("detail").is_none() {
+        return Err(Error::invalid("EventBridge event has no \"detail\" object"));
+    }
+    let event: EventBridgeEvent<Value> = from_value_naming_the_field(payload.clone())
+        .map_err(|e| Error::invalid(format!("EventBridge event is malformed: {e}")))?;
+    if event.detail_type != "CloudWatch Alarm State Change" {
+        return Err(Error::invalid(format!(
+            "EventBridge detail-type {:?} is not handled; expected \"CloudWatch Alarm State Change\"",
+            text::clip(&event.detail_type, 80)
+        )));
+    }
+    let data: CloudWatchAlarmData<Value, Value> = from_value_naming_the_field(event.detail)
+        .map_err(|e| Error::invalid(format!("EventBridge alarm event is malformed: detail.{e}")))?;
+    decode_alarm(data, AlarmSource::EventBridge, config)
 }
 
-#[derive(Deserialize)]
-struct AlarmStateData {
-    value: Option<String>,
-    reason: Option<String>,
-}
-
-fn decode_alarm(data: &Value, source: AlarmSource, config: &Config) -> Result<AlarmSignal> {
+fn decode_alarm(
+    data: CloudWatchAlarmData<Value, Value>,
+    source: AlarmSource,
+    config: &Config,
+) -> Result<AlarmSignal> {
     let label = source.as_str();
-    let data: AlarmData = from_value_naming_the_field(data.clone())
-        .map_err(|e| Error::invalid(format!("{label} alarm event is malformed: {e}")))?;
-    let alarm_name = data
-        .alarm_name
-        .ok_or_else(|| Error::invalid(format!("{label} alarm event has no alarmName")))?;
     let state = data
         .state
         .ok_or_else(|| Error::invalid(format!("{label} alarm event has no state")))?;
-    let state_value = state
-        .value
-        .ok_or_else(|| Error::invalid(format!("{label} alarm event has no state.value")))?;
-    let dimensions = data
-        .configuration
-        .as_ref()
-        .map(region_dimensions_in_configuration)
-        .unwrap_or_default();
+    let value = match state.value {
+        StateValue::Alarm => AlarmState::Alarm,
+        StateValue::Ok => AlarmState::Ok,
+        StateValue::InsufficientData => AlarmState::InsufficientData,
+        // The enum is non-exhaustive: a state added later is not one we act on.
+        other => {
+            return Err(Error::invalid(format!(
+                "{label} alarm event has state {other:?}; expected ALARM, OK or INSUFFICIENT_DATA"
+            )));
+        }
+    };
+    let dimensions = region_dimensions_in_configuration(&data.configuration);
     signal(
-        alarm_name,
-        &state_value,
-        state.reason,
+        data.alarm_name,
+        value,
+        Some(state.reason),
         dimensions,
         source,
         config,
@@ -502,7 +514,8 @@ fn is_region_dimension(name: &str) -> bool {
     name.eq_ignore_ascii_case("region")
 }
 
-/// The classic alarm notification SNS carries in `Message`.
+/// The classic alarm notification SNS carries in `Message`. Our own type: the crate's
+/// `CloudWatchAlarmPayload` requires fields AWS sends as `null` (see the module docs).
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct SnsAlarmMessage {
@@ -513,33 +526,34 @@ struct SnsAlarmMessage {
     trigger: Option<Value>,
 }
 
-fn decode_sns(records: &Value, config: &Config) -> Result<AlarmSignal> {
-    let Some(records) = records.as_array() else {
-        return Err(Error::invalid(
-            "\"Records\" must be an array of SNS records",
-        ));
-    };
-    let [record] = records.as_slice() else {
-        return Err(Error::invalid(format!(
-            "expected exactly one SNS record (SNS delivers one per invocation), got {}",
-            records.len()
-        )));
-    };
-    let source = record
-        .get("EventSource")
-        .or_else(|| record.get("eventSource"))
+fn decode_sns(payload: &Value, config: &Config) -> Result<AlarmSignal> {
+    // Other services' records (SQS, S3, DynamoDB streams: `eventSource`) are named as such
+    // rather than as SNS records missing fields.
+    let first = payload.pointer("/Records/0");
+    let source = first
+        .and_then(|r| r.get("EventSource").or_else(|| r.get("eventSource")))
         .and_then(Value::as_str);
-    if source != Some("aws:sns") {
+    if let Some(source) = source.filter(|s| *s != "aws:sns") {
         return Err(Error::invalid(format!(
             "record EventSource is {:?}; only aws:sns records carrying CloudWatch alarms are handled",
-            source.map(|s| text::clip(s, 40)).unwrap_or_default()
+            text::clip(source, 40)
         )));
     }
-    let message = record
-        .pointer("/Sns/Message")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::invalid("SNS record has no Sns.Message string"))?;
-    let message: SnsAlarmMessage = serde_json::from_str(message).map_err(|e| {
+    let event: SnsEvent = from_value_naming_the_field(payload.clone())
+        .map_err(|e| Error::invalid(format!("SNS event is malformed: {e}")))?;
+    let [record] = event.records.as_slice() else {
+        return Err(Error::invalid(format!(
+            "expected exactly one SNS record (SNS delivers one per invocation), got {}",
+            event.records.len()
+        )));
+    };
+    if record.event_source != "aws:sns" {
+        return Err(Error::invalid(format!(
+            "record EventSource is {:?}; only aws:sns records carrying CloudWatch alarms are handled",
+            text::clip(&record.event_source, 40)
+        )));
+    }
+    let message: SnsAlarmMessage = serde_json::from_str(&record.sns.message).map_err(|e| {
         Error::invalid(format!(
             "SNS Message is not CloudWatch alarm JSON: {}",
             text::clip(&e.to_string(), 120)
@@ -551,6 +565,13 @@ fn decode_sns(records: &Value, config: &Config) -> Result<AlarmSignal> {
     let state_value = message
         .new_state_value
         .ok_or_else(|| Error::invalid("SNS alarm message has no NewStateValue"))?;
+    let state = AlarmState::parse(&state_value).ok_or_else(|| {
+        Error::invalid(format!(
+            "alarm {:?} has state {:?}; expected ALARM, OK or INSUFFICIENT_DATA",
+            text::clip(&alarm_name, 80),
+            text::clip(&state_value, 40)
+        ))
+    })?;
     let dimensions = message
         .trigger
         .as_ref()
@@ -558,7 +579,7 @@ fn decode_sns(records: &Value, config: &Config) -> Result<AlarmSignal> {
         .unwrap_or_default();
     signal(
         alarm_name,
-        &state_value,
+        state,
         message.new_state_reason,
         dimensions,
         AlarmSource::Sns,
@@ -602,19 +623,13 @@ fn region_dimensions_in_trigger(trigger: &Value) -> Vec<String> {
 
 fn signal(
     alarm_name: String,
-    state_value: &str,
+    state: AlarmState,
     state_reason: Option<String>,
     region_dimensions: Vec<String>,
     source: AlarmSource,
     config: &Config,
 ) -> Result<AlarmSignal> {
     let alarm_name = text::sanitize(&text::clip(&alarm_name, 255));
-    let state = AlarmState::parse(state_value).ok_or_else(|| {
-        Error::invalid(format!(
-            "alarm {alarm_name:?} has state {:?}; expected ALARM, OK or INSUFFICIENT_DATA",
-            text::clip(state_value, 40)
-        ))
-    })?;
     let region = alarm_region(&alarm_name, &region_dimensions, config)?;
     Ok(AlarmSignal {
         alarm_name,
@@ -676,6 +691,45 @@ mod tests {
         })
     }
 
+    fn without_state(mut event: Value) -> Value {
+        event["alarmData"]
+            .as_object_mut()
+            .expect("alarm data")
+            .remove("state");
+        event
+    }
+
+    /// An SNS delivery as AWS documents it, carrying `message` (JSON, or a bare string).
+    fn sns_event(message: &Value) -> Value {
+        let message = match message {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        json!({"Records": [{
+            "EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-west-2:1:t:s",
+            "Sns": {"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-west-2:1:t",
+                    "Subject": "ALARM", "Message": message, "Timestamp": "2026-11-25T10:00:00.000Z",
+                    "SignatureVersion": "1", "Signature": "s", "SigningCertUrl": "u", "UnsubscribeUrl": "u",
+                    "MessageAttributes": {}}
+        }]})
+    }
+
+    /// The classic alarm message as SNS carries it for a metric alarm without a
+    /// description (AWS sends `"AlarmDescription": null`).
+    fn sns_alarm_message(region_dimension: &str) -> Value {
+        json!({
+            "AlarmName": "app-health", "AlarmDescription": null, "AWSAccountId": "123456789012",
+            "NewStateValue": "ALARM", "NewStateReason": "Threshold Crossed",
+            "StateChangeTime": "2026-11-25T10:00:00.000+0000", "Region": "US West (Oregon)",
+            "AlarmArn": "arn:aws:cloudwatch:us-west-2:123456789012:alarm:app-health", "OldStateValue": "OK",
+            "Trigger": {"MetricName": "Healthy", "Namespace": "RegionPilot", "StatisticType": "Statistic",
+                        "Statistic": "MINIMUM", "Unit": null,
+                        "Dimensions": [{"value": region_dimension, "name": "Region"}],
+                        "Period": 10, "EvaluationPeriods": 3, "ComparisonOperator": "LessThanThreshold",
+                        "Threshold": 1.0, "TreatMissingData": "breaching", "EvaluateLowSampleCountPercentile": ""}
+        })
+    }
+
     fn alarm(trigger: Trigger) -> AlarmSignal {
         match trigger {
             Trigger::Alarm(a) => a,
@@ -730,27 +784,121 @@ mod tests {
 
     #[test]
     fn sns_classic_alarm_reads_trigger_dimensions_not_the_alarm_home_region() {
-        let message = json!({
-            "AlarmName": "app-health", "AlarmDescription": null, "AWSAccountId": "123456789012",
-            "NewStateValue": "ALARM", "NewStateReason": "Threshold Crossed",
-            "StateChangeTime": "2026-11-25T10:00:00.000+0000", "Region": "US West (Oregon)",
-            "AlarmArn": "arn:aws:cloudwatch:us-west-2:123456789012:alarm:app-health", "OldStateValue": "OK",
-            "Trigger": {"MetricName": "Healthy", "Namespace": "RegionPilot", "StatisticType": "Statistic",
-                        "Statistic": "MINIMUM", "Unit": null,
-                        "Dimensions": [{"value": "us-east-1", "name": "Region"}],
-                        "Period": 10, "EvaluationPeriods": 3, "ComparisonOperator": "LessThanThreshold",
-                        "Threshold": 1.0, "TreatMissingData": "breaching", "EvaluateLowSampleCountPercentile": ""}
-        });
-        let event = json!({"Records": [{
-            "EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-west-2:1:t:s",
-            "Sns": {"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-west-2:1:t",
-                    "Subject": "ALARM", "Message": message.to_string(), "Timestamp": "2026-11-25T10:00:00.000Z",
-                    "SignatureVersion": "1", "Signature": "s", "SigningCertUrl": "u", "UnsubscribeUrl": "u",
-                    "MessageAttributes": {}}
-        }]});
+        let event = sns_event(&sns_alarm_message("us-east-1"));
         let signal = alarm(decode(&event, &config()).unwrap());
         assert_eq!(signal.region.as_str(), "us-east-1");
         assert_eq!(signal.source, AlarmSource::Sns);
+    }
+
+    /// Where our own type was kept: the crate's `CloudWatchAlarmPayload` rejects the
+    /// message SNS sends for an alarm without a description, which we must decode.
+    #[test]
+    fn crate_rejects_documented_sns_alarm_messages() {
+        use aws_lambda_events::sns::CloudWatchAlarmPayload;
+        let message = sns_alarm_message("us-east-1").to_string();
+        let strict = serde_json::from_str::<CloudWatchAlarmPayload>(&message);
+        let err = strict.expect_err("the crate accepts a null AlarmDescription now: drop our type");
+        assert!(err.to_string().contains("invalid type: null"), "{err}");
+        // With a description, the crate takes the same message: the difference is the null.
+        let mut described = sns_alarm_message("us-east-1");
+        described["AlarmDescription"] = json!("regionpilot: us-east-1 failed its probes");
+        assert!(serde_json::from_value::<CloudWatchAlarmPayload>(described).is_ok());
+        let signal = alarm(decode(&sns_event(&json!(message)), &config()).unwrap());
+        assert_eq!(signal.region.as_str(), "us-east-1");
+        assert_eq!(signal.state, AlarmState::Alarm);
+    }
+
+    /// AWS's documented composite alarm, invoking the function directly: no metric and so
+    /// no Region dimension, the region comes from the name; `reasonData` is a JSON string.
+    #[test]
+    fn direct_composite_alarm_is_decoded() {
+        let event = json!({
+            "source": "aws.cloudwatch",
+            "alarmArn": "arn:aws:cloudwatch:us-east-1:111122223333:alarm:regionpilot-composite-us-east-1",
+            "accountId": "111122223333",
+            "time": "2023-08-04T12:56:46.138+0000",
+            "region": "us-east-1",
+            "alarmData": {
+                "alarmName": "regionpilot-composite-us-east-1",
+                "state": {
+                    "value": "ALARM",
+                    "reason": "arn:aws:cloudwatch:us-east-1:111122223333:alarm:CompositeDemo.FirstChild transitioned to ALARM at Friday 04 August, 2023 12:54:46 UTC",
+                    "reasonData": "{\"triggeringAlarms\":[{\"arn\":\"arn:aws:cloudwatch:us-east-1:111122223333:alarm:CompositeDemo.FirstChild\",\"state\":{\"value\":\"ALARM\",\"timestamp\":\"2023-08-04T12:54:46.138+0000\"}}]}",
+                    "timestamp": "2023-08-04T12:56:46.138+0000"
+                },
+                "previousState": {
+                    "value": "ALARM",
+                    "reason": "arn:aws:cloudwatch:us-east-1:111122223333:alarm:CompositeDemo.FirstChild transitioned to ALARM",
+                    "timestamp": "2023-08-04T12:54:46.138+0000",
+                    "actionsSuppressedBy": "WaitPeriod",
+                    "actionsSuppressedReason": "Actions suppressed by WaitPeriod"
+                },
+                "configuration": {
+                    "alarmRule": "ALARM(CompositeDemo.FirstChild) OR ALARM(CompositeDemo.SecondChild)",
+                    "actionsSuppressor": "CompositeDemo.ActionsSuppressor",
+                    "actionsSuppressorWaitPeriod": 120,
+                    "actionsSuppressorExtensionPeriod": 180
+                }
+            }
+        });
+        let signal = alarm(decode(&event, &config()).unwrap());
+        assert_eq!(signal.region.as_str(), "us-east-1");
+        assert_eq!(signal.state, AlarmState::Alarm);
+        assert_eq!(signal.source, AlarmSource::Direct);
+    }
+
+    /// Every fixture in `events/` decodes, through the crate's envelopes.
+    #[test]
+    fn every_alarm_fixture_decodes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+        for (name, source) in [
+            ("alarm-direct.json", AlarmSource::Direct),
+            ("alarm-direct-ok.json", AlarmSource::Direct),
+            ("alarm-eventbridge.json", AlarmSource::EventBridge),
+            ("alarm-sns.json", AlarmSource::Sns),
+        ] {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            let event: Value = serde_json::from_str(&text).unwrap();
+            let signal = alarm(decode(&event, &config()).unwrap_or_else(|e| panic!("{name}: {e}")));
+            assert_eq!(signal.source, source, "{name}");
+            assert_eq!(signal.region.as_str(), "us-east-1", "{name}");
+        }
+    }
+
+    #[test]
+    fn scheduled_events_are_checked_with_the_crate_envelope() {
+        let commands = [("probe", 2)];
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/scheduled-event.json"),
+        )
+        .unwrap();
+        let rule: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(decode_scheduled(&rule, 0, 1, &commands).ok(), Some(1));
+        assert_eq!(decode_scheduled(&json!({}), 0, 1, &commands).ok(), Some(0));
+        assert_eq!(
+            decode_scheduled(&json!({"command": "probe"}), 0, 1, &commands).ok(),
+            Some(2)
+        );
+        for (event, fragment) in [
+            (
+                json!({"source": "aws.events"}),
+                "missing field `detail-type`",
+            ),
+            (
+                json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}}),
+                "is not a schedule",
+            ),
+            (
+                json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}, "time": "yesterday"}),
+                "time:",
+            ),
+        ] {
+            let err = decode_scheduled(&event, 0, 1, &commands).unwrap_err();
+            assert!(
+                err.to_string().contains(fragment),
+                "{err} lacks {fragment:?}"
+            );
+        }
     }
 
     #[test]
@@ -815,7 +963,7 @@ mod tests {
                 "at most 512",
             ),
             (
-                json!({"detail-type": "EC2 Instance State-change Notification", "detail": {}}),
+                json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}}),
                 "not handled",
             ),
             (
@@ -823,16 +971,29 @@ mod tests {
                 "only aws:sns",
             ),
             (
-                json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "hello"}}]}),
-                "not CloudWatch alarm JSON",
+                json!({"Records": [{"eventSource": "aws:s3"}]}),
+                "only aws:sns",
+            ),
+            (sns_event(&json!("hello")), "not CloudWatch alarm JSON"),
+            (
+                json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{}"}}]}),
+                "SNS event is malformed: Records[0]",
             ),
             (
-                json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "x"}}),
+                without_state(direct("x-us-east-1", "ALARM", json!({}))),
                 "no state",
             ),
             (
-                json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "x-us-east-1", "state": {"value": "RED"}}}),
-                "expected ALARM, OK or INSUFFICIENT_DATA",
+                direct("x-us-east-1", "RED", json!({})),
+                "alarmData.state.value: unknown variant `RED`",
+            ),
+            (
+                json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "x-us-east-1", "state": {"value": "ALARM"}}}),
+                "alarmData.state: missing field `reason`",
+            ),
+            (
+                json!({"detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch", "detail": {"alarmName": 7}}),
+                "detail.alarmName: invalid type",
             ),
             (
                 json!({"command": "status", "pad": "x".repeat(MAX_EVENT_BYTES)}),

@@ -146,6 +146,23 @@ fn wanted(state: &ControlState, target: &Region, force: bool) -> Plan {
     }
 }
 
+/// What a request will most likely probe, guessed before the control state is read so the
+/// probes can run beside that read: `(leaving, candidates)`, assuming the application is
+/// at home unless the request names the failing region. A wrong guess costs a few reads:
+/// the plan made from the state probes whatever the guess missed.
+pub fn likely_probes(intent: &Intent, config: &Config) -> (Region, Vec<Region>) {
+    let home = config.home();
+    match intent {
+        Intent::AwayFrom(failing) => (failing.clone(), others(config, failing)),
+        Intent::To(Some(target)) if target != home => (home.clone(), vec![target.clone()]),
+        Intent::To(None) => (home.clone(), others(config, home)),
+        Intent::To(Some(_)) | Intent::Home => {
+            let away = others(config, home).into_iter().next();
+            (away.unwrap_or_else(|| home.clone()), vec![home.clone()])
+        }
+    }
+}
+
 fn others(config: &Config, excluded: &Region) -> Vec<Region> {
     config
         .regions
@@ -426,6 +443,32 @@ mod tests {
                 from: region("us-east-1"),
                 to: region("us-west-2")
             }
+        );
+    }
+
+    #[test]
+    fn the_likely_probes_match_the_plan_made_at_home() {
+        let cfg = config();
+        let home = ControlState::initial(region("us-east-1"));
+        for intent in [
+            Intent::AwayFrom(region("us-east-1")),
+            Intent::To(None),
+            Intent::To(Some(region("eu-west-1"))),
+        ] {
+            let (leaving, likely) = likely_probes(&intent, &cfg);
+            assert_eq!(leaving, region("us-east-1"), "{intent:?}");
+            assert_eq!(
+                plan(&home, &request(intent.clone()), NOW, &cfg),
+                Plan::Probe(likely),
+                "{intent:?}"
+            );
+        }
+        let away = switched("us-east-1", "us-west-2", NOW - 400_000);
+        let (leaving, likely) = likely_probes(&Intent::Home, &cfg);
+        assert_eq!(leaving, region("us-west-2"));
+        assert_eq!(
+            plan(&away, &request(Intent::Home), NOW, &cfg),
+            Plan::Probe(likely)
         );
     }
 

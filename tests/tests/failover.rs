@@ -235,6 +235,22 @@ async fn both_regions_down_is_refused_and_changes_nothing() {
     }
 }
 
+/// The documented direct alarm event, for an alarm whose metric has no Region dimension.
+fn alarm_without_region(alarm_name: &str) -> Value {
+    let mut event = fixture("alarm-direct.json");
+    event["alarmData"]["alarmName"] = json!(alarm_name);
+    event["alarmData"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] =
+        json!({});
+    event
+}
+
+/// The documented SNS delivery, carrying `message` instead of the alarm JSON.
+fn sns_carrying(message: &str) -> Value {
+    let mut event = fixture("alarm-sns.json");
+    event["Records"][0]["Sns"]["Message"] = json!(message);
+    event
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_payloads_get_a_clear_error_and_change_nothing() {
     let stage = stage("malformed", 1).await;
@@ -258,18 +274,12 @@ async fn malformed_payloads_get_a_clear_error_and_change_nothing() {
             json!({"command": "pause", "reason": "r".repeat(5000)}),
             "at most 512",
         ),
+        (alarm_without_region("app-down"), "cannot tell which region"),
         (
-            json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "app-down", "state": {"value": "ALARM"}}}),
+            alarm_without_region("x-ap-south-1"),
             "cannot tell which region",
         ),
-        (
-            json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "x-ap-south-1", "state": {"value": "ALARM"}}}),
-            "cannot tell which region",
-        ),
-        (
-            json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{not json"}}]}),
-            "not CloudWatch alarm JSON",
-        ),
+        (sns_carrying("{not json"), "not CloudWatch alarm JSON"),
         (
             json!({"detail-type": "CloudWatch Alarm State Change"}),
             "no \"detail\"",

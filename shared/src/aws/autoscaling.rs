@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use super::clients::RegionalClients;
 use std::sync::Arc;
 
 use aws_sdk_autoscaling::types::{RefreshPreferences as SdkPreferences, RefreshStrategy};
@@ -7,15 +7,14 @@ use super::clients::client_for;
 use crate::config::{GroupRef, RefreshPreferences};
 use crate::error::AwsError;
 use crate::ports::{GroupInfo, RefreshInfo, ScalingGroups};
-use crate::region::Region;
 
 #[derive(Clone)]
 pub struct AwsScalingGroups {
-    clients: Arc<BTreeMap<Region, aws_sdk_autoscaling::Client>>,
+    clients: Arc<RegionalClients<aws_sdk_autoscaling::Client>>,
 }
 
 impl AwsScalingGroups {
-    pub fn new(clients: Arc<BTreeMap<Region, aws_sdk_autoscaling::Client>>) -> Self {
+    pub fn new(clients: Arc<RegionalClients<aws_sdk_autoscaling::Client>>) -> Self {
         AwsScalingGroups { clients }
     }
 }

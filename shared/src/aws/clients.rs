@@ -1,5 +1,5 @@
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -8,23 +8,71 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use crate::config::{Config, RETRY_INITIAL_BACKOFF, RETRY_MAX_BACKOFF};
 use crate::region::Region;
 
-/// One client per service and region, shared by all invocations of a warm function.
+type Builder<C> = Box<dyn Fn(&Region) -> C + Send + Sync>;
+
+/// One client of a service per region, each built the first time it is used and then kept
+/// for every later invocation of a warm function. A cold start pays only for the clients
+/// its invocation calls: `status` builds none of the Auto Scaling or EventBridge clients a
+/// switch needs, and a probe builds only its DynamoDB clients.
+pub struct RegionalClients<C> {
+    slots: BTreeMap<Region, OnceLock<C>>,
+    build: Option<Builder<C>>,
+}
+
+impl<C> RegionalClients<C> {
+    /// Clients for `regions`, built by `build` on first use.
+    pub fn lazy(
+        regions: impl IntoIterator<Item = Region>,
+        build: impl Fn(&Region) -> C + Send + Sync + 'static,
+    ) -> Self {
+        RegionalClients {
+            slots: regions.into_iter().map(|r| (r, OnceLock::new())).collect(),
+            build: Some(Box::new(build)),
+        }
+    }
+
+    /// The client for `region`; `None` for a region no client is configured for.
+    pub fn get(&self, region: &Region) -> Option<&C> {
+        let slot = self.slots.get(region)?;
+        if let Some(client) = slot.get() {
+            return Some(client);
+        }
+        let build = self.build.as_ref()?;
+        Some(slot.get_or_init(|| build(region)))
+    }
+}
+
+/// Clients built already (tests hand in mocked clients this way).
+impl<C> From<BTreeMap<Region, C>> for RegionalClients<C> {
+    fn from(clients: BTreeMap<Region, C>) -> Self {
+        RegionalClients {
+            slots: clients
+                .into_iter()
+                .map(|(region, client)| (region, OnceLock::from(client)))
+                .collect(),
+            build: None,
+        }
+    }
+}
+
+/// Every client the functions use, shared by all invocations of a warm function.
 #[derive(Clone)]
 pub struct AwsClients {
-    pub ssm: Arc<BTreeMap<Region, aws_sdk_ssm::Client>>,
-    pub autoscaling: Arc<BTreeMap<Region, aws_sdk_autoscaling::Client>>,
-    pub dynamodb: Arc<BTreeMap<Region, aws_sdk_dynamodb::Client>>,
+    pub ssm: Arc<RegionalClients<aws_sdk_ssm::Client>>,
+    pub autoscaling: Arc<RegionalClients<aws_sdk_autoscaling::Client>>,
     /// DynamoDB clients for probes: one attempt, no retry, the probe timeout.
-    pub probe: Arc<BTreeMap<Region, aws_sdk_dynamodb::Client>>,
-    /// The control table's client, in the function's own region.
+    pub probe: Arc<RegionalClients<aws_sdk_dynamodb::Client>>,
+    /// The control table's client, in the function's own region: every invocation reads
+    /// the control state, so it is built at init.
     pub control: aws_sdk_dynamodb::Client,
     /// EventBridge in the function's own region: one attempt, so a failing bus costs one
     /// call timeout and the notice is held for the verifier instead.
-    pub events: aws_sdk_eventbridge::Client,
+    pub events: Arc<RegionalClients<aws_sdk_eventbridge::Client>>,
 }
 
-/// Loads credentials and builds every client once. Endpoints: `REGION_ENDPOINTS` wins per
-/// region; otherwise the standard `AWS_ENDPOINT_URL*` variables and then AWS apply.
+/// Loads the shared configuration (credentials are resolved on the first call) and
+/// prepares every client. Endpoints: `REGION_ENDPOINTS` wins per region; otherwise the
+/// standard `AWS_ENDPOINT_URL*` variables and then AWS apply.
 pub async fn build_clients(config: &Config) -> AwsClients {
     let t = &config.timeouts;
     let base = aws_config::defaults(BehaviorVersion::latest())
@@ -54,60 +102,43 @@ pub async fn build_clients(config: &Config) -> AwsClients {
                 .build(),
         )
         .build();
+    let events_base = base
+        .to_builder()
+        .retry_config(RetryConfig::disabled())
+        .build();
+    let endpoints = Arc::new(config.region_endpoints.clone());
+    let regions: Vec<Region> = config.client_regions().into_iter().collect();
 
-    let mut ssm = BTreeMap::new();
-    let mut autoscaling = BTreeMap::new();
-    let mut dynamodb = BTreeMap::new();
-    let mut probe = BTreeMap::new();
-    for region in config.client_regions() {
-        let endpoint = config.region_endpoints.get(&region);
-        let regional = in_region(&base, &region);
-        let mut s = aws_sdk_ssm::config::Builder::from(&regional);
-        let mut a = aws_sdk_autoscaling::config::Builder::from(&regional);
-        let mut d = aws_sdk_dynamodb::config::Builder::from(&regional);
-        let mut p = aws_sdk_dynamodb::config::Builder::from(&in_region(&probe_base, &region));
-        if let Some(url) = endpoint {
-            s = s.endpoint_url(url);
-            a = a.endpoint_url(url);
-            d = d.endpoint_url(url);
-            p = p.endpoint_url(url);
-        }
-        ssm.insert(region.clone(), aws_sdk_ssm::Client::from_conf(s.build()));
-        autoscaling.insert(
-            region.clone(),
-            aws_sdk_autoscaling::Client::from_conf(a.build()),
-        );
-        dynamodb.insert(
-            region.clone(),
-            aws_sdk_dynamodb::Client::from_conf(d.build()),
-        );
-        probe.insert(
-            region.clone(),
-            aws_sdk_dynamodb::Client::from_conf(p.build()),
-        );
+    // One builder per service: the shared config placed in the region, then that region's
+    // endpoint override if there is one.
+    macro_rules! regional {
+        ($service:ident, $base:expr, $regions:expr) => {{
+            let base = $base.clone();
+            let endpoints = endpoints.clone();
+            Arc::new(RegionalClients::lazy($regions, move |region: &Region| {
+                let mut builder = $service::config::Builder::from(&in_region(&base, region));
+                if let Some(url) = endpoints.get(region) {
+                    builder = builder.endpoint_url(url);
+                }
+                $service::Client::from_conf(builder.build())
+            }))
+        }};
     }
-    // client_regions() always contains own_region.
+    let dynamodb = regional!(aws_sdk_dynamodb, base, [config.own_region.clone()]);
     let control = dynamodb
         .get(&config.own_region)
         .cloned()
         .unwrap_or_else(|| aws_sdk_dynamodb::Client::new(&base));
-    let mut events = aws_sdk_eventbridge::config::Builder::from(&in_region(
-        &base
-            .to_builder()
-            .retry_config(RetryConfig::disabled())
-            .build(),
-        &config.own_region,
-    ));
-    if let Some(url) = config.region_endpoints.get(&config.own_region) {
-        events = events.endpoint_url(url);
-    }
     AwsClients {
-        events: aws_sdk_eventbridge::Client::from_conf(events.build()),
-        ssm: Arc::new(ssm),
-        autoscaling: Arc::new(autoscaling),
-        dynamodb: Arc::new(dynamodb),
-        probe: Arc::new(probe),
+        ssm: regional!(aws_sdk_ssm, base, regions.clone()),
+        autoscaling: regional!(aws_sdk_autoscaling, base, regions.clone()),
+        probe: regional!(aws_sdk_dynamodb, probe_base, regions),
         control,
+        events: regional!(
+            aws_sdk_eventbridge,
+            events_base,
+            [config.own_region.clone()]
+        ),
     }
 }
 
@@ -119,7 +150,7 @@ fn in_region(base: &SdkConfig, region: &Region) -> SdkConfig {
 
 /// The client for `region`, or an error naming it (only reachable with a bug in wiring).
 pub(crate) fn client_for<'a, T>(
-    clients: &'a BTreeMap<Region, T>,
+    clients: &'a RegionalClients<T>,
     service: &'static str,
     operation: &'static str,
     region: &Region,

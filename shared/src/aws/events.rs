@@ -1,4 +1,8 @@
+use std::sync::Arc;
+
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+use super::clients::{RegionalClients, client_for};
 
 use crate::error::AwsError;
 use crate::ports::{EventBus, Notice};
@@ -10,15 +14,19 @@ pub const SOURCE: &str = "regionpilot";
 /// PutEvents on one bus (`EVENT_BUS_NAME`) in the control plane's region.
 #[derive(Clone)]
 pub struct EventBridgeBus {
-    client: aws_sdk_eventbridge::Client,
+    clients: Arc<RegionalClients<aws_sdk_eventbridge::Client>>,
     region: Region,
     bus: String,
 }
 
 impl EventBridgeBus {
-    pub fn new(client: aws_sdk_eventbridge::Client, region: Region, bus: String) -> Self {
+    pub fn new(
+        clients: Arc<RegionalClients<aws_sdk_eventbridge::Client>>,
+        region: Region,
+        bus: String,
+    ) -> Self {
         EventBridgeBus {
-            client,
+            clients,
             region,
             bus,
         }
@@ -36,8 +44,8 @@ impl EventBus for EventBridgeBus {
                 .detail(notice.detail.to_string())
                 .build()
         });
-        let out = self
-            .client
+        let client = client_for(&self.clients, "events", OP, &self.region)?;
+        let out = client
             .put_events()
             .set_entries(Some(entries.collect()))
             .send()

@@ -1,6 +1,7 @@
 //! Adapters that implement the ports over the AWS SDK, and the per-region clients they
-//! use. Clients are built once at init with explicit connect and per-attempt timeouts and
-//! bounded retries, so a frozen region costs a known, small amount of time.
+//! use. Each client is built on its first use and kept (a cold start builds only what it
+//! calls), with explicit connect and per-attempt timeouts and bounded retries, so a frozen
+//! region costs a known, small amount of time.
 
 mod autoscaling;
 mod clients;
@@ -67,7 +68,8 @@ mod tests;
 pub type AwsController = crate::controller::Controller<AwsPorts>;
 
 /// Init for every function: logging, configuration from the environment (failing fast
-/// with the variable's name), and one client per service and region.
+/// with the variable's name), and the clients (the control table's at once, the others on
+/// first use).
 pub async fn init_from_env() -> Result<AwsController, crate::Error> {
     crate::telemetry::init_logging();
     let config = std::sync::Arc::new(

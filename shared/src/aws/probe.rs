@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use super::clients::RegionalClients;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use crate::region::Region;
 /// no retries and the probe timeout; a hard deadline on top bounds even a stuck connect.
 #[derive(Clone)]
 pub struct DynamoHealthProbe {
-    clients: Arc<BTreeMap<Region, aws_sdk_dynamodb::Client>>,
+    clients: Arc<RegionalClients<aws_sdk_dynamodb::Client>>,
     table: String,
     key: HealthKey,
     deadline: Duration,
@@ -21,7 +21,7 @@ pub struct DynamoHealthProbe {
 
 impl DynamoHealthProbe {
     pub fn new(
-        clients: Arc<BTreeMap<Region, aws_sdk_dynamodb::Client>>,
+        clients: Arc<RegionalClients<aws_sdk_dynamodb::Client>>,
         table: String,
         key: HealthKey,
         deadline: Duration,

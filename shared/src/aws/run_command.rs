@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use super::clients::RegionalClients;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,11 +23,11 @@ pub const MAX_ERRORS: &str = "25%";
 /// SSM Run Command, one client per region.
 #[derive(Clone)]
 pub struct SsmRunCommands {
-    clients: Arc<BTreeMap<Region, aws_sdk_ssm::Client>>,
+    clients: Arc<RegionalClients<aws_sdk_ssm::Client>>,
 }
 
 impl SsmRunCommands {
-    pub fn new(clients: Arc<BTreeMap<Region, aws_sdk_ssm::Client>>) -> Self {
+    pub fn new(clients: Arc<RegionalClients<aws_sdk_ssm::Client>>) -> Self {
         SsmRunCommands { clients }
     }
 }

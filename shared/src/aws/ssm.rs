@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use super::clients::RegionalClients;
 use std::sync::Arc;
 
 use aws_sdk_ssm::types::ParameterType;
@@ -11,11 +11,11 @@ use crate::region::Region;
 /// The active-region parameter in Parameter Store, one copy per region.
 #[derive(Clone)]
 pub struct SsmParameters {
-    clients: Arc<BTreeMap<Region, aws_sdk_ssm::Client>>,
+    clients: Arc<RegionalClients<aws_sdk_ssm::Client>>,
 }
 
 impl SsmParameters {
-    pub fn new(clients: Arc<BTreeMap<Region, aws_sdk_ssm::Client>>) -> Self {
+    pub fn new(clients: Arc<RegionalClients<aws_sdk_ssm::Client>>) -> Self {
         SsmParameters { clients }
     }
 }

@@ -26,8 +26,8 @@ use crate::ports::{ControlStore, ParameterStore, ScalingGroups};
 use crate::state::{ControlState, HistoryRecord};
 use crate::testing::region;
 
-fn one<T>(client: T) -> Arc<BTreeMap<crate::region::Region, T>> {
-    Arc::new(BTreeMap::from([(region("us-east-1"), client)]))
+fn one<T>(client: T) -> Arc<super::clients::RegionalClients<T>> {
+    Arc::new(BTreeMap::from([(region("us-east-1"), client)]).into())
 }
 
 /// Error metadata as the SDK's deserializer fills it from a real response.
