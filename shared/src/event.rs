@@ -159,7 +159,7 @@ pub fn decode(payload: &Value, config: &Config) -> Result<Trigger> {
     }
     if object.contains_key("alarmData") {
         let alarm: CloudWatchAlarm<Value, Value> = from_value_naming_the_field(payload.clone())
-            .map_err(|e| Error::invalid(format!("cloudwatch alarm event is malformed: {e}")))?;
+            .map_err(|e| Error::invalid(format!("CloudWatch alarm event is malformed: {e}")))?;
         return decode_alarm(alarm.alarm_data, AlarmSource::Direct, config).map(Trigger::Alarm);
     }
     if object.contains_key("Records") {
@@ -448,7 +448,11 @@ fn decode_eventbridge(payload: &Value, config: &Config) -> Result<AlarmSignal> {
         )));
     }
     let data: CloudWatchAlarmData<Value, Value> = from_value_naming_the_field(event.detail)
-        .map_err(|e| Error::invalid(format!("EventBridge alarm event is malformed: detail.{e}")))?;
+        .map_err(|e| {
+            Error::invalid(format!(
+                "EventBridge alarm event's detail is malformed: {e}"
+            ))
+        })?;
     decode_alarm(data, AlarmSource::EventBridge, config)
 }
 
@@ -993,7 +997,7 @@ mod tests {
             ),
             (
                 json!({"detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch", "detail": {"alarmName": 7}}),
-                "detail.alarmName: invalid type",
+                "detail is malformed: alarmName: invalid type",
             ),
             (
                 json!({"command": "status", "pad": "x".repeat(MAX_EVENT_BYTES)}),

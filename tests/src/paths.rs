@@ -16,7 +16,9 @@ pub fn python() -> PathBuf {
         .unwrap_or_else(|| workspace().join(".venv/bin/python"))
 }
 
-/// A bootstrap built by `cargo build --workspace --bins`, next to the running test binary.
+/// A bootstrap built by `cargo test --workspace` (each function has an integration test of
+/// its binary, so cargo builds it in the tests' own build) or `cargo build --workspace
+/// --bins`, next to the running test binary.
 /// `REGIONPILOT_LAMBDA_DIR` selects cargo-lambda's release artifacts instead
 /// (`<dir>/<name>/bootstrap`, what `sam build` deploys), as the benchmarks do.
 pub fn binary(name: &str) -> PathBuf {

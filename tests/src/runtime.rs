@@ -189,7 +189,7 @@ impl LocalFunction {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot start {} ({e}); build the functions first: cargo build --workspace --bins",
+                    "cannot start {} ({e}); build the functions first: cargo test --workspace --no-run (or cargo build --workspace --bins)",
                     binary.display()
                 )
             });

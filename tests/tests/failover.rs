@@ -1,5 +1,5 @@
 //! The real failover bootstrap, through the Lambda Runtime API, against the rig.
-//! Build the bootstraps first: `cargo build --workspace --bins` (scripts/test does).
+//! `cargo test --workspace` builds the bootstraps these tests run (scripts/test does).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -428,9 +428,12 @@ fn params_line(params: &BTreeMap<String, Option<String>>) -> String {
         .join("  ")
 }
 
-/// The drill's pace. The template pace keeps the template's 10 s probe samples and AWS's
-/// instance timings; `--fast` divides every modelled duration by `time_scale`.
+/// The drill's pace. The AWS pace keeps the template's 10 s probe samples and AWS's
+/// instance and DNS timings; the others divide every modelled duration (probe samples,
+/// boot, warmup, Run Command, alarm periods, TTL, verification) by `time_scale`, and the
+/// summary multiplies what it measured back into AWS seconds.
 struct Pace {
+    name: &'static str,
     probe_interval: Duration,
     outage: Duration,
     verify_every: Duration,
@@ -442,6 +445,7 @@ struct Pace {
 }
 
 const FAST: Pace = Pace {
+    name: "fast (AWS timings / 10)",
     probe_interval: Duration::from_secs(1),
     outage: Duration::from_secs(8),
     verify_every: Duration::from_secs(1),
@@ -450,7 +454,19 @@ const FAST: Pace = Pace {
     time_scale: 10.0,
 };
 
+/// The default: AWS's timings at four times the speed, a freeze drill in about 2 minutes.
+const QUICK: Pace = Pace {
+    name: "quick (AWS timings / 4)",
+    probe_interval: Duration::from_millis(2500),
+    outage: Duration::from_secs(15),
+    verify_every: Duration::from_millis(2500),
+    healthy_checks: "3",
+    min_hold_seconds: "8",
+    time_scale: 4.0,
+};
+
 const TEMPLATE_PACE: Pace = Pace {
+    name: "AWS (the template's timings, in real time)",
     probe_interval: Duration::from_secs(10),
     outage: Duration::from_secs(60),
     verify_every: Duration::from_secs(10),
@@ -550,11 +566,11 @@ impl Mode {
     }
 }
 
-const USAGE: &str = "usage: drill [--fast] [--scenario freeze|pilot-light|kill|replication-pause|flapping|paused|all] [--mode refresh|run-command|both]";
+const USAGE: &str = "usage: drill [--fast | --aws-pace] [--scenario freeze|pilot-light|kill|replication-pause|flapping|paused|all] [--mode refresh|run-command|both]";
 
 fn arguments() -> (Vec<Scenario>, &'static Pace, Vec<Mode>) {
     let mut scenarios = vec![Scenario::Freeze];
-    let mut pace = &TEMPLATE_PACE;
+    let mut pace = &QUICK;
     let mut modes = vec![Mode::Refresh, Mode::RunCommand];
     let mut args = std::env::args().skip(1);
     let fail = |what: String| -> ! {
@@ -564,6 +580,7 @@ fn arguments() -> (Vec<Scenario>, &'static Pace, Vec<Mode>) {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--fast" => pace = &FAST,
+            "--aws-pace" => pace = &TEMPLATE_PACE,
             "--scenario" => {
                 let name = args.next().unwrap_or_default();
                 scenarios = Scenario::parse(&name)
@@ -616,8 +633,8 @@ async fn main() {
                 .join(", ")
         );
         println!(
-            "  pace: probe sample every {:?}, outage {:?}, verification every {:?}\n",
-            pace.probe_interval, pace.outage, pace.verify_every
+            "  pace {}: probe sample every {:?}, outage {:?}, verification every {:?} (wall clock)\n",
+            pace.name, pace.probe_interval, pace.outage, pace.verify_every
         );
         let results =
             futures::future::join_all(modes.iter().map(|mode| run(scenario, pace, *mode))).await;
@@ -712,7 +729,8 @@ fn print_assumptions(pace: &Pace) {
     );
     if scale > 1.0 {
         println!(
-            "  --fast: every modelled duration above is divided by {scale:.0} (and probe samples are 1 s instead of 10 s)"
+            "pace {}: every modelled duration above and the 10 s probe samples run {scale:.0} times faster; the summary\n  multiplies what it measured by {scale:.0} into AWS seconds, except the decision (no modelled time in it),\n  which is shown as measured. `--aws-pace` runs the same drill in real time.",
+            pace.name
         );
     }
 }
@@ -1619,10 +1637,21 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
     if summaries.is_empty() {
         return;
     }
+    let scale = pace.time_scale;
     println!(
-        "\nsummary ({}), modelled AWS timings as stated above",
-        scenario.name()
+        "\nsummary ({}), in AWS seconds: {}",
+        scenario.name(),
+        if scale > 1.0 {
+            format!(
+                "measured at {scale:.0}x speed and multiplied by {scale:.0}; the decision as measured"
+            )
+        } else {
+            "measured in real time".to_owned()
+        }
     );
+    // Wall-clock seconds to AWS seconds.
+    let aws = |wall: f64| wall * scale;
+    let secs = |value: Option<f64>| secs(value.map(aws));
     let header: Vec<String> = summaries.iter().map(|(m, _)| m.name().to_owned()).collect();
     let line = |name: &str, cells: Vec<String>| {
         print!("  {name:<62}");
@@ -1637,7 +1666,7 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
     };
     line(
         "detection (outage -> alarm)",
-        each(&|s| format!("{:.3} s", s.detected - s.outage)),
+        each(&|s| format!("{:.3} s", aws(s.detected - s.outage))),
     );
     line(
         "decision (alarm -> failover answered)",
@@ -1649,7 +1678,7 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
             if s.epochs.is_empty() {
                 "- (no switch)".to_owned()
             } else {
-                format!("{:.3} s", s.decided - s.outage)
+                format!("{:.3} s", aws(s.decided - s.outage))
             }
         }),
     );
@@ -1726,7 +1755,7 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
     line(
         "recovery -> failback done",
         each(&|s| match (s.recovered, s.failed_back) {
-            (Some(r), Some(b)) => format!("{:.3} s", b - r),
+            (Some(r), Some(b)) => format!("{:.3} s", aws(b - r)),
             _ => "-".into(),
         }),
     );
@@ -1764,8 +1793,7 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
         println!("  note: {}", endpoint_note());
     }
 
-    // Targets (reported, not asserted): scaled like every modelled duration.
-    let scale = pace.time_scale;
+    // Targets (reported, not asserted), in AWS seconds.
     for (mode, s) in summaries {
         let Some(rto) = s.app_rto.map(|r| r - s.outage) else {
             continue;
@@ -1783,8 +1811,10 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
             _ => continue,
         };
         println!(
-            "  [{}] {what}: {rto:.3} s <= {bound:.3} s ({})",
+            "  [{}] {what}: {:.3} s <= {:.3} s ({})",
             if rto <= bound { "met" } else { "MISSED" },
+            aws(rto),
+            aws(bound),
             mode.name()
         );
     }
