@@ -51,6 +51,10 @@ the missing operations on moto's own backends (no emulator written from scratch)
        "value", "launched_at", "in_service_at", "terminated_at"}]}}, "time_scale",
        "boot_seconds": [lo, hi], "warmup_seconds", "run_command_seconds": [lo, hi], ...}
   (times in epoch seconds; the modelled durations unscaled). A frozen region cannot answer.
+  A group keeps its newest 100 terminated instances; older ones are forgotten, here and in
+  EC2 (DescribeInstances, with their network interfaces and tags): AWS forgets a terminated
+  instance after about an hour; moto never does, and scans them all on every launch,
+  termination and tag lookup.
 
   Time is wall-clock time, advanced lazily (states are computed from timestamps on every
   request). Every modelled AWS duration, including the caller's InstanceWarmup and
@@ -147,6 +151,7 @@ import sys
 import threading
 import uuid
 
+import moto.backends
 from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
 from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, autoscaling_backends
 from moto.autoscaling.responses import AutoScalingResponse
@@ -158,6 +163,12 @@ from moto.ssm.models import Command, SimpleSystemManagerBackend, ssm_backends
 from moto.ssm.responses import SimpleSystemManagerResponse
 from werkzeug.serving import make_server
 from werkzeug.test import Client
+
+# moto's server looks each request's Host up among its service packages by listing its own
+# directory (a listdir and a stat per entry, twice for a Host such as 127.0.0.1:PORT), under
+# its dispatcher's one lock: a third of the CPU of a GetItem. They never change here.
+_MOTO_MODULES = frozenset(moto.backends.list_of_moto_modules())
+moto.backends.list_of_moto_modules = lambda: _MOTO_MODULES
 
 # ----- Auto Scaling instances, instance refresh and Run Command on a time model -----
 #
@@ -266,6 +277,13 @@ class Instance:
                     read[1] = True
                 if latest is None or read[0] >= latest[0]:
                     latest = read
+        if latest is not None and len(self.reads) > 1:
+            # Each Run Command reload adds a read: keep only the one in effect and those
+            # still to come (none once the instance is gone), so the list walked on every
+            # request stays short. Callers ask under _lock with the time taken there: `now`
+            # only moves forward.
+            gone = self.terminated_at is not None and now >= self.terminated_at
+            self.reads = [r for r in self.reads if r is latest or (r[0] > limit and not gone)]
         return None if latest is None else latest[2]
 
     def report(self, now: float) -> dict:
@@ -278,7 +296,9 @@ class Instance:
 
 
 # Terminated instances kept per group for GET /instances (a long benchmark replaces
-# thousands); older ones are forgotten.
+# thousands); older ones are forgotten, in moto's EC2 as well (as AWS forgets them an hour
+# after termination): moto keeps every instance it ever ran and scans them all on each
+# launch, termination and tag lookup, which made every refresh slower than the last.
 KEEP_TERMINATED = 100
 # (account, region, group) -> {instance id: Instance}, in launch order
 _groups: dict[tuple, dict[str, Instance]] = {}
@@ -307,8 +327,11 @@ def _sync(group: FakeAutoScalingGroup, at: float | None = None,
         if instance.terminated_at is None and instance.id not in live:
             instance.terminated_at = at
     gone = [i for i in overlay.values() if i.terminated_at is not None]
-    for instance in sorted(gone, key=lambda i: i.terminated_at)[: max(0, len(gone) - KEEP_TERMINATED)]:
+    forgotten = sorted(gone, key=lambda i: i.terminated_at)[: max(0, len(gone) - KEEP_TERMINATED)]
+    for instance in forgotten:
         del overlay[instance.id]
+    if forgotten:
+        _forget_in_ec2(group.autoscaling_backend.ec2_backend, {i.id for i in forgotten})
     launched = []
     for instance_id in live:
         if instance_id not in overlay:
@@ -317,6 +340,27 @@ def _sync(group: FakeAutoScalingGroup, at: float | None = None,
                 _scaled(WARMUP_SECONDS) if warmup is None else warmup)
             launched.append(instance_id)
     return launched
+
+
+def _forget_in_ec2(ec2_backend, instance_ids: set[str]) -> None:
+    """Removes these instances from moto's EC2 if it has terminated them (one only detached
+    from its group still runs), with their tags and network interfaces (moto keeps those,
+    and their subnet addresses, after termination; AWS deletes an instance's own); an
+    emptied reservation goes too."""
+    for reservation_id, reservation in list(ec2_backend.reservations.items()):
+        dropped = [i for i in reservation.instances
+                   if i.id in instance_ids and i.state_code == 48]  # 48: terminated
+        if not dropped:
+            continue
+        for instance in dropped:
+            ec2_backend.tags.pop(instance.id, None)
+            for nic in list(instance.nics.values()):
+                if nic.id in ec2_backend.enis:
+                    nic.delete()  # frees its address in the subnet too
+        gone = {i.id for i in dropped}
+        reservation.instances = [i for i in reservation.instances if i.id not in gone]
+        if not reservation.instances:
+            del ec2_backend.reservations[reservation_id]
 
 
 _moto_group_set_desired = FakeAutoScalingGroup.set_desired_capacity
@@ -524,10 +568,12 @@ def _advance_all() -> None:
     now = time.time()
     for refreshes in _refreshes.values():
         for refresh in refreshes:
-            _advance(refresh, now)
+            if refresh["Status"] in ("Pending", "InProgress"):  # the others are final
+                _advance(refresh, now)
     for overlay in _groups.values():
         for instance in overlay.values():
-            instance.value(now)
+            if instance.terminated_at is None or not all(read[1] for read in instance.reads):
+                instance.value(now)  # a terminated instance's reads, once resolved, are final
 
 
 def _group_refreshes(resp: AutoScalingResponse, group: str) -> list[dict]:
@@ -536,7 +582,8 @@ def _group_refreshes(resp: AutoScalingResponse, group: str) -> list[dict]:
     refreshes = _refreshes.setdefault(key, [])
     now = time.time()
     for refresh in refreshes:
-        _advance(refresh, now)
+        if refresh["Status"] in ("Pending", "InProgress"):  # the others are final
+            _advance(refresh, now)
     return refreshes
 
 
@@ -694,6 +741,14 @@ def _targets(account: str, region: str, targets: list[dict], instance_ids: list[
 
 
 _moto_send_command = SimpleSystemManagerBackend.send_command
+_moto_target_ids = Command._get_instance_ids_from_targets
+_by_rig = threading.local()  # set while _send_command resolves a command's targets itself
+
+
+def _target_ids(self: Command) -> list[str]:
+    return [] if getattr(_by_rig, "active", False) else _moto_target_ids(self)
+
+
 _moto_command_response = Command.response_object
 _moto_get_invocation = SimpleSystemManagerBackend.get_command_invocation
 
@@ -701,10 +756,18 @@ _moto_get_invocation = SimpleSystemManagerBackend.get_command_invocation
 def _send_command(self: SimpleSystemManagerBackend, *args, **kwargs) -> Command:
     with _lock:
         explicit = list(kwargs.get("instance_ids") or [])  # moto extends this list in place
-        command = _moto_send_command(self, *args, **kwargs)
         now = time.time()
-        targeted = _targets(self.account_id, self.region_name, kwargs.get("targets") or [],
-                            explicit, now)
+        targets = kwargs.get("targets") or []
+        targeted = _targets(self.account_id, self.region_name, targets, explicit, now)
+        # For a group's tag the rig picks the instances itself (below): spare moto its own
+        # resolution, a tag filter over every EC2 instance that looks each one's tags up
+        # among all tags (quadratic in the instances launched).
+        _by_rig.active = targeted is not None and bool(targets) and all(
+            t.get("Key") == ASG_TAG for t in targets)
+        try:
+            command = _moto_send_command(self, *args, **kwargs)
+        finally:
+            _by_rig.active = False
         if targeted is None:
             return command
         parameters = kwargs.get("parameters") or {}
@@ -817,6 +880,7 @@ def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
 SimpleSystemManagerBackend.send_command = _send_command
 SimpleSystemManagerBackend.get_command_invocation = _get_command_invocation
 Command.response_object = _command_response
+Command._get_instance_ids_from_targets = _target_ids
 SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
 
 

@@ -71,11 +71,17 @@ pub type AwsController = crate::controller::Controller<AwsPorts>;
 /// with the variable's name), and the clients (the control table's at once, the others on
 /// first use).
 pub async fn init_from_env() -> Result<AwsController, crate::Error> {
+    let started = std::time::Instant::now();
     crate::telemetry::init_logging();
     let config = std::sync::Arc::new(
         crate::Config::from_env().inspect_err(|e| tracing::error!(error = %e, "init failed"))?,
     );
     let clients = build_clients(&config).await;
     let ports = clients.ports(&config);
+    // What a cold start spends here (Lambda's Init Duration also has process start).
+    tracing::info!(
+        init_us = started.elapsed().as_micros() as u64,
+        "configuration and clients ready"
+    );
     Ok(crate::controller::Controller::new(config, ports))
 }
