@@ -319,18 +319,21 @@ impl<D: Deps> Controller<D> {
                 .carry_out(transition, saved, failing_deadline, true)
                 .instrument(span)
                 .await?;
-            self.notify_switched(&done).await;
             // The transition this one superseded keeps a whole history record even if its
-            // last write was lost (a no-op when the record is there already).
-            if let Some(previous) = state.transition.as_ref()
-                && let Err(e) = self
-                    .ports
-                    .control()
-                    .put_history(&HistoryRecord::of(previous))
-                    .await
-            {
-                warn!(epoch = previous.epoch, error = %e, "could not rewrite the superseded transition's history record");
-            }
+            // last write was lost (a no-op when the record is there already); written
+            // beside the notice, as neither waits for the other.
+            let rewrite_superseded = async {
+                if let Some(previous) = state.transition.as_ref()
+                    && let Err(e) = self
+                        .ports
+                        .control()
+                        .put_history(&HistoryRecord::of(previous))
+                        .await
+                {
+                    warn!(epoch = previous.epoch, error = %e, "could not rewrite the superseded transition's history record");
+                }
+            };
+            tokio::join!(self.notify_switched(&done), rewrite_superseded);
             let mut response = self.simple(
                 Outcome::Switched,
                 &next,

@@ -253,6 +253,27 @@ impl World {
             .unwrap_or_default()
     }
 
+    /// A day passes for the flap guard: forgets the recent automatic switches the control
+    /// state counts (at most MAX_AUTOMATIC_SWITCHES_PER_DAY + 1). Benchmarks that switch
+    /// hundreds of times with a limit of 1,000 would otherwise time moto parsing a list of
+    /// a thousand numbers on every read and write of the state, which AWS does not slow
+    /// down on. The version is left alone: no compare-and-swap is disturbed.
+    pub async fn forget_automatic_switches(&self) {
+        self.client(&self.control_region)
+            .dynamodb
+            .update_item()
+            .table_name(CONTROL_TABLE)
+            .key("pk", AttributeValue::S("control".into()))
+            .key("sk", AttributeValue::S("state".into()))
+            .update_expression("SET #state.recent_automatic_switches = :none")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .condition_expression("attribute_exists(#state)")
+            .send()
+            .await
+            .expect("forget the recent automatic switches");
+    }
+
     pub async fn control_item(&self) -> Option<HashMap<String, AttributeValue>> {
         self.client(&self.control_region)
             .dynamodb

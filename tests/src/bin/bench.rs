@@ -74,6 +74,7 @@ async fn measure_failover(world: &World, function: &mut LocalFunction) -> Measur
         assert_switched(&out.ok(), "cold");
         m.cold_ms.push(ms(took));
         function.stop().await;
+        world.forget_automatic_switches().await;
     }
     function.spawn_process();
     for i in 0..WARM_SAMPLES {
@@ -83,31 +84,66 @@ async fn measure_failover(world: &World, function: &mut LocalFunction) -> Measur
         let took = started.elapsed();
         assert_switched(&out, &format!("warm {i}"));
         m.warm_ms.push(ms(took));
+        world.forget_automatic_switches().await;
     }
     m.peak_rss_kib = function.peak_rss_kib().into_iter().max().unwrap_or(0);
     function.stop().await;
     m
 }
 
-/// One emulated AWS request, as the harness sees it: the p50 of a consistent GetItem on
-/// the control table. Each rig region is one Python process, so a region's requests are
-/// served one at a time, unlike AWS's independent service fleets.
-async fn rig_round_trip_ms(world: &World) -> f64 {
-    let db = &world.client(&world.control_region).dynamodb;
-    let mut samples = Vec::new();
-    for _ in 0..50 {
-        let started = Instant::now();
-        db.get_item()
-            .table_name(world::CONTROL_TABLE)
-            .key("pk", AttributeValue::S("control".into()))
-            .key("sk", AttributeValue::S("state".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("rig get item");
-        samples.push(ms(started.elapsed()));
+/// One emulated AWS request, as the harness sees it: the p50 of a mix of what a switch
+/// asks the control region (GetParameter, DescribeAutoScalingGroups, a consistent GetItem
+/// of the control state), with each kind's own p50. Each rig region is one Python process,
+/// so a region's requests are served one at a time, unlike AWS's independent fleets.
+async fn rig_request_ms(world: &World) -> (f64, [(&'static str, f64); 3]) {
+    let region = &world.control_region;
+    let clients = world.client(region);
+    let mut kinds: [(&'static str, Vec<f64>); 3] = [
+        ("GetParameter", Vec::new()),
+        ("DescribeAutoScalingGroups", Vec::new()),
+        ("GetItem (control state)", Vec::new()),
+    ];
+    for _ in 0..30 {
+        for (i, (_, samples)) in kinds.iter_mut().enumerate() {
+            let started = Instant::now();
+            match i {
+                0 => {
+                    clients
+                        .ssm
+                        .get_parameter()
+                        .name(world::PARAMETER)
+                        .send()
+                        .await
+                        .expect("rig get parameter");
+                }
+                1 => {
+                    clients
+                        .autoscaling
+                        .describe_auto_scaling_groups()
+                        .auto_scaling_group_names(world::GROUP)
+                        .send()
+                        .await
+                        .expect("rig describe group");
+                }
+                _ => {
+                    clients
+                        .dynamodb
+                        .get_item()
+                        .table_name(world::CONTROL_TABLE)
+                        .key("pk", AttributeValue::S("control".into()))
+                        .key("sk", AttributeValue::S("state".into()))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .expect("rig get item");
+                }
+            }
+            samples.push(ms(started.elapsed()));
+        }
     }
-    percentile(&samples, 0.5)
+    let all: Vec<f64> = kinds.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+    let each = kinds.map(|(name, samples)| (name, percentile(&samples, 0.5)));
+    (percentile(&all, 0.5), each)
 }
 
 /// Warm failover decisions with the control plane in a third region (the other topology
@@ -122,6 +158,7 @@ async fn decisions_with_control_in_third_region(env: &[(&str, &str)]) -> Vec<f64
         let took = started.elapsed();
         assert_switched(&out, &format!("third-region warm {i}"));
         samples.push(ms(took));
+        stage.world.forget_automatic_switches().await;
     }
     stage.failover.stop().await;
     samples
@@ -168,6 +205,7 @@ async fn sequential_stages(
         }
         assert_switched(&out, &format!("delayed {i}"));
         samples.push(ms(took));
+        world.forget_automatic_switches().await;
     }
     function.stop().await;
     (percentile(&samples, 0.5) - healthy_p50) / STAGE_PROBE_LATENCY_MS as f64
@@ -216,6 +254,7 @@ async fn measure_frozen(rig: &Rig, world: &World, function: &mut LocalFunction) 
         rig.thaw(HOME);
         assert_switched(&out, &format!("frozen {i}"));
         samples.push(ms(took));
+        world.forget_automatic_switches().await;
         // Let the thawed region finish what queued up while it was frozen.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -262,7 +301,9 @@ async fn main() {
     let mut stage = Stage::start("bench", &[HOME, STANDBY], STANDBY, 0, &env).await;
     let world = &stage.world;
 
-    let mut rust = measure_failover(world, &mut stage.failover).await;
+    let (fresh_round_trip, _) = rig_request_ms(world).await;
+    // First, on the fresh stage: a deployment's first `aws lambda invoke` (moto's
+    // DescribeInstanceRefreshes slows down with the refreshes the switches below start).
     let cold_status =
         measure_cold_commands(&mut stage.failover, &json!({"command": "status"}), "status").await;
     let cold_dry_run = measure_cold_commands(
@@ -271,6 +312,7 @@ async fn main() {
         "dry_run",
     )
     .await;
+    let mut rust = measure_failover(world, &mut stage.failover).await;
     let mut python_function = LocalFunction::start_program(
         "baseline-failover",
         paths::python(),
@@ -293,7 +335,7 @@ async fn main() {
     let mut verifier_m =
         measure_read_only(&mut verifier, &json!({"command": "verify"}), "home").await;
     let frozen = measure_frozen(&stage.rig, world, &mut stage.failover).await;
-    let round_trip = rig_round_trip_ms(world).await;
+    let (round_trip, request_kinds) = rig_request_ms(world).await;
     let stages = sequential_stages(
         &stage.rig,
         world,
@@ -322,6 +364,8 @@ async fn main() {
         frozen: &frozen,
         third_region: &third_region,
         round_trip,
+        request_kinds,
+        fresh_round_trip,
         stages,
     });
 }
@@ -336,6 +380,8 @@ struct Report<'a> {
     frozen: &'a [f64],
     third_region: &'a [f64],
     round_trip: f64,
+    request_kinds: [(&'static str, f64); 3],
+    fresh_round_trip: f64,
     stages: f64,
 }
 
@@ -350,6 +396,8 @@ fn report(r: &Report) {
         frozen,
         third_region,
         round_trip,
+        request_kinds,
+        fresh_round_trip,
         stages,
     } = *r;
     let cold = |m: &Measured| percentile(&m.cold_ms, 0.5);
@@ -422,7 +470,18 @@ fn report(r: &Report) {
     let stage_count = stages.round().max(1.0);
     let floor = stage_count * round_trip;
     println!(
-        "  one rig request (GetItem, p50): {round_trip:.2} ms; sequential request stages of a switch: {stages:.2}\n  (every rig request delayed {STAGE_PROBE_LATENCY_MS} ms: p50 grew by that many times it)\n  floor = {stage_count} stages x {round_trip:.2} ms = {floor:.2} ms; decision p50 / floor = {:.2}",
+        "  one rig request (p50 of a mix: {}): {round_trip:.2} ms; on the fresh stage {fresh_round_trip:.2} ms",
+        request_kinds
+            .iter()
+            .map(|(name, p50)| format!("{name} {p50:.2} ms"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  sequential request stages of a switch: {stages:.2} (every rig request delayed {STAGE_PROBE_LATENCY_MS} ms: p50 grew by that many times it)"
+    );
+    println!(
+        "  floor = {stage_count} stages x {round_trip:.2} ms = {floor:.2} ms; decision p50 / floor = {:.2}",
         healthy_p50 / floor
     );
 
