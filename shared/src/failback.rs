@@ -28,7 +28,10 @@ use crate::state::{ControlState, FailbackProgress, HistoryRecord, StepStatus, Tr
 use crate::switch::{Intent, SwitchRequest};
 use crate::window::rfc3339;
 
-const DRAIN_POLL: Duration = Duration::from_millis(250);
+/// The drain is polled quickly at first (replication usually lands within a second),
+/// then every `DRAIN_POLL_MAX`.
+const DRAIN_POLL_FIRST: Duration = Duration::from_millis(25);
+const DRAIN_POLL_MAX: Duration = Duration::from_millis(250);
 /// Held events are sent for at most this long per run: they must not crowd out the
 /// verification (the rest wait for the next run).
 const HELD_EVENTS_BUDGET: Duration = Duration::from_secs(5);
@@ -566,19 +569,21 @@ impl<D: Deps> Controller<D> {
             .map_err(|e| format!("cannot write the drain sentinel in {active}: {e}"))?;
         let started = Instant::now();
         let wait = self.config.failback.drain_wait;
+        let mut poll = DRAIN_POLL_FIRST;
         loop {
             if let Ok(Some(seen)) = self.ports.probe().read(home, active, false).await
                 && seen >= stamp
             {
                 return Ok(started.elapsed().as_secs_f64());
             }
-            if started.elapsed() + DRAIN_POLL > wait {
+            if started.elapsed() + poll > wait {
                 return Err(format!(
                     "replication from {active} to {home} not drained: the sentinel did not arrive within FAILBACK_DRAIN_WAIT_SECONDS ({}s)",
                     wait.as_secs()
                 ));
             }
-            tokio::time::sleep(DRAIN_POLL).await;
+            tokio::time::sleep(poll).await;
+            poll = (poll * 2).min(DRAIN_POLL_MAX);
         }
     }
 }

@@ -326,6 +326,9 @@ impl World {
             .table_name(CONTROL_TABLE)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", AttributeValue::S("history".into()))
+            // Only the epochs: each record holds a whole transition, and a hundred of them
+            // would cost more to ship and parse than the round being checked.
+            .projection_expression("epoch")
             .consistent_read(true)
             .send()
             .await

@@ -38,6 +38,10 @@ async fn concurrent_alarms_verifier_and_commands_keep_the_invariants() {
         ("MAX_AUTOMATIC_SWITCHES_PER_DAY", "1000"),
     ];
     let stage = Stage::start("races", &[HOME, STANDBY], STANDBY, 4, &env).await;
+    // Replication within 20 ms (the rig's default is 200): each automatic failback waits
+    // for the drain, and the races are about the control state, not about the lag.
+    stage.rig.set_replication(HOME, STANDBY, 0.02, false);
+    stage.rig.set_replication(STANDBY, HOME, 0.02, false);
     let verifier = stage.start_function("failback", 1, &[]).await;
     let status = json!({"command": "status"});
     let mut last_epoch = 0;
