@@ -785,20 +785,23 @@ pub fn transition(from: &str, to: &str, at: Millis) -> Transition {
 }
 
 /// `config()` with these variables added or replaced.
+/// A whole configuration, as environment variables: `config()` reads these, and tests of
+/// the built bootstraps start them with these plus the variable under test.
+pub const TEST_ENV: [(&str, &str); 7] = [
+    ("REGIONS", "us-east-1,us-west-2,eu-west-1"),
+    ("AWS_REGION", "us-west-2"),
+    ("ACTIVE_REGION_PARAMETER", "/app/active-region"),
+    ("AUTO_SCALING_GROUPS", "app"),
+    ("CONTROL_TABLE", "control"),
+    ("HEALTH_TABLE", "health"),
+    ("HEALTH_KEY", "pk=canary"),
+];
+
 pub fn config_with(extra: &[(&str, &str)]) -> Config {
-    let base = [
-        ("REGIONS", "us-east-1,us-west-2,eu-west-1"),
-        ("AWS_REGION", "us-west-2"),
-        ("ACTIVE_REGION_PARAMETER", "/app/active-region"),
-        ("AUTO_SCALING_GROUPS", "app"),
-        ("CONTROL_TABLE", "control"),
-        ("HEALTH_TABLE", "health"),
-        ("HEALTH_KEY", "pk=canary"),
-    ];
     Config::from_lookup(|name| {
         extra
             .iter()
-            .chain(base.iter())
+            .chain(TEST_ENV.iter())
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.to_string())
     })

@@ -10,15 +10,8 @@ use std::process::Command;
 fn an_unknown_failback_mode_is_named_at_init() {
     let out = Command::new(env!("CARGO_BIN_EXE_failback"))
         .env_clear()
-        .envs([
-            ("REGIONS", "us-east-1,us-west-2"),
-            ("AWS_REGION", "us-west-2"),
-            ("ACTIVE_REGION_PARAMETER", "/app/active-region"),
-            ("CONTROL_TABLE", "control"),
-            ("HEALTH_TABLE", "health"),
-            ("HEALTH_KEY", "pk=regionpilot-canary"),
-            ("FAILBACK_MODE", "sometimes"),
-        ])
+        .envs(regionpilot::testing::TEST_ENV)
+        .env("FAILBACK_MODE", "sometimes")
         .output()
         .expect("run the bootstrap");
     let stderr = String::from_utf8_lossy(&out.stderr);
