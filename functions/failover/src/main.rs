@@ -1,5 +1,6 @@
 //! The failover function: CloudWatch alarms (direct, EventBridge, SNS) and operators'
-//! commands in; at most one region switch out. Config and clients are built once here.
+//! commands in; at most one region switch out. Config and clients are wired once here
+//! (each per-region client is built on its first use and kept).
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
