@@ -535,7 +535,10 @@ def _batch_end(batch: dict, overlay: dict[str, Instance], now: float) -> float |
 
 def _advance(refresh: dict, now: float) -> None:
     """Moves a refresh along by wall-clock time, batch after batch, as AWS does in the
-    background; a batch that ended in the past starts the next one at that moment."""
+    background; a batch that ended in the past starts the next one at that moment. A
+    refresh that has ended is final: every request walks them all, so it returns at once."""
+    if refresh["Status"] not in ("Pending", "InProgress"):
+        return
     overlay = _groups.get(refresh["_key"])
     if overlay is None:
         return
@@ -569,8 +572,7 @@ def _advance_all() -> None:
     now = time.time()
     for refreshes in _refreshes.values():
         for refresh in refreshes:
-            if refresh["Status"] in ("Pending", "InProgress"):  # the others are final
-                _advance(refresh, now)
+            _advance(refresh, now)
     for overlay in _groups.values():
         for instance in overlay.values():
             if instance.terminated_at is None or not all(read[1] for read in instance.reads):
@@ -583,8 +585,7 @@ def _group_refreshes(resp: AutoScalingResponse, group: str) -> list[dict]:
     refreshes = _refreshes.setdefault(key, [])
     now = time.time()
     for refresh in refreshes:
-        if refresh["Status"] in ("Pending", "InProgress"):  # the others are final
-            _advance(refresh, now)
+        _advance(refresh, now)
     return refreshes
 
 

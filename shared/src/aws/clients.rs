@@ -34,11 +34,11 @@ impl<C> RegionalClients<C> {
     /// The client for `region`; `None` for a region no client is configured for.
     pub fn get(&self, region: &Region) -> Option<&C> {
         let slot = self.slots.get(region)?;
-        if let Some(client) = slot.get() {
-            return Some(client);
+        match &self.build {
+            Some(build) => Some(slot.get_or_init(|| build(region))),
+            // Prebuilt clients only: a region without one has none.
+            None => slot.get(),
         }
-        let build = self.build.as_ref()?;
-        Some(slot.get_or_init(|| build(region)))
     }
 }
 

@@ -164,8 +164,9 @@ async fn decisions_with_control_in_third_region(env: &[(&str, &str)]) -> Vec<f64
     samples
 }
 
-/// Cold starts of the failover function answering a command that changes nothing (status,
-/// a dry run): what an operator's first `aws lambda invoke` costs.
+/// Cold starts of a function answering a request that changes nothing: the failover
+/// function's status and dry run (an operator's first `aws lambda invoke`), a probe, a
+/// verification.
 async fn measure_cold_commands(
     function: &mut LocalFunction,
     payload: &Value,
@@ -217,13 +218,10 @@ async fn measure_read_only(
     payload: &Value,
     expect: &str,
 ) -> Measured {
-    let mut m = Measured::default();
-    for _ in 0..COLD_SAMPLES {
-        let (took, out) = function.cold_invoke(payload).await;
-        assert_eq!(out.ok()["outcome"], expect);
-        m.cold_ms.push(ms(took));
-        function.stop().await;
-    }
+    let mut m = Measured {
+        cold_ms: measure_cold_commands(function, payload, expect).await,
+        ..Measured::default()
+    };
     function.spawn_process();
     for _ in 0..WARM_SAMPLES / 2 {
         let started = Instant::now();
