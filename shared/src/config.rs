@@ -46,6 +46,97 @@ pub struct RefreshPreferences {
 pub const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 pub const RETRY_MAX_BACKOFF: Duration = Duration::from_millis(400);
 
+/// A whole-number setting's variable, default and accepted range. The one place these
+/// live: `Config::from_lookup` parses with them, and the template test checks each
+/// template parameter's `Default`, `MinValue` and `MaxValue` against them, so the
+/// template never accepts a value that would stop every function at init.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub variable: &'static str,
+    pub default: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+const DAY: u64 = 24 * 3600;
+
+pub const COOLDOWN_SECONDS: Bounds = Bounds::new("COOLDOWN_SECONDS", 300, 0, 7 * DAY);
+/// AWS accepts 0..=100 for MinHealthyPercentage.
+pub const REFRESH_MIN_HEALTHY_PERCENT: Bounds =
+    Bounds::new("REFRESH_MIN_HEALTHY_PERCENT", 90, 0, 100);
+pub const REFRESH_WARMUP_SECONDS: Bounds = Bounds::new("REFRESH_WARMUP_SECONDS", 60, 0, DAY);
+pub const CONNECT_TIMEOUT_MS: Bounds = Bounds::new("CONNECT_TIMEOUT_MS", 1_000, 50, 30_000);
+pub const CALL_TIMEOUT_MS: Bounds = Bounds::new("CALL_TIMEOUT_MS", 2_000, 50, 60_000);
+pub const CALL_MAX_ATTEMPTS: Bounds = Bounds::new("CALL_MAX_ATTEMPTS", 3, 1, 10);
+/// Below the shortest probe interval the template offers (5 s), so that a sampling round
+/// always ends before the next one is due.
+pub const PROBE_TIMEOUT_MS: Bounds = Bounds::new("PROBE_TIMEOUT_MS", 1_500, 50, 4_000);
+pub const TRANSITION_LEASE_SECONDS: Bounds =
+    Bounds::new("TRANSITION_LEASE_SECONDS", 120, 0, 3600);
+/// 60 s: a scheduled-every-minute probe samples until its Lambda deadline (less a margin
+/// to answer), so its samples reach the next run's and every 10 s bucket of the minute
+/// holds one.
+pub const PROBE_WINDOW_SECONDS: Bounds = Bounds::new("PROBE_WINDOW_SECONDS", 60, 0, 840);
+pub const FAILBACK_HEALTHY_CHECKS: Bounds =
+    Bounds::new("FAILBACK_HEALTHY_CHECKS", 10, 1, 10_000);
+pub const FAILBACK_MIN_HOLD_SECONDS: Bounds =
+    Bounds::new("FAILBACK_MIN_HOLD_SECONDS", 600, 0, 7 * DAY);
+pub const FAILBACK_MAX_LAG_SECONDS: Bounds = Bounds::new("FAILBACK_MAX_LAG_SECONDS", 5, 0, 3600);
+pub const FAILBACK_DRAIN_WAIT_SECONDS: Bounds =
+    Bounds::new("FAILBACK_DRAIN_WAIT_SECONDS", 10, 0, 600);
+pub const MAX_AUTOMATIC_SWITCHES_PER_DAY: Bounds =
+    Bounds::new("MAX_AUTOMATIC_SWITCHES_PER_DAY", 3, 1, 1000);
+pub const CAPACITY_PERCENT: Bounds = Bounds::new("CAPACITY_PERCENT", 100, 0, 1000);
+pub const SCALE_IN_DELAY_SECONDS: Bounds =
+    Bounds::new("SCALE_IN_DELAY_SECONDS", 900, 0, 30 * DAY);
+/// 1 h at most: a reload that takes longer than that is a redeploy, not a reload.
+pub const RELOAD_TIMEOUT_SECONDS: Bounds = Bounds::new("RELOAD_TIMEOUT_SECONDS", 120, 1, 3600);
+pub const READINESS_INTERVAL_SECONDS: Bounds =
+    Bounds::new("READINESS_INTERVAL_SECONDS", 900, 0, DAY);
+
+/// Every whole-number setting with a range.
+pub const NUMBERS: &[Bounds] = &[
+    COOLDOWN_SECONDS,
+    REFRESH_MIN_HEALTHY_PERCENT,
+    REFRESH_WARMUP_SECONDS,
+    CONNECT_TIMEOUT_MS,
+    CALL_TIMEOUT_MS,
+    CALL_MAX_ATTEMPTS,
+    PROBE_TIMEOUT_MS,
+    TRANSITION_LEASE_SECONDS,
+    PROBE_WINDOW_SECONDS,
+    FAILBACK_HEALTHY_CHECKS,
+    FAILBACK_MIN_HOLD_SECONDS,
+    FAILBACK_MAX_LAG_SECONDS,
+    FAILBACK_DRAIN_WAIT_SECONDS,
+    MAX_AUTOMATIC_SWITCHES_PER_DAY,
+    CAPACITY_PERCENT,
+    SCALE_IN_DELAY_SECONDS,
+    RELOAD_TIMEOUT_SECONDS,
+    READINESS_INTERVAL_SECONDS,
+];
+
+/// `PROBE_INTERVAL_SECONDS`: the divisors of the unhealthy alarms' 10 s period, so every
+/// period holds the same number of samples and none is left empty. The template offers
+/// those above the longest probe timeout (5 and 10); 1 and 2 are for accelerated drills.
+pub const PROBE_INTERVALS: &[u64] = &[1, 2, 5, 10];
+pub const PROBE_INTERVAL_DEFAULT: u64 = 10;
+
+impl Bounds {
+    const fn new(variable: &'static str, default: u64, min: u64, max: u64) -> Bounds {
+        Bounds {
+            variable,
+            default,
+            min,
+            max,
+        }
+    }
+
+    fn parse(&self, get: &impl Fn(&'static str) -> Option<String>) -> Result<u64> {
+        number(get, self.variable, self.default, self.min, self.max)
+    }
+}
+
 /// Timeouts on every AWS call. A frozen region costs at most `call_budget()` per call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -236,33 +327,38 @@ impl Config {
             "attribute=value, the key of the canary item, e.g. pk=regionpilot-canary",
         )?)?;
 
-        let seconds = |name: &'static str, default: u64, max: u64| -> Result<Duration> {
-            Ok(Duration::from_secs(number(&get, name, default, 0, max)?))
+        let seconds = |bounds: Bounds| -> Result<Duration> {
+            Ok(Duration::from_secs(bounds.parse(&get)?))
         };
-        let millis = |name: &'static str, default: u64, min: u64, max: u64| -> Result<Duration> {
-            Ok(Duration::from_millis(number(
-                &get, name, default, min, max,
-            )?))
+        let millis = |bounds: Bounds| -> Result<Duration> {
+            Ok(Duration::from_millis(bounds.parse(&get)?))
         };
 
-        let cooldown = seconds("COOLDOWN_SECONDS", 300, 7 * 24 * 3600)?;
+        let cooldown = seconds(COOLDOWN_SECONDS)?;
         let refresh = RefreshPreferences {
-            // AWS accepts 0..=100 for MinHealthyPercentage.
-            min_healthy_percent: number(&get, "REFRESH_MIN_HEALTHY_PERCENT", 90, 0, 100)? as i32,
-            warmup: seconds("REFRESH_WARMUP_SECONDS", 60, 24 * 3600)?,
+            min_healthy_percent: REFRESH_MIN_HEALTHY_PERCENT.parse(&get)? as i32,
+            warmup: seconds(REFRESH_WARMUP_SECONDS)?,
         };
         let timeouts = Timeouts {
-            connect: millis("CONNECT_TIMEOUT_MS", 1_000, 50, 30_000)?,
-            call_attempt: millis("CALL_TIMEOUT_MS", 2_000, 50, 60_000)?,
-            call_max_attempts: number(&get, "CALL_MAX_ATTEMPTS", 3, 1, 10)? as u32,
-            probe: millis("PROBE_TIMEOUT_MS", 1_500, 50, 30_000)?,
+            connect: millis(CONNECT_TIMEOUT_MS)?,
+            call_attempt: millis(CALL_TIMEOUT_MS)?,
+            call_max_attempts: CALL_MAX_ATTEMPTS.parse(&get)? as u32,
+            probe: millis(PROBE_TIMEOUT_MS)?,
         };
-        let transition_lease = seconds("TRANSITION_LEASE_SECONDS", 120, 3600)?;
+        let transition_lease = seconds(TRANSITION_LEASE_SECONDS)?;
         let region_endpoints = parse_endpoints(get("REGION_ENDPOINTS").as_deref().unwrap_or(""))?;
-        let probe_interval =
-            Duration::from_secs(number(&get, "PROBE_INTERVAL_SECONDS", 10, 1, 60)?);
-        // 50 s leaves a scheduled-every-minute probe time to answer inside a 60 s timeout.
-        let probe_window = seconds("PROBE_WINDOW_SECONDS", 50, 840)?;
+        let probe_interval = parse_probe_interval(&get)?;
+        if timeouts.probe >= probe_interval {
+            return Err(Error::Config {
+                variable: "PROBE_TIMEOUT_MS",
+                problem: format!(
+                    "{} ms is not below PROBE_INTERVAL_SECONDS ({} s): a sampling round would still be running when the next is due",
+                    timeouts.probe.as_millis(),
+                    probe_interval.as_secs()
+                ),
+            });
+        }
+        let probe_window = seconds(PROBE_WINDOW_SECONDS)?;
         let metrics_namespace = get("METRICS_NAMESPACE").unwrap_or_else(|| "RegionPilot".into());
         if metrics_namespace.len() > 255
             || metrics_namespace.contains(':')
@@ -293,22 +389,16 @@ impl Config {
         };
         let failback = FailbackPolicy {
             mode,
-            healthy_checks: number(&get, "FAILBACK_HEALTHY_CHECKS", 10, 1, 10_000)? as u32,
-            min_hold: seconds("FAILBACK_MIN_HOLD_SECONDS", 600, 7 * 24 * 3600)?,
-            max_lag: seconds("FAILBACK_MAX_LAG_SECONDS", 5, 3600)?,
-            drain_wait: seconds("FAILBACK_DRAIN_WAIT_SECONDS", 10, 600)?,
-            max_automatic_switches_per_day: number(
-                &get,
-                "MAX_AUTOMATIC_SWITCHES_PER_DAY",
-                3,
-                1,
-                1000,
-            )? as u32,
+            healthy_checks: FAILBACK_HEALTHY_CHECKS.parse(&get)? as u32,
+            min_hold: seconds(FAILBACK_MIN_HOLD_SECONDS)?,
+            max_lag: seconds(FAILBACK_MAX_LAG_SECONDS)?,
+            drain_wait: seconds(FAILBACK_DRAIN_WAIT_SECONDS)?,
+            max_automatic_switches_per_day: MAX_AUTOMATIC_SWITCHES_PER_DAY.parse(&get)? as u32,
         };
 
         let capacity = CapacityPolicy {
-            percent: number(&get, "CAPACITY_PERCENT", 100, 0, 1000)? as u32,
-            scale_in_delay: seconds("SCALE_IN_DELAY_SECONDS", 900, 30 * 24 * 3600)?,
+            percent: CAPACITY_PERCENT.parse(&get)? as u32,
+            scale_in_delay: seconds(SCALE_IN_DELAY_SECONDS)?,
         };
         let reload = parse_reload(&get)?;
         let events = EventPolicy {
@@ -344,7 +434,7 @@ impl Config {
                 })
             })
             .transpose()?;
-        let readiness_interval = seconds("READINESS_INTERVAL_SECONDS", 900, 24 * 3600)?;
+        let readiness_interval = seconds(READINESS_INTERVAL_SECONDS)?;
         let traffic = match get("TRAFFIC")
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -388,9 +478,7 @@ impl Config {
 }
 
 fn parse_reload(get: &impl Fn(&'static str) -> Option<String>) -> Result<ReloadPolicy> {
-    // 1 h at most: SSM's execution timeout for a reload that takes longer than that is a
-    // redeploy, not a reload.
-    let timeout = Duration::from_secs(number(get, "RELOAD_TIMEOUT_SECONDS", 120, 1, 3600)?);
+    let timeout = Duration::from_secs(RELOAD_TIMEOUT_SECONDS.parse(get)?);
     let mode = match get("RELOAD_MODE")
         .as_deref()
         .map(str::to_ascii_lowercase)
@@ -424,6 +512,22 @@ fn parse_reload(get: &impl Fn(&'static str) -> Option<String>) -> Result<ReloadP
         }
     };
     Ok(ReloadPolicy { mode, timeout })
+}
+
+fn parse_probe_interval(get: &impl Fn(&'static str) -> Option<String>) -> Result<Duration> {
+    let Some(text) = get("PROBE_INTERVAL_SECONDS") else {
+        return Ok(Duration::from_secs(PROBE_INTERVAL_DEFAULT));
+    };
+    match text.parse::<u64>() {
+        Ok(n) if PROBE_INTERVALS.contains(&n) => Ok(Duration::from_secs(n)),
+        _ => Err(Error::Config {
+            variable: "PROBE_INTERVAL_SECONDS",
+            problem: format!(
+                "{:?} is not one of {PROBE_INTERVALS:?} (seconds that divide the unhealthy alarms' 10 s period)",
+                crate::text::clip(&text, 40)
+            ),
+        }),
+    }
 }
 
 fn number(
@@ -759,6 +863,26 @@ mod tests {
             (&[("CONTROL_TABLE", "a b")], "CONTROL_TABLE", "table name"),
             (&[("PROBE_TIMEOUT_MS", "0")], "PROBE_TIMEOUT_MS", "from 50"),
             (
+                &[("PROBE_TIMEOUT_MS", "4001")],
+                "PROBE_TIMEOUT_MS",
+                "50 to 4000",
+            ),
+            (
+                &[("PROBE_INTERVAL_SECONDS", "3")],
+                "PROBE_INTERVAL_SECONDS",
+                "not one of [1, 2, 5, 10]",
+            ),
+            (
+                &[("PROBE_INTERVAL_SECONDS", "60")],
+                "PROBE_INTERVAL_SECONDS",
+                "10 s period",
+            ),
+            (
+                &[("PROBE_INTERVAL_SECONDS", "1"), ("PROBE_TIMEOUT_MS", "1000")],
+                "PROBE_TIMEOUT_MS",
+                "not below PROBE_INTERVAL_SECONDS (1 s)",
+            ),
+            (
                 &[("FAILBACK_MODE", "sometimes")],
                 "FAILBACK_MODE",
                 "neither auto nor approve",
@@ -833,6 +957,37 @@ mod tests {
                 "{var}: {problem} lacks {fragment:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_bound_takes_its_default_and_ends_and_refuses_beyond_them() {
+        let defaults = parse(&base()).unwrap();
+        for bounds in NUMBERS {
+            assert!(
+                (bounds.min..=bounds.max).contains(&bounds.default),
+                "{bounds:?}"
+            );
+            for edge in [bounds.min, bounds.max] {
+                let text = edge.to_string();
+                // The probe timeout's upper end needs the longest interval to be valid.
+                let mut vars: Vec<(&str, &str)> = base();
+                vars.extend([
+                    (bounds.variable, text.as_str()),
+                    ("PROBE_INTERVAL_SECONDS", "10"),
+                ]);
+                let parsed = parse(&vars);
+                assert!(parsed.is_ok(), "{}={edge}: {parsed:?}", bounds.variable);
+            }
+            let beyond = (bounds.max + 1).to_string();
+            let mut vars: Vec<(&str, &str)> = base();
+            vars.push((bounds.variable, beyond.as_str()));
+            let (variable, problem) = config_error(&vars);
+            assert_eq!(variable, bounds.variable);
+            assert!(problem.contains(&format!("from {} to {}", bounds.min, bounds.max)));
+        }
+        assert_eq!(defaults.probe_interval, Duration::from_secs(10));
+        assert_eq!(defaults.probe_window, Duration::from_secs(60));
+        assert_eq!(defaults.timeouts.probe, Duration::from_millis(1500));
     }
 
     #[test]

@@ -22,7 +22,8 @@ use crate::error::Result;
 use crate::health;
 use crate::notices::{DataLossWindow, DetailType, HeldReport};
 use crate::plan::{Ran, StepRecord};
-use crate::ports::{ControlStore, Deps, Heartbeats, ParameterStore};
+use crate::ports::{ControlStore, Deps, Heartbeats, ParameterStore, RunLease};
+use crate::samples::Failing;
 use crate::region::Region;
 use crate::state::{ControlState, FailbackProgress, HistoryRecord, StepStatus, TriggerInfo};
 use crate::switch::{Intent, SwitchRequest};
@@ -40,6 +41,19 @@ const READINESS_RESERVE: Duration = Duration::from_secs(35);
 /// An automatic failback (probes, every step, a Run Command followed for up to 20 s)
 /// starts only with this much time left; otherwise the next run makes it.
 const FAILBACK_RESERVE: Duration = Duration::from_secs(30);
+
+/// A verifier run holds the control plane this long past its deadline at most; without
+/// a deadline (a test, a local call), for the template's 60 s function timeout.
+const RUN_LEASE_WITHOUT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The verifier asking again for a failover its alarm asked for once.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailoverRetry {
+    /// What the probe's samples say.
+    pub evidence: Failing,
+    pub outcome: Outcome,
+    pub reason: String,
+}
 
 /// What reconcile found out of line and what it did about it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -83,6 +97,32 @@ pub struct VerifyReport {
     /// `READINESS_INTERVAL_SECONDS`); `changed` says the result differs from the last one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readiness: Option<crate::readiness::ReadinessRun>,
+    /// The active region was still failing by the probe's samples: the failover asked
+    /// for again, and what came of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover_retry: Option<FailoverRetry>,
+}
+
+impl VerifyReport {
+    /// A report of a run that did nothing yet.
+    fn empty(state: &ControlState, home: &Region) -> VerifyReport {
+        VerifyReport {
+            outcome: "home",
+            active_region: state.active_region.clone(),
+            home_region: home.clone(),
+            epoch: state.epoch,
+            reason: String::new(),
+            reconcile: ReconcileReport::default(),
+            capacity: crate::capacity::CapacityReport::default(),
+            failback: None,
+            switch: None,
+            failback_window_opens: None,
+            held_events: HeldReport::default(),
+            data_loss_window: None,
+            readiness: None,
+            failover_retry: None,
+        }
+    }
 }
 
 impl<D: Deps> Controller<D> {
@@ -287,6 +327,99 @@ impl<D: Deps> Controller<D> {
         self.verify_until(None).await
     }
 
+    /// A scheduled (or a person's) verifier run, `run` its unique id: it holds the run
+    /// lease in the control table while it works, so no two runs overlap, whatever
+    /// delivered them or in whichever region they run. A run that finds the lease held
+    /// answers `busy` and changes nothing.
+    pub async fn verify_run(&self, run: &str, deadline: Option<Instant>) -> Result<VerifyReport> {
+        let now = self.now();
+        let held_for = deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(RUN_LEASE_WITHOUT_DEADLINE);
+        let lease = RunLease {
+            owner: run.to_owned(),
+            now,
+            until: now + held_for.as_millis() as u64,
+        };
+        if !self.ports.control().claim_run(&lease).await? {
+            let state = self.load().await?.value;
+            info!(run, "another verifier run holds the lease; this one does nothing");
+            return Ok(VerifyReport {
+                outcome: "busy",
+                reason: "another verifier run is in progress (the run lease in the control table); this run changed nothing".into(),
+                ..VerifyReport::empty(&state, self.config.home())
+            });
+        }
+        let report = self.verify_until(deadline).await;
+        if let Err(e) = self.ports.control().end_run(&lease).await {
+            warn!(error = %e, "the run lease was not given back; it lapses at the run's deadline");
+        }
+        report
+    }
+
+    /// Asks again for the failover of an active region the probe's samples say is still
+    /// failing (the alarm invoked failover once; a refusal or a cooldown then left the
+    /// application down). The same switch as an alarm's, so cooldown, the flap guard and
+    /// the pre-flight probe apply. `None` when the samples say nothing of the kind.
+    async fn retry_failover(&self, state: &ControlState) -> Option<FailoverRetry> {
+        let active = &state.active_region;
+        let samples = match self.ports.control().samples(&self.config.own_region).await {
+            Ok(samples) => samples?,
+            Err(e) => {
+                warn!(error = %e, "the probe's samples could not be read; no failover retry this run");
+                return None;
+            }
+        };
+        let evidence = samples.failing(active, self.now())?;
+        let reason = format!(
+            "{active} still failing: the probe in {} saw it unhealthy in its last {} samples (since {}); its alarm invoked failover once",
+            evidence.vantage,
+            evidence.unhealthy_samples,
+            rfc3339(evidence.since)
+        );
+        warn!(region = %active, "{reason}; asking for the failover again");
+        let answer = self
+            .switch(SwitchRequest {
+                intent: Intent::AwayFrom(active.clone()),
+                reason: reason.clone(),
+                trigger: TriggerInfo::Verifier {
+                    check: "failover".into(),
+                },
+                dry_run: false,
+                force: false,
+            })
+            .await;
+        let retry = match answer {
+            Ok(response) => FailoverRetry {
+                evidence,
+                outcome: response.outcome,
+                reason: response.reason,
+            },
+            Err(e) => FailoverRetry {
+                evidence,
+                outcome: Outcome::Refused,
+                reason: format!("the failover could not be made: {e}"),
+            },
+        };
+        if retry.outcome == Outcome::Ignored {
+            info!(reason = %retry.reason, "failover retry ignored");
+        } else {
+            self.notify(
+                DetailType::FailoverRetry,
+                format!("failover-retry-{}-{}", state.epoch, retry.evidence.newest),
+                serde_json::json!({
+                    "epoch": state.epoch,
+                    "active_region": active,
+                    "outcome": retry.outcome,
+                    "reason": retry.reason,
+                    "evidence": retry.evidence,
+                }),
+            )
+            .await;
+        }
+        Some(retry)
+    }
+
     /// One run of the failback verification that keeps inside `deadline` (the Lambda
     /// invocation's, less a margin): work that can wait for the next run (held events
     /// past a budget, a readiness evaluation, an automatic failback) is left for it when
@@ -302,7 +435,19 @@ impl<D: Deps> Controller<D> {
                 HeldReport::default()
             });
         let reconcile = self.reconcile().await?;
-        let state = self.load().await?.value;
+        let mut state = self.load().await?.value;
+        let failover_retry = if left().is_none_or(|l| l >= FAILBACK_RESERVE) {
+            self.retry_failover(&state).await
+        } else {
+            warn!(left = ?left(), "no failover retry this run: too little time left");
+            None
+        };
+        if failover_retry
+            .as_ref()
+            .is_some_and(|r| r.outcome == Outcome::Switched)
+        {
+            state = self.load().await?.value;
+        }
         let capacity = self.capacity_round(&state).await?;
         // Never fails: a check that cannot be made fails with its reason. Still due next
         // run when skipped for time.
@@ -337,20 +482,22 @@ impl<D: Deps> Controller<D> {
             &[("Region", state.active_region.as_str())],
         );
         let mut report = VerifyReport {
-            outcome: "home",
-            active_region: state.active_region.clone(),
-            home_region: home.clone(),
-            epoch: state.epoch,
-            reason: String::new(),
             reconcile,
             capacity,
-            failback: None,
-            switch: None,
-            failback_window_opens: None,
-            data_loss_window: None,
             held_events,
             readiness,
+            failover_retry,
+            ..VerifyReport::empty(&state, &home)
         };
+        if let Some(retry) = report
+            .failover_retry
+            .as_ref()
+            .filter(|r| r.outcome == Outcome::Switched)
+        {
+            report.outcome = "failed_over";
+            report.reason = retry.reason.clone();
+            return Ok(report);
+        }
         if state.active_region == home {
             report.reason = format!("{home} (home) is active; nothing to fail back");
             if state.failback.is_some() {

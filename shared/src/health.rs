@@ -250,8 +250,10 @@ pub fn decode_request(payload: &serde_json::Value) -> Result<ProbeRequest, crate
     )
 }
 
-/// Samples every `interval` until the next round could not finish before `until`. Each
-/// round is handed to `on_round` as soon as it is done (to emit its metrics at once).
+/// Samples until the next round could not finish before `until`: one round at once, then
+/// one at each multiple of `interval` on the clock, so each of the alarms' periods (10 s,
+/// a multiple of every allowed interval) holds a round, whenever the run started. Each
+/// round is handed to `on_round` as soon as it is done (to emit and record it at once).
 pub async fn sample<P, K>(
     regions: &[Region],
     probe: &P,
@@ -259,20 +261,24 @@ pub async fn sample<P, K>(
     budget: Duration,
     interval: Duration,
     until: Instant,
-    mut on_round: impl FnMut(&Round),
+    mut on_round: impl AsyncFnMut(&Round),
 ) -> Vec<Round>
 where
     P: HealthProbe + Heartbeats,
     K: Clock,
 {
+    let interval_ms = (interval.as_millis() as u64).max(1);
     let mut rounds = Vec::new();
-    let mut next = Instant::now();
     loop {
+        let started = Instant::now();
+        let started_ms = clock.now_millis();
         let round = probe_round(regions, probe, clock, budget).await;
-        on_round(&round);
+        on_round(&round).await;
         rounds.push(round);
-        next += interval;
-        if next + budget > until {
+        // The next boundary after this round's start: if the round (and its recording)
+        // ran past it, the next round starts at once, still inside that period.
+        let next = started + Duration::from_millis(interval_ms - started_ms % interval_ms);
+        if next.max(Instant::now()) + budget > until {
             return rounds;
         }
         tokio::time::sleep_until(next).await;

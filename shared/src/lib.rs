@@ -19,6 +19,7 @@ pub mod region;
 pub mod reload;
 pub mod report;
 pub mod rolling;
+pub mod samples;
 pub mod state;
 pub mod status;
 pub mod switch;
@@ -39,6 +40,8 @@ mod fuzz_tests;
 mod notices_tests;
 #[cfg(test)]
 mod steps_tests;
+#[cfg(test)]
+mod verifier_tests;
 
 pub use config::Config;
 pub use controller::{Controller, Outcome, Response};

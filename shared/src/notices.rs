@@ -34,6 +34,9 @@ pub enum DetailType {
     ReadinessChanged,
     /// Reconcile found drift and repaired it.
     DriftRepaired,
+    /// The active region is still failing after its alarm's one delivery: the verifier
+    /// asked for the failover again (switched or refused).
+    FailoverRetry,
 }
 
 impl DetailType {
@@ -44,6 +47,7 @@ impl DetailType {
             DetailType::FlapGuardPaused => "Flap Guard Paused",
             DetailType::ReadinessChanged => "Readiness Changed",
             DetailType::DriftRepaired => "Drift Repaired",
+            DetailType::FailoverRetry => "Failover Retry",
         }
     }
 }

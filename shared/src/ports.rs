@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{GroupRef, RefreshPreferences};
 use crate::error::{AwsError, ErrorKind, Result};
 use crate::region::Region;
+use crate::samples::ProbeSamples;
 use crate::state::{ControlState, HistoryRecord, Millis, Versioned};
 
 /// The control table in the function's own region.
@@ -49,6 +50,35 @@ pub trait ControlStore: Send + Sync {
 
     /// Forgets a held notice once the bus has taken it.
     fn release(&self, notice: &Notice) -> impl Future<Output = Result<()>> + Send;
+
+    /// The health probe's newest samples, as the probe in `vantage` wrote them.
+    fn samples(
+        &self,
+        vantage: &Region,
+    ) -> impl Future<Output = Result<Option<ProbeSamples>>> + Send;
+
+    /// Replaces the samples of the probe in `samples.vantage`.
+    fn put_samples(&self, samples: &ProbeSamples) -> impl Future<Output = Result<()>> + Send;
+
+    /// Takes the verifier's run lease for `lease.owner` until `lease.until`, unless
+    /// another owner holds it past `lease.now`; `Ok(false)` then. Taking it again for the
+    /// same owner succeeds (a retried write that had landed).
+    fn claim_run(&self, lease: &RunLease) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Gives the lease back, if `lease.owner` still holds it.
+    fn end_run(&self, lease: &RunLease) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// One verifier run's hold on the control plane: runs never overlap (a duplicate schedule
+/// delivery, a person's `verify`, another region's verifier in mrsc mode), so each run
+/// adds at most one check to the failback streak. It lapses at `until` (the invocation's
+/// deadline) if the run dies holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLease {
+    /// Unique per run (the Lambda request id).
+    pub owner: String,
+    pub now: Millis,
+    pub until: Millis,
 }
 
 /// An event for operators, as it goes on the EventBridge bus (source `regionpilot`).

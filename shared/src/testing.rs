@@ -11,8 +11,9 @@ use crate::config::{Config, GroupRef, RefreshPreferences};
 use crate::error::{AwsError, ErrorKind, Result};
 use crate::ports::{
     Clock, ControlStore, EventBus, GroupInfo, HealthProbe, InvocationInfo, Notice, ParameterStore,
-    Ports, ProbeResult, RefreshInfo, RunCommands, ScalingGroups, SentCommand,
+    Ports, ProbeResult, RefreshInfo, RunCommands, RunLease, ScalingGroups, SentCommand,
 };
+use crate::samples::ProbeSamples;
 use crate::region::Region;
 use crate::state::{ControlState, HistoryRecord, Millis, Transition, TriggerInfo, Versioned};
 
@@ -171,6 +172,10 @@ pub struct FakeControl {
     pub crash: Arc<CrashPoint>,
     /// Point-in-time recovery is off (on by default, as the template deploys the table).
     pub pitr_off: std::sync::atomic::AtomicBool,
+    /// The probe's samples per vantage region.
+    pub samples: Mutex<BTreeMap<Region, ProbeSamples>>,
+    /// The verifier's run lease: (owner, until).
+    pub lease: Mutex<Option<(String, Millis)>>,
 }
 
 impl FakeControl {
@@ -259,6 +264,43 @@ impl ControlStore for Arc<FakeControl> {
 
     async fn release(&self, notice: &Notice) -> Result<()> {
         lock(&self.outbox).remove(&(notice.at, notice.id.clone()));
+        Ok(())
+    }
+
+    async fn samples(&self, vantage: &Region) -> Result<Option<ProbeSamples>> {
+        Ok(lock(&self.samples).get(vantage).cloned())
+    }
+
+    async fn put_samples(&self, samples: &ProbeSamples) -> Result<()> {
+        lock(&self.samples).insert(samples.vantage.clone(), samples.clone());
+        Ok(())
+    }
+
+    async fn claim_run(&self, lease: &RunLease) -> Result<bool> {
+        Ok(self
+            .crash
+            .write(|| {
+                let mut held = lock(&self.lease);
+                let free = held
+                    .as_ref()
+                    .is_none_or(|(owner, until)| *until < lease.now || *owner == lease.owner);
+                if free {
+                    *held = Some((lease.owner.clone(), lease.until));
+                }
+                free
+            })
+            .await)
+    }
+
+    async fn end_run(&self, lease: &RunLease) -> Result<()> {
+        self.crash
+            .write(|| {
+                let mut held = lock(&self.lease);
+                if held.as_ref().is_some_and(|(owner, _)| *owner == lease.owner) {
+                    *held = None;
+                }
+            })
+            .await;
         Ok(())
     }
 }

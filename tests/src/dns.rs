@@ -12,9 +12,12 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+pub use crate::alarm::AlarmState;
+use crate::alarm::MetricAlarm;
+
 /// The serving alarm's period (the template's `Period`; 60 s is the shortest period of a
 /// standard-resolution metric, which a Route 53 health check on an alarm requires).
-pub const PERIOD_SECONDS: f64 = 60.0;
+pub const PERIOD_SECONDS: f64 = crate::alarm::SERVING.period_seconds;
 /// The weighted records' TTL (the template's `TTL`).
 pub const TTL_SECONDS: f64 = 60.0;
 /// Assumed: how long after a period ends CloudWatch evaluates the alarm on it.
@@ -26,8 +29,6 @@ pub const EMF_INGESTION_SECONDS: f64 = 5.0;
 /// Assumed: how long a Route 53 health check takes to follow its alarm's state (10-30 s
 /// are commonly seen; AWS documents no figure).
 pub const HEALTH_CHECK_DELAY_SECONDS: f64 = 20.0;
-/// The template's rule: ALARM while the period's Maximum is below this (1 of 1 periods).
-pub const THRESHOLD: f64 = 1.0;
 
 /// The DNS stage's durations in milliseconds, after the time scale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,101 +153,28 @@ impl LogTail {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlarmState {
-    InsufficientData,
-    Ok,
-    Alarm,
-}
-
-impl AlarmState {
-    pub fn name(self) -> &'static str {
-        match self {
-            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
-            AlarmState::Ok => "OK",
-            AlarmState::Alarm => "ALARM",
-        }
-    }
-}
-
-/// One region's serving alarm: `ActiveRegion` Maximum < 1 over one period, 1 of 1, missing
-/// data ignored (a period without datapoints keeps the state). Periods are aligned to
-/// `start_ms`; period `k` is evaluated at its end plus the evaluation delay.
-pub struct ServingAlarm {
-    start_ms: u64,
-    timings: Timings,
-    state: AlarmState,
-    /// The next period to evaluate.
-    next: u64,
-    /// Datapoints of periods not yet evaluated: period -> (timestamp, value).
-    data: BTreeMap<u64, Vec<(u64, f64)>>,
-}
+/// One region's serving alarm: the template's rule (`alarm::SERVING`: `ActiveRegion`
+/// Maximum < 1 over one period, 1 of 1, missing data ignored, so a period without
+/// datapoints keeps the state) under the DNS stage's timings. Periods are aligned to
+/// `start_ms`.
+pub struct ServingAlarm;
 
 impl ServingAlarm {
     /// A new alarm, in INSUFFICIENT_DATA.
-    pub fn new(start_ms: u64, timings: Timings) -> ServingAlarm {
+    pub fn new(start_ms: u64, timings: Timings) -> MetricAlarm {
         ServingAlarm::with_state(start_ms, timings, AlarmState::InsufficientData)
     }
 
     /// An alarm that has been running and is in `state`.
-    pub fn with_state(start_ms: u64, timings: Timings, state: AlarmState) -> ServingAlarm {
-        ServingAlarm {
+    pub fn with_state(start_ms: u64, timings: Timings, state: AlarmState) -> MetricAlarm {
+        MetricAlarm::with_period(
+            crate::alarm::SERVING,
             start_ms,
-            timings,
+            timings.period_ms,
+            timings.evaluation_delay_ms,
+            timings.ingestion_ms,
             state,
-            next: 0,
-            data: BTreeMap::new(),
-        }
-    }
-
-    pub fn state(&self) -> AlarmState {
-        self.state
-    }
-
-    /// When period `k` is evaluated.
-    pub fn evaluation_ms(&self, period: u64) -> u64 {
-        self.start_ms + (period + 1) * self.timings.period_ms + self.timings.evaluation_delay_ms
-    }
-
-    /// Takes a datapoint. One from before the start, or of a period already evaluated
-    /// (late), is dropped.
-    pub fn record(&mut self, at_ms: u64, value: f64) {
-        if at_ms < self.start_ms || !value.is_finite() {
-            return;
-        }
-        let period = (at_ms - self.start_ms) / self.timings.period_ms;
-        if period >= self.next {
-            self.data.entry(period).or_default().push((at_ms, value));
-        }
-    }
-
-    /// Evaluates every period whose evaluation time has come by `now_ms`; returns each
-    /// change of state with its evaluation time.
-    pub fn advance(&mut self, now_ms: u64) -> Vec<(u64, AlarmState)> {
-        let mut changes = Vec::new();
-        while self.evaluation_ms(self.next) <= now_ms {
-            let at = self.evaluation_ms(self.next);
-            let ingestion = self.timings.ingestion_ms;
-            let maximum = self
-                .data
-                .remove(&self.next)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(ts, _)| ts + ingestion <= at)
-                .map(|(_, v)| v)
-                .reduce(f64::max);
-            self.next += 1;
-            let state = match maximum {
-                None => continue, // TreatMissingData: ignore
-                Some(m) if m < THRESHOLD => AlarmState::Alarm,
-                Some(_) => AlarmState::Ok,
-            };
-            if state != self.state {
-                self.state = state;
-                changes.push((at, state));
-            }
-        }
-        changes
+        )
     }
 }
 
@@ -345,7 +273,7 @@ impl Change {
 pub struct Dns {
     pub timings: Timings,
     regions: Vec<String>,
-    alarms: BTreeMap<String, ServingAlarm>,
+    alarms: BTreeMap<String, MetricAlarm>,
     checks: BTreeMap<String, HealthCheck>,
     /// Health changes scheduled but not yet in effect (not yet reported).
     scheduled: Vec<Change>,
@@ -449,7 +377,7 @@ impl Dns {
     }
 
     pub fn alarm(&self, region: &str) -> Option<AlarmState> {
-        self.alarms.get(region).map(ServingAlarm::state)
+        self.alarms.get(region).map(MetricAlarm::state)
     }
 
     /// The region's health check status at `at_ms` (as far as the alarms are evaluated).

@@ -34,7 +34,7 @@ print(json.dumps(process_template(template, json.loads(sys.argv[2]), pseudo)))
     let out = std::process::Command::new(paths::python())
         .args(["-c", script])
         .arg(paths::workspace().join("template.yaml"))
-        .arg(Value::Object(parameters).to_string())
+        .arg(Value::Object(parameters.clone()).to_string())
         .output()
         .expect("run python with cfn-lint and SAM CLI (./scripts/setup installs them)");
     assert!(
@@ -42,7 +42,10 @@ print(json.dumps(process_template(template, json.loads(sys.argv[2]), pseudo)))
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("template as JSON")
+    let mut template: Value = serde_json::from_slice(&out.stdout).expect("template as JSON");
+    // The parameters it was expanded with: resource conditions are evaluated with them.
+    template["TestParameters"] = Value::Object(parameters);
+    template
 }
 
 const THREE_REGIONS: &[(&str, &str)] = &[
@@ -121,7 +124,8 @@ fn function<'a>(template: &'a Value, binary: &str) -> (&'a str, &'a Value) {
         .unwrap_or_else(|| panic!("no function builds binary {binary}"))
 }
 
-/// The template's parameter values: `given` over the declared defaults.
+/// The template's parameter values: `given` over the ones it was expanded with, over the
+/// declared defaults; and the stack's region (every expanded template is in us-west-2).
 fn parameter_values(template: &Value, given: &[(&str, &str)]) -> BTreeMap<String, Value> {
     let mut values: BTreeMap<String, Value> = template["Parameters"]
         .as_object()
@@ -129,6 +133,10 @@ fn parameter_values(template: &Value, given: &[(&str, &str)]) -> BTreeMap<String
         .iter()
         .filter_map(|(name, p)| p.get("Default").map(|d| (name.clone(), d.clone())))
         .collect();
+    values.insert("AWS::Region".into(), json!("us-west-2"));
+    for (name, value) in template["TestParameters"].as_object().into_iter().flatten() {
+        values.insert(name.clone(), value.clone());
+    }
     for (name, value) in given {
         values.insert((*name).to_owned(), Value::String((*value).to_owned()));
     }
@@ -299,6 +307,8 @@ fn every_function_gets_the_variables_it_requires_and_the_actions_it_calls() {
         MRSC_TWO_REGIONS,
         MRSC_THREE_REGIONS,
         MRSC_JOINING,
+        &with_run_command(THREE_REGIONS),
+        &with_run_command(MRSC_JOINING),
     ] {
         let template = expanded_template(given);
         let mode = parameter_values(&template, given)["ControlPlaneMode"].clone();
@@ -306,14 +316,35 @@ fn every_function_gets_the_variables_it_requires_and_the_actions_it_calls() {
     }
 }
 
+/// `given` with ReloadMode=run-command (and its commands).
+fn with_run_command<'a>(given: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = given.to_vec();
+    all.extend([
+        ("ReloadMode", "run-command"),
+        ("ReloadCommands", "systemctl reload php-fpm"),
+    ]);
+    all
+}
+
+fn run_command_template() -> Value {
+    expanded_template(&with_run_command(THREE_REGIONS))
+}
+
 /// Every function's environment has the variables the code requires, and its grants are
 /// exactly the actions permissions.rs lists for it.
 fn gets_what_it_requires_and_calls(template: &Value, case: &str) {
-    for (binary, actions) in [
+    let run_command = parameter_values(template, &[])["ReloadMode"] == "run-command";
+    for (binary, all_actions) in [
         ("failover", permissions::FAILOVER),
         ("health-probe", permissions::HEALTH_PROBE),
         ("failback", permissions::FAILBACK),
     ] {
+        // Run Command's actions are called, and granted, only in run-command mode.
+        let actions: Vec<&str> = all_actions
+            .iter()
+            .copied()
+            .filter(|a| run_command || !permissions::RUN_COMMAND_ONLY.contains(a))
+            .collect();
         let (_, function) = function(template, binary);
         let env = environment(template, function);
         for name in permissions::REQUIRED_ENV {
@@ -323,7 +354,7 @@ fn gets_what_it_requires_and_calls(template: &Value, case: &str) {
             );
         }
         let granted = granted_actions(template, binary);
-        for action in actions {
+        for action in &actions {
             assert!(
                 granted.contains(*action),
                 "{case}: {binary}: {action} is called but not granted"
@@ -346,7 +377,7 @@ fn gets_what_it_requires_and_calls(template: &Value, case: &str) {
 
 #[test]
 fn wildcard_resources_are_only_for_actions_without_resource_level_permissions() {
-    let template = template();
+    let template = run_command_template();
     // Exactly the actions AWS documents as supporting no resource-level permissions (the
     // service authorization reference lists no resource type for them); they can only be
     // granted on "*". Every other action names its resources.
@@ -491,64 +522,123 @@ fn scaling_and_instance_refresh_are_granted_on_exactly_the_configured_groups() {
 
 #[test]
 fn run_command_is_granted_on_the_shell_document_and_the_configured_groups_instances_only() {
-    let template = template();
+    let template = run_command_template();
+    let expected: BTreeSet<(String, String)> = GROUPS
+        .iter()
+        .map(|(r, n)| ((*r).to_owned(), (*n).to_owned()))
+        .collect();
     for binary in ["failover", "failback"] {
-        let mut documents = Vec::new();
-        let mut instances = BTreeSet::new();
-        for statement in granting(&template, binary, "ssm:SendCommand") {
-            assert_eq!(
-                actions(statement),
-                ["ssm:SendCommand"],
-                "{binary}: SendCommand statements grant nothing else"
-            );
-            let resources = strings(&statement["Resource"]);
-            assert_eq!(resources.len(), 1, "{binary}: one resource per statement");
-            let resource = resources[0];
-            if resource.starts_with("arn:aws:ssm:") {
-                assert!(
-                    statement.get("Condition").is_none(),
-                    "{binary}: documents carry no group tag"
-                );
-                documents.push(resource);
-                continue;
-            }
-            // An instance grant: one region's instances, only those the group's tag names.
-            let region = resource
-                .strip_prefix("arn:aws:ec2:")
-                .and_then(|rest| rest.strip_suffix(&format!(":{ACCOUNT}:instance/*")))
-                .unwrap_or_else(|| panic!("{binary}: SendCommand on {resource}"));
-            let condition = statement["Condition"].as_object().unwrap_or_else(|| {
-                panic!("{binary}: SendCommand on {resource} without a group condition")
-            });
-            assert_eq!(
-                condition.keys().collect::<Vec<_>>(),
-                ["StringEquals"],
-                "{binary}"
-            );
-            let tags = condition["StringEquals"].as_object().unwrap();
-            assert_eq!(
-                tags.keys().collect::<Vec<_>>(),
-                ["ssm:resourceTag/aws:autoscaling:groupName"],
-                "{binary}"
-            );
-            for name in strings(&tags["ssm:resourceTag/aws:autoscaling:groupName"]) {
-                instances.insert((region.to_owned(), name.to_owned()));
-            }
-        }
+        let (documents, instances) = run_command_grants(&template, binary);
         assert_eq!(
             documents,
             ["arn:aws:ssm:*::document/AWS-RunShellScript"],
             "{binary}: the shell document and no other"
         );
-        let expected: BTreeSet<(String, String)> = GROUPS
-            .iter()
-            .map(|(r, n)| ((*r).to_owned(), (*n).to_owned()))
-            .collect();
         assert_eq!(
             instances, expected,
             "{binary}: instances of exactly web-a, web-b and web-c, each in its region"
         );
     }
+}
+
+/// The documents and the (region, group) instances SendCommand is granted on.
+fn run_command_grants(template: &Value, binary: &str) -> (Vec<String>, BTreeSet<(String, String)>) {
+    let mut documents = Vec::new();
+    let mut instances = BTreeSet::new();
+    for statement in granting(template, binary, "ssm:SendCommand") {
+        assert_eq!(
+            actions(statement),
+            ["ssm:SendCommand"],
+            "{binary}: SendCommand statements grant nothing else"
+        );
+        let resources = strings(&statement["Resource"]);
+        assert_eq!(resources.len(), 1, "{binary}: one resource per statement");
+        let resource = resources[0];
+        if resource.starts_with("arn:aws:ssm:") {
+            assert!(
+                statement.get("Condition").is_none(),
+                "{binary}: documents carry no group tag"
+            );
+            documents.push(resource.to_owned());
+            continue;
+        }
+        // An instance grant: one region's instances, only those the group's tag names.
+        let region = resource
+            .strip_prefix("arn:aws:ec2:")
+            .and_then(|rest| rest.strip_suffix(&format!(":{ACCOUNT}:instance/*")))
+            .unwrap_or_else(|| panic!("{binary}: SendCommand on {resource}"));
+        let condition = statement["Condition"].as_object().unwrap_or_else(|| {
+            panic!("{binary}: SendCommand on {resource} without a group condition")
+        });
+        assert_eq!(
+            condition.keys().collect::<Vec<_>>(),
+            ["StringEquals"],
+            "{binary}"
+        );
+        let tags = condition["StringEquals"].as_object().unwrap();
+        assert_eq!(
+            tags.keys().collect::<Vec<_>>(),
+            ["ssm:resourceTag/aws:autoscaling:groupName"],
+            "{binary}"
+        );
+        for name in strings(&tags["ssm:resourceTag/aws:autoscaling:groupName"]) {
+            instances.insert((region.to_owned(), name.to_owned()));
+        }
+    }
+    (documents, instances)
+}
+
+#[test]
+fn groups_whose_names_differ_only_in_punctuation_each_get_their_own_grant() {
+    // Fn::ForEach's &{} would make one logical ID of web-a, weba, web.a and web_a.
+    let groups = [
+        ("us-east-1", "web-a"),
+        ("us-east-1", "weba"),
+        ("us-east-1", "web.a"),
+        ("us-east-1", "web_a"),
+        ("us-west-2", "Zd"),
+        ("us-west-2", "-"),
+        ("us-west-2", "ZZzd.e"),
+    ];
+    let list = groups
+        .iter()
+        .map(|(r, n)| format!("{r}={n}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let given = with_run_command(&[
+        ("Regions", "us-east-1,us-west-2"),
+        ("AutoScalingGroups", &list),
+        ("HealthTable", "app-health"),
+    ]);
+    let template = expanded_template(&given);
+    let policies = created_resources(&template, "AWS::IAM::Policy");
+    assert_eq!(policies.len(), groups.len(), "one policy per group");
+    let expected: BTreeSet<(String, String)> = groups
+        .iter()
+        .map(|(r, n)| ((*r).to_owned(), (*n).to_owned()))
+        .collect();
+    for binary in ["failover", "failback"] {
+        assert_eq!(run_command_grants(&template, binary).1, expected, "{binary}");
+    }
+    for (id, _) in policies {
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+    }
+}
+
+#[test]
+fn run_command_is_granted_only_when_it_is_the_reload_mode() {
+    let template = template();
+    assert_eq!(parameter_values(&template, &[])["ReloadMode"], "refresh");
+    for &binary in BINARIES {
+        let granted = granted_actions(&template, binary);
+        for action in permissions::RUN_COMMAND_ONLY {
+            assert!(!granted.contains(*action), "{binary}: {action} in refresh mode");
+        }
+    }
+    assert!(
+        created_resources(&template, "AWS::IAM::Policy").is_empty(),
+        "no per-group Run Command policy in refresh mode"
+    );
 }
 
 #[test]
@@ -1970,4 +2060,325 @@ fn strings_of(list: &Value, key: &str) -> Vec<String> {
         .flatten()
         .map(|item| item[key].as_str().unwrap().to_owned())
         .collect()
+}
+
+// ---- A first deploy on real AWS ----
+
+#[test]
+fn missing_health_data_never_fails_over_and_a_silent_probe_is_told_instead() {
+    let template = template();
+    for (id, alarm) in alarms_on(&template, "Healthy") {
+        let props = &alarm["Properties"];
+        if props["Statistic"] == "SampleCount" {
+            continue;
+        }
+        // A fresh stack has no Healthy metric until the probe's first run: missing data
+        // must not be read as an outage.
+        assert_eq!(props["TreatMissingData"], "notBreaching", "{id}");
+        assert_eq!(
+            (
+                props["EvaluationPeriods"].clone(),
+                props["DatapointsToAlarm"].clone()
+            ),
+            (
+                json!(regionpilot::samples::DATAPOINTS_TO_ALARM),
+                json!(regionpilot::samples::DATAPOINTS_TO_ALARM)
+            ),
+            "{id}: the verifier's failover retry applies the alarm's own rule"
+        );
+        // Every allowed probe interval divides the period, so no period is left empty.
+        let period = props["Period"].as_u64().unwrap();
+        for interval in allowed_probe_intervals(&template) {
+            assert_eq!(period % interval, 0, "{id}: a {interval} s interval");
+        }
+    }
+    let silent: Vec<&Value> = alarms_on(&template, "Healthy")
+        .into_iter()
+        .filter(|(_, a)| a["Properties"]["Statistic"] == "SampleCount")
+        .map(|(_, a)| &a["Properties"])
+        .collect();
+    assert_eq!(silent.len(), 1, "one probe liveness alarm");
+    let silent = silent[0];
+    assert_eq!(silent["AlarmName"], "rp-probe-silent");
+    assert_eq!(silent["Dimensions"][0]["Value"], "us-east-1", "home's samples");
+    // Missing data puts it in INSUFFICIENT_DATA (a new alarm's first state, which tells
+    // nobody at birth); that state, and only the topic, is told.
+    assert_eq!(silent["TreatMissingData"], "missing");
+    let topic = json!([{ "Ref": "NotificationTopic" }]);
+    assert_eq!(silent["InsufficientDataActions"], topic);
+    assert_eq!(silent["AlarmActions"], topic);
+    assert!(silent.get("OKActions").is_none());
+    let failover = function(&template, "failover").0;
+    assert!(
+        !silent.to_string().contains(failover),
+        "the liveness alarm never invokes failover"
+    );
+    // The topic takes CloudWatch's publish (its policy and its key's).
+    let policy = resources(&template, "AWS::SNS::TopicPolicy")[0].1["Properties"]
+        ["PolicyDocument"]["Statement"]
+        .to_string();
+    assert!(policy.contains("cloudwatch.amazonaws.com") && policy.contains("rp-probe-silent"));
+    let key = resources(&template, "AWS::KMS::Key")[0].1.to_string();
+    assert!(key.contains("cloudwatch.amazonaws.com"));
+}
+
+/// ProbeIntervalSeconds' allowed values, as numbers.
+fn allowed_probe_intervals(template: &Value) -> Vec<u64> {
+    template["Parameters"]["ProbeIntervalSeconds"]["AllowedValues"]
+        .as_array()
+        .expect("ProbeIntervalSeconds has AllowedValues")
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
+/// The template parameter each function variable is set from (`VARIABLE: !Ref Param`).
+fn parameter_of_variable(template: &Value) -> BTreeMap<String, String> {
+    template["Globals"]["Function"]["Environment"]["Variables"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(variable, value)| {
+            Some((variable.clone(), value["Ref"].as_str()?.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_numeric_parameter_has_the_codes_bounds() {
+    use regionpilot::config::{self, NUMBERS, PROBE_INTERVALS, PROBE_TIMEOUT_MS};
+    let template = template();
+    let parameters = template["Parameters"].as_object().unwrap();
+    let from = parameter_of_variable(&template);
+    let mut checked = BTreeSet::new();
+    for bounds in NUMBERS {
+        let Some(name) = from.get(bounds.variable) else {
+            continue; // not offered by the template (the function's default applies)
+        };
+        let p = &parameters[name];
+        assert_eq!(p["Type"], "Number", "{name}");
+        assert_eq!(
+            (p["Default"].clone(), p["MinValue"].clone(), p["MaxValue"].clone()),
+            (json!(bounds.default), json!(bounds.min), json!(bounds.max)),
+            "{name} (Default, MinValue, MaxValue) against {bounds:?}"
+        );
+        checked.insert(name.clone());
+    }
+    // The probe interval: the code's allowed values that a probe timeout cannot reach,
+    // so no combination of the two parameters has a sample outlast its interval.
+    let offered: Vec<u64> = PROBE_INTERVALS
+        .iter()
+        .copied()
+        .filter(|i| i * 1000 > PROBE_TIMEOUT_MS.max)
+        .collect();
+    assert_eq!(allowed_probe_intervals(&template), offered);
+    assert_eq!(
+        parameters["ProbeIntervalSeconds"]["Default"],
+        json!(config::PROBE_INTERVAL_DEFAULT)
+    );
+    assert_eq!(from["PROBE_INTERVAL_SECONDS"], "ProbeIntervalSeconds");
+    checked.insert("ProbeIntervalSeconds".into());
+    // Every Number parameter is one of those, or the template's own.
+    for (name, p) in parameters {
+        if p["Type"] == "Number" && name != "ReservedConcurrency" {
+            assert!(checked.contains(name), "{name} has no bounds in config.rs");
+        }
+    }
+    assert!(checked.len() >= 14, "{checked:?}");
+}
+
+#[test]
+fn string_parameters_accept_only_what_the_functions_accept() {
+    let template = template();
+    let parameters = &template["Parameters"];
+    let from = parameter_of_variable(&template);
+    for (parameter, good, bad) in [
+        ("HealthTable", &["app-health", "a.b_c-1"][..], &["ab", "my table", ""][..]),
+        ("HealthKey", &["pk=regionpilot-canary", "id = x"], &["pk", "=x", "pk=", ""]),
+        ("MetricsNamespace", &["RegionPilot", "App/DR"], &["a:b", ""]),
+    ] {
+        let pattern = parameters[parameter]["AllowedPattern"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{parameter} has no AllowedPattern"));
+        let variable = from
+            .iter()
+            .find(|(_, p)| *p == parameter)
+            .map(|(v, _)| v.clone())
+            .unwrap();
+        for (value, accepted) in good
+            .iter()
+            .map(|v| (v, true))
+            .chain(bad.iter().map(|v| (v, false)))
+        {
+            assert_eq!(matches(pattern, &[*value])[0], accepted, "{parameter}={value:?}");
+            if accepted {
+                assert!(config_accepts(&variable, value), "{variable}={value:?}");
+            }
+        }
+    }
+    let regions = parameters["Regions"]["AllowedPattern"].as_str().unwrap();
+    assert_eq!(
+        matches(regions, &["us-east-1", "ap-southeast-7", "US-EAST-1", "us-east"]),
+        [true, true, false, false]
+    );
+}
+
+#[test]
+fn the_probe_and_the_verifier_reserve_no_concurrency_unless_asked() {
+    let ids = ["health-probe", "failback", "failover"];
+    let template = template();
+    let unreserved = |template: &Value, binary: &str| {
+        let (_, function) = function(template, binary);
+        function["Properties"]
+            .get("ReservedConcurrentExecutions")
+            .is_none_or(|v| resolve(template, &[], v) == json!({ "Ref": "AWS::NoValue" }))
+    };
+    for binary in ids {
+        assert!(unreserved(&template, binary), "{binary}: reserved by default");
+    }
+    let reserved = expanded_template(&[
+        ("Regions", "us-east-1,us-west-2"),
+        ("HealthTable", "app-health"),
+        ("ReservedConcurrency", "2"),
+    ]);
+    for binary in ["health-probe", "failback"] {
+        let (_, function) = function(&reserved, binary);
+        assert_eq!(
+            resolve(&reserved, &[], &function["Properties"]["ReservedConcurrentExecutions"]),
+            json!("2"),
+            "{binary}"
+        );
+    }
+    assert!(
+        unreserved(&reserved, "failover"),
+        "alarm storms are made safe by the compare-and-swap, not by a reservation"
+    );
+}
+
+#[test]
+fn regionpilot_writes_only_its_own_items_in_the_health_table_and_the_probe_only_its_samples() {
+    let template = template();
+    let health_table = "arn:aws:dynamodb:*:123456789012:table/app-health";
+    for binary in BINARIES {
+        for statement in granting(&template, binary, "dynamodb:PutItem") {
+            let resource = strings(&statement["Resource"]).join(",");
+            let condition = &statement["Condition"];
+            if resource == health_table {
+                assert_eq!(actions(statement), ["dynamodb:PutItem"], "{binary}");
+                assert_eq!(
+                    condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+                    json!([permissions::HEALTH_TABLE_WRITES]),
+                    "{binary}: PutItem in the application's table"
+                );
+            } else if *binary == "health-probe" {
+                assert_eq!(
+                    condition["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"],
+                    json!([permissions::PROBE_CONTROL_WRITES]),
+                    "the probe writes its samples' partition of the control table only"
+                );
+            }
+        }
+    }
+    // The heartbeat keys the code writes fall under the grant.
+    let prefix = permissions::HEALTH_TABLE_WRITES.trim_end_matches('*');
+    assert!("regionpilot-heartbeat#us-east-1".starts_with(prefix));
+}
+
+#[test]
+fn a_customer_managed_health_table_key_is_decryptable_through_dynamodb_only() {
+    let template = template();
+    for binary in BINARIES {
+        assert!(
+            !granted_actions(&template, binary).iter().any(|a| a.starts_with("kms:")),
+            "{binary}: kms without HealthTableKeyArns"
+        );
+    }
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let keyed = expanded_template(&[
+        ("Regions", "us-east-1,us-west-2"),
+        ("HealthTable", "app-health"),
+        ("HealthTableKeyArns", key),
+    ]);
+    for binary in BINARIES {
+        let statements = granting(&keyed, binary, "kms:Decrypt");
+        assert_eq!(statements.len(), 1, "{binary}");
+        assert_eq!(actions(statements[0]), ["kms:Decrypt"]);
+        assert_eq!(strings(&statements[0]["Resource"]), [key], "{binary}");
+        assert_eq!(
+            statements[0]["Condition"]["StringLike"]["kms:ViaService"],
+            "dynamodb.*.amazonaws.com"
+        );
+    }
+}
+
+#[test]
+fn an_mrsc_owner_stack_outside_the_tables_regions_fails_the_deploy() {
+    // Every expanded template is in us-west-2.
+    let template = expanded_template(MRSC_TWO_REGIONS);
+    deploys(&template, MRSC_TWO_REGIONS);
+    let elsewhere = [
+        ("ControlPlaneMode", "mrsc"),
+        ("ControlTableName", SHARED_TABLE),
+        ("ControlTableOwner", "true"),
+        ("Regions", "us-east-1,us-east-2"),
+        ("WitnessRegion", "us-west-2"),
+        ("AutoScalingGroups", ""),
+    ];
+    let refusals = deploy_refusals(&template, &elsewhere);
+    assert!(
+        refusals.iter().any(|r| r.contains("deployed in one of Regions")),
+        "{refusals:?}"
+    );
+}
+
+/// `Name="value"` pairs of a samconfig parameter_overrides string.
+fn overrides(text: &str) -> BTreeMap<String, String> {
+    let mut pairs = BTreeMap::new();
+    let mut rest = text.trim();
+    while let Some((name, after)) = rest.split_once("=\"") {
+        let (value, tail) = after.split_once('"').expect("a closing quote");
+        pairs.insert(name.trim().to_owned(), value.to_owned());
+        rest = tail.trim();
+    }
+    pairs
+}
+
+#[test]
+fn every_samconfig_environment_builds_for_the_architecture_it_deploys() {
+    let text = std::fs::read_to_string(paths::workspace().join("samconfig.toml")).unwrap();
+    let config: toml::Table = toml::from_str(&text).unwrap();
+    let template_default = template()["Parameters"]["Architecture"]["Default"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut architectures = BTreeMap::new();
+    for (env, sections) in &config {
+        let Some(sections) = sections.as_table() else {
+            continue; // version
+        };
+        // What one command reads: its own section over the global one.
+        let parameter = |command: &str| {
+            [command, "global"]
+                .iter()
+                .find_map(|section| {
+                    sections.get(*section)?.get("parameters")?.get("parameter_overrides")
+                })
+                .and_then(|v| v.as_str())
+                .map(overrides)
+                .unwrap_or_default()
+                .get("Architecture")
+                .cloned()
+                .unwrap_or_else(|| template_default.clone())
+        };
+        let (build, deploy) = (parameter("build"), parameter("deploy"));
+        assert_eq!(build, deploy, "{env}: sam build and sam deploy disagree");
+        architectures.insert(env.clone(), deploy);
+    }
+    assert_eq!(architectures["prod"], "arm64", "{architectures:?}");
+    assert_eq!(architectures["default"], "x86_64");
+    // The case that was wrong: an override in the deploy section alone.
+    assert_eq!(
+        overrides(r#"Regions="us-east-1,us-west-2" Architecture="arm64""#)["Architecture"],
+        "arm64"
+    );
 }

@@ -22,7 +22,7 @@ pub async fn handle<D: Deps>(
     let deadline = (event.context.deadline > 0).then(|| Instant::now() + left);
     let result = match decode_request(&event.payload) {
         Ok(VerifierRequest::Verify) => controller
-            .verify_until(deadline)
+            .verify_run(&event.context.request_id, deadline)
             .await
             .and_then(|r| to_json(&r)),
         Ok(VerifierRequest::Status) => controller.status().await.and_then(|r| to_json(&r)),

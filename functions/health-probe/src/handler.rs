@@ -43,18 +43,10 @@ pub async fn handle<D: Deps>(
     let until = Instant::now() + window.min(left);
     let high_resolution = config.probe_interval < Duration::from_secs(60);
     let namespace = config.metrics_namespace.as_str();
-    let sampling = health::sample(
-        &config.regions,
-        controller.ports.probe(),
-        controller.ports.clock(),
-        config.timeouts.probe,
-        config.probe_interval,
-        until,
-        |round| {
-            metrics::emit(&metrics::round_documents(namespace, round, high_resolution));
-            log_round(round);
-        },
-    );
+    let sampling = controller.probe_and_record(until, |round| {
+        metrics::emit(&metrics::round_documents(namespace, round, high_resolution));
+        log_round(round);
+    });
     // Once per invocation (the schedule is once a minute), beside the first round so a
     // slow control table never delays the health samples.
     let (rounds, active_region) = tokio::join!(sampling, controller.announce_active_region());

@@ -3,7 +3,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::error::{AwsError, Error, ErrorKind, Result};
-use crate::ports::{ControlStore, Notice};
+use crate::ports::{ControlStore, Notice, RunLease};
+use crate::samples::ProbeSamples;
 use crate::region::Region;
 use crate::state::{ControlState, HistoryRecord, Versioned};
 
@@ -12,6 +13,12 @@ const STATE_SK: &str = "state";
 const HISTORY_PK: &str = "history";
 /// Notices the event bus did not take: `pk=outbox, sk=<at, zero-padded>#<id>`, oldest first.
 const OUTBOX_PK: &str = "outbox";
+/// The health probe's samples: `pk=probe, sk=<the probe's region>`. The probe may write
+/// this partition only (the template's `dynamodb:LeadingKeys` condition).
+pub const SAMPLES_PK: &str = "probe";
+/// The verifier's run lease: `pk=lease, sk=verifier`.
+const LEASE_PK: &str = "lease";
+const LEASE_SK: &str = "verifier";
 
 /// The control table: one state item (`pk=control, sk=state`) and one item per transition
 /// (`pk=history, sk=<epoch, zero-padded>`), so a query on `pk=history` lists them in order.
@@ -278,6 +285,99 @@ impl ControlStore for DynamoControlStore {
             .map_err(|e| self.aws("DeleteItem", &e))?;
         Ok(())
     }
+
+    async fn samples(&self, vantage: &Region) -> Result<Option<ProbeSamples>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(samples_key(vantage)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.aws("GetItem", &e))?;
+        out.item
+            .and_then(|mut item| item.remove("samples"))
+            .map(|document| {
+                serde_dynamo::from_attribute_value(document)
+                    .map_err(|e| Error::CorruptState(format!("probe samples: {e}")))
+            })
+            .transpose()
+    }
+
+    async fn put_samples(&self, samples: &ProbeSamples) -> Result<()> {
+        let mut item = samples_key(&samples.vantage);
+        let document = serde_dynamo::to_attribute_value(samples)
+            .map_err(|e| Error::CorruptState(format!("cannot encode probe samples: {e}")))?;
+        item.insert("samples".into(), document);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| self.aws("PutItem", &e))?;
+        Ok(())
+    }
+
+    async fn claim_run(&self, lease: &RunLease) -> Result<bool> {
+        let mut item = lease_key();
+        item.insert("owner".into(), AttributeValue::S(lease.owner.clone()));
+        item.insert("until".into(), AttributeValue::N(lease.until.to_string()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR #until < :now OR #owner = :owner",
+            )
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":now", AttributeValue::N(lease.now.to_string()))
+            .expression_attribute_values(":owner", AttributeValue::S(lease.owner.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => lost_race_or(self.aws("PutItem", &e)),
+        }
+    }
+
+    async fn end_run(&self, lease: &RunLease) -> Result<()> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(lease_key()))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", AttributeValue::S(lease.owner.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match lost_race_or(self.aws("DeleteItem", &e)) {
+                // Lapsed and taken by another run, or already given back.
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            },
+        }
+    }
+}
+
+fn samples_key(vantage: &Region) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(SAMPLES_PK.into())),
+        ("sk".to_owned(), AttributeValue::S(vantage.to_string())),
+    ])
+}
+
+fn lease_key() -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(LEASE_PK.into())),
+        ("sk".to_owned(), AttributeValue::S(LEASE_SK.into())),
+    ])
 }
 
 fn outbox_key(notice: &Notice) -> HashMap<String, AttributeValue> {

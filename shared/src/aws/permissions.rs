@@ -23,8 +23,22 @@ pub const FAILOVER: &[&str] = &[
     "events:PutEvents",
 ];
 
-/// Canary read, heartbeat write and reads; status reads (control state, the parameter,
-/// each group's capacity and instance refreshes).
+/// The actions of `FAILOVER` and `FAILBACK` called only with `RELOAD_MODE=run-command`
+/// (Run Command is a root shell on the instances): the template grants them only then.
+pub const RUN_COMMAND_ONLY: &[&str] = &["ssm:SendCommand", "ssm:ListCommandInvocations"];
+
+/// The partition key values regionpilot writes in the application's health table (its
+/// heartbeats and the drain sentinel): the template restricts `PutItem` there to these
+/// (`dynamodb:LeadingKeys`).
+pub const HEALTH_TABLE_WRITES: &str = "regionpilot-heartbeat#*";
+
+/// The partition of the control table the health probe writes (its samples): the
+/// template restricts the probe's `PutItem` there to it.
+pub const PROBE_CONTROL_WRITES: &str = super::control::SAMPLES_PK;
+
+/// Canary read, heartbeat write and reads, its samples written to the control table;
+/// status reads (control state, the parameter, each group's capacity and instance
+/// refreshes).
 pub const HEALTH_PROBE: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:PutItem",

@@ -92,6 +92,7 @@ impl HealthProbe for DynamoHealthProbe {
 /// The heartbeat's key value: `regionpilot-heartbeat#<region>` under the canary's key
 /// attribute, so it lives in the same replicated table the application uses.
 fn heartbeat_key(of: &Region) -> String {
+    // Matches permissions::HEALTH_TABLE_WRITES, the template's LeadingKeys condition.
     format!("regionpilot-heartbeat#{of}")
 }
 
