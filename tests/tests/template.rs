@@ -441,6 +441,15 @@ fn alarms_on<'a>(template: &'a Value, metric: &str) -> Vec<(&'a str, &'a Value)>
         .collect()
 }
 
+/// The `<stack>-unhealthy-<region>` alarms (the Healthy alarms that are not the probe's
+/// liveness alarm).
+fn unhealthy_alarms(template: &Value) -> Vec<(&str, &Value)> {
+    alarms_on(template, "Healthy")
+        .into_iter()
+        .filter(|(_, a)| a["Properties"]["Statistic"] != "SampleCount")
+        .collect()
+}
+
 #[test]
 fn every_region_gets_an_alarm_that_invokes_failover() {
     let template = template();
@@ -453,7 +462,7 @@ fn every_region_gets_an_alarm_that_invokes_failover() {
         ["ActiveRegion", "Healthy"].into(),
         "health alarms and serving alarms, nothing else"
     );
-    let alarms: Vec<&Value> = alarms_on(&template, "Healthy")
+    let alarms: Vec<&Value> = unhealthy_alarms(&template)
         .into_iter()
         .map(|(_, a)| a)
         .collect();
@@ -589,40 +598,56 @@ fn run_command_grants(template: &Value, binary: &str) -> (Vec<String>, BTreeSet<
 }
 
 #[test]
-fn groups_whose_names_differ_only_in_punctuation_each_get_their_own_grant() {
-    // Fn::ForEach's &{} would make one logical ID of web-a, weba, web.a and web_a.
-    let groups = [
-        ("us-east-1", "web-a"),
-        ("us-east-1", "weba"),
-        ("us-east-1", "web.a"),
-        ("us-east-1", "web_a"),
-        ("us-west-2", "Zd"),
-        ("us-west-2", "-"),
-        ("us-west-2", "ZZzd.e"),
-    ];
-    let list = groups
-        .iter()
-        .map(|(r, n)| format!("{r}={n}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let given = with_run_command(&[
+fn groups_whose_logical_ids_would_collide_are_refused_at_deploy() {
+    // Fn::ForEach's &{} makes one logical ID of us-east-1=web-a and us-east-1=weba: the
+    // LanguageExtensions transform refuses the deploy rather than grant one of them.
+    let colliding = with_run_command(&[
         ("Regions", "us-east-1,us-west-2"),
-        ("AutoScalingGroups", &list),
+        ("AutoScalingGroups", "us-east-1=web-a,us-east-1=weba"),
         ("HealthTable", "app-health"),
     ]);
-    let template = expanded_template(&given);
-    let policies = created_resources(&template, "AWS::IAM::Policy");
-    assert_eq!(policies.len(), groups.len(), "one policy per group");
-    let expected: BTreeSet<(String, String)> = groups
+    let error = expansion_error(&colliding).expect("the transform refuses the deploy");
+    assert!(
+        error.contains("conflict") && error.contains("ReloadGroupInstancesuseast1weba"),
+        "{error}"
+    );
+    // The same names in different regions are different IDs.
+    let apart = with_run_command(&[
+        ("Regions", "us-east-1,us-west-2"),
+        ("AutoScalingGroups", "us-east-1=web-a,us-west-2=web-a"),
+        ("HealthTable", "app-health"),
+    ]);
+    let template = expanded_template(&apart);
+    assert_eq!(created_resources(&template, "AWS::IAM::Policy").len(), 2);
+}
+
+/// Why expanding the template with `given` fails, if it does.
+fn expansion_error(given: &[(&str, &str)]) -> Option<String> {
+    let script = r#"
+import json, sys
+from cfnlint.decode import decode
+from samcli.lib.cfn_language_extensions.api import process_template
+from samcli.lib.cfn_language_extensions.models import PseudoParameterValues
+template, errors = decode(sys.argv[1])
+template = json.loads(json.dumps(template))
+pseudo = PseudoParameterValues(region="us-west-2", account_id="123456789012", partition="aws", stack_name="rp")
+try:
+    process_template(template, json.loads(sys.argv[2]), pseudo)
+except Exception as e:
+    print(e)
+"#;
+    let parameters: serde_json::Map<String, Value> = given
         .iter()
-        .map(|(r, n)| ((*r).to_owned(), (*n).to_owned()))
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
         .collect();
-    for binary in ["failover", "failback"] {
-        assert_eq!(run_command_grants(&template, binary).1, expected, "{binary}");
-    }
-    for (id, _) in policies {
-        assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
-    }
+    let out = std::process::Command::new(paths::python())
+        .args(["-c", script])
+        .arg(paths::workspace().join("template.yaml"))
+        .arg(Value::Object(parameters).to_string())
+        .output()
+        .expect("run python");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (!text.is_empty()).then_some(text)
 }
 
 #[test]
@@ -1427,9 +1452,13 @@ fn this_stacks_events_reach_an_encrypted_topic_through_its_rule_only() {
         [
             &json!({ "AWS": format!("arn:aws:iam::{ACCOUNT}:root") }),
             &json!({ "Service": "events.amazonaws.com" }),
+            &json!({ "Service": "cloudwatch.amazonaws.com" }),
         ],
-        "the account administers the key; EventBridge uses it, no one else"
+        "the account administers the key; EventBridge and the probe-silent alarm use it, no one else"
     );
+    // The alarm's use is for this topic only, as EventBridge's.
+    assert_eq!(statements[2]["Condition"], statements[1]["Condition"]);
+    assert_eq!(statements[2]["Action"], statements[1]["Action"]);
     let events = &statements[1];
     assert_eq!(events["Effect"], "Allow");
     assert_eq!(
@@ -1473,6 +1502,13 @@ fn this_stacks_events_reach_an_encrypted_topic_through_its_rule_only() {
             "Action": "sns:Publish",
             "Resource": { "Ref": topic_id },
             "Condition": { "ArnEquals": { "aws:SourceArn": { "Fn::GetAtt": [rule_id, "Arn"] } } },
+        }, {
+            "Sid": "ProbeSilentAlarmPublishes",
+            "Effect": "Allow",
+            "Principal": { "Service": "cloudwatch.amazonaws.com" },
+            "Action": "sns:Publish",
+            "Resource": { "Ref": topic_id },
+            "Condition": { "ArnEquals": { "aws:SourceArn": format!("arn:aws:cloudwatch:us-west-2:{ACCOUNT}:alarm:rp-probe-silent") } },
         }])
     );
 
@@ -1880,7 +1916,7 @@ fn every_mrsc_stack_alarms_on_every_region_and_runs_its_own_probe_and_verifier()
         let template = expanded_template(given);
         let regions = members(&parameter_values(&template, given)["Regions"]);
         let mut alarmed = Vec::new();
-        for (id, alarm) in alarms_on(&template, "Healthy") {
+        for (id, alarm) in unhealthy_alarms(&template) {
             assert!(created(&template, alarm), "{id}");
             let props = &alarm["Properties"];
             alarmed.push(props["Dimensions"][0]["Value"].as_str().unwrap().to_owned());
@@ -2067,11 +2103,8 @@ fn strings_of(list: &Value, key: &str) -> Vec<String> {
 #[test]
 fn missing_health_data_never_fails_over_and_a_silent_probe_is_told_instead() {
     let template = template();
-    for (id, alarm) in alarms_on(&template, "Healthy") {
+    for (id, alarm) in unhealthy_alarms(&template) {
         let props = &alarm["Properties"];
-        if props["Statistic"] == "SampleCount" {
-            continue;
-        }
         // A fresh stack has no Healthy metric until the probe's first run: missing data
         // must not be read as an outage.
         assert_eq!(props["TreatMissingData"], "notBreaching", "{id}");
@@ -2184,7 +2217,7 @@ fn every_numeric_parameter_has_the_codes_bounds() {
             assert!(checked.contains(name), "{name} has no bounds in config.rs");
         }
     }
-    assert!(checked.len() >= 14, "{checked:?}");
+    assert!(checked.len() >= 13, "{checked:?}");
 }
 
 #[test]
@@ -2381,4 +2414,38 @@ fn every_samconfig_environment_builds_for_the_architecture_it_deploys() {
         overrides(r#"Regions="us-east-1,us-west-2" Architecture="arm64""#)["Architecture"],
         "arm64"
     );
+}
+
+#[test]
+fn the_drills_alarm_models_are_the_templates_rules() {
+    use regionpilot_tests::alarm::{self, Rule, Statistic};
+    let template = template();
+    let rule_of = |props: &Value| Rule {
+        period_seconds: props["Period"].as_f64().unwrap(),
+        statistic: match props["Statistic"].as_str().unwrap() {
+            "Minimum" => Statistic::Minimum,
+            "Maximum" => Statistic::Maximum,
+            "SampleCount" => Statistic::SampleCount,
+            other => panic!("statistic {other}"),
+        },
+        evaluation_periods: props["EvaluationPeriods"].as_u64().unwrap() as usize,
+        datapoints_to_alarm: props["DatapointsToAlarm"].as_u64().unwrap() as usize,
+        threshold: props["Threshold"].as_f64().unwrap(),
+        missing: [
+            alarm::MissingData::Missing,
+            alarm::MissingData::Ignore,
+            alarm::MissingData::Breaching,
+            alarm::MissingData::NotBreaching,
+        ]
+        .into_iter()
+        .find(|m| props["TreatMissingData"] == m.name())
+        .unwrap(),
+    };
+    for (id, a) in unhealthy_alarms(&template) {
+        assert_eq!(a["Properties"]["ComparisonOperator"], "LessThanThreshold");
+        assert_eq!(rule_of(&a["Properties"]), alarm::UNHEALTHY, "{id}");
+    }
+    for (id, a) in alarms_on(&template, "ActiveRegion") {
+        assert_eq!(rule_of(&a["Properties"]), alarm::SERVING, "{id}");
+    }
 }
