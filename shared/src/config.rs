@@ -71,14 +71,12 @@ pub const CALL_MAX_ATTEMPTS: Bounds = Bounds::new("CALL_MAX_ATTEMPTS", 3, 1, 10)
 /// Below the shortest probe interval the template offers (5 s), so that a sampling round
 /// always ends before the next one is due.
 pub const PROBE_TIMEOUT_MS: Bounds = Bounds::new("PROBE_TIMEOUT_MS", 1_500, 50, 4_000);
-pub const TRANSITION_LEASE_SECONDS: Bounds =
-    Bounds::new("TRANSITION_LEASE_SECONDS", 120, 0, 3600);
+pub const TRANSITION_LEASE_SECONDS: Bounds = Bounds::new("TRANSITION_LEASE_SECONDS", 120, 0, 3600);
 /// 60 s: a scheduled-every-minute probe samples until its Lambda deadline (less a margin
 /// to answer), so its samples reach the next run's and every 10 s bucket of the minute
 /// holds one.
 pub const PROBE_WINDOW_SECONDS: Bounds = Bounds::new("PROBE_WINDOW_SECONDS", 60, 0, 840);
-pub const FAILBACK_HEALTHY_CHECKS: Bounds =
-    Bounds::new("FAILBACK_HEALTHY_CHECKS", 10, 1, 10_000);
+pub const FAILBACK_HEALTHY_CHECKS: Bounds = Bounds::new("FAILBACK_HEALTHY_CHECKS", 10, 1, 10_000);
 pub const FAILBACK_MIN_HOLD_SECONDS: Bounds =
     Bounds::new("FAILBACK_MIN_HOLD_SECONDS", 600, 0, 7 * DAY);
 pub const FAILBACK_MAX_LAG_SECONDS: Bounds = Bounds::new("FAILBACK_MAX_LAG_SECONDS", 5, 0, 3600);
@@ -87,8 +85,7 @@ pub const FAILBACK_DRAIN_WAIT_SECONDS: Bounds =
 pub const MAX_AUTOMATIC_SWITCHES_PER_DAY: Bounds =
     Bounds::new("MAX_AUTOMATIC_SWITCHES_PER_DAY", 3, 1, 1000);
 pub const CAPACITY_PERCENT: Bounds = Bounds::new("CAPACITY_PERCENT", 100, 0, 1000);
-pub const SCALE_IN_DELAY_SECONDS: Bounds =
-    Bounds::new("SCALE_IN_DELAY_SECONDS", 900, 0, 30 * DAY);
+pub const SCALE_IN_DELAY_SECONDS: Bounds = Bounds::new("SCALE_IN_DELAY_SECONDS", 900, 0, 30 * DAY);
 /// 1 h at most: a reload that takes longer than that is a redeploy, not a reload.
 pub const RELOAD_TIMEOUT_SECONDS: Bounds = Bounds::new("RELOAD_TIMEOUT_SECONDS", 120, 1, 3600);
 pub const READINESS_INTERVAL_SECONDS: Bounds =
@@ -327,12 +324,10 @@ impl Config {
             "attribute=value, the key of the canary item, e.g. pk=regionpilot-canary",
         )?)?;
 
-        let seconds = |bounds: Bounds| -> Result<Duration> {
-            Ok(Duration::from_secs(bounds.parse(&get)?))
-        };
-        let millis = |bounds: Bounds| -> Result<Duration> {
-            Ok(Duration::from_millis(bounds.parse(&get)?))
-        };
+        let seconds =
+            |bounds: Bounds| -> Result<Duration> { Ok(Duration::from_secs(bounds.parse(&get)?)) };
+        let millis =
+            |bounds: Bounds| -> Result<Duration> { Ok(Duration::from_millis(bounds.parse(&get)?)) };
 
         let cooldown = seconds(COOLDOWN_SECONDS)?;
         let refresh = RefreshPreferences {
@@ -878,7 +873,10 @@ mod tests {
                 "10 s period",
             ),
             (
-                &[("PROBE_INTERVAL_SECONDS", "1"), ("PROBE_TIMEOUT_MS", "1000")],
+                &[
+                    ("PROBE_INTERVAL_SECONDS", "1"),
+                    ("PROBE_TIMEOUT_MS", "1000"),
+                ],
                 "PROBE_TIMEOUT_MS",
                 "not below PROBE_INTERVAL_SECONDS (1 s)",
             ),

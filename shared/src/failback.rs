@@ -23,8 +23,8 @@ use crate::health;
 use crate::notices::{DataLossWindow, DetailType, HeldReport};
 use crate::plan::{Ran, StepRecord};
 use crate::ports::{ControlStore, Deps, Heartbeats, ParameterStore, RunLease};
-use crate::samples::Failing;
 use crate::region::Region;
+use crate::samples::Failing;
 use crate::state::{ControlState, FailbackProgress, HistoryRecord, StepStatus, TriggerInfo};
 use crate::switch::{Intent, SwitchRequest};
 use crate::window::rfc3339;
@@ -343,7 +343,10 @@ impl<D: Deps> Controller<D> {
         };
         if !self.ports.control().claim_run(&lease).await? {
             let state = self.load().await?.value;
-            info!(run, "another verifier run holds the lease; this one does nothing");
+            info!(
+                run,
+                "another verifier run holds the lease; this one does nothing"
+            );
             return Ok(VerifyReport {
                 outcome: "busy",
                 reason: "another verifier run is in progress (the run lease in the control table); this run changed nothing".into(),

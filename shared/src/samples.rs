@@ -123,7 +123,10 @@ impl<D: Deps> Controller<D> {
                 ProbeSamples::new(own.clone())
             }
             Err(_) => {
-                warn!(timeout_ms = budget.as_millis() as u64, "the probe's earlier samples were not read in time; recording from this run on");
+                warn!(
+                    timeout_ms = budget.as_millis() as u64,
+                    "the probe's earlier samples were not read in time; recording from this run on"
+                );
                 ProbeSamples::new(own.clone())
             }
         };

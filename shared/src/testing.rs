@@ -13,8 +13,8 @@ use crate::ports::{
     Clock, ControlStore, EventBus, GroupInfo, HealthProbe, InvocationInfo, Notice, ParameterStore,
     Ports, ProbeResult, RefreshInfo, RunCommands, RunLease, ScalingGroups, SentCommand,
 };
-use crate::samples::ProbeSamples;
 use crate::region::Region;
+use crate::samples::ProbeSamples;
 use crate::state::{ControlState, HistoryRecord, Millis, Transition, TriggerInfo, Versioned};
 
 pub fn region(name: &str) -> Region {
@@ -296,7 +296,10 @@ impl ControlStore for Arc<FakeControl> {
         self.crash
             .write(|| {
                 let mut held = lock(&self.lease);
-                if held.as_ref().is_some_and(|(owner, _)| *owner == lease.owner) {
+                if held
+                    .as_ref()
+                    .is_some_and(|(owner, _)| *owner == lease.owner)
+                {
                     *held = None;
                 }
             })

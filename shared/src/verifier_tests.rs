@@ -117,10 +117,7 @@ async fn a_retry_within_the_cooldown_is_ignored_and_tells_nobody() {
     assert_eq!(retry.outcome, Outcome::Ignored);
     assert!(retry.reason.contains("cooldown"), "{}", retry.reason);
     let told = world.bus.detail_types();
-    assert!(
-        !told.iter().any(|t| t == "Failover Retry"),
-        "{told:?}"
-    );
+    assert!(!told.iter().any(|t| t == "Failover Retry"), "{told:?}");
     assert_eq!(
         told.iter().filter(|t| *t == "Region Switch").count(),
         1,

@@ -153,29 +153,19 @@ impl LogTail {
     }
 }
 
-/// One region's serving alarm: the template's rule (`alarm::SERVING`: `ActiveRegion`
-/// Maximum < 1 over one period, 1 of 1, missing data ignored, so a period without
-/// datapoints keeps the state) under the DNS stage's timings. Periods are aligned to
-/// `start_ms`.
-pub struct ServingAlarm;
-
-impl ServingAlarm {
-    /// A new alarm, in INSUFFICIENT_DATA.
-    pub fn new(start_ms: u64, timings: Timings) -> MetricAlarm {
-        ServingAlarm::with_state(start_ms, timings, AlarmState::InsufficientData)
-    }
-
-    /// An alarm that has been running and is in `state`.
-    pub fn with_state(start_ms: u64, timings: Timings, state: AlarmState) -> MetricAlarm {
-        MetricAlarm::with_period(
-            crate::alarm::SERVING,
-            start_ms,
-            timings.period_ms,
-            timings.evaluation_delay_ms,
-            timings.ingestion_ms,
-            state,
-        )
-    }
+/// One region's serving alarm in `state`: the template's rule (`alarm::SERVING`:
+/// `ActiveRegion` Maximum < 1 over one period, 1 of 1, missing data ignored, so a period
+/// without datapoints keeps the state) under the DNS stage's timings. Periods are aligned
+/// to `start_ms`; a new alarm is in INSUFFICIENT_DATA.
+pub fn serving_alarm(start_ms: u64, timings: Timings, state: AlarmState) -> MetricAlarm {
+    MetricAlarm::with_period(
+        crate::alarm::SERVING,
+        start_ms,
+        timings.period_ms,
+        timings.evaluation_delay_ms,
+        timings.ingestion_ms,
+        state,
+    )
 }
 
 /// A Route 53 health check of type CLOUDWATCH_METRIC on a serving alarm: unhealthy in
@@ -314,12 +304,7 @@ impl Dns {
             regions: regions.iter().map(|r| (*r).to_owned()).collect(),
             alarms: regions
                 .iter()
-                .map(|r| {
-                    (
-                        (*r).to_owned(),
-                        ServingAlarm::with_state(start_ms, timings, state(r)),
-                    )
-                })
+                .map(|r| ((*r).to_owned(), serving_alarm(start_ms, timings, state(r))))
                 .collect(),
             checks: regions
                 .iter()
@@ -568,11 +553,11 @@ mod tests {
     #[test]
     fn the_alarm_keeps_its_state_through_periods_without_data() {
         let t = aws();
-        let mut ok = ServingAlarm::with_state(START, t, AlarmState::Ok);
+        let mut ok = serving_alarm(START, t, AlarmState::Ok);
         assert!(ok.advance(START + 10 * t.period_ms).is_empty());
         assert_eq!(ok.state(), AlarmState::Ok);
 
-        let mut alarm = ServingAlarm::with_state(START, t, AlarmState::Ok);
+        let mut alarm = serving_alarm(START, t, AlarmState::Ok);
         alarm.record(START + 2 * t.period_ms + 5_000, 0.0);
         assert_eq!(
             alarm.advance(START + 10 * t.period_ms),
@@ -585,7 +570,7 @@ mod tests {
     #[test]
     fn a_period_is_evaluated_at_its_end_plus_the_delay() {
         let t = aws();
-        let mut alarm = ServingAlarm::new(START, t);
+        let mut alarm = serving_alarm(START, t, AlarmState::InsufficientData);
         alarm.record(START + 1_000, 1.0);
         let due = START + t.period_ms + t.evaluation_delay_ms;
         assert!(alarm.advance(due - 1).is_empty());
@@ -596,8 +581,8 @@ mod tests {
     #[test]
     fn the_maximum_of_the_switch_period_keeps_the_old_region_ok() {
         let t = aws();
-        let mut old = ServingAlarm::with_state(START, t, AlarmState::Ok);
-        let mut new = ServingAlarm::with_state(START, t, AlarmState::Alarm);
+        let mut old = serving_alarm(START, t, AlarmState::Ok);
+        let mut new = serving_alarm(START, t, AlarmState::Alarm);
         // The probe's datapoint before the switch, then the switch's, in period 0.
         old.record(START + 10_000, 1.0);
         new.record(START + 10_000, 0.0);
@@ -619,7 +604,7 @@ mod tests {
     #[test]
     fn late_and_early_datapoints_are_dropped() {
         let t = aws();
-        let mut alarm = ServingAlarm::with_state(START, t, AlarmState::Ok);
+        let mut alarm = serving_alarm(START, t, AlarmState::Ok);
         alarm.record(START - 1, 0.0);
         assert!(alarm.advance(alarm.evaluation_ms(0)).is_empty());
         alarm.record(START + 1_000, 0.0); // period 0, already evaluated

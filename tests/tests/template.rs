@@ -657,7 +657,10 @@ fn run_command_is_granted_only_when_it_is_the_reload_mode() {
     for &binary in BINARIES {
         let granted = granted_actions(&template, binary);
         for action in permissions::RUN_COMMAND_ONLY {
-            assert!(!granted.contains(*action), "{binary}: {action} in refresh mode");
+            assert!(
+                !granted.contains(*action),
+                "{binary}: {action} in refresh mode"
+            );
         }
     }
     assert!(
@@ -2133,7 +2136,10 @@ fn missing_health_data_never_fails_over_and_a_silent_probe_is_told_instead() {
     assert_eq!(silent.len(), 1, "one probe liveness alarm");
     let silent = silent[0];
     assert_eq!(silent["AlarmName"], "rp-probe-silent");
-    assert_eq!(silent["Dimensions"][0]["Value"], "us-east-1", "home's samples");
+    assert_eq!(
+        silent["Dimensions"][0]["Value"], "us-east-1",
+        "home's samples"
+    );
     // Missing data puts it in INSUFFICIENT_DATA (a new alarm's first state, which tells
     // nobody at birth); that state, and only the topic, is told.
     assert_eq!(silent["TreatMissingData"], "missing");
@@ -2147,8 +2153,8 @@ fn missing_health_data_never_fails_over_and_a_silent_probe_is_told_instead() {
         "the liveness alarm never invokes failover"
     );
     // The topic takes CloudWatch's publish (its policy and its key's).
-    let policy = resources(&template, "AWS::SNS::TopicPolicy")[0].1["Properties"]
-        ["PolicyDocument"]["Statement"]
+    let policy = resources(&template, "AWS::SNS::TopicPolicy")[0].1["Properties"]["PolicyDocument"]
+        ["Statement"]
         .to_string();
     assert!(policy.contains("cloudwatch.amazonaws.com") && policy.contains("rp-probe-silent"));
     let key = resources(&template, "AWS::KMS::Key")[0].1.to_string();
@@ -2171,9 +2177,7 @@ fn parameter_of_variable(template: &Value) -> BTreeMap<String, String> {
         .as_object()
         .unwrap()
         .iter()
-        .filter_map(|(variable, value)| {
-            Some((variable.clone(), value["Ref"].as_str()?.to_owned()))
-        })
+        .filter_map(|(variable, value)| Some((variable.clone(), value["Ref"].as_str()?.to_owned())))
         .collect()
 }
 
@@ -2191,7 +2195,11 @@ fn every_numeric_parameter_has_the_codes_bounds() {
         let p = &parameters[name];
         assert_eq!(p["Type"], "Number", "{name}");
         assert_eq!(
-            (p["Default"].clone(), p["MinValue"].clone(), p["MaxValue"].clone()),
+            (
+                p["Default"].clone(),
+                p["MinValue"].clone(),
+                p["MaxValue"].clone()
+            ),
             (json!(bounds.default), json!(bounds.min), json!(bounds.max)),
             "{name} (Default, MinValue, MaxValue) against {bounds:?}"
         );
@@ -2226,8 +2234,16 @@ fn string_parameters_accept_only_what_the_functions_accept() {
     let parameters = &template["Parameters"];
     let from = parameter_of_variable(&template);
     for (parameter, good, bad) in [
-        ("HealthTable", &["app-health", "a.b_c-1"][..], &["ab", "my table", ""][..]),
-        ("HealthKey", &["pk=regionpilot-canary", "id = x"], &["pk", "=x", "pk=", ""]),
+        (
+            "HealthTable",
+            &["app-health", "a.b_c-1"][..],
+            &["ab", "my table", ""][..],
+        ),
+        (
+            "HealthKey",
+            &["pk=regionpilot-canary", "id = x"],
+            &["pk", "=x", "pk=", ""],
+        ),
         ("MetricsNamespace", &["RegionPilot", "App/DR"], &["a:b", ""]),
     ] {
         let pattern = parameters[parameter]["AllowedPattern"]
@@ -2243,7 +2259,11 @@ fn string_parameters_accept_only_what_the_functions_accept() {
             .map(|v| (v, true))
             .chain(bad.iter().map(|v| (v, false)))
         {
-            assert_eq!(matches(pattern, &[*value])[0], accepted, "{parameter}={value:?}");
+            assert_eq!(
+                matches(pattern, &[*value])[0],
+                accepted,
+                "{parameter}={value:?}"
+            );
             if accepted {
                 assert!(config_accepts(&variable, value), "{variable}={value:?}");
             }
@@ -2251,7 +2271,10 @@ fn string_parameters_accept_only_what_the_functions_accept() {
     }
     let regions = parameters["Regions"]["AllowedPattern"].as_str().unwrap();
     assert_eq!(
-        matches(regions, &["us-east-1", "ap-southeast-7", "US-EAST-1", "us-east"]),
+        matches(
+            regions,
+            &["us-east-1", "ap-southeast-7", "US-EAST-1", "us-east"]
+        ),
         [true, true, false, false]
     );
 }
@@ -2267,7 +2290,10 @@ fn the_probe_and_the_verifier_reserve_no_concurrency_unless_asked() {
             .is_none_or(|v| resolve(template, &[], v) == json!({ "Ref": "AWS::NoValue" }))
     };
     for binary in ids {
-        assert!(unreserved(&template, binary), "{binary}: reserved by default");
+        assert!(
+            unreserved(&template, binary),
+            "{binary}: reserved by default"
+        );
     }
     let reserved = expanded_template(&[
         ("Regions", "us-east-1,us-west-2"),
@@ -2277,7 +2303,11 @@ fn the_probe_and_the_verifier_reserve_no_concurrency_unless_asked() {
     for binary in ["health-probe", "failback"] {
         let (_, function) = function(&reserved, binary);
         assert_eq!(
-            resolve(&reserved, &[], &function["Properties"]["ReservedConcurrentExecutions"]),
+            resolve(
+                &reserved,
+                &[],
+                &function["Properties"]["ReservedConcurrentExecutions"]
+            ),
             json!("2"),
             "{binary}"
         );
@@ -2322,7 +2352,9 @@ fn a_customer_managed_health_table_key_is_decryptable_through_dynamodb_only() {
     let template = template();
     for binary in BINARIES {
         assert!(
-            !granted_actions(&template, binary).iter().any(|a| a.starts_with("kms:")),
+            !granted_actions(&template, binary)
+                .iter()
+                .any(|a| a.starts_with("kms:")),
             "{binary}: kms without HealthTableKeyArns"
         );
     }
@@ -2359,7 +2391,9 @@ fn an_mrsc_owner_stack_outside_the_tables_regions_fails_the_deploy() {
     ];
     let refusals = deploy_refusals(&template, &elsewhere);
     assert!(
-        refusals.iter().any(|r| r.contains("deployed in one of Regions")),
+        refusals
+            .iter()
+            .any(|r| r.contains("deployed in one of Regions")),
         "{refusals:?}"
     );
 }
@@ -2394,7 +2428,10 @@ fn every_samconfig_environment_builds_for_the_architecture_it_deploys() {
             [command, "global"]
                 .iter()
                 .find_map(|section| {
-                    sections.get(*section)?.get("parameters")?.get("parameter_overrides")
+                    sections
+                        .get(*section)?
+                        .get("parameters")?
+                        .get("parameter_overrides")
                 })
                 .and_then(|v| v.as_str())
                 .map(overrides)

@@ -4,8 +4,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::error::{AwsError, Error, ErrorKind, Result};
 use crate::ports::{ControlStore, Notice, RunLease};
-use crate::samples::ProbeSamples;
 use crate::region::Region;
+use crate::samples::ProbeSamples;
 use crate::state::{ControlState, HistoryRecord, Versioned};
 
 const STATE_PK: &str = "control";
@@ -329,9 +329,7 @@ impl ControlStore for DynamoControlStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(
-                "attribute_not_exists(pk) OR #until < :now OR #owner = :owner",
-            )
+            .condition_expression("attribute_not_exists(pk) OR #until < :now OR #owner = :owner")
             .expression_attribute_names("#until", "until")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":now", AttributeValue::N(lease.now.to_string()))

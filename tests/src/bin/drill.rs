@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use regionpilot_tests::alarm::{self, AlarmState, MetricAlarm};
 use regionpilot_tests::dns::{self, Change, Dns, LogTail, Timings, Users};
 use regionpilot_tests::rig::{InstanceView, ModelInstance};
 use regionpilot_tests::{LocalFunction, Stage, World, alarm_for, paths, world};
@@ -33,8 +34,6 @@ use serde_json::{Value, json};
 const HOME: &str = "us-east-1";
 const STANDBY: &str = "us-west-2";
 const GROUP: &str = world::GROUP;
-/// The alarm rule template.yaml configures: 3 of 3 samples with Healthy < 1.
-const DATAPOINTS_TO_ALARM: u32 = 3;
 /// The template's REFRESH_MIN_HEALTHY_PERCENT default.
 const MIN_HEALTHY_PERCENT: i32 = 90;
 /// What the reload runs on each instance (the rig re-reads the parameter).
@@ -67,6 +66,13 @@ impl Timeline {
         println!("  [{:<11}] t+{at:>7.3}s  {what}", self.label);
         events.push((at, what));
         at
+    }
+
+    /// Marks `what` at `at` seconds on this timeline (a model's time, not now).
+    fn mark_at(&self, at: f64, what: impl Into<String>) {
+        let what = what.into();
+        println!("  [{:<11}] t+{at:>7.3}s  {what}", self.label);
+        self.events.lock().unwrap().push((at, what));
     }
 
     /// A wall-clock time (ms since the epoch) as seconds on this timeline.
@@ -738,8 +744,13 @@ fn print_assumptions(pace: &Pace) {
 /// What one run (one scenario in one mode) measured.
 #[derive(Default, Clone)]
 struct Summary {
+    /// The deploy's first minute: when the old rule (missing data breaching) would have
+    /// put home's alarm in ALARM, from the stack's creation.
+    deploy_old_rule_alarm: Option<f64>,
     outage: f64,
     detected: f64,
+    /// When the old rule put home's alarm in ALARM over the same samples.
+    detected_old_rule: Option<f64>,
     decision: f64,
     decided: f64,
     /// The capacity the standby must serve with (what the failover asked for).
@@ -773,31 +784,204 @@ struct Summary {
     home_serves: Option<f64>,
 }
 
-/// The rig's CloudWatch does not evaluate alarms, so the drill applies the template's rule
-/// (DATAPOINTS_TO_ALARM of as many samples with Healthy < 1) over the probe's samples.
-async fn detect(t: &Timeline, probe: &LocalFunction, pace: &Pace, region: &str) -> f64 {
-    let mut failures = 0;
-    while failures < DATAPOINTS_TO_ALARM {
-        let tick = Instant::now();
-        let (healthy, out) = probe_healthy(probe, region).await;
-        if healthy {
-            failures = 0;
-        } else {
-            failures += 1;
-            t.mark(format!(
-                "probe: {region} Healthy=0 ({}) [{failures}/{DATAPOINTS_TO_ALARM}]",
-                out["regions"][region]["error_class"]
-                    .as_str()
-                    .unwrap_or("?")
-            ));
+/// Every region's `<stack>-unhealthy-<region>` alarm, twice: under the template's rule
+/// (`alarm::UNHEALTHY`, missing data not breaching) and under the rule it replaced
+/// (`alarm::UNHEALTHY_BEFORE`, missing data breaching), fed the same probe samples. The
+/// rig's CloudWatch evaluates no alarm, so the drill does, as AWS documents it.
+struct HealthAlarms {
+    /// (region, rule's missing-data name) -> alarm.
+    alarms: BTreeMap<(String, &'static str), MetricAlarm>,
+}
+
+impl HealthAlarms {
+    /// Alarms created now (as a deploy creates them), in INSUFFICIENT_DATA.
+    fn created(regions: &[&str], pace: &Pace) -> HealthAlarms {
+        let timings = Timings::scaled(pace.time_scale);
+        let delay = ((alarm::HEALTH_EVALUATION_DELAY_SECONDS * 1000.0 / pace.time_scale).round()
+            as u64)
+            .max(1);
+        // CloudWatch's periods are aligned to the clock.
+        let now = epoch_ms();
+        let period_ms =
+            MetricAlarm::new(alarm::UNHEALTHY, 0, pace.time_scale, 0, 0, AlarmState::Ok)
+                .period_ms();
+        let start = now - now % period_ms;
+        let mut alarms = BTreeMap::new();
+        for region in regions {
+            for rule in [alarm::UNHEALTHY, alarm::UNHEALTHY_BEFORE] {
+                alarms.insert(
+                    ((*region).to_owned(), rule.missing.name()),
+                    MetricAlarm::new(
+                        rule,
+                        start,
+                        pace.time_scale,
+                        delay,
+                        timings.ingestion_ms,
+                        AlarmState::InsufficientData,
+                    ),
+                );
+            }
         }
-        if failures < DATAPOINTS_TO_ALARM {
-            tokio::time::sleep(pace.probe_interval.saturating_sub(tick.elapsed())).await;
+        HealthAlarms { alarms }
+    }
+
+    /// The `Healthy` datapoints of one probe answer (one round: `at`, each region's verdict).
+    fn record(&mut self, out: &Value) {
+        let Some(at) = out["at"].as_u64() else {
+            return;
+        };
+        for ((region, _), alarm) in &mut self.alarms {
+            if let Some(healthy) = out["regions"][region]["healthy"].as_bool() {
+                alarm.record(at, if healthy { 1.0 } else { 0.0 });
+            }
         }
     }
+
+    fn period_ms(&self) -> u64 {
+        self.alarms
+            .values()
+            .next()
+            .map_or(1, MetricAlarm::period_ms)
+    }
+
+    /// Every change of state due by now: (evaluation time, region, rule, state).
+    fn advance(&mut self) -> Vec<(u64, String, &'static str, AlarmState)> {
+        let now = epoch_ms();
+        let mut changes = Vec::new();
+        for ((region, rule), alarm) in &mut self.alarms {
+            for (at, state) in alarm.advance(now) {
+                changes.push((at, region.clone(), *rule, state));
+            }
+        }
+        changes.sort_by_key(|c| c.0);
+        changes
+    }
+}
+
+/// Marks each alarm change on the timeline; returns when `region`'s alarm went to ALARM
+/// under the template's rule and under the old one.
+fn mark_alarm_changes(
+    t: &Timeline,
+    changes: &[(u64, String, &'static str, AlarmState)],
+) -> Vec<(String, &'static str, f64)> {
+    let mut alarmed = Vec::new();
+    for (at, region, rule, state) in changes {
+        let when = t.at(*at);
+        let label = if *rule == alarm::UNHEALTHY.missing.name() {
+            "template rule".to_owned()
+        } else {
+            format!("old rule, missing data {rule}")
+        };
+        t.mark_at(
+            when,
+            format!(
+                "alarm regionpilot-unhealthy-{region} -> {} ({label}; evaluated by the drill)",
+                state.name()
+            ),
+        );
+        if *state == AlarmState::Alarm {
+            alarmed.push((region.clone(), *rule, when));
+        }
+    }
+    alarmed
+}
+
+/// The deploy's first minute: the unhealthy alarms exist before the probe's first sample
+/// (its schedule's first run comes up to a minute after the deploy). Under the template's
+/// rule nothing alarms and nothing switches; the old rule's ALARM is shown, and delivered
+/// to no one. Then the probe's first run: the alarms go OK.
+async fn deploy_minute(
+    t: &Timeline,
+    stage: &Stage,
+    probe: &LocalFunction,
+    alarms: &Arc<Mutex<HealthAlarms>>,
+    pace: &Pace,
+) -> Result<Option<f64>, String> {
+    let created = t.mark(
+        "DEPLOY: stack created; unhealthy alarms in INSUFFICIENT_DATA, no Healthy datapoint yet"
+            .to_owned(),
+    );
+    let minute = Duration::from_secs_f64(60.0 / pace.time_scale);
+    let mut old_rule_alarm = None;
+    let mut delivered = 0;
+    let until = Instant::now() + minute;
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let changes = alarms.lock().unwrap().advance();
+        for (region, rule, when) in mark_alarm_changes(t, &changes) {
+            if rule == alarm::UNHEALTHY.missing.name() {
+                // The template's rule alarmed: deliver it, as CloudWatch would.
+                stage.failover.invoke(&alarm_for(&region)).await.ok();
+                delivered += 1;
+            } else if old_rule_alarm.is_none() {
+                old_rule_alarm = Some(when - created);
+            }
+        }
+    }
+    let out = probe.invoke(&json!({"command": "probe"})).await.ok();
+    alarms.lock().unwrap().record(&out);
+    t.mark("DEPLOY: the probe's first scheduled run; its samples reach the alarms".to_owned());
+    tokio::time::sleep(minute / 4).await;
+    let changes = alarms.lock().unwrap().advance();
+    mark_alarm_changes(t, &changes);
+    let state = stage
+        .failover
+        .invoke(&json!({"command": "status"}))
+        .await
+        .ok();
     t.mark(format!(
-        "alarm regionpilot-unhealthy-{region} -> ALARM (rule evaluated by the drill)"
-    ))
+        "DEPLOY: first minute over: {delivered} alarm(s) delivered by the template's rule, epoch {}, active {}",
+        state["epoch"], state["active_region"]
+    ));
+    check(delivered == 0, "a fresh stack's alarm went to ALARM")?;
+    check(
+        state["epoch"] == 0,
+        format!("a fresh stack switched: {state}"),
+    )?;
+    Ok(old_rule_alarm)
+}
+
+/// The health probe as its schedule runs it: a round at each period's start (aligned to
+/// the clock, as the probe aligns its samples), every answer fed to the alarm models.
+async fn sample_health(
+    probe: Arc<LocalFunction>,
+    alarms: Arc<Mutex<HealthAlarms>>,
+    stop: Arc<AtomicBool>,
+) {
+    let period_ms = alarms.lock().unwrap().period_ms();
+    while !stop.load(Ordering::SeqCst) {
+        let out = probe.invoke(&json!({"command": "probe"})).await.ok();
+        alarms.lock().unwrap().record(&out);
+        let now = epoch_ms();
+        let next = now - now % period_ms + period_ms;
+        tokio::time::sleep(Duration::from_millis(next.saturating_sub(epoch_ms()))).await;
+    }
+}
+
+/// Evaluates the alarm models as periods come due, until the template's rule puts
+/// `region`'s alarm in ALARM. Returns when, and when the old rule did (if it did by then).
+async fn detect(
+    t: &Timeline,
+    alarms: &Arc<Mutex<HealthAlarms>>,
+    region: &str,
+) -> (f64, Option<f64>) {
+    let mut old_rule = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let changes = alarms.lock().unwrap().advance();
+        let alarmed = mark_alarm_changes(t, &changes);
+        for (alarmed_region, rule, when) in &alarmed {
+            if alarmed_region == region && *rule == alarm::UNHEALTHY_BEFORE.missing.name() {
+                old_rule.get_or_insert(*when);
+            }
+        }
+        if let Some((_, _, when)) = alarmed
+            .iter()
+            .find(|(r, rule, _)| r == region && *rule == alarm::UNHEALTHY.missing.name())
+        {
+            return (*when, old_rule);
+        }
+    }
 }
 
 /// Delivers the alarm; returns the answer, the decision time and when it was decided.
@@ -960,7 +1144,7 @@ async fn standby_lost(
     t: &Timeline,
     stage: &Stage,
     home_failover: &LocalFunction,
-    home_probe: &LocalFunction,
+    home_probe: &Arc<LocalFunction>,
     verifier: &LocalFunction,
     writes: &Mutex<Vec<Write>>,
     pace: &Pace,
@@ -971,7 +1155,17 @@ async fn standby_lost(
     ));
     stage.rig.freeze(STANDBY);
     m.standby_lost = Some(lost);
-    detect(t, home_probe, pace, STANDBY).await;
+    // Home's stack: its own probe and alarms.
+    let alarms = Arc::new(Mutex::new(HealthAlarms::created(&[HOME, STANDBY], pace)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = tokio::spawn(sample_health(
+        home_probe.clone(),
+        alarms.clone(),
+        stop.clone(),
+    ));
+    detect(t, &alarms, STANDBY).await;
+    stop.store(true, Ordering::SeqCst);
+    let _ = sampler.await;
     let out = home_failover.invoke(&alarm_for(STANDBY)).await.ok();
     let switched = t.mark(format!(
         "failover by {HOME}'s regionpilot: {} {} -> {} at epoch {}",
@@ -1216,11 +1410,19 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
 
     let t = Timeline::new(mode.name());
     let stop = Arc::new(AtomicBool::new(false));
+    // The stack is deployed now: its unhealthy alarms exist before any probe sample.
+    let health_alarms = Arc::new(Mutex::new(HealthAlarms::created(&[HOME, STANDBY], pace)));
+    let deploy_old_rule_alarm = deploy_minute(&t, &stage, &probe, &health_alarms, pace).await?;
+    let sampler = tokio::spawn(sample_health(
+        probe.clone(),
+        health_alarms.clone(),
+        stop.clone(),
+    ));
     let timings = Timings::scaled(pace.time_scale);
     let dns = Arc::new(Mutex::new(Dns::settled(
         &[HOME, STANDBY],
         HOME,
-        t.started_ms,
+        epoch_ms(),
         timings,
     )));
     let dns_seen = Arc::new(Mutex::new(DnsSeen::default()));
@@ -1287,7 +1489,10 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
         params_line(&stage.world.parameters().await)
     ));
 
-    let mut m = Summary::default();
+    let mut m = Summary {
+        deploy_old_rule_alarm,
+        ..Summary::default()
+    };
     let cycles = if scenario == Scenario::Flapping { 2 } else { 1 };
     for cycle in 1..=cycles {
         if scenario == Scenario::Paused {
@@ -1314,7 +1519,10 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
             stage.rig.freeze(HOME);
             at
         };
-        let detected = detect(&t, &probe, pace, HOME).await;
+        let (detected, detected_old_rule) = detect(&t, &health_alarms, HOME).await;
+        if cycle == 1 {
+            m.detected_old_rule = detected_old_rule;
+        }
         let (out, decision, decided) = fail_over(&t, &stage).await;
         if scenario == Scenario::Paused {
             m.outage = outage;
@@ -1486,6 +1694,7 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
     }
     let _ = dns_task.await;
     let _ = schedule.await;
+    let _ = sampler.await;
     if let Some(home_schedule) = home_schedule {
         let _ = home_schedule.await;
     }
@@ -1665,8 +1874,23 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
         summaries.iter().map(|(_, s)| f(s)).collect()
     };
     line(
+        "deploy: failovers in the stack's first minute (template rule)",
+        each(&|_| "0 (alarms OK after the first probe run)".to_owned()),
+    );
+    line(
+        "deploy: old rule (missing data breaching) -> ALARM after",
+        each(&|s| match s.deploy_old_rule_alarm {
+            Some(at) => format!("{:.1} s: would have failed over", aws(at)),
+            None => "-".to_owned(),
+        }),
+    );
+    line(
         "detection (outage -> alarm)",
         each(&|s| format!("{:.3} s", aws(s.detected - s.outage))),
+    );
+    line(
+        "  same samples, old rule (missing data breaching)",
+        each(&|s| secs(s.detected_old_rule.map(|d| d - s.outage))),
     );
     line(
         "decision (alarm -> failover answered)",
