@@ -709,6 +709,16 @@ fn print_assumptions(pace: &Pace) {
     );
     println!("  DesiredCapacity above MaxSize is refused (ValidationError), as AWS does");
     println!(
+        "modelled unhealthy alarms (the rig evaluates no alarm): the template's rule, Healthy Minimum < 1 over {:.0} s, {} of {}, missing data {}; beside it the old rule (missing data {}) over the same samples; evaluated {:.0} s after each period ends (assumed), EMF datapoints readable {:.0} s after their timestamp (assumed); the probe samples at each period's start; the stack is created at the start, a minute before the probe's first scheduled run",
+        alarm::UNHEALTHY.period_seconds,
+        alarm::UNHEALTHY.datapoints_to_alarm,
+        alarm::UNHEALTHY.evaluation_periods,
+        alarm::UNHEALTHY.missing.name(),
+        alarm::UNHEALTHY_BEFORE.missing.name(),
+        alarm::HEALTH_EVALUATION_DELAY_SECONDS,
+        dns::EMF_INGESTION_SECONDS
+    );
+    println!(
         "modelled DNS stage (the rig evaluates no alarm and no Route 53 health check; the drill reads ActiveRegion from the functions' EMF log lines):"
     );
     println!(
