@@ -272,7 +272,9 @@ impl ControlStore for Arc<FakeControl> {
     }
 
     async fn put_samples(&self, samples: &ProbeSamples) -> Result<()> {
-        lock(&self.samples).insert(samples.vantage.clone(), samples.clone());
+        self.crash
+            .write(|| lock(&self.samples).insert(samples.vantage.clone(), samples.clone()))
+            .await;
         Ok(())
     }
 

@@ -67,6 +67,24 @@ pub struct Rule {
     pub missing: MissingData,
 }
 
+/// `seconds` of AWS time at the drill's pace (`time_scale` AWS seconds per wall-clock
+/// second; anything but a positive number is 1), in wall-clock milliseconds, at least 1.
+pub fn scaled_ms(seconds: f64, time_scale: f64) -> u64 {
+    let scale = if time_scale.is_finite() && time_scale > 0.0 {
+        time_scale
+    } else {
+        1.0
+    };
+    ((seconds * 1000.0 / scale).round() as u64).max(1)
+}
+
+impl Rule {
+    /// The period at the drill's pace, in wall-clock milliseconds.
+    pub fn period_ms(&self, time_scale: f64) -> u64 {
+        scaled_ms(self.period_seconds, time_scale)
+    }
+}
+
 /// The template's `<stack>-unhealthy-<region>` alarms (a template test keeps them equal).
 pub const UNHEALTHY: Rule = Rule {
     period_seconds: 10.0,
@@ -119,35 +137,10 @@ pub struct MetricAlarm {
 }
 
 impl MetricAlarm {
-    /// A new alarm in `state`. `time_scale` divides the rule's period (the drill's pace);
-    /// a datapoint counts once `ingestion_ms` after its timestamp, and period `k` is
+    /// A new alarm in `state`, its period already scaled ([`Rule::period_ms`]): a
+    /// datapoint counts once `ingestion_ms` after its timestamp, and period `k` is
     /// evaluated `evaluation_delay_ms` after it ends.
     pub fn new(
-        rule: Rule,
-        start_ms: u64,
-        time_scale: f64,
-        evaluation_delay_ms: u64,
-        ingestion_ms: u64,
-        state: AlarmState,
-    ) -> MetricAlarm {
-        let scale = if time_scale.is_finite() && time_scale > 0.0 {
-            time_scale
-        } else {
-            1.0
-        };
-        let period_ms = ((rule.period_seconds * 1000.0 / scale).round() as u64).max(1);
-        MetricAlarm::with_period(
-            rule,
-            start_ms,
-            period_ms,
-            evaluation_delay_ms,
-            ingestion_ms,
-            state,
-        )
-    }
-
-    /// As `new`, with the period already scaled.
-    pub fn with_period(
         rule: Rule,
         start_ms: u64,
         period_ms: u64,
@@ -270,7 +263,14 @@ mod tests {
     const START: u64 = 1_000_000;
 
     fn alarm(rule: Rule) -> MetricAlarm {
-        MetricAlarm::new(rule, START, 1.0, 0, 0, AlarmState::InsufficientData)
+        MetricAlarm::new(
+            rule,
+            START,
+            rule.period_ms(1.0),
+            0,
+            0,
+            AlarmState::InsufficientData,
+        )
     }
 
     #[test]
@@ -310,7 +310,7 @@ mod tests {
 
     #[test]
     fn missing_data_keeps_ignore_and_empties_missing() {
-        let mut ignore = MetricAlarm::new(SERVING, START, 1.0, 0, 0, AlarmState::Ok);
+        let mut ignore = MetricAlarm::new(SERVING, START, 60_000, 0, 0, AlarmState::Ok);
         assert!(ignore.advance(START + 600_000).is_empty());
         let silent = Rule {
             period_seconds: 60.0,
@@ -320,7 +320,7 @@ mod tests {
             threshold: 1.0,
             missing: MissingData::Missing,
         };
-        let mut probe = MetricAlarm::new(silent, START, 1.0, 0, 0, AlarmState::InsufficientData);
+        let mut probe = MetricAlarm::new(silent, START, 60_000, 0, 0, AlarmState::InsufficientData);
         probe.record(START + 1, 1.0);
         assert_eq!(
             probe.advance(START + 60_000),
@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn late_datapoints_miss_their_period() {
-        let mut a = MetricAlarm::new(UNHEALTHY, START, 1.0, 2_000, 5_000, AlarmState::Ok);
+        let mut a = MetricAlarm::new(UNHEALTHY, START, 10_000, 2_000, 5_000, AlarmState::Ok);
         a.record(START + 9_000, 0.0); // readable at 14 s, evaluated at 12 s
         a.advance(START + 12_000);
         a.record(START + 1_000, 0.0); // its period is evaluated already

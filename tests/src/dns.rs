@@ -44,12 +44,7 @@ impl Timings {
     /// The constants above, each divided by `time_scale` (modelled seconds per wall-clock
     /// second, as the rig's `RIG_TIME_SCALE`).
     pub fn scaled(time_scale: f64) -> Timings {
-        let scale = if time_scale.is_finite() && time_scale > 0.0 {
-            time_scale
-        } else {
-            1.0
-        };
-        let ms = |seconds: f64| ((seconds * 1000.0 / scale).round() as u64).max(1);
+        let ms = |seconds: f64| crate::alarm::scaled_ms(seconds, time_scale);
         Timings {
             period_ms: ms(PERIOD_SECONDS),
             evaluation_delay_ms: ms(EVALUATION_DELAY_SECONDS),
@@ -158,7 +153,7 @@ impl LogTail {
 /// without datapoints keeps the state) under the DNS stage's timings. Periods are aligned
 /// to `start_ms`; a new alarm is in INSUFFICIENT_DATA.
 pub fn serving_alarm(start_ms: u64, timings: Timings, state: AlarmState) -> MetricAlarm {
-    MetricAlarm::with_period(
+    MetricAlarm::new(
         crate::alarm::SERVING,
         start_ms,
         timings.period_ms,

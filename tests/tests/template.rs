@@ -15,6 +15,19 @@ use serde_json::{Value, json};
 /// cfn-lint's parser reads the short-form tags, then SAM CLI's own language-extensions
 /// processor expands Fn::ForEach, Fn::If and the string functions with these parameters.
 fn expanded_template(parameters: &[(&str, &str)]) -> Value {
+    let mut template = expand(parameters).unwrap_or_else(|refusal| panic!("{refusal}"));
+    // The parameters it was expanded with: resource conditions are evaluated with them.
+    template["TestParameters"] = json!(
+        parameters
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect::<serde_json::Map<String, Value>>()
+    );
+    template
+}
+
+/// The expanded template, or why the transform refuses these parameters.
+fn expand(parameters: &[(&str, &str)]) -> Result<Value, String> {
     let script = r#"
 import json, sys
 from cfnlint.decode import decode
@@ -25,7 +38,11 @@ if errors:
     sys.exit(str(errors))
 template = json.loads(json.dumps(template))
 pseudo = PseudoParameterValues(region="us-west-2", account_id="123456789012", partition="aws", stack_name="rp")
-print(json.dumps(process_template(template, json.loads(sys.argv[2]), pseudo)))
+try:
+    expanded = process_template(template, json.loads(sys.argv[2]), pseudo)
+except Exception as e:
+    sys.exit(str(e))
+print(json.dumps(expanded))
 "#;
     let parameters: serde_json::Map<String, Value> = parameters
         .iter()
@@ -34,18 +51,13 @@ print(json.dumps(process_template(template, json.loads(sys.argv[2]), pseudo)))
     let out = std::process::Command::new(paths::python())
         .args(["-c", script])
         .arg(paths::workspace().join("template.yaml"))
-        .arg(Value::Object(parameters.clone()).to_string())
+        .arg(Value::Object(parameters).to_string())
         .output()
         .expect("run python with cfn-lint and SAM CLI (./scripts/setup installs them)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut template: Value = serde_json::from_slice(&out.stdout).expect("template as JSON");
-    // The parameters it was expanded with: resource conditions are evaluated with them.
-    template["TestParameters"] = Value::Object(parameters);
-    template
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout).expect("template as JSON"))
 }
 
 const THREE_REGIONS: &[(&str, &str)] = &[
@@ -606,7 +618,7 @@ fn groups_whose_logical_ids_would_collide_are_refused_at_deploy() {
         ("AutoScalingGroups", "us-east-1=web-a,us-east-1=weba"),
         ("HealthTable", "app-health"),
     ]);
-    let error = expansion_error(&colliding).expect("the transform refuses the deploy");
+    let error = expand(&colliding).expect_err("the transform refuses the deploy");
     assert!(
         error.contains("conflict") && error.contains("ReloadGroupInstancesuseast1weba"),
         "{error}"
@@ -619,35 +631,6 @@ fn groups_whose_logical_ids_would_collide_are_refused_at_deploy() {
     ]);
     let template = expanded_template(&apart);
     assert_eq!(created_resources(&template, "AWS::IAM::Policy").len(), 2);
-}
-
-/// Why expanding the template with `given` fails, if it does.
-fn expansion_error(given: &[(&str, &str)]) -> Option<String> {
-    let script = r#"
-import json, sys
-from cfnlint.decode import decode
-from samcli.lib.cfn_language_extensions.api import process_template
-from samcli.lib.cfn_language_extensions.models import PseudoParameterValues
-template, errors = decode(sys.argv[1])
-template = json.loads(json.dumps(template))
-pseudo = PseudoParameterValues(region="us-west-2", account_id="123456789012", partition="aws", stack_name="rp")
-try:
-    process_template(template, json.loads(sys.argv[2]), pseudo)
-except Exception as e:
-    print(e)
-"#;
-    let parameters: serde_json::Map<String, Value> = given
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-        .collect();
-    let out = std::process::Command::new(paths::python())
-        .args(["-c", script])
-        .arg(paths::workspace().join("template.yaml"))
-        .arg(Value::Object(parameters).to_string())
-        .output()
-        .expect("run python");
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (!text.is_empty()).then_some(text)
 }
 
 #[test]

@@ -73,6 +73,19 @@ impl DynamoControlStore {
         Ok(out.items.unwrap_or_default())
     }
 
+    /// An unconditional `PutItem`: the item's whole content is the write, so a retry of
+    /// one that landed writes the same again.
+    async fn put(&self, item: HashMap<String, AttributeValue>) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| self.aws("PutItem", &e))?;
+        Ok(())
+    }
+
     fn history_item(&self, record: &HistoryRecord) -> Result<HashMap<String, AttributeValue>> {
         let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)
             .map_err(|e| Error::CorruptState(format!("cannot encode history: {e}")))?;
@@ -246,14 +259,7 @@ impl ControlStore for DynamoControlStore {
         let document = serde_json::to_string(notice)
             .map_err(|e| Error::CorruptState(format!("cannot encode a notice: {e}")))?;
         item.insert("notice".into(), AttributeValue::S(document));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| self.aws("PutItem", &e))?;
-        Ok(())
+        self.put(item).await
     }
 
     async fn held(&self, limit: usize) -> Result<Vec<Notice>> {
@@ -310,14 +316,7 @@ impl ControlStore for DynamoControlStore {
         let document = serde_dynamo::to_attribute_value(samples)
             .map_err(|e| Error::CorruptState(format!("cannot encode probe samples: {e}")))?;
         item.insert("samples".into(), document);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| self.aws("PutItem", &e))?;
-        Ok(())
+        self.put(item).await
     }
 
     async fn claim_run(&self, lease: &RunLease) -> Result<bool> {

@@ -806,15 +806,11 @@ struct HealthAlarms {
 impl HealthAlarms {
     /// Alarms created now (as a deploy creates them), in INSUFFICIENT_DATA.
     fn created(regions: &[&str], pace: &Pace) -> HealthAlarms {
-        let timings = Timings::scaled(pace.time_scale);
-        let delay = ((alarm::HEALTH_EVALUATION_DELAY_SECONDS * 1000.0 / pace.time_scale).round()
-            as u64)
-            .max(1);
+        let ingestion_ms = Timings::scaled(pace.time_scale).ingestion_ms;
+        let delay = alarm::scaled_ms(alarm::HEALTH_EVALUATION_DELAY_SECONDS, pace.time_scale);
         // CloudWatch's periods are aligned to the clock.
+        let period_ms = alarm::UNHEALTHY.period_ms(pace.time_scale);
         let now = epoch_ms();
-        let period_ms =
-            MetricAlarm::new(alarm::UNHEALTHY, 0, pace.time_scale, 0, 0, AlarmState::Ok)
-                .period_ms();
         let start = now - now % period_ms;
         let mut alarms = BTreeMap::new();
         for region in regions {
@@ -824,9 +820,9 @@ impl HealthAlarms {
                     MetricAlarm::new(
                         rule,
                         start,
-                        pace.time_scale,
+                        rule.period_ms(pace.time_scale),
                         delay,
-                        timings.ingestion_ms,
+                        ingestion_ms,
                         AlarmState::InsufficientData,
                     ),
                 );
