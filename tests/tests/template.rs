@@ -2227,7 +2227,11 @@ fn string_parameters_accept_only_what_the_functions_accept() {
             &["pk=regionpilot-canary", "id = x"],
             &["pk", "=x", "pk=", ""],
         ),
-        ("MetricsNamespace", &["RegionPilot", "App/DR"], &["a:b", ""]),
+        (
+            "MetricsNamespace",
+            &["RegionPilot", "App/DR"],
+            &["a:b", "", "Région"],
+        ),
     ] {
         let pattern = parameters[parameter]["AllowedPattern"]
             .as_str()
@@ -2252,6 +2256,12 @@ fn string_parameters_accept_only_what_the_functions_accept() {
             }
         }
     }
+    // The longest parameter name the template takes, the functions take too.
+    let longest = parameters["ActiveRegionParameter"]["MaxLength"]
+        .as_u64()
+        .unwrap() as usize;
+    let name = format!("/{}", "a".repeat(longest - 1));
+    assert!(config_accepts("ACTIVE_REGION_PARAMETER", &name));
     let regions = parameters["Regions"]["AllowedPattern"].as_str().unwrap();
     assert_eq!(
         matches(
