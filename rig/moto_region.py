@@ -76,6 +76,12 @@ the missing operations on moto's own backends (no emulator written from scratch)
   "ThrottlingException", "count": 3}, {"operation": "*", "latency_ms": 800}]} answers
   matching requests with that AWS error (in the service's own JSON or XML protocol) or
   delays them, for `count` requests (-1: until replaced). {"rules": []} clears them.
+  With "applied": true the request is carried out first, as AWS sometimes does before
+  failing it: its answer is then replaced by the error ({"operation": "PutItem",
+  "applied": true, "error": "InternalServerError", "status": 500, "count": 1}), or, with
+  "hold_ms" and no error, held that long before it is sent (past the caller's timeout).
+  moto never does either by itself. The SDK's retry of such a request is a new request:
+  it meets the rule again only while `count` lasts.
 
 * Multi-Region strong consistency (MRSC) global tables, opt-in: nothing changes unless
   RIG_MRSC_TABLES names tables. RIG_MRSC_REGIONS lists the regions holding a replica
@@ -1106,20 +1112,34 @@ class FaultInjector:
     def __init__(self, app) -> None:
         self.app = app
 
+    def _serve(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            return self.app(environ, start_response)  # never touches the instance model
+        # Any other request sees the instance model moved along to now, and runs alone
+        # with it (moto's backends are not thread-safe).
+        with _lock:
+            _advance_all()
+            return self.app(environ, start_response)
+
     def __call__(self, environ, start_response):
         protocol, operation, body = _operation(environ)
         environ["wsgi.input"] = io.BytesIO(body)
         rule = _matching_fault(operation)
         if rule and rule.get("latency_ms"):
             time.sleep(rule["latency_ms"] / 1000)
-        if not rule or not rule.get("error"):
-            if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
-                return self.app(environ, start_response)  # never touches the instance model
-            # Any other request sees the instance model moved along to now, and runs alone
-            # with it (moto's backends are not thread-safe).
-            with _lock:
-                _advance_all()
-                return self.app(environ, start_response)
+        if rule and rule.get("applied"):
+            # As AWS can: the request takes effect, and its answer is an error or comes
+            # after the caller has given up. Whatever the service answered is dropped.
+            captured: list = []
+            answer = b"".join(self._serve(environ, lambda status, headers, *_: captured.append((status, headers))))
+            if rule.get("hold_ms"):
+                time.sleep(rule["hold_ms"] / 1000)
+            if not rule.get("error"):
+                status, headers = captured[0]
+                start_response(status, headers)
+                return [answer]
+        elif not rule or not rule.get("error"):
+            return self._serve(environ, start_response)
         code, message, status = rule["error"], rule.get("message", "injected by the rig"), rule.get("status", 400)
         if protocol == "json":
             payload = json.dumps({"__type": code, "message": message}).encode()
@@ -1543,7 +1563,8 @@ def _control_server(region: str, port: int) -> None:
                         _faults[:] = [
                             {"operation": r.get("operation", "*"), "count": int(r.get("count", -1)),
                              "error": r.get("error"), "message": r.get("message", "injected by the rig"),
-                             "status": int(r.get("status", 400)), "latency_ms": int(r.get("latency_ms", 0))}
+                             "status": int(r.get("status", 400)), "latency_ms": int(r.get("latency_ms", 0)),
+                             "applied": bool(r.get("applied", False)), "hold_ms": int(r.get("hold_ms", 0))}
                             for r in body.get("rules", [])
                         ]
                     self._reply(200, {"rules": len(_faults)})

@@ -21,7 +21,7 @@ use crate::ports::{
 use crate::region::Region;
 use crate::state::{
     CapacityStatus, ControlState, HistoryRecord, Millis, Pause, RefreshStatus, ReloadStatus,
-    StepStatus, Transition, TriggerInfo, Versioned,
+    StepStatus, Transition, TriggerInfo, Versioned, WriteToken,
 };
 use crate::status::StatusReport;
 use crate::switch::{self, Decision, Intent, Plan, SwitchRequest};
@@ -210,7 +210,69 @@ impl<D: Deps> Controller<D> {
             .unwrap_or_else(|| Versioned {
                 version: 0,
                 value: ControlState::initial(self.config.home().clone()),
+                writes: Vec::new(),
             }))
+    }
+
+    /// Writes `next` over `current` with one compare-and-swap. `Some` is the state that
+    /// holds the write: the version written, or a newer one written over it. `None`: another
+    /// writer got there first.
+    ///
+    /// A write can be applied and still answer with a timeout or a 500; the SDK's retry of
+    /// it then fails its own condition. Either answer is followed by a read: a stored
+    /// version whose write tokens include this attempt's holds our write, and we carry on
+    /// as if the answer had come back. Without it, an invocation would find its own
+    /// transition under its own lease, answer `already_active`, and leave the steps to a
+    /// verifier minutes later.
+    pub(crate) async fn compare_and_swap(
+        &self,
+        current: &Versioned<ControlState>,
+        next: ControlState,
+    ) -> Result<Option<Versioned<ControlState>>> {
+        let token = WriteToken::fresh();
+        let written = Versioned {
+            version: current.version + 1,
+            writes: current.writes_after(token.clone()),
+            value: next,
+        };
+        let answer = self
+            .ports
+            .control()
+            .save(current.version, &written.value, &written.writes)
+            .await;
+        if matches!(answer, Ok(true)) {
+            return Ok(Some(written));
+        }
+        match self.ports.control().load().await {
+            Ok(Some(stored))
+                if stored.version >= written.version && stored.writes.contains(&token) =>
+            {
+                let answered = match &answer {
+                    Ok(_) => "a failed condition (its own retry)".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                warn!(version = written.version, stored = stored.version, answered = %answered, "the control state write landed though its answer was lost; carrying on");
+                Ok(Some(if stored.version == written.version {
+                    written
+                } else {
+                    stored
+                }))
+            }
+            // Not ours: another writer won, or ours never landed. After a transient error
+            // the read says which, so the caller may re-read and try again.
+            Ok(_) => match answer {
+                Err(Error::Aws(e)) if e.kind.is_transient() => {
+                    info!(error = %e, "the control state write did not land; re-reading");
+                    Ok(None)
+                }
+                answer => answer.map(|_| None),
+            },
+            // Cannot tell: the write's own answer stands.
+            Err(read) => {
+                warn!(error = %read, "could not read the control state back after an unclear write");
+                answer.map(|_| None)
+            }
+        }
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -299,22 +361,20 @@ impl<D: Deps> Controller<D> {
             // written, idempotently by epoch, before the transition is marked completed
             // (`record_steps`), so a crash in between is finished by whoever takes the
             // transition over.
-            if !self.ports.control().save(current.version, &next).await? {
+            let saved = self.compare_and_swap(&current, next.clone()).await?;
+            // Ours, unless written over by a newer transition before we could tell.
+            let Some(saved) = saved.filter(|s| s.value.epoch == transition.epoch) else {
                 info!(
                     epoch = transition.epoch,
                     "lost the compare-and-swap; re-reading the control state"
                 );
                 continue;
-            }
+            };
             let span = info_span!("transition", epoch = transition.epoch, from = %from, to = %to, trigger = %request.trigger.label());
             info!(parent: &span, reason = %request.reason, "switched the control state");
             self.emit_metric("Switches", "Count", &[("ToRegion", to.as_str())]);
             // DNS follows at once, not at the probe's next minute.
             self.emit_active_region(&to);
-            let saved = Versioned {
-                version: current.version + 1,
-                value: next.clone(),
-            };
             let done = self
                 .carry_out(transition, saved, failing_deadline, true)
                 .instrument(span)
@@ -658,13 +718,13 @@ impl<D: Deps> Controller<D> {
             t.lease_until = self.now() + self.config.transition_lease.as_millis() as u64;
             t.takeovers += 1;
         }
-        if self.ports.control().save(current.version, &taken).await?
-            && let Some(t) = taken.transition.clone()
+        if let Some(saved) = self.compare_and_swap(current, taken).await?
+            && let Some(t) = saved
+                .value
+                .transition
+                .clone()
+                .filter(|t| t.epoch == transition.epoch && !t.completed)
         {
-            let saved = Versioned {
-                version: current.version + 1,
-                value: taken,
-            };
             let deadline = tokio::time::Instant::now() + self.config.timeouts.probe;
             let done = self.carry_out(t, saved, deadline, false).await?;
             // The invocation that made it may have died before telling: tell now, with
@@ -786,11 +846,8 @@ impl<D: Deps> Controller<D> {
             if next == current.value {
                 return Ok(current);
             }
-            if self.ports.control().save(current.version, &next).await? {
-                return Ok(Versioned {
-                    version: current.version + 1,
-                    value: next,
-                });
+            if let Some(saved) = self.compare_and_swap(&current, next).await? {
+                return Ok(saved);
             }
         }
         Err(Error::Contention {

@@ -10,7 +10,7 @@ use crate::controller::{Controller, Outcome, Response};
 use crate::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger};
 use crate::ports::RefreshInfo;
 use crate::state::{ControlState, RefreshStatus, StepStatus, Transition, TriggerInfo, Versioned};
-use crate::testing::{FakePorts, FakeWorld, config, region};
+use crate::testing::{FakePorts, FakeWorld, LostAnswer, config, region};
 
 type FakeController = Controller<FakePorts>;
 
@@ -280,6 +280,7 @@ fn abandoned(world: &FakeWorld, lease_until: u64) {
             scaled_up: Default::default(),
             readiness: None,
         },
+        writes: Vec::new(),
     });
 }
 
@@ -685,4 +686,85 @@ async fn a_verifier_run_short_of_time_leaves_readiness_and_the_failback_to_the_n
     let report = c.verify_until(Some(later)).await.unwrap();
     assert_eq!(report.outcome, "failed_back", "{}", report.reason);
     assert_eq!(world.control.epochs(), vec![1, 2]);
+}
+
+// ----- writes that land and still fail -----
+
+/// Home's alarm, with the state's `PutItem` (the first write) applied and its answer lost
+/// as `answer`: the same invocation switches and carries out every step.
+async fn switch_with_the_state_write_answer_lost(answer: LostAnswer) {
+    let world = FakeWorld::new();
+    world.crash.lose_answers(0, answer, 1);
+    let c = controller(&world);
+    let out = run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    assert_eq!(world.crash.lost_answers(), 1, "the fault was not reached");
+    assert_eq!(out.outcome, Outcome::Switched, "{}", out.reason);
+    assert_eq!(out.to, Some(region("us-west-2")));
+    let values = world.parameters.values.lock().unwrap().clone();
+    assert_eq!(values.len(), 3, "{values:?}");
+    assert!(values.values().all(|v| v == "us-west-2"), "{values:?}");
+    assert_eq!(world.groups.starts.load(Ordering::SeqCst), 3);
+    assert_eq!(world.control.epochs(), vec![1]);
+    assert!(
+        world.control.state().unwrap().transition.unwrap().completed,
+        "steps left for a lease to run out"
+    );
+}
+
+#[tokio::test]
+async fn a_state_write_applied_and_answered_500_still_switches_in_the_same_invocation() {
+    switch_with_the_state_write_answer_lost(LostAnswer::Error).await;
+}
+
+#[tokio::test]
+async fn a_state_write_whose_retry_fails_its_own_condition_still_switches() {
+    switch_with_the_state_write_answer_lost(LostAnswer::Retried).await;
+}
+
+#[tokio::test]
+async fn twenty_duplicate_alarms_with_lost_write_answers_make_exactly_one_transition() {
+    for answer in [LostAnswer::Error, LostAnswer::Retried] {
+        let world = FakeWorld::new();
+        // The first ten writes, whoever makes them, land and lose their answers.
+        world.crash.lose_answers(0, answer, 10);
+        let c = controller(&world);
+        let outs = join_all((0..20).map(|_| c.handle(alarm(AlarmState::Alarm, "us-east-1")))).await;
+        let switched = outs
+            .iter()
+            .filter(|o| o.as_ref().is_ok_and(|o| o.outcome == Outcome::Switched))
+            .count();
+        assert_eq!(switched, 1, "{answer:?}: {outs:?}");
+        assert_eq!(world.control.epochs(), vec![1], "{answer:?}");
+        assert_eq!(world.control.state().unwrap().epoch, 1, "{answer:?}");
+        assert_eq!(world.groups.starts.load(Ordering::SeqCst), 3, "{answer:?}");
+        assert!(
+            world.crash.lost_answers() > 0,
+            "{answer:?}: fault not reached"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failback_streak_update_whose_answer_is_lost_counts_once() {
+    for answer in [LostAnswer::Error, LostAnswer::Retried] {
+        let world = FakeWorld::new();
+        let c = failback_controller(&world, crate::config::FailbackMode::Approve);
+        run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+        for expected_streak in 1..=2 {
+            // Every control write of the run lands and loses its answer.
+            world.crash.lose_answers(0, answer, 20);
+            let report = c.verify().await.unwrap();
+            world.crash.disarm();
+            assert!(
+                world.crash.lost_answers() > 0,
+                "{answer:?}: fault not reached"
+            );
+            assert_eq!(
+                report.failback.as_ref().unwrap().healthy_streak,
+                expected_streak,
+                "{answer:?}: {}",
+                report.reason
+            );
+        }
+    }
 }

@@ -10,10 +10,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::controller::Controller;
+use crate::controller::{Controller, Outcome};
 use crate::event::{Command, Trigger};
 use crate::state::{CapacityStatus, ReloadPhase};
-use crate::testing::{FakeWorld, alarm_on, config, config_with, region};
+use crate::testing::{FakeWorld, LostAnswer, alarm_on, config, config_with, region};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Recovery {
@@ -239,4 +239,124 @@ async fn crash_suite(mode: Mode, config: Arc<Config>, prepare: fn(&FakeWorld)) {
         writes.iter().sum::<u64>()
     );
     assert_eq!(covered as u64, writes.iter().sum::<u64>() * 4);
+}
+
+/// Plays one transition in one process whose write number `writes_before + 1` is applied
+/// and loses its answer. An invocation that then fails is retried (Lambda's retry of an
+/// asynchronous event) at once, and the verifier's next run (a minute on, inside the
+/// transition's lease) reconciles: nobody waits for a lease. Returns the first answer's
+/// outcome, or the error.
+async fn play_lost_answer(
+    world: &FakeWorld,
+    config: &Arc<Config>,
+    trigger: &Trigger,
+    lost: Option<(u64, LostAnswer)>,
+) -> Result<Outcome, String> {
+    world
+        .clock
+        .advance(config.cooldown.as_millis() as u64 + 1_000);
+    if let Some((writes_before, answer)) = lost {
+        world.crash.lose_answers(writes_before, answer, 1);
+    }
+    let controller = Controller::new(config.clone(), world.ports());
+    let first = controller.handle(trigger.clone()).await;
+    world.crash.disarm();
+    let answer = match first {
+        Ok(out) => Ok(out.outcome),
+        Err(e) => {
+            world.clock.advance(1_000);
+            controller
+                .handle(trigger.clone())
+                .await
+                .expect("retried event");
+            Err(e.to_string())
+        }
+    };
+    world.clock.advance(60_000);
+    assert!(
+        60_000 < config.transition_lease.as_millis(),
+        "the verifier's minute must fall inside the lease"
+    );
+    controller.reconcile().await.expect("reconcile");
+    answer
+}
+
+#[tokio::test]
+async fn a_write_applied_and_then_failed_at_any_point_of_a_transition_waits_for_no_lease() {
+    lost_answer_suite(Mode::Refresh, Arc::new(config()), |_| {}).await;
+}
+
+#[tokio::test]
+async fn a_write_applied_and_then_failed_in_the_capacity_and_run_command_steps_waits_for_no_lease()
+{
+    let config = config_with(&[
+        ("RELOAD_MODE", "run-command"),
+        ("RELOAD_COMMANDS", "/opt/app/bin/use-active-region"),
+    ]);
+    lost_answer_suite(Mode::RunCommand, Arc::new(config), pilot_light).await;
+}
+
+async fn lost_answer_suite(mode: Mode, config: Arc<Config>, prepare: fn(&FakeWorld)) {
+    let steps = steps();
+    let new_world = || {
+        let world = FakeWorld::new();
+        prepare(&world);
+        world
+    };
+    let world = new_world();
+    let mut writes = Vec::new();
+    let mut calls = Vec::new();
+    for (n, (trigger, to)) in steps.iter().enumerate() {
+        let before = world.crash.writes();
+        play_lost_answer(&world, &config, trigger, None)
+            .await
+            .expect("no fault");
+        writes.push(world.crash.writes() - before);
+        calls.push(
+            (before + 1..=world.crash.writes())
+                .map(|n| world.crash.call_of(n))
+                .collect::<Vec<_>>(),
+        );
+        check(&world, mode, n as u64 + 1, to, "no fault");
+    }
+    let mut covered = 0;
+    let mut answered_switched = 0;
+    for (faulted, step_writes) in writes.iter().enumerate() {
+        for writes_before in 0..*step_writes {
+            for answer in [LostAnswer::Error, LostAnswer::Retried] {
+                let case = format!(
+                    "transition {}, write {} ({}) applied and answered {answer:?}",
+                    faulted + 1,
+                    writes_before + 1,
+                    calls[faulted][writes_before as usize]
+                );
+                let world = new_world();
+                for (n, (trigger, to)) in steps.iter().enumerate() {
+                    let lost = (n == faulted).then_some((writes_before, answer));
+                    let outcome = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        play_lost_answer(&world, &config, trigger, lost),
+                    )
+                    .await
+                    .unwrap_or_else(|_| panic!("{case}: hung"));
+                    if lost.is_some() {
+                        assert_eq!(world.crash.lost_answers(), 1, "{case}: fault not reached");
+                        // The state write that decides the transition is the first: its
+                        // own invocation must carry the transition out.
+                        if writes_before == 0 {
+                            assert_eq!(outcome, Ok(Outcome::Switched), "{case}");
+                            answered_switched += 1;
+                        }
+                    }
+                    check(&world, mode, n as u64 + 1, to, &case);
+                    world.crash.reset_lost_answers();
+                }
+                covered += 1;
+            }
+        }
+    }
+    eprintln!(
+        "lost answers ({mode:?}): writes per transition {writes:?}, {covered} cases, {answered_switched} at the deciding write answered switched"
+    );
+    assert_eq!(covered as u64, writes.iter().sum::<u64>() * 2);
 }

@@ -11,21 +11,24 @@ use crate::config::{GroupRef, RefreshPreferences};
 use crate::error::{AwsError, ErrorKind, Result};
 use crate::region::Region;
 use crate::samples::ProbeSamples;
-use crate::state::{ControlState, HistoryRecord, Millis, Versioned};
+use crate::state::{ControlState, HistoryRecord, Millis, Versioned, WriteToken};
 
 /// The control table in the function's own region.
 pub trait ControlStore: Send + Sync {
     /// The current state, or `None` before the first write.
     fn load(&self) -> impl Future<Output = Result<Option<Versioned<ControlState>>>> + Send;
 
-    /// Writes `state` at version `expected + 1` if the stored version is still `expected`
-    /// (0: the item must not exist): one conditional write, no transaction (multi-Region
-    /// strongly consistent global tables allow none). `Ok(false)` means another writer
-    /// got there first.
+    /// Writes `state` at version `expected + 1`, with the tokens of the newest writes
+    /// (`writes`, this one last), if the stored version is still `expected` (0: the item
+    /// must not exist): one conditional write, no transaction (multi-Region strongly
+    /// consistent global tables allow none). `Ok(false)` means the condition failed:
+    /// another writer got there first, or this write landed and its answer was lost (the
+    /// retry then fails its own condition). `load` tells the two apart by the tokens.
     fn save(
         &self,
         expected: u64,
         state: &ControlState,
+        writes: &[WriteToken],
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// The newest `limit` history records, newest first.

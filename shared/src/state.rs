@@ -122,6 +122,57 @@ pub struct Versioned<T> {
     /// 0 when the item does not exist yet.
     pub version: u64,
     pub value: T,
+    /// The tokens of the newest writes, oldest first, the last being the one that stored
+    /// this version (empty before the first write): how a writer whose answer was lost
+    /// recognises its own write, even after others have written over it.
+    pub writes: Vec<WriteToken>,
+}
+
+impl<T> Versioned<T> {
+    /// The tokens a write over this version stores: these, and `token` last, at most
+    /// [`WRITES_KEPT`].
+    pub fn writes_after(&self, token: WriteToken) -> Vec<WriteToken> {
+        let skip = (self.writes.len() + 1).saturating_sub(WRITES_KEPT);
+        self.writes
+            .iter()
+            .skip(skip)
+            .cloned()
+            .chain([token])
+            .collect()
+    }
+}
+
+/// How many write tokens the state item keeps: more than the writes one transition makes
+/// concurrently (one per region and step), so a write that landed and was written over
+/// while its answer was lost is still recognised.
+pub const WRITES_KEPT: usize = 16;
+
+/// Unique to one compare-and-swap attempt, and stored with what it wrote. A write can be
+/// applied and still answer with a timeout or a 500, and the SDK's retry of it then fails
+/// its own condition; reading the token back tells "mine landed" from "someone else's".
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WriteToken(pub String);
+
+impl WriteToken {
+    /// A token no other attempt has: this process's random seed and a counter.
+    pub fn fresh() -> WriteToken {
+        use std::hash::{BuildHasher, Hasher};
+        use std::sync::OnceLock;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static PROCESS: OnceLock<u64> = OnceLock::new();
+        static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+        let process = *PROCESS.get_or_init(|| {
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        });
+        let attempt = ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+        WriteToken(format!("{process:016x}-{attempt}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

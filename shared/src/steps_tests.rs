@@ -503,6 +503,7 @@ async fn finishing_an_abandoned_transition_sends_the_reload_but_leaves_following
     *world.control.item.lock().unwrap() = Some(crate::state::Versioned {
         version: 1,
         value: state,
+        writes: Vec::new(),
     });
     let c = controller(&world, &run_command(&[]));
     // When the next invocation (a duplicate alarm) finds it

@@ -15,7 +15,9 @@ use crate::ports::{
 };
 use crate::region::Region;
 use crate::samples::ProbeSamples;
-use crate::state::{ControlState, HistoryRecord, Millis, Transition, TriggerInfo, Versioned};
+use crate::state::{
+    ControlState, HistoryRecord, Millis, Transition, TriggerInfo, Versioned, WriteToken,
+};
 
 pub fn region(name: &str) -> Region {
     Region::parse(name).expect("test region")
@@ -50,6 +52,11 @@ fn fault(
 /// A process crash at a chosen write: the chosen call and every call after it never
 /// return, as if the process had died there. `lands` says whether the chosen write reached
 /// AWS before the process died (the request went out, the answer never came back).
+///
+/// Or a lost answer at a chosen write, as AWS really gives one: the write is applied and
+/// its answer is a 500 or a timeout ([`LostAnswer::Error`]), or the SDK retried it and the
+/// caller sees the retry's answer ([`LostAnswer::Retried`]: a conditional write then fails
+/// its own condition, a `SendCommand` is sent twice). The process lives on.
 #[derive(Default)]
 pub struct CrashPoint {
     state: Mutex<CrashState>,
@@ -58,10 +65,31 @@ pub struct CrashPoint {
 
 #[derive(Default)]
 struct CrashState {
-    /// Writes still allowed before the crash, and whether the crashing one lands.
-    armed: Option<(u64, bool)>,
+    /// Writes still allowed before the chosen one, and what happens to it.
+    armed: Option<(u64, Armed)>,
     dead: bool,
     writes: u64,
+    /// Answers lost so far.
+    lost_answers: u64,
+    /// The calls of the writes so far (`service:Operation`), in order.
+    calls: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Armed {
+    Crash { lands: bool },
+    Lose { answer: LostAnswer, count: u64 },
+}
+
+/// How the answer of a write that was applied is lost.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LostAnswer {
+    /// Applied, then answered with a server error (retries exhausted, or held past the
+    /// call timeout).
+    Error,
+    /// Applied, its answer lost, and applied again by the SDK's retry, whose answer the
+    /// caller sees.
+    Retried,
 }
 
 /// What a fake does with one write.
@@ -72,13 +100,26 @@ pub enum Fate {
     Vanish,
     /// The request took effect, then the process died.
     LandThenVanish,
+    /// The request took effect; its answer was lost.
+    LandThenLose(LostAnswer),
 }
+
+/// A call the crash point can fail: the service, operation and region an error names.
+pub type Call<'a> = (&'static str, &'static str, &'a Region);
 
 impl CrashPoint {
     /// Crash at the write after `writes_before` more writes.
     pub fn arm(&self, writes_before: u64, lands: bool) {
         let mut state = lock(&self.state);
-        state.armed = Some((writes_before, lands));
+        state.armed = Some((writes_before, Armed::Crash { lands }));
+        state.dead = false;
+    }
+
+    /// Lose the answers of `count` writes in a row, from the write after `writes_before`
+    /// more writes; each is applied all the same.
+    pub fn lose_answers(&self, writes_before: u64, answer: LostAnswer, count: u64) {
+        let mut state = lock(&self.state);
+        state.armed = Some((writes_before, Armed::Lose { answer, count }));
         state.dead = false;
     }
 
@@ -94,18 +135,36 @@ impl CrashPoint {
         lock(&self.state).writes
     }
 
+    /// Answers lost so far.
+    pub fn lost_answers(&self) -> u64 {
+        lock(&self.state).lost_answers
+    }
+
+    /// The call of write number `n` (from 1), `service:Operation`.
+    pub fn call_of(&self, n: u64) -> String {
+        let state = lock(&self.state);
+        usize::try_from(n)
+            .ok()
+            .and_then(|n| state.calls.get(n.checked_sub(1)?).cloned())
+            .unwrap_or_default()
+    }
+
+    pub fn reset_lost_answers(&self) {
+        lock(&self.state).lost_answers = 0;
+    }
+
     /// Resolves once the process has died.
     pub async fn dead(&self) {
         self.died.notified().await;
     }
 
-    pub fn fate(&self) -> Fate {
+    pub fn fate(&self, call: Call<'_>) -> Fate {
         let mut state = lock(&self.state);
         if state.dead {
             return Fate::Vanish;
         }
         let fate = match &mut state.armed {
-            Some((0, lands)) => {
+            Some((0, Armed::Crash { lands })) => {
                 let lands = *lands;
                 state.dead = true;
                 self.died.notify_one();
@@ -115,6 +174,15 @@ impl CrashPoint {
                     Fate::Vanish
                 }
             }
+            Some((0, Armed::Lose { answer, count })) => {
+                let answer = *answer;
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    state.armed = None;
+                }
+                state.lost_answers += 1;
+                Fate::LandThenLose(answer)
+            }
             Some((left, _)) => {
                 *left -= 1;
                 Fate::Proceed
@@ -123,23 +191,38 @@ impl CrashPoint {
         };
         if fate != Fate::Vanish {
             state.writes += 1;
+            state.calls.push(format!("{}:{}", call.0, call.1));
         }
         fate
     }
 
     /// One write under the crash point: `apply` is what the write does to the fake's
     /// state; it runs unless the process dies before the request leaves, and its result
-    /// is returned unless the process dies before the answer comes back.
-    pub async fn write<T>(&self, apply: impl FnOnce() -> T) -> T {
-        let fate = self.fate();
+    /// is returned unless the process dies before the answer comes back or the answer is
+    /// lost (then `call` names the error, or the retry applies it again).
+    pub async fn write<T>(
+        &self,
+        call: Call<'_>,
+        mut apply: impl FnMut() -> T,
+    ) -> Result<T, AwsError> {
+        let fate = self.fate(call);
         if fate == Fate::Vanish {
             return vanish().await;
         }
         let result = apply();
-        if fate == Fate::LandThenVanish {
-            return vanish().await;
+        match fate {
+            Fate::LandThenVanish => vanish().await,
+            Fate::LandThenLose(LostAnswer::Error) => {
+                let (service, operation, region) = call;
+                Err(AwsError {
+                    code: Some("InternalServerError".into()),
+                    message: "injected: applied, then answered 500".into(),
+                    ..fault(service, operation, region, ErrorKind::ServerError)
+                })
+            }
+            Fate::LandThenLose(LostAnswer::Retried) => Ok(apply()),
+            Fate::Proceed | Fate::Vanish => Ok(result),
         }
-        result
     }
 }
 
@@ -192,7 +275,7 @@ impl FakeControl {
 }
 
 impl FakeControl {
-    fn apply_save(&self, expected: u64, state: &ControlState) -> bool {
+    fn apply_save(&self, expected: u64, state: &ControlState, writes: &[WriteToken]) -> bool {
         let mut item = lock(&self.item);
         let version = item.as_ref().map_or(0, |v| v.version);
         if version != expected {
@@ -201,6 +284,7 @@ impl FakeControl {
         *item = Some(Versioned {
             version: expected + 1,
             value: state.clone(),
+            writes: writes.to_vec(),
         });
         self.saves.fetch_add(1, Ordering::SeqCst);
         true
@@ -216,6 +300,16 @@ impl FakeControl {
     }
 }
 
+/// A control-table call, for the errors of lost answers.
+fn table(operation: &'static str) -> Call<'static> {
+    static CONTROL_REGION: std::sync::OnceLock<Region> = std::sync::OnceLock::new();
+    (
+        "dynamodb",
+        operation,
+        CONTROL_REGION.get_or_init(|| region("us-west-2")),
+    )
+}
+
 impl ControlStore for Arc<FakeControl> {
     async fn load(&self) -> Result<Option<Versioned<ControlState>>> {
         let read = lock(&self.item).clone();
@@ -224,8 +318,18 @@ impl ControlStore for Arc<FakeControl> {
         Ok(read)
     }
 
-    async fn save(&self, expected: u64, state: &ControlState) -> Result<bool> {
-        Ok(self.crash.write(|| self.apply_save(expected, state)).await)
+    async fn save(
+        &self,
+        expected: u64,
+        state: &ControlState,
+        writes: &[WriteToken],
+    ) -> Result<bool> {
+        Ok(self
+            .crash
+            .write(table("PutItem"), || {
+                self.apply_save(expected, state, writes)
+            })
+            .await?)
     }
 
     async fn history(&self, limit: usize) -> Result<Vec<HistoryRecord>> {
@@ -242,8 +346,10 @@ impl ControlStore for Arc<FakeControl> {
     }
 
     async fn put_history(&self, record: &HistoryRecord) -> Result<()> {
-        self.crash.write(|| self.apply_history(record)).await;
-        Ok(())
+        Ok(self
+            .crash
+            .write(table("PutItem"), || self.apply_history(record))
+            .await?)
     }
 
     async fn history_of(&self, epoch: u64) -> Result<Option<HistoryRecord>> {
@@ -273,15 +379,17 @@ impl ControlStore for Arc<FakeControl> {
 
     async fn put_samples(&self, samples: &ProbeSamples) -> Result<()> {
         self.crash
-            .write(|| lock(&self.samples).insert(samples.vantage.clone(), samples.clone()))
-            .await;
+            .write(table("PutItem"), || {
+                lock(&self.samples).insert(samples.vantage.clone(), samples.clone())
+            })
+            .await?;
         Ok(())
     }
 
     async fn claim_run(&self, lease: &RunLease) -> Result<bool> {
         Ok(self
             .crash
-            .write(|| {
+            .write(table("PutItem"), || {
                 let mut held = lock(&self.lease);
                 let free = held
                     .as_ref()
@@ -291,12 +399,12 @@ impl ControlStore for Arc<FakeControl> {
                 }
                 free
             })
-            .await)
+            .await?)
     }
 
     async fn end_run(&self, lease: &RunLease) -> Result<()> {
         self.crash
-            .write(|| {
+            .write(table("DeleteItem"), || {
                 let mut held = lock(&self.lease);
                 if held
                     .as_ref()
@@ -305,7 +413,7 @@ impl ControlStore for Arc<FakeControl> {
                     *held = None;
                 }
             })
-            .await;
+            .await?;
         Ok(())
     }
 }
@@ -360,12 +468,11 @@ impl ParameterStore for Arc<FakeParameters> {
     ) -> Result<(), AwsError> {
         answering(&self.down, "ssm", "PutParameter", region)?;
         self.crash
-            .write(|| {
+            .write(("ssm", "PutParameter", region), || {
                 self.puts.fetch_add(1, Ordering::SeqCst);
                 lock(&self.values).insert(region.clone(), value.to_owned());
             })
-            .await;
-        Ok(())
+            .await
     }
 
     async fn get(&self, region: &Region, _name: &str) -> Result<Option<String>, AwsError> {
@@ -435,12 +542,20 @@ impl ScalingGroups for Arc<FakeGroups> {
         preferences: &RefreshPreferences,
     ) -> Result<String, AwsError> {
         self.crash
-            .write(|| self.apply_start(group, preferences))
-            .await
+            .write(
+                ("autoscaling", "StartInstanceRefresh", &group.region),
+                || self.apply_start(group, preferences),
+            )
+            .await?
     }
 
     async fn cancel_refresh(&self, group: &GroupRef) -> Result<(), AwsError> {
-        self.crash.write(|| self.apply_cancel(group)).await
+        self.crash
+            .write(
+                ("autoscaling", "CancelInstanceRefresh", &group.region),
+                || self.apply_cancel(group),
+            )
+            .await?
     }
 
     async fn describe(&self, group: &GroupRef) -> Result<Option<GroupInfo>, AwsError> {
@@ -464,8 +579,10 @@ impl ScalingGroups for Arc<FakeGroups> {
             &group.region,
         )?;
         self.crash
-            .write(|| self.apply_set_desired(group, desired))
-            .await
+            .write(("autoscaling", "SetDesiredCapacity", &group.region), || {
+                self.apply_set_desired(group, desired)
+            })
+            .await?
     }
 }
 
@@ -534,7 +651,12 @@ impl RunCommands for Arc<FakeCommands> {
         _comment: &str,
     ) -> Result<SentCommand, AwsError> {
         answering(&self.groups.down, "ssm", "SendCommand", &group.region)?;
-        let (id, instances) = self.crash.write(|| self.apply_send(group)).await;
+        let (id, instances) = self
+            .crash
+            .write(("ssm", "SendCommand", &group.region), || {
+                self.apply_send(group)
+            })
+            .await?;
         let reported = if self.zero_target_count.load(Ordering::SeqCst) {
             0
         } else {

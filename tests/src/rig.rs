@@ -525,6 +525,10 @@ pub struct Fault {
     pub latency_ms: u64,
     /// How many matching requests it applies to; -1 for all until replaced.
     pub count: i64,
+    /// The request is carried out first; then its answer is the error, or is held
+    /// `hold_ms` (AWS applied it and the caller saw a 500 or a timeout).
+    pub applied: bool,
+    pub hold_ms: u64,
 }
 
 impl Fault {
@@ -535,6 +539,31 @@ impl Fault {
             status,
             latency_ms: 0,
             count: -1,
+            applied: false,
+            hold_ms: 0,
+        }
+    }
+
+    /// The next `count` requests of `operation` are carried out and then answered with an
+    /// `InternalServerError` (HTTP 500).
+    pub fn applied_then_500(operation: &'static str, count: i64) -> Fault {
+        Fault {
+            applied: true,
+            count,
+            ..Fault::error(operation, "InternalServerError", 500)
+        }
+    }
+
+    /// The next `count` requests of `operation` are carried out and their answers held
+    /// `hold_ms`, past the caller's timeout.
+    pub fn applied_then_held(operation: &'static str, hold_ms: u64, count: i64) -> Fault {
+        Fault {
+            error: None,
+            status: 200,
+            applied: true,
+            hold_ms,
+            count,
+            ..Fault::error(operation, "", 200)
         }
     }
 
@@ -545,6 +574,8 @@ impl Fault {
             status: 200,
             latency_ms,
             count: -1,
+            applied: false,
+            hold_ms: 0,
         }
     }
 }
@@ -556,12 +587,14 @@ impl Rig {
             .iter()
             .map(|f| {
                 format!(
-                    r#"{{"operation":"{}","error":{},"status":{},"latency_ms":{},"count":{}}}"#,
+                    r#"{{"operation":"{}","error":{},"status":{},"latency_ms":{},"count":{},"applied":{},"hold_ms":{}}}"#,
                     f.operation,
                     f.error.map_or("null".to_owned(), |e| format!("\"{e}\"")),
                     f.status,
                     f.latency_ms,
-                    f.count
+                    f.count,
+                    f.applied,
+                    f.hold_ms
                 )
             })
             .collect();

@@ -281,3 +281,73 @@ async fn missing_resources_are_named_with_their_region() {
         );
     }
 }
+
+/// Home frozen, an alarm, and the control state's `PutItem` carried out by the rig and
+/// then answered as `fault` says: the same invocation switches and carries out every step.
+async fn a_landed_state_write_that_failed(label: &str, fault: Fault) {
+    let (stage, _verifier) = stage(label).await;
+    stage.rig.freeze(HOME);
+    stage.rig.set_faults(STANDBY, &[fault]);
+    let (out, took) = timed(&stage.failover, &alarm_for(HOME)).await;
+    stage.rig.set_faults(STANDBY, &[]);
+    stage.rig.thaw(HOME);
+    let out = out.ok();
+    println!("{label}: {} in {took:?}", out["outcome"]);
+    assert_eq!(out["outcome"], "switched", "{out}");
+    assert_eq!(out["to"], STANDBY, "{out}");
+    assert_eq!(out["publish"][STANDBY]["status"], "published", "{out}");
+    assert_eq!(
+        out["refreshes"][GROUP_IN_STANDBY]["status"], "started",
+        "{out}"
+    );
+    assert_eq!(stage.world.history_epochs().await, vec![1]);
+    assert_eq!(
+        stage.world.parameter(STANDBY).await.as_deref(),
+        Some(STANDBY)
+    );
+    assert_eq!(stage.world.refreshes(STANDBY).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_write_applied_and_answered_500_switches_in_the_same_invocation() {
+    a_landed_state_write_that_failed("fault-applied-500", Fault::applied_then_500("PutItem", 1))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_write_applied_and_answered_after_the_timeout_switches_in_the_same_invocation() {
+    // Held past CALL_TIMEOUT_MS (500): the SDK gives up on the attempt and retries it.
+    a_landed_state_write_that_failed(
+        "fault-applied-held",
+        Fault::applied_then_held("PutItem", 900, 1),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_duplicate_alarms_with_state_writes_applied_and_failed_make_one_transition() {
+    let stage = Stage::start("fault-applied-storm", &[HOME, STANDBY], STANDBY, 4, ENV).await;
+    stage.rig.freeze(HOME);
+    stage
+        .rig
+        .set_faults(STANDBY, &[Fault::applied_then_500("PutItem", 5)]);
+    let alarm = alarm_for(HOME);
+    let results = futures::future::join_all((0..20).map(|_| stage.failover.invoke(&alarm))).await;
+    stage.rig.set_faults(STANDBY, &[]);
+    stage.rig.thaw(HOME);
+    let outcomes: Vec<String> = results
+        .into_iter()
+        .map(|r| r.ok()["outcome"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let switched = outcomes.iter().filter(|o| *o == "switched").count();
+    println!("storm with applied-then-500 state writes: {outcomes:?}");
+    assert_eq!(switched, 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o == "switched" || o == "already_active"),
+        "{outcomes:?}"
+    );
+    assert_eq!(stage.world.history_epochs().await, vec![1]);
+    assert_eq!(stage.world.refreshes(STANDBY).await.len(), 1);
+}

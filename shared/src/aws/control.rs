@@ -6,10 +6,13 @@ use crate::error::{AwsError, Error, ErrorKind, Result};
 use crate::ports::{ControlStore, Notice, RunLease};
 use crate::region::Region;
 use crate::samples::ProbeSamples;
-use crate::state::{ControlState, HistoryRecord, Versioned};
+use crate::state::{ControlState, HistoryRecord, Versioned, WriteToken};
 
 const STATE_PK: &str = "control";
 const STATE_SK: &str = "state";
+/// The state item's attribute listing the tokens of the newest writes, the last being the
+/// one that stored it.
+const WRITE_TOKENS: &str = "write_tokens";
 const HISTORY_PK: &str = "history";
 /// Notices the event bus did not take: `pk=outbox, sk=<at, zero-padded>#<id>`, oldest first.
 const OUTBOX_PK: &str = "outbox";
@@ -101,6 +104,7 @@ impl DynamoControlStore {
         &self,
         version: u64,
         state: &ControlState,
+        writes: &[WriteToken],
     ) -> Result<HashMap<String, AttributeValue>> {
         let document: AttributeValue = serde_dynamo::to_attribute_value(state)
             .map_err(|e| Error::CorruptState(format!("cannot encode state: {e}")))?;
@@ -108,6 +112,15 @@ impl DynamoControlStore {
             ("pk".to_owned(), AttributeValue::S(STATE_PK.into())),
             ("sk".to_owned(), AttributeValue::S(STATE_SK.into())),
             ("version".to_owned(), AttributeValue::N(version.to_string())),
+            (
+                WRITE_TOKENS.to_owned(),
+                AttributeValue::L(
+                    writes
+                        .iter()
+                        .map(|t| AttributeValue::S(t.as_str().to_owned()))
+                        .collect(),
+                ),
+            ),
             // Duplicated at the top level so the console shows them at a glance.
             (
                 "active_region".to_owned(),
@@ -152,11 +165,30 @@ impl ControlStore for DynamoControlStore {
             .ok_or_else(|| Error::CorruptState("state item has no state attribute".into()))?;
         let value: ControlState = serde_dynamo::from_attribute_value(document)
             .map_err(|e| Error::CorruptState(e.to_string()))?;
-        Ok(Some(Versioned { version, value }))
+        let writes = item
+            .get(WRITE_TOKENS)
+            .and_then(|v| v.as_l().ok())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|t| t.as_s().ok())
+                    .map(|t| WriteToken(t.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(Versioned {
+            version,
+            value,
+            writes,
+        }))
     }
 
-    async fn save(&self, expected: u64, state: &ControlState) -> Result<bool> {
-        let item = self.state_item(expected + 1, state)?;
+    async fn save(
+        &self,
+        expected: u64,
+        state: &ControlState,
+        writes: &[WriteToken],
+    ) -> Result<bool> {
+        let item = self.state_item(expected + 1, state, writes)?;
         let (condition, values) = if expected == 0 {
             ("attribute_not_exists(pk)", None)
         } else {

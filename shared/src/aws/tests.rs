@@ -23,7 +23,7 @@ use super::{AwsScalingGroups, DynamoControlStore, SsmParameters};
 use crate::config::{GroupRef, RefreshPreferences};
 use crate::error::{Error, ErrorKind};
 use crate::ports::{ControlStore, ParameterStore, ScalingGroups};
-use crate::state::{ControlState, HistoryRecord};
+use crate::state::{ControlState, HistoryRecord, WriteToken};
 use crate::testing::region;
 
 fn one<T>(client: T) -> Arc<super::clients::RegionalClients<T>> {
@@ -226,8 +226,45 @@ async fn a_failed_condition_is_a_lost_race_not_an_error() {
         });
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
     let store = DynamoControlStore::new(client, region("us-east-1"), "control".into());
-    assert!(!store.save(3, &state(),).await.unwrap());
+    assert!(
+        !store
+            .save(3, &state(), &[WriteToken::fresh()])
+            .await
+            .unwrap()
+    );
     assert_eq!(put.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn the_state_item_carries_the_write_tokens_and_reads_them_back() {
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let tokens = [WriteToken("a-1".into()), WriteToken("b-7".into())];
+    let listed = || {
+        AttributeValue::L(vec![
+            AttributeValue::S("a-1".into()),
+            AttributeValue::S("b-7".into()),
+        ])
+    };
+    let put = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(move |r| r.item().and_then(|i| i.get("write_tokens")) == Some(&listed()))
+        .then_output(|| PutItemOutput::builder().build());
+    let document: AttributeValue = serde_dynamo::to_attribute_value(state()).unwrap();
+    let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
+        GetItemOutput::builder()
+            .item("version", AttributeValue::N("4".into()))
+            .item("state", document.clone())
+            .item("write_tokens", listed())
+            .build()
+    });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &get]);
+    let store = DynamoControlStore::new(client, region("us-east-1"), "control".into());
+    assert!(store.save(3, &state(), &tokens).await.unwrap());
+    assert_eq!(put.num_calls(), 1);
+    let stored = store.load().await.unwrap().unwrap();
+    assert_eq!(stored.version, 4);
+    assert_eq!(stored.writes, tokens);
 }
 
 #[tokio::test]
@@ -357,7 +394,12 @@ async fn a_write_conflict_with_another_region_is_a_lost_race_to_re_read_and_deci
     let store = DynamoControlStore::new(client, region("us-east-1"), "control".into());
     // The SDK retries it (it is retryable) within the client's attempts, then the
     // controller re-reads: a lost race, not an error.
-    assert!(!store.save(3, &state()).await.unwrap());
+    assert!(
+        !store
+            .save(3, &state(), &[WriteToken::fresh()])
+            .await
+            .unwrap()
+    );
     assert_eq!(put.num_calls(), 3);
 }
 
