@@ -6,7 +6,8 @@
 //! parameter at boot, as in refresh mode.
 //!
 //! Two steps: `ReloadSend` in the act stage (fast, so every region's command goes out at
-//! once) and `ReloadFollow` in the follow stage. A crash between sending and recording
+//! once) and `ReloadFollow` in the follow stage. A command SSM does not take (AccessDenied,
+//! throttling, a 5xx, a bad document) falls back to the refresh in the same run. A crash between sending and recording
 //! sends the command again on retry: reload commands re-read the parameter and reload,
 //! so running one twice is harmless (say so to users writing `RELOAD_COMMANDS`).
 
@@ -85,11 +86,13 @@ impl<D: Deps> Step<D> for ReloadFollow {
         Box::pin(async move {
             let key = self.group.key();
             let status = match cx.transition.reload.get(&key) {
-                // Sent (now or by an earlier invocation): follow it.
-                Some(status) if status.command_id.is_some() => {
+                // Sent (now or by an earlier invocation): follow it. Not sendable: refresh.
+                Some(status)
+                    if status.command_id.is_some() || status.status == ReloadPhase::FellBack =>
+                {
                     follow(cx, &self.group, status.clone()).await
                 }
-                // Never sent, or sending failed: the send step will try again next time.
+                // Never sent (the group could not be read): the send step tries again.
                 Some(status) => status.clone(),
                 None => ReloadStatus::failed("the reload command was not sent".into()),
             };
@@ -146,9 +149,15 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
                 ..ReloadStatus::new(ReloadPhase::InProgress)
             }
         }
+        // AccessDenied, throttling past the retries, a 5xx, a bad document: the instances
+        // would keep the old region until someone fixed it, so the safety net takes over
+        // now (the follow step starts the refresh in this run).
         Err(e) => {
-            warn!(group = %group.key(), error = %e, "reload command not sent");
-            ReloadStatus::failed(e.to_string())
+            warn!(group = %group.key(), error = %e, "reload command not sent; replacing the instances with an instance refresh");
+            ReloadStatus {
+                error: Some(format!("the reload command could not be sent: {e}")),
+                ..ReloadStatus::new(ReloadPhase::FellBack)
+            }
         }
     }
 }
@@ -217,10 +226,9 @@ async fn follow<D: Deps>(
     mut status: ReloadStatus,
 ) -> ReloadStatus {
     let controller = cx.controller;
-    let Some(command_id) = status.command_id.clone() else {
-        return status;
-    };
-    if status.status == ReloadPhase::InProgress {
+    if status.status == ReloadPhase::InProgress
+        && let Some(command_id) = status.command_id.clone()
+    {
         let deadline = status.sent_at.unwrap_or(0) + backstop(controller.config.reload.timeout);
         let budget = tokio::time::Instant::now() + cx.follow_budget;
         loop {

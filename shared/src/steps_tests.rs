@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::controller::{Controller, Outcome, Response};
+use crate::error::ErrorKind;
 use crate::event::{Command, Trigger};
 use crate::ports::Clock;
 use crate::state::{CapacityStatus, GroupSizes, RefreshStatus, ReloadPhase};
@@ -314,6 +315,49 @@ async fn a_partial_run_command_failure_falls_back_to_a_refresh_of_that_group_onl
     assert!(report.drift.is_empty(), "{report:?}");
     assert_eq!(world.commands.sent_to(STANDBY), 1);
     assert_eq!(world.groups.starts.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_command_ssm_refuses_to_send_falls_back_to_a_refresh_in_the_same_run() {
+    for (kind, code) in [
+        (ErrorKind::AccessDenied, "AccessDeniedException"),
+        (ErrorKind::Throttled, "ThrottlingException"),
+        (ErrorKind::ServerError, "InternalServerError"),
+        (ErrorKind::Other, "InvalidDocument"),
+    ] {
+        let world = FakeWorld::new();
+        world
+            .commands
+            .refused
+            .lock()
+            .unwrap()
+            .insert(STANDBY.into(), (kind, code));
+        let c = controller(&world, &run_command(&[("CAPACITY_PERCENT", "0")]));
+        let out = run(&c, alarm_home()).await;
+        let reload = out.reload.unwrap();
+        let standby = &reload[STANDBY];
+        assert_eq!(standby.status, ReloadPhase::FellBack, "{code}: {standby:?}");
+        assert!(standby.command_id.is_none(), "{code}");
+        let error = standby.error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("could not be sent") && error.contains(code),
+            "{code}: {error}"
+        );
+        assert!(
+            matches!(
+                standby.fallback_refresh,
+                Some(RefreshStatus::Started { .. })
+            ),
+            "{code}: {standby:?}"
+        );
+        assert!(standby.is_done(), "{code}");
+        assert_eq!(reload[HOME].status, ReloadPhase::Succeeded, "{code}");
+        assert_eq!(world.groups.starts.load(Ordering::SeqCst), 1, "{code}");
+        // Done: the verifier neither re-sends nor refreshes again.
+        c.reconcile().await.unwrap();
+        assert_eq!(world.commands.sent_to(STANDBY), 0, "{code}");
+        assert_eq!(world.groups.starts.load(Ordering::SeqCst), 1, "{code}");
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -598,6 +598,8 @@ pub struct FakeCommands {
     /// Answer SendCommand with TargetCount 0, as SSM does when it resolves tag targets
     /// after answering.
     pub zero_target_count: std::sync::atomic::AtomicBool,
+    /// Per group key: the error code SSM refuses its commands with (nothing is sent).
+    pub refused: Mutex<BTreeMap<String, (ErrorKind, &'static str)>>,
     pub groups: Arc<FakeGroups>,
     pub crash: Arc<CrashPoint>,
 }
@@ -651,6 +653,13 @@ impl RunCommands for Arc<FakeCommands> {
         _comment: &str,
     ) -> Result<SentCommand, AwsError> {
         answering(&self.groups.down, "ssm", "SendCommand", &group.region)?;
+        if let Some((kind, code)) = lock(&self.refused).get(&group.key()).copied() {
+            return Err(AwsError {
+                code: Some(code.into()),
+                message: format!("SendCommand refused: {code}"),
+                ..fault("ssm", "SendCommand", &group.region, kind)
+            });
+        }
         let (id, instances) = self
             .crash
             .write(("ssm", "SendCommand", &group.region), || {
