@@ -82,6 +82,10 @@ pub struct Response {
     /// The same record as Markdown, with `"format":"markdown"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub markdown: Option<String>,
+    /// An alarm whose actions CloudWatch suppressed (`Alarm`, `WaitPeriod`,
+    /// `ExtensionPeriod`): why it was ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actions_suppressed_by: Option<String>,
 }
 
 /// What a transition would do, returned by `dry_run`.
@@ -143,6 +147,23 @@ impl<D: Deps> Controller<D> {
             );
             info!(alarm = %alarm.alarm_name, region = %alarm.region, state = alarm.state.as_str(), "ignored: {reason}");
             return Ok(self.simple(Outcome::Ignored, &state, reason, Some(&trigger)));
+        }
+        if let Some(suppressed) = &alarm.actions_suppressed {
+            let state = self.load().await?.value;
+            let reason = format!(
+                "alarm {} is ALARM but its actions are suppressed by {}{}: no transition",
+                alarm.alarm_name,
+                suppressed.by,
+                suppressed
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+            info!(alarm = %alarm.alarm_name, region = %alarm.region, actions_suppressed_by = %suppressed.by, "ignored: {reason}");
+            let mut response = self.simple(Outcome::Ignored, &state, reason, Some(&trigger));
+            response.actions_suppressed_by = Some(suppressed.by.clone());
+            return Ok(response);
         }
         let reason = match &alarm.state_reason {
             Some(why) => format!("alarm {} on {}: {why}", alarm.alarm_name, alarm.region),
@@ -821,6 +842,7 @@ impl<D: Deps> Controller<D> {
             status: None,
             report: None,
             markdown: None,
+            actions_suppressed_by: None,
         }
     }
 

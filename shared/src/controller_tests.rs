@@ -25,6 +25,7 @@ fn alarm(state: AlarmState, on: &str) -> Trigger {
         region: region(on),
         source: AlarmSource::Direct,
         state_reason: Some("Threshold Crossed".into()),
+        actions_suppressed: None,
     })
 }
 
@@ -766,5 +767,32 @@ async fn a_failback_streak_update_whose_answer_is_lost_counts_once() {
                 report.reason
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn an_alarm_whose_actions_are_suppressed_makes_no_transition_and_says_by_what() {
+    for by in ["Alarm", "WaitPeriod", "ExtensionPeriod"] {
+        let world = FakeWorld::new();
+        let c = controller(&world);
+        let Trigger::Alarm(mut signal) = alarm(AlarmState::Alarm, "us-east-1") else {
+            unreachable!()
+        };
+        signal.actions_suppressed = Some(crate::event::Suppression {
+            by: by.into(),
+            reason: Some(format!("Actions suppressed by {by}")),
+        });
+        let out = run(&c, Trigger::Alarm(signal)).await;
+        assert_eq!(out.outcome, Outcome::Ignored, "{by}");
+        assert!(
+            out.reason.contains("suppressed") && out.reason.contains(by),
+            "{by}: {}",
+            out.reason
+        );
+        let json = serde_json::to_value(&out).unwrap();
+        assert_eq!(json["actions_suppressed_by"], by);
+        assert_eq!(json["active_region"], "us-east-1");
+        assert!(world.control.state().is_none(), "{by}: state written");
+        assert!(world.parameters.values.lock().unwrap().is_empty(), "{by}");
     }
 }

@@ -90,6 +90,19 @@ pub struct AlarmSignal {
     pub region: Region,
     pub source: AlarmSource,
     pub state_reason: Option<String>,
+    /// A composite alarm whose actions an actions suppressor holds back still sends its
+    /// state change to EventBridge, with `state.actionsSuppressedBy` (`Alarm`,
+    /// `WaitPeriod` or `ExtensionPeriod`): people suppress to keep automation out during
+    /// maintenance, so such a change acts on nothing.
+    pub actions_suppressed: Option<Suppression>,
+}
+
+/// Why CloudWatch held an alarm's actions back, as its state reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suppression {
+    /// `Alarm`, `WaitPeriod` or `ExtensionPeriod`.
+    pub by: String,
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -477,14 +490,25 @@ fn decode_alarm(
         }
     };
     let dimensions = region_dimensions_in_configuration(&data.configuration);
-    signal(
+    let suppressed = state
+        .actions_suppressed_by
+        .filter(|by| !by.trim().is_empty())
+        .map(|by| Suppression {
+            by: text::sanitize(&text::clip(&by, 64)),
+            reason: state
+                .actions_suppressed_reason
+                .map(|r| text::sanitize(&text::clip(&r, 256))),
+        });
+    let mut signal = signal(
         data.alarm_name,
         value,
         Some(state.reason),
         dimensions,
         source,
         config,
-    )
+    )?;
+    signal.actions_suppressed = suppressed;
+    Ok(signal)
 }
 
 /// `Region` dimension values from `configuration.metrics[].metricStat.metric.dimensions`,
@@ -641,6 +665,7 @@ fn signal(
         region,
         source,
         state_reason: state_reason.map(|r| text::sanitize(&text::clip(&r, 512))),
+        actions_suppressed: None,
     })
 }
 
@@ -851,6 +876,41 @@ mod tests {
         assert_eq!(signal.source, AlarmSource::Direct);
     }
 
+    /// A suppressed composite alarm's change, as EventBridge carries it (and as a direct
+    /// invocation would, should CloudWatch send one): the suppressor is kept, for each
+    /// value AWS documents; an empty one is no suppression.
+    #[test]
+    fn suppressed_actions_are_decoded_with_what_suppressed_them() {
+        for by in ["Alarm", "WaitPeriod", "ExtensionPeriod"] {
+            let state = json!({
+                "value": "ALARM", "reason": "r", "timestamp": "2026-11-25T10:00:00.000+0000",
+                "actionsSuppressedBy": by, "actionsSuppressedReason": format!("Actions suppressed by {by}"),
+            });
+            let bridge = json!({
+                "version": "0", "id": "e", "detail-type": "CloudWatch Alarm State Change",
+                "source": "aws.cloudwatch", "account": "1", "time": "2026-11-25T10:00:00Z",
+                "region": "us-west-2", "resources": [],
+                "detail": {"alarmName": "regionpilot-outage-us-east-1", "state": state.clone(),
+                           "configuration": {"alarmRule": "ALARM(x)", "actionsSuppressor": "maint"}},
+            });
+            let mut direct = direct("regionpilot-outage-us-east-1", "ALARM", json!({}));
+            direct["alarmData"]["state"] = state;
+            for event in [bridge, direct] {
+                let signal = alarm(decode(&event, &config()).unwrap());
+                let suppressed = signal.actions_suppressed.expect("suppression kept");
+                assert_eq!(suppressed.by, by);
+                assert_eq!(
+                    suppressed.reason.as_deref(),
+                    Some(format!("Actions suppressed by {by}").as_str())
+                );
+            }
+        }
+        let mut unsuppressed = direct("regionpilot-outage-us-east-1", "ALARM", json!({}));
+        unsuppressed["alarmData"]["state"]["actionsSuppressedBy"] = json!("");
+        let signal = alarm(decode(&unsuppressed, &config()).unwrap());
+        assert_eq!(signal.actions_suppressed, None);
+    }
+
     /// Every fixture in `events/` decodes, through the crate's envelopes.
     #[test]
     fn every_alarm_fixture_decodes() {
@@ -860,6 +920,10 @@ mod tests {
             ("alarm-direct-ok.json", AlarmSource::Direct),
             ("alarm-eventbridge.json", AlarmSource::EventBridge),
             ("alarm-sns.json", AlarmSource::Sns),
+            (
+                "alarm-eventbridge-suppressed.json",
+                AlarmSource::EventBridge,
+            ),
         ] {
             let text = std::fs::read_to_string(dir.join(name)).unwrap();
             let event: Value = serde_json::from_str(&text).unwrap();

@@ -19,6 +19,7 @@ fn alarm_on(on: &str) -> Trigger {
         region: region(on),
         source: AlarmSource::Direct,
         state_reason: Some("Threshold Crossed".into()),
+        actions_suppressed: None,
     })
 }
 

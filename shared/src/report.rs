@@ -336,6 +336,7 @@ mod tests {
             region: region("us-east-1"),
             source: AlarmSource::Direct,
             state_reason: Some("Threshold | Crossed".into()),
+            actions_suppressed: None,
         })
     }
 

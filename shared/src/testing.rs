@@ -994,5 +994,6 @@ pub fn alarm_on(on: &str) -> crate::event::Trigger {
         region: region(on),
         source: crate::event::AlarmSource::Direct,
         state_reason: None,
+        actions_suppressed: None,
     })
 }

@@ -52,6 +52,28 @@ async fn every_alarm_trigger_kind_from_events_fails_over() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suppressed_composite_alarm_through_eventbridge_switches_nothing() {
+    let stage = stage("suppressed", 1).await;
+    let out = stage
+        .failover
+        .invoke(&fixture("alarm-eventbridge-suppressed.json"))
+        .await
+        .ok();
+    assert_eq!(out["outcome"], "ignored", "{out}");
+    assert_eq!(out["actions_suppressed_by"], "WaitPeriod", "{out}");
+    assert!(
+        out["reason"]
+            .as_str()
+            .unwrap()
+            .contains("suppressed by WaitPeriod"),
+        "{out}"
+    );
+    assert!(stage.world.control_item().await.is_none(), "state written");
+    assert!(stage.world.history_epochs().await.is_empty());
+    assert_eq!(stage.world.parameter(STANDBY).await.as_deref(), Some(HOME));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ok_alarm_and_manual_commands_follow_their_contracts() {
     let stage = stage("commands", 1).await;
     let f = &stage.failover;
