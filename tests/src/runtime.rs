@@ -6,7 +6,9 @@
 //! Unlike `cargo lambda watch`, it runs several bootstrap processes of the same function
 //! at once (real Lambda scales out the same way), so concurrent deliveries really are
 //! concurrent, and it answers function errors as Lambda does: HTTP 200 with
-//! `X-Amz-Function-Error`.
+//! `X-Amz-Function-Error`. An error a process reports at `/runtime/init/error` answers the
+//! invocation waiting on it, and every later one, with that error: Lambda runs init again
+//! for each, and with the same configuration it fails the same way.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -277,6 +279,7 @@ impl LocalFunction {
     /// Kills every bootstrap process (a crash), then starts `concurrency` fresh ones.
     pub async fn restart(&mut self, concurrency: usize) {
         self.stop().await;
+        self.shared.init_errors.lock().await.clear();
         for _ in 0..concurrency {
             self.spawn_process();
         }
@@ -307,6 +310,11 @@ fn decode(result: Result<Bytes, Bytes>) -> Invocation {
 }
 
 async fn enqueue(shared: &Shared, payload: Bytes) -> Result<Bytes, Bytes> {
+    // Held while queueing, so an init error reported meanwhile finds this invocation.
+    let init_errors = shared.init_errors.lock().await;
+    if let Some(init_error) = init_errors.last() {
+        return Err(Bytes::from(init_error.clone()));
+    }
     let (reply, answer) = oneshot::channel();
     let id = format!(
         "local-{:08}-{}",
@@ -319,6 +327,7 @@ async fn enqueue(shared: &Shared, payload: Bytes) -> Result<Bytes, Bytes> {
             br#"{"errorType":"ServiceUnavailable","errorMessage":"runtime closed"}"#,
         ));
     }
+    drop(init_errors);
     answer
         .await
         .unwrap_or_else(|_| Err(Bytes::from_static(br#"{"errorType":"Runtime.ExitError","errorMessage":"the function process exited before answering"}"#)))
@@ -401,11 +410,16 @@ async fn complete(shared: &Shared, id: &str, result: Result<Bytes, Bytes>) -> St
 }
 
 async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
-    shared
-        .init_errors
-        .lock()
-        .await
-        .push(String::from_utf8_lossy(&body).into_owned());
+    let mut init_errors = shared.init_errors.lock().await;
+    init_errors.push(String::from_utf8_lossy(&body).into_owned());
+    // The invocation that waited on this cold start gets the error. If another instance
+    // is polling for work (holding the queue), it takes the invocation instead.
+    if let Ok(mut queue) = shared.receiver.try_lock()
+        && let Ok(queued) = queue.try_recv()
+    {
+        let _ = queued.reply.send(Err(body));
+    }
+    drop(init_errors);
     StatusCode::ACCEPTED
 }
 

@@ -74,6 +74,31 @@ async fn a_suppressed_composite_alarm_through_eventbridge_switches_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_variable_at_init_reaches_the_invoker_through_the_init_error_path() {
+    let stage = stage("init-error", 1).await;
+    for binary in ["failover", "failback", "health-probe"] {
+        let function = stage
+            .start_function(binary, 1, &[("COOLDOWN_SECONDS", "soon")])
+            .await;
+        let (error_type, message) = function
+            .invoke_within(&json!({"command": "status"}), Duration::from_secs(20))
+            .await
+            .err();
+        assert_eq!(error_type, "ConfigurationError", "{binary}: {message}");
+        assert!(message.contains("COOLDOWN_SECONDS"), "{binary}: {message}");
+        let reported = function.init_errors().await;
+        assert_eq!(reported.len(), 1, "{binary}: {reported:?}");
+        let body: Value = serde_json::from_str(&reported[0]).unwrap();
+        assert_eq!(body["errorType"], "ConfigurationError", "{binary}");
+        // The log line stays.
+        assert!(
+            function.log_text().contains("COOLDOWN_SECONDS"),
+            "{binary}: not logged"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ok_alarm_and_manual_commands_follow_their_contracts() {
     let stage = stage("commands", 1).await;
     let f = &stage.failover;

@@ -7,6 +7,7 @@ mod autoscaling;
 mod clients;
 mod control;
 mod events;
+pub mod init_error;
 pub mod permissions;
 mod probe;
 mod run_command;
@@ -74,9 +75,14 @@ pub async fn init_from_env() -> Result<AwsController, crate::Error> {
     let started = std::time::Instant::now();
     crate::telemetry::init_logging();
     let logging = started.elapsed();
-    let config = std::sync::Arc::new(
-        crate::Config::from_env().inspect_err(|e| tracing::error!(error = %e, "init failed"))?,
-    );
+    let config = match crate::Config::from_env() {
+        Ok(config) => std::sync::Arc::new(config),
+        Err(e) => {
+            tracing::error!(error = %e, "init failed");
+            init_error::report(&e).await;
+            return Err(e);
+        }
+    };
     let configured = started.elapsed();
     let clients = build_clients(&config).await;
     let ports = clients.ports(&config);
