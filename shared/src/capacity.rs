@@ -21,7 +21,9 @@ use crate::error::Result;
 use crate::plan::{Step, StepContext, StepFuture, StepRecord};
 use crate::ports::{Deps, GroupInfo, ScalingGroups};
 use crate::region::Region;
-use crate::state::{CapacityStatus, ControlState, GroupSizes, Millis, ScaledUp, Transition};
+use crate::state::{
+    CapacityStatus, ControlState, GroupSizes, Millis, ScaleInIntent, ScaledUp, Transition,
+};
 
 /// The group in `source` that stands for `group`: same name, else same position.
 pub fn counterpart<'a>(
@@ -193,17 +195,22 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
                 previous_desired: target.desired,
                 epoch: t.epoch,
                 at: controller.now(),
+                scaling_in: None,
             };
-            if let Err(e) = controller
-                .update(|s| {
-                    // The first scale-up's figure is kept; the epoch moves on, so a
-                    // scale-in decided before this switch no longer matches it.
-                    s.scaled_up
-                        .entry(key.clone())
-                        .and_modify(|e| e.epoch = scaled.epoch)
-                        .or_insert_with(|| scaled.clone());
-                })
-                .await
+            // Home is never scaled in by regionpilot (its own scaling policies own it): a
+            // failback may raise it, and records nothing to undo.
+            let record = &group.region != config.home();
+            if record
+                && let Err(e) = controller
+                    .update(|s| {
+                        // The first scale-up's figure is kept; the epoch moves on, so a
+                        // scale-in decided before this switch no longer matches it.
+                        s.scaled_up
+                            .entry(key.clone())
+                            .and_modify(|e| e.epoch = scaled.epoch)
+                            .or_insert_with(|| scaled.clone());
+                    })
+                    .await
             {
                 return CapacityStatus::Failed {
                     error: format!("could not record the scale-up: {e}"),
@@ -230,6 +237,43 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
     }
 }
 
+impl<D: Deps> Controller<D> {
+    /// Puts a group whose scale-in a switch overtook back to the capacity it had, and
+    /// clears the intent; a failure leaves the intent for the next run.
+    async fn restore_scale_in(
+        &self,
+        group: &GroupRef,
+        intent: &ScaleInIntent,
+        report: &mut CapacityReport,
+    ) -> Result<()> {
+        let key = group.key();
+        match self.ports.groups().set_desired(group, intent.from).await {
+            Ok(()) => {
+                info!(group = %key, desired = intent.from, "scale-in overtaken by a switch; capacity put back");
+                report.restored.push(format!(
+                    "{key}: a switch landed during its scale-in to {}; desired capacity put back to {}",
+                    intent.to, intent.from
+                ));
+                self.update(|s| {
+                    if let Some(record) = s.scaled_up.get_mut(&key)
+                        && record.scaling_in.as_ref() == Some(intent)
+                    {
+                        record.scaling_in = None;
+                    }
+                })
+                .await?;
+            }
+            Err(e) => {
+                warn!(group = %key, error = %e, "could not put back a group whose scale-in a switch overtook; the next run tries again");
+                report
+                    .failed
+                    .push(format!("{key}: putting back to {}: {e}", intent.from));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What the verifier's capacity round did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct CapacityReport {
@@ -237,6 +281,8 @@ pub struct CapacityReport {
     pub scaled_in: Vec<String>,
     /// Scale-ins still waiting, and why.
     pub waiting: Vec<String>,
+    /// Groups put back to their capacity because a switch overtook their scale-in.
+    pub restored: Vec<String>,
     pub failed: Vec<String>,
 }
 
@@ -333,6 +379,22 @@ impl<D: Deps> Controller<D> {
         if state.scaled_up.is_empty() {
             return Ok(report);
         }
+        // A scale-in an earlier run began and a switch overtook (the run died, or its
+        // putting back failed): the group goes back first.
+        for (key, record) in &state.scaled_up {
+            if let Some(intent) = record
+                .scaling_in
+                .as_ref()
+                .filter(|i| i.epoch != state.epoch)
+                && let Some(group) = self
+                    .config
+                    .auto_scaling_groups
+                    .iter()
+                    .find(|g| &g.key() == key)
+            {
+                self.restore_scale_in(group, intent, &mut report).await?;
+            }
+        }
         let round = crate::health::probe_round(
             std::slice::from_ref(&state.active_region),
             self.ports.probe(),
@@ -377,12 +439,32 @@ impl<D: Deps> Controller<D> {
                 finished.push(scale_in.group.clone());
                 continue;
             }
-            // A switch may have happened since `state` was read: scale in only if the
-            // active region, the epoch and the record are still what was decided on.
-            let now_state = self.load().await?.value;
-            if now_state.active_region != state.active_region
-                || now_state.epoch != state.epoch
-                || now_state.scaled_up.get(&scale_in.group) != state.scaled_up.get(&scale_in.group)
+            // A switch may land at any moment: the intent is written through the
+            // compare-and-swap first, and only while the state is still the one the
+            // decision read; after the call it is read again, and a switch that landed
+            // meanwhile gets the group put back.
+            let intent = ScaleInIntent {
+                from: info.desired,
+                to,
+                epoch: state.epoch,
+            };
+            let decided = state.scaled_up.get(&scale_in.group).cloned();
+            let written = self
+                .update(|s| {
+                    if s.active_region == state.active_region
+                        && s.epoch == state.epoch
+                        && s.scaled_up.get(&scale_in.group) == decided.as_ref()
+                        && let Some(record) = s.scaled_up.get_mut(&scale_in.group)
+                    {
+                        record.scaling_in = Some(intent.clone());
+                    }
+                })
+                .await?;
+            if written
+                .scaled_up
+                .get(&scale_in.group)
+                .and_then(|r| r.scaling_in.as_ref())
+                != Some(&intent)
             {
                 report.waiting.push(format!(
                     "{}: a switch happened during this run; scale-in decided again next run",
@@ -390,23 +472,35 @@ impl<D: Deps> Controller<D> {
                 ));
                 continue;
             }
-            match groups.set_desired(group, to).await {
-                Ok(()) => {
-                    info!(group = %scale_in.group, from = info.desired, to, "scaled back in after the scale-in delay");
-                    report.scaled_in.push(format!(
-                        "{}: desired capacity {} -> {to}",
-                        scale_in.group, info.desired
-                    ));
-                    finished.push(scale_in.group.clone());
-                }
-                Err(e) => report.failed.push(format!("{}: {e}", scale_in.group)),
+            if let Err(e) = groups.set_desired(group, to).await {
+                report.failed.push(format!("{}: {e}", scale_in.group));
+                self.restore_scale_in(group, &intent, &mut report).await?;
+                continue;
             }
+            let after = self.load().await?.value;
+            if after.epoch != state.epoch || after.active_region != state.active_region {
+                warn!(group = %scale_in.group, from = info.desired, to, "a switch landed during the scale-in; putting the group back");
+                self.restore_scale_in(group, &intent, &mut report).await?;
+                continue;
+            }
+            info!(group = %scale_in.group, from = info.desired, to, "scaled back in after the scale-in delay");
+            report.scaled_in.push(format!(
+                "{}: desired capacity {} -> {to}",
+                scale_in.group, info.desired
+            ));
+            finished.push(scale_in.group.clone());
         }
         if !finished.is_empty() {
             self.update(|s| {
                 for key in &finished {
                     // Only the record this run acted on: a newer scale-up keeps its own.
-                    if s.scaled_up.get(key) == state.scaled_up.get(key) {
+                    let acted_on = |r: &ScaledUp| {
+                        state
+                            .scaled_up
+                            .get(key)
+                            .is_some_and(|d| d.epoch == r.epoch && d.at == r.at)
+                    };
+                    if s.scaled_up.get(key).is_some_and(acted_on) {
                         s.scaled_up.remove(key);
                     }
                 }
@@ -553,6 +647,7 @@ mod tests {
         state.scaled_up.insert(
             "us-west-2/app".into(),
             ScaledUp {
+                scaling_in: None,
                 previous_desired: 1,
                 epoch: 1,
                 at: switched_at,

@@ -76,6 +76,18 @@ pub struct ScaledUp {
     /// The transition that scaled it up.
     pub epoch: u64,
     pub at: Millis,
+    /// A scale-in under way, written before its `SetDesiredCapacity`: if a switch lands
+    /// before it is confirmed, the verifier puts the group back to `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling_in: Option<ScaleInIntent>,
+}
+
+/// A scale-in the verifier decided at `epoch`: from `from` to `to` instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaleInIntent {
+    pub from: i32,
+    pub to: i32,
+    pub epoch: u64,
 }
 
 /// How close the application is to going home, kept across the verifier's runs.

@@ -243,6 +243,123 @@ async fn scale_in_comes_after_the_delay_and_never_to_the_active_region() {
     assert_eq!(world.groups.set_desired_calls.lock().unwrap().len(), 2);
 }
 
+/// The failover lands after the verifier decided a scale-in of the standby (its intent
+/// written), before its SetDesiredCapacity: that failover found the standby still raised
+/// and recorded it as sufficient. By the end of the run the standby is back at 10.
+#[tokio::test]
+async fn a_failover_landing_during_a_scale_in_gets_the_new_active_region_back_to_capacity() {
+    let world = FakeWorld::new();
+    pilot_light(&world, 12);
+    let c = controller(
+        &world,
+        &[
+            ("SCALE_IN_DELAY_SECONDS", "900"),
+            ("FAILBACK_MODE", "approve"),
+        ],
+    );
+    run(&c, alarm_home()).await;
+    run(&c, failback()).await;
+    assert_eq!(world.groups.sizes_of(STANDBY).desired, 10);
+    world.clock.advance(901_000);
+    let control = world.control.clone();
+    let now = world.clock.now_millis();
+    *world.groups.before_set_desired.lock().unwrap() = Some(Box::new(move |group, desired| {
+        assert_eq!(
+            (group.key().as_str(), desired),
+            (STANDBY, 1),
+            "the scale-in"
+        );
+        let mut item = control.item.lock().unwrap();
+        let stored = item.as_mut().expect("state");
+        let mut landed = crate::testing::transition("us-east-1", "us-west-2", now);
+        landed.epoch = stored.value.epoch + 1;
+        landed.capacity.insert(
+            STANDBY.into(),
+            CapacityStatus::Sufficient {
+                desired: 10,
+                wanted: 10,
+                source: "live".into(),
+                counterpart: HOME.into(),
+            },
+        );
+        stored.value.active_region = region("us-west-2");
+        stored.value.epoch = landed.epoch;
+        stored.value.transition = Some(landed);
+        stored.version += 1;
+    }));
+    let report = c.verify().await.unwrap();
+    assert!(
+        world.groups.before_set_desired.lock().unwrap().is_none(),
+        "the interleaving was not reached"
+    );
+    assert_eq!(
+        world.groups.sizes_of(STANDBY).desired,
+        10,
+        "{:?}",
+        report.capacity
+    );
+    assert_eq!(report.capacity.restored.len(), 1, "{:?}", report.capacity);
+    assert!(
+        report.capacity.scaled_in.is_empty(),
+        "{:?}",
+        report.capacity
+    );
+    let state = world.control.state().unwrap();
+    assert_eq!(state.active_region, region("us-west-2"));
+    let record = state.scaled_up.get(STANDBY).expect("the record is kept");
+    assert_eq!(record.scaling_in, None);
+    // Status says so.
+    let status = c.status().await.unwrap();
+    let status = serde_json::to_value(status.status.unwrap()).unwrap();
+    assert_eq!(
+        status["auto_scaling_groups"][STANDBY]["capacity"]["desired"],
+        10
+    );
+    // Later runs leave the active region alone.
+    world.clock.advance(3_600_000);
+    c.verify().await.unwrap();
+    assert_eq!(world.groups.sizes_of(STANDBY).desired, 10);
+}
+
+/// A failback may raise home, but home is never scaled in by regionpilot: nothing is
+/// recorded for it, and after the next failover it keeps what it has.
+#[tokio::test]
+async fn a_failback_that_raises_home_records_nothing_to_scale_in() {
+    let world = FakeWorld::new();
+    pilot_light(&world, 12);
+    let c = controller(
+        &world,
+        &[
+            ("SCALE_IN_DELAY_SECONDS", "60"),
+            ("FAILBACK_MODE", "approve"),
+        ],
+    );
+    run(&c, alarm_home()).await;
+    // Home's own scaling policy took it down to 2 during the outage.
+    world.groups.set_sizes(HOME, 1, 2, 12);
+    let out = run(&c, failback()).await;
+    assert!(
+        matches!(
+            &out.capacity.unwrap()[HOME],
+            CapacityStatus::Raised {
+                previous: 2,
+                desired: 10,
+                ..
+            }
+        ),
+        "home raised to the standby's capacity"
+    );
+    let state = world.control.state().unwrap();
+    assert!(!state.scaled_up.contains_key(HOME), "{:?}", state.scaled_up);
+    // Away from home again, long past the delay: home is not shrunk back to 2.
+    world.clock.advance(600_000);
+    run(&c, alarm_home()).await;
+    world.clock.advance(3_600_000);
+    c.verify().await.unwrap();
+    c.verify().await.unwrap();
+    assert_eq!(world.groups.sizes_of(HOME).desired, 10);
+}
+
 fn run_command(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
     let mut vars = vec![
         ("RELOAD_MODE", "run-command"),

@@ -497,6 +497,10 @@ pub struct FakeGroups {
     pub down: Mutex<BTreeSet<Region>>,
     pub clock: Arc<FakeClock>,
     pub crash: Arc<CrashPoint>,
+    /// Runs once, just before the next SetDesiredCapacity takes effect: what else happens
+    /// in the world at that instant (a switch landing, say).
+    #[allow(clippy::type_complexity)]
+    pub before_set_desired: Mutex<Option<Box<dyn FnOnce(&GroupRef, i32) + Send>>>,
 }
 
 /// The sizes a fake group has until a test says otherwise.
@@ -578,6 +582,10 @@ impl ScalingGroups for Arc<FakeGroups> {
             "SetDesiredCapacity",
             &group.region,
         )?;
+        let hook = lock(&self.before_set_desired).take();
+        if let Some(hook) = hook {
+            hook(group, desired);
+        }
         self.crash
             .write(("autoscaling", "SetDesiredCapacity", &group.region), || {
                 self.apply_set_desired(group, desired)
