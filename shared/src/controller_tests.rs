@@ -796,3 +796,40 @@ async fn an_alarm_whose_actions_are_suppressed_makes_no_transition_and_says_by_w
         assert!(world.parameters.values.lock().unwrap().is_empty(), "{by}");
     }
 }
+
+#[tokio::test]
+async fn status_says_whether_its_read_was_strongly_consistent() {
+    let world = FakeWorld::new();
+    let c = controller(&world);
+    run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
+    let status = serde_json::to_value(run(&c, Trigger::Command(Command::Status)).await).unwrap();
+    assert_eq!(status["status"]["answered_by"]["strongly_consistent"], true);
+    assert!(
+        status["status"]["answered_by"]
+            .get("stale_because")
+            .is_none()
+    );
+    // A replica cut off from the others: the strongly consistent read fails, the answer
+    // comes from an eventually consistent one and says so.
+    world.control.isolated.store(true, Ordering::SeqCst);
+    let status = serde_json::to_value(run(&c, Trigger::Command(Command::Status)).await).unwrap();
+    let by = &status["status"]["answered_by"];
+    assert_eq!(by["strongly_consistent"], false, "{status}");
+    assert!(
+        by["stale_because"]
+            .as_str()
+            .unwrap()
+            .contains("InternalServerError"),
+        "{status}"
+    );
+    assert_eq!(
+        status["active_region"], "us-west-2",
+        "the last state it holds"
+    );
+    // Nothing acts on such a read.
+    let err = c
+        .handle(alarm(AlarmState::Alarm, "us-west-2"))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+}

@@ -118,14 +118,29 @@ impl<D: Deps> Controller<D> {
         .await;
     }
 
-    /// Puts `notices` on the bus within one call timeout: the ids it refused, or why
-    /// nothing was put.
-    async fn put_bounded(&self, notices: &[Notice]) -> std::result::Result<Vec<String>, String> {
-        let timeout = self.config.timeouts.call_attempt;
-        match tokio::time::timeout(timeout, self.ports.bus().put(notices)).await {
+    /// Puts `notices` on the bus within one call timeout, and before `deadline`: the ids
+    /// it refused, or why nothing was put.
+    async fn put_bounded(
+        &self,
+        notices: &[Notice],
+        deadline: Option<tokio::time::Instant>,
+    ) -> std::result::Result<Vec<String>, PutFailure> {
+        let started = tokio::time::Instant::now();
+        let until = started + self.config.timeouts.call_attempt;
+        let until = deadline.map_or(until, |d| d.min(until));
+        match tokio::time::timeout_at(until, self.ports.bus().put(notices)).await {
             Ok(Ok(refused)) => Ok(refused),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+            Ok(Err(e)) => Err(PutFailure {
+                bus_answered: e.kind.region_answered() && !e.kind.is_transient(),
+                why: e.to_string(),
+            }),
+            Err(_) => Err(PutFailure {
+                bus_answered: false,
+                why: format!(
+                    "no answer within {} ms",
+                    until.saturating_duration_since(started).as_millis()
+                ),
+            }),
         }
     }
 
@@ -142,13 +157,13 @@ impl<D: Deps> Controller<D> {
             detail,
             at: self.now(),
         };
-        let why = match self.put_bounded(std::slice::from_ref(&notice)).await {
+        let why = match self.put_bounded(std::slice::from_ref(&notice), None).await {
             Ok(refused) if refused.is_empty() => {
                 info!(event = %notice.detail_type, id = %notice.id, "event published");
                 return;
             }
             Ok(_) => "the bus refused the entry".to_owned(),
-            Err(why) => why,
+            Err(failure) => failure.why,
         };
         match self.ports.control().hold(&notice).await {
             Ok(()) => {
@@ -161,35 +176,69 @@ impl<D: Deps> Controller<D> {
     }
 
     /// Sends the held notices again, oldest first, and forgets the ones the bus took.
-    /// No new batch starts once `budget` has passed; the rest wait for the next run.
+    /// Every send and every release ends by `budget`; what is left waits for the next
+    /// run. A batch the bus refuses as a whole (one entry too large or malformed makes
+    /// PutEvents fail them all) is sent again one by one, so one bad notice holds back
+    /// only itself.
     pub async fn deliver_held(&self, budget: std::time::Duration) -> Result<HeldReport> {
-        let started = tokio::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + budget;
         let held = self.ports.control().held(HELD_PER_RUN).await?;
         let mut report = HeldReport::default();
-        for batch in held.chunks(PUT_EVENTS_MAX) {
-            if started.elapsed() >= budget {
+        'batches: for batch in held.chunks(PUT_EVENTS_MAX) {
+            if tokio::time::Instant::now() >= deadline {
                 break;
             }
-            let refused = match self.put_bounded(batch).await {
+            let refused = match self.put_bounded(batch, Some(deadline)).await {
                 Ok(refused) => refused,
-                Err(why) => {
-                    warn!(error = %why, "held events not delivered; the next run tries again");
+                Err(failure) if failure.bus_answered && batch.len() > 1 => {
+                    warn!(error = %failure.why, "a batch of held events was refused as a whole; sending them one by one");
+                    let mut refused = Vec::new();
+                    for notice in batch {
+                        let one = std::slice::from_ref(notice);
+                        match self.put_bounded(one, Some(deadline)).await {
+                            Ok(ids) => refused.extend(ids),
+                            Err(failure) => {
+                                warn!(id = %notice.id, event = %notice.detail_type, error = %failure.why, "held event refused; kept for the next run");
+                                refused.push(notice.id.clone());
+                            }
+                        }
+                    }
+                    refused
+                }
+                Err(failure) => {
+                    warn!(error = %failure.why, "held events not delivered; the next run tries again");
                     break;
                 }
             };
             for notice in batch.iter().filter(|n| !refused.contains(&n.id)) {
-                // Delivered either way; a notice not released is sent again next run, and
-                // its id lets consumers drop the duplicate.
-                if let Err(e) = self.ports.control().release(notice).await {
-                    warn!(id = %notice.id, error = %e, "delivered event not released; it will be sent again");
-                }
                 info!(event = %notice.detail_type, id = %notice.id, "held event delivered");
                 report.delivered += 1;
+                // Delivered either way; a notice not released is sent again next run, and
+                // its id lets consumers drop the duplicate.
+                match tokio::time::timeout_at(deadline, self.ports.control().release(notice)).await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        warn!(id = %notice.id, error = %e, "delivered event not released; it will be sent again");
+                    }
+                    Err(_) => {
+                        warn!(id = %notice.id, "the run's budget ended while releasing a delivered event; it will be sent again");
+                        break 'batches;
+                    }
+                }
             }
         }
         report.still_held = held.len() - report.delivered;
         Ok(report)
     }
+}
+
+/// Why a PutEvents call put nothing.
+struct PutFailure {
+    why: String,
+    /// The bus answered and refused the request itself (not a timeout, throttling or
+    /// 5xx): retrying the same batch would fail the same way.
+    bus_answered: bool,
 }
 
 /// What one verifier run did with the held notices.

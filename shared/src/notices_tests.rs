@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use crate::config::FailbackMode;
 use crate::controller::{Controller, Outcome};
@@ -276,4 +277,72 @@ async fn a_refused_dry_run_tells_nobody() {
     assert_eq!(out.outcome, Outcome::Refused);
     assert!(world.bus.put.lock().unwrap().is_empty());
     assert!(world.control.outbox.lock().unwrap().is_empty());
+}
+
+fn held_notice(n: u64) -> Notice {
+    Notice {
+        id: format!("held-{n:02}"),
+        detail_type: "Region Switch".into(),
+        detail: serde_json::json!({"n": n}),
+        at: 1_000 + n,
+    }
+}
+
+#[tokio::test]
+async fn one_held_notice_the_bus_refuses_holds_back_only_itself() {
+    let world = FakeWorld::new();
+    let c = controller(&world, FailbackMode::Approve);
+    for n in 0..25 {
+        world
+            .control
+            .outbox
+            .lock()
+            .unwrap()
+            .insert((1_000 + n, format!("held-{n:02}")), held_notice(n));
+    }
+    // The oldest makes every PutEvents it is in fail as a whole.
+    world.bus.poison.lock().unwrap().insert("held-00".into());
+    for _ in 0..2 {
+        let report = c.deliver_held(Duration::from_secs(30)).await.unwrap();
+        let left: Vec<String> = world
+            .control
+            .outbox
+            .lock()
+            .unwrap()
+            .values()
+            .map(|n| n.id.clone())
+            .collect();
+        assert_eq!(left, vec!["held-00".to_owned()], "{report:?}");
+    }
+    assert_eq!(
+        world.bus.put.lock().unwrap().len(),
+        24,
+        "each later one once"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_run_budget_bounds_every_send_and_release_of_held_notices() {
+    let world = FakeWorld::new();
+    let c = controller(&world, FailbackMode::Approve);
+    for n in 0..30 {
+        world
+            .control
+            .outbox
+            .lock()
+            .unwrap()
+            .insert((1_000 + n, format!("held-{n:02}")), held_notice(n));
+    }
+    // A bus that answers, slowly: each call takes most of a call timeout.
+    let call = c.config.timeouts.call_attempt;
+    *world.bus.stall.lock().unwrap() = Some(call.mul_f64(0.9));
+    let budget = call.mul_f64(1.5);
+    let started = tokio::time::Instant::now();
+    let report = c.deliver_held(budget).await.unwrap();
+    let took = started.elapsed();
+    assert!(took <= budget, "took {took:?}, budget {budget:?}");
+    // The first batch went out; the second was cut off by the budget, not by its timeout.
+    assert_eq!(report.delivered, 10, "{report:?}");
+    assert_eq!(world.bus.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(world.control.outbox.lock().unwrap().len(), 20);
 }

@@ -15,8 +15,15 @@ use crate::state::{ControlState, HistoryRecord, Millis, Versioned, WriteToken};
 
 /// The control table in the function's own region.
 pub trait ControlStore: Send + Sync {
-    /// The current state, or `None` before the first write.
+    /// The current state, or `None` before the first write: a strongly consistent read.
     fn load(&self) -> impl Future<Output = Result<Option<Versioned<ControlState>>>> + Send;
+
+    /// The state as an eventually consistent read gives it: possibly stale, but answered
+    /// by a replica cut off from the others, where a strongly consistent read fails. For
+    /// `status` only; nothing decides on it.
+    fn load_eventually(
+        &self,
+    ) -> impl Future<Output = Result<Option<Versioned<ControlState>>>> + Send;
 
     /// Writes `state` at version `expected + 1`, with the tokens of the newest writes
     /// (`writes`, this one last), if the stored version is still `expected` (0: the item

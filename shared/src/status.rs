@@ -4,13 +4,15 @@ use std::collections::BTreeMap;
 
 use futures::future::join_all;
 use serde::Serialize;
+use tracing::warn;
 
 use crate::controller::{Controller, Outcome, Response};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::ports::{ControlStore, Deps, GroupInfo, ParameterStore, RefreshInfo, ScalingGroups};
 use crate::region::Region;
 use crate::state::{
-    CapacityStatus, GroupSizes, HistoryRecord, Pause, ReloadStatus, ScaledUp, Transition,
+    CapacityStatus, ControlState, GroupSizes, HistoryRecord, Pause, ReloadStatus, ScaledUp,
+    Transition,
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,8 +49,12 @@ pub struct ControlView {
     pub control_table: String,
     /// The state was read with a strongly consistent read: it includes every write
     /// acknowledged before the read (in that table's replica; across regions with a
-    /// multi-Region strongly consistent table).
+    /// multi-Region strongly consistent table). `false` when that read failed and the
+    /// answer comes from an eventually consistent one, which may be stale.
     pub strongly_consistent: bool,
+    /// Why the strongly consistent read was not used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_because: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,7 +111,33 @@ impl<D: Deps> Controller<D> {
             groups,
             self.ports.control().history(10)
         );
-        let state = current?.value;
+        // A replica cut off from the others (multi-Region strong consistency) answers a
+        // strongly consistent read with a 500 but still serves eventually consistent
+        // ones: an operator then sees the last state it holds, marked as possibly stale.
+        let (state, stale_because) = match current {
+            Ok(current) => (current.value, None),
+            Err(Error::Aws(e)) if e.kind == ErrorKind::ServerError => {
+                warn!(error = %e, "status: the strongly consistent read failed; answering from an eventually consistent one");
+                let stale = self
+                    .ports
+                    .control()
+                    .load_eventually()
+                    .await
+                    .map_err(|_| e.clone())?;
+                let state = stale.map_or_else(
+                    || ControlState::initial(self.config.home().clone()),
+                    |v| v.value,
+                );
+                (state, Some(e.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        // The history is read strongly too: a cut-off replica leaves it out.
+        let history = match history {
+            Ok(history) => history,
+            Err(_) if stale_because.is_some() => Vec::new(),
+            Err(e) => return Err(e),
+        };
         let active = &state.active_region;
         let params = params.into_iter().map(|(region, read)| {
             let value = match read {
@@ -140,8 +172,8 @@ impl<D: Deps> Controller<D> {
             answered_by: ControlView {
                 region: self.config.own_region.clone(),
                 control_table: self.config.control_table.clone(),
-                // `ControlStore::load` reads strongly consistent, always.
-                strongly_consistent: true,
+                strongly_consistent: stale_because.is_none(),
+                stale_because,
             },
             home_region: self.config.home().clone(),
             active_region: state.active_region.clone(),
@@ -161,7 +193,7 @@ impl<D: Deps> Controller<D> {
             scaled_up: state.scaled_up.clone(),
             capacity_snapshot: state.capacity_snapshot.clone(),
             last_transition: state.transition.clone(),
-            history: history?.iter().map(HistoryRecord::summary).collect(),
+            history: history.iter().map(HistoryRecord::summary).collect(),
         };
         let mut response = self.simple(
             Outcome::Status,

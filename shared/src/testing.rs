@@ -259,6 +259,9 @@ pub struct FakeControl {
     pub samples: Mutex<BTreeMap<Region, ProbeSamples>>,
     /// The verifier's run lease: (owner, until).
     pub lease: Mutex<Option<(String, Millis)>>,
+    /// Strongly consistent reads fail with a 500, as in a replica cut off from the
+    /// others; eventually consistent ones still answer.
+    pub isolated: std::sync::atomic::AtomicBool,
 }
 
 impl FakeControl {
@@ -312,6 +315,19 @@ fn table(operation: &'static str) -> Call<'static> {
 
 impl ControlStore for Arc<FakeControl> {
     async fn load(&self) -> Result<Option<Versioned<ControlState>>> {
+        if self.isolated.load(Ordering::SeqCst) {
+            let (service, operation, region) = table("GetItem");
+            return Err(AwsError {
+                code: Some("InternalServerError".into()),
+                message: "the replica is cut off from the others".into(),
+                ..fault(service, operation, region, ErrorKind::ServerError)
+            }
+            .into());
+        }
+        self.load_eventually().await
+    }
+
+    async fn load_eventually(&self) -> Result<Option<Versioned<ControlState>>> {
         let read = lock(&self.item).clone();
         // Let other tasks run between our read and our write, as the network would.
         tokio::task::yield_now().await;
@@ -423,6 +439,13 @@ impl ControlStore for Arc<FakeControl> {
 pub struct FakeBus {
     pub put: Mutex<Vec<Notice>>,
     pub failing: std::sync::atomic::AtomicBool,
+    /// Ids that make the whole PutEvents call fail with a ValidationException, as an
+    /// entry over the size limit does.
+    pub poison: Mutex<BTreeSet<String>>,
+    /// Each PutEvents takes this long before it answers.
+    pub stall: Mutex<Option<std::time::Duration>>,
+    /// PutEvents calls made.
+    pub calls: AtomicU64,
 }
 
 impl FakeBus {
@@ -437,6 +460,23 @@ impl FakeBus {
 
 impl EventBus for Arc<FakeBus> {
     async fn put(&self, notices: &[Notice]) -> Result<Vec<String>, AwsError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let stall = *lock(&self.stall);
+        if let Some(stall) = stall {
+            tokio::time::sleep(stall).await;
+        }
+        if notices.iter().any(|n| lock(&self.poison).contains(&n.id)) {
+            return Err(AwsError {
+                code: Some("ValidationException".into()),
+                message: "Total size of the entries in the request is over the limit.".into(),
+                ..fault(
+                    "events",
+                    "PutEvents",
+                    &region("us-west-2"),
+                    ErrorKind::Other,
+                )
+            });
+        }
         if self.failing.load(Ordering::SeqCst) {
             return Err(fault(
                 "events",

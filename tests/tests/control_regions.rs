@@ -127,6 +127,15 @@ async fn an_isolated_region_never_acts_on_a_stale_read() {
         .err();
     assert_eq!(error_type, "RetryableAwsError", "{message}");
     assert!(message.contains("the control table"), "{message}");
+    // Its status still answers, from an eventually consistent read, and says so.
+    let status = standby_plane
+        .invoke(&json!({"command": "status"}))
+        .await
+        .ok();
+    let by = &status["status"]["answered_by"];
+    assert_eq!(by["region"], STANDBY, "{status}");
+    assert_eq!(by["strongly_consistent"], false, "{status}");
+    assert!(by["stale_because"].is_string(), "{status}");
     stage.rig.isolate(STANDBY, false);
     let status = stage
         .failover

@@ -139,15 +139,15 @@ fn history_sort_key(epoch: u64) -> String {
     format!("{epoch:012}")
 }
 
-impl ControlStore for DynamoControlStore {
-    async fn load(&self) -> Result<Option<Versioned<ControlState>>> {
+impl DynamoControlStore {
+    async fn load_state(&self, consistent: bool) -> Result<Option<Versioned<ControlState>>> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(STATE_PK.into()))
             .key("sk", AttributeValue::S(STATE_SK.into()))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(|e| self.aws("GetItem", &e))?;
@@ -180,6 +180,16 @@ impl ControlStore for DynamoControlStore {
             value,
             writes,
         }))
+    }
+}
+
+impl ControlStore for DynamoControlStore {
+    async fn load(&self) -> Result<Option<Versioned<ControlState>>> {
+        self.load_state(true).await
+    }
+
+    async fn load_eventually(&self) -> Result<Option<Versioned<ControlState>>> {
+        self.load_state(false).await
     }
 
     async fn save(
