@@ -32,11 +32,19 @@ the missing operations on moto's own backends (no emulator written from scratch)
 
 * SSM Run Command. moto answers SendCommand with Success at once, runs nothing, and has no
   ListCommandInvocations (HTTP 500). Here a command sent to an Auto Scaling group's tag
-  (tag:aws:autoscaling:groupName) or to instance ids reaches the modelled instances done
-  booting (a booting instance is not registered with SSM yet: it reads the parameter at boot
-  anyway). Each invocation is InProgress for RIG_RUN_COMMAND_SECONDS (default "2-5", drawn
-  per instance and command), then Success, and the instance then holds the parameter's
-  value of that moment (the reload re-reads it). One that would run past
+  (tag:aws:autoscaling:groupName) or to instance ids reaches the modelled instances SSM
+  knows: an instance registers as a managed node RIG_SSM_REGISTER_SECONDS (default "5-15",
+  drawn per instance) after the end of its boot, when its agent has started, not at the
+  instant it reads the parameter. Naming an instance SSM does not know yet by id fails
+  with InvalidInstanceId, as AWS does. The command runs in waves, as SSM runs it: at most
+  MaxConcurrency targets at a time (a count, or a share of the targets rounded up; default
+  50 %), the next starting as one ends, Pending until then; once more than MaxErrors
+  targets (a count, or a share rounded down; default 0) have failed or timed out, the
+  targets not yet started get no command and are reported Cancelled (the rounding and the
+  Cancelled status are assumptions: AWS documents that it stops sending, not how it
+  reports the rest). Each invocation is InProgress for RIG_RUN_COMMAND_SECONDS (default
+  "2-5", drawn per instance and command), then Success, and the instance then holds the
+  parameter's value of that moment (the reload re-reads it). One that would run past
   Parameters.executionTimeout (default 3600) or TimeoutSeconds ends TimedOut there (AWS
   applies TimeoutSeconds to delivery only; delivery is instant here). ListCommandInvocations,
   GetCommandInvocation and ListCommands report these states and counts. Per-instance
@@ -60,7 +68,7 @@ the missing operations on moto's own backends (no emulator written from scratch)
   request). Every modelled AWS duration, including the caller's InstanceWarmup and
   execution timeout, is divided by RIG_TIME_SCALE (default 1) so tests can run a
   recovery in seconds. Not modelled: health checks, AZ balancing, lifecycle hooks,
-  warm pools, Terminating states, command cancellation, MaxConcurrency/MaxErrors.
+  warm pools, Terminating states, command cancellation by the caller.
 
 * Global Tables replication: writes (PutItem, UpdateItem, DeleteItem) to the tables named
   with --replicate are shipped to every peer region after a per-destination lag, in order,
@@ -166,6 +174,7 @@ from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.responses import DynamoResult
 from moto.iam.models import get_account_id_from
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.ssm.exceptions import SSMException
 from moto.ssm.models import Command, SimpleSystemManagerBackend, ssm_backends
 from moto.ssm.responses import SimpleSystemManagerResponse
 from werkzeug.serving import make_server
@@ -206,6 +215,9 @@ if TIME_SCALE <= 0:
 BOOT_SECONDS = _seconds_range("RIG_BOOT_SECONDS", "60-90")
 WARMUP_SECONDS = _seconds_range("RIG_WARMUP_SECONDS", "60")[0]
 RUN_COMMAND_SECONDS = _seconds_range("RIG_RUN_COMMAND_SECONDS", "2-5")
+# From the end of boot (the parameter read) until the SSM agent has registered the instance
+# as a managed node: only then does a command reach it.
+SSM_REGISTER_SECONDS = _seconds_range("RIG_SSM_REGISTER_SECONDS", "5-15")
 APP_PARAMETER = os.environ.get("RIG_APP_PARAMETER", "/regionpilot-test/active-region")
 ASG_TAG = "tag:aws:autoscaling:groupName"
 # AWS-RunShellScript's executionTimeout when the caller sends none.
@@ -251,12 +263,14 @@ class Instance:
     service; it reads the parameter at the end of boot and at each successful reload."""
 
     def __init__(self, key: tuple, instance_id: str, launched_at: float, boot: float,
-                 warmup: float) -> None:
+                 warmup: float, register: float | None = None) -> None:
         self.key = key  # (account, region, group)
         self.id = instance_id
         self.launched_at = launched_at
         self.boot = boot  # scaled seconds
         self.warmup = warmup  # scaled seconds
+        # Scaled seconds after boot until SSM knows the instance (its agent has started).
+        self.register = _draw(SSM_REGISTER_SECONDS) if register is None else register
         self.terminated_at: float | None = None
         # [moment, resolved, value]: every moment the instance reads the parameter.
         self.reads: list[list] = [[launched_at + boot, False, None]]
@@ -264,6 +278,11 @@ class Instance:
     @property
     def in_service_at(self) -> float:
         return self.launched_at + self.boot + self.warmup
+
+    def registered(self, now: float) -> bool:
+        """A managed node of SSM: a command can reach it."""
+        return (self.terminated_at is None or now < self.terminated_at) and \
+            now >= self.launched_at + self.boot + self.register
 
     def state(self, now: float) -> str:
         if self.terminated_at is not None and now >= self.terminated_at:
@@ -398,7 +417,7 @@ def _create_group(self: AutoScalingBackend, *args, **kwargs) -> FakeAutoScalingG
         group = _moto_create_group(self, *args, **kwargs)
         key = (self.account_id, self.region_name, group.name)
         now = time.time()
-        _groups[key] = {s.instance.id: Instance(key, s.instance.id, now, 0.0, 0.0)
+        _groups[key] = {s.instance.id: Instance(key, s.instance.id, now, 0.0, 0.0, 0.0)
                         for s in group.instance_states}
         _refreshes.pop(key, None)
         return group
@@ -693,8 +712,9 @@ for _op in (
 
 # ----- SSM Run Command on the modelled instances -----
 
-_STATUS_DETAILS = {"InProgress": "In Progress", "Success": "Success", "Failed": "Failed",
-                   "TimedOut": "Execution Timed Out"}
+_STATUS_DETAILS = {"Pending": "Pending", "InProgress": "In Progress", "Success": "Success",
+                   "Failed": "Failed", "TimedOut": "Execution Timed Out",
+                   "Cancelled": "Cancelled"}
 # command id -> that command's invocations
 _invocations: dict[str, list["Invocation"]] = {}
 # group name -> {"fail": n, "hang": n} for the next command that targets the group
@@ -702,23 +722,84 @@ _instance_faults: dict[str, dict[str, int]] = {}
 
 
 class Invocation:
-    """One instance's part in a command: InProgress, then its outcome at `end`."""
+    """One instance's part in a command: Pending until its turn (`start`), InProgress, then
+    its outcome at `end`; or Cancelled at `end` without starting, once the command's
+    errors passed MaxErrors."""
 
-    def __init__(self, instance: Instance, requested: float, end: float, outcome: str,
+    def __init__(self, instance: Instance, start: float, end: float, outcome: str,
                  limit: float) -> None:
         self.instance = instance
-        self.requested = requested
+        self.start = start
         self.end = end
         self.outcome = outcome
         self.limit = limit
 
     def status(self, now: float) -> str:
+        if self.outcome == "Cancelled":
+            return "Pending" if now < self.end else "Cancelled"
+        if now < self.start:
+            return "Pending"
         end, outcome = self.end, self.outcome
         gone = self.instance.terminated_at
         if outcome == "Success" and gone is not None and gone < end:
             # The agent went with the instance: nothing reports back before the timeout.
-            end, outcome = self.requested + self.limit, "TimedOut"
+            end, outcome = self.start + self.limit, "TimedOut"
         return "InProgress" if now < end else outcome
+
+
+class InvalidInstanceId(SSMException):
+    def __init__(self, message: str) -> None:
+        super().__init__("InvalidInstanceId", message)
+
+
+class InvalidInstanceIdError(Exception):
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(f"Instances {sorted(ids)} not in a valid state for account")
+        self.ids = ids
+
+
+def _share(text: str | None, of: int, default: str) -> float:
+    """A rate control as SSM reads it: a count ("10") or a share of the targets ("50%")."""
+    text = (text or default).strip()
+    if text.endswith("%"):
+        return of * float(text[:-1]) / 100
+    return float(text)
+
+
+def _schedule(instances: list[Instance], fail: int, hang: int, now: float, limit: float,
+              max_concurrency: str | None, max_errors: str | None) -> list[Invocation]:
+    """Runs a command as SSM does: at most MaxConcurrency targets at a time (a target starts
+    when a running one ends), and once more than MaxErrors have failed or timed out, the
+    targets not started are not sent the command and are reported Cancelled. Shares round
+    up for concurrency (at least 1) and down for errors: an assumption, AWS does not say."""
+    count = len(instances)
+    slots = max(1, math.ceil(_share(max_concurrency, count, "50")))
+    allowed = math.floor(_share(max_errors, count, "0"))
+    free = [now] * min(slots, max(count, 1))
+    error_times: list[float] = []
+    invocations = []
+    for n, instance in enumerate(instances):
+        free.sort()
+        start = free[0]
+        errors = sorted(error_times)
+        stop = errors[allowed] if len(errors) > allowed else None
+        if stop is not None and stop <= start:
+            invocations.append(Invocation(instance, stop, stop, "Cancelled", limit))
+            continue
+        took = _draw(RUN_COMMAND_SECONDS)
+        if n < fail:
+            outcome, end = "Failed", start + min(took, limit)
+        elif n < fail + hang or took > limit:
+            outcome, end = "TimedOut", start + limit
+        else:
+            outcome, end = "Success", start + took
+            # The reload re-reads the parameter as the command ends.
+            instance.reads.append([end, False, None])
+        if outcome != "Success":
+            error_times.append(end)
+        free[0] = end
+        invocations.append(Invocation(instance, start, end, outcome, limit))
+    return invocations
 
 
 def _targets(account: str, region: str, targets: list[dict], instance_ids: list[str],
@@ -735,14 +816,20 @@ def _targets(account: str, region: str, targets: list[dict], instance_ids: list[
             ids.update(target.get("Values") or [])
     chosen: dict[str, list[Instance]] = {}
     known = False
+    unregistered = []
     for (acc, reg, name), overlay in _groups.items():
         if (acc, reg) != (account, region):
             continue
         for instance in overlay.values():
             if name in names or instance.id in ids:
                 known = True
-                if instance.state(now) in ("warming", "in_service"):
+                if instance.registered(now):
                     chosen.setdefault(name, []).append(instance)
+                elif instance.id in ids:
+                    unregistered.append(instance.id)
+    if unregistered:
+        # As SSM: a node that is not (yet) managed cannot be named.
+        raise InvalidInstanceIdError(unregistered)
     if not known and not names:
         return None
     return chosen
@@ -766,7 +853,10 @@ def _send_command(self: SimpleSystemManagerBackend, *args, **kwargs) -> Command:
         explicit = list(kwargs.get("instance_ids") or [])  # moto extends this list in place
         now = time.time()
         targets = kwargs.get("targets") or []
-        targeted = _targets(self.account_id, self.region_name, targets, explicit, now)
+        try:
+            targeted = _targets(self.account_id, self.region_name, targets, explicit, now)
+        except InvalidInstanceIdError as e:
+            raise InvalidInstanceId(str(e)) from None
         # For a group's tag the rig picks the instances itself (below): spare moto its own
         # resolution, a tag filter over every EC2 instance that looks each one's tags up
         # among all tags (quadratic in the instances launched).
@@ -788,18 +878,10 @@ def _send_command(self: SimpleSystemManagerBackend, *args, **kwargs) -> Command:
         invocations = []
         for name, instances in targeted.items():
             fault = _instance_faults.pop(name, {})
-            fail, hang = fault.get("fail", 0), fault.get("hang", 0)
-            for n, instance in enumerate(sorted(instances, key=lambda i: i.launched_at)):
-                took = _draw(RUN_COMMAND_SECONDS)
-                if n < fail:
-                    outcome, end = "Failed", now + min(took, limit)
-                elif n < fail + hang or took > limit:
-                    outcome, end = "TimedOut", now + limit
-                else:
-                    outcome, end = "Success", now + took
-                    # The reload re-reads the parameter as the command ends.
-                    instance.reads.append([end, False, None])
-                invocations.append(Invocation(instance, now, end, outcome, limit))
+            invocations += _schedule(
+                sorted(instances, key=lambda i: i.launched_at), fault.get("fail", 0),
+                fault.get("hang", 0), now, limit, kwargs.get("max_concurrency"),
+                kwargs.get("max_errors"))
         _invocations[command.command_id] = invocations
         command.instance_ids = [i.instance.id for i in invocations]
         command.target_count = len(invocations)
@@ -815,11 +897,11 @@ def _command_response(self: Command) -> dict:
         return out
     now = time.time()
     statuses = [i.status(now) for i in invocations]
-    done = [s for s in statuses if s != "InProgress"]
+    done = [s for s in statuses if s not in ("Pending", "InProgress")]
     failed, timed_out = statuses.count("Failed"), statuses.count("TimedOut")
     if len(done) < len(statuses):
         status = "InProgress"
-    elif failed:
+    elif failed or "Cancelled" in statuses:
         status = "Failed"
     elif timed_out:
         status = "TimedOut"
@@ -908,6 +990,7 @@ def _instances_report(region: str) -> dict:
                             "instances": [i.report(now) for i in overlay.values()]}
         return {"groups": groups, "time_scale": TIME_SCALE, "boot_seconds": list(BOOT_SECONDS),
                 "warmup_seconds": WARMUP_SECONDS, "run_command_seconds": list(RUN_COMMAND_SECONDS),
+                "ssm_register_seconds": list(SSM_REGISTER_SECONDS),
                 "parameter": APP_PARAMETER, "now": now}
 
 

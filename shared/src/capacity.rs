@@ -530,6 +530,7 @@ mod tests {
             max,
             instances: desired as u32,
             in_service: desired as u32,
+            members: Vec::new(),
         }
     }
 

@@ -186,6 +186,16 @@ pub struct GroupInfo {
     pub instances: u32,
     /// Of those, the ones `InService`.
     pub in_service: u32,
+    /// Each instance and whether it is `InService` (not in `status`: the counts say it).
+    #[serde(skip)]
+    pub members: Vec<Member>,
+}
+
+/// One instance of a group, as DescribeAutoScalingGroups lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub in_service: bool,
 }
 
 /// One instance's part in a Run Command invocation.
@@ -200,11 +210,12 @@ pub struct InvocationInfo {
 /// SSM Run Command: the in-place reload on a group's running instances.
 pub trait RunCommands: Send + Sync {
     /// Sends `AWS-RunShellScript` with `commands` to the instances tagged with the group's
-    /// name (`aws:autoscaling:groupName`); returns the command id and how many instances
-    /// it targeted.
+    /// name (`aws:autoscaling:groupName`), or to `instances` by id when given; returns the
+    /// command id and how many instances it targeted.
     fn send(
         &self,
         group: &GroupRef,
+        instances: Option<&[String]>,
         commands: &[String],
         timeout: std::time::Duration,
         comment: &str,

@@ -312,6 +312,7 @@ fn the_capacity_check_follows_the_capacity_rule_in_every_case() {
         max,
         instances: 0,
         in_service: 0,
+        members: Vec::new(),
     };
     let timeout =
         |r: &str| AwsError::deadline("autoscaling", "DescribeAutoScalingGroups", &region(r));

@@ -41,7 +41,7 @@ fn sent(transition: &Transition, key: &str) -> bool {
     transition
         .reload
         .get(key)
-        .is_some_and(|r| r.command_id.is_some() || r.is_done())
+        .is_some_and(|r| r.command_id.is_some() || r.is_done() || !r.awaiting.is_empty())
 }
 
 impl<D: Deps> Step<D> for ReloadSend {
@@ -88,7 +88,9 @@ impl<D: Deps> Step<D> for ReloadFollow {
             let status = match cx.transition.reload.get(&key) {
                 // Sent (now or by an earlier invocation): follow it. Not sendable: refresh.
                 Some(status)
-                    if status.command_id.is_some() || status.status == ReloadPhase::FellBack =>
+                    if status.command_id.is_some()
+                        || status.status == ReloadPhase::FellBack
+                        || !status.awaiting.is_empty() =>
                 {
                     follow(cx, &self.group, status.clone()).await
                 }
@@ -113,24 +115,47 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
     let ReloadMode::RunCommand { commands } = &controller.config.reload.mode else {
         return ReloadStatus::failed("RELOAD_MODE is not run-command".into());
     };
-    let running = match controller.ports.groups().describe(group).await {
+    // Read after this region's parameter was published: an instance that is not in the
+    // group yet launches after the publish and reads the new value at boot.
+    let (running, awaiting) = match controller.ports.groups().describe(group).await {
         Ok(None) => {
             return ReloadStatus::failed(format!("{} does not exist", group.key()));
         }
-        Ok(Some(info)) if info.in_service == 0 => {
-            info!(group = %group.key(), "no instance in service to reload; instances that launch read the parameter at boot");
-            return ReloadStatus::new(ReloadPhase::NoInstances);
-        }
-        Ok(Some(info)) => info.in_service,
+        Ok(Some(info)) => (
+            info.in_service,
+            info.members
+                .iter()
+                .filter(|m| !m.in_service)
+                .map(|m| m.id.clone())
+                .collect::<Vec<_>>(),
+        ),
         Err(e) => return ReloadStatus::failed(e.to_string()),
     };
+    let sent_at = controller.now();
+    if running == 0 {
+        if awaiting.is_empty() {
+            info!(group = %group.key(), "no instance to reload; instances that launch read the parameter at boot");
+            return ReloadStatus::new(ReloadPhase::NoInstances);
+        }
+        info!(group = %group.key(), booting = awaiting.len(), "no instance in service yet; the booting ones are reloaded once in service");
+        return ReloadStatus {
+            sent_at: Some(sent_at),
+            awaiting,
+            ..ReloadStatus::new(ReloadPhase::InProgress)
+        };
+    }
     let t = cx.transition;
     let comment = format!("regionpilot epoch {}: {} -> {}", t.epoch, t.from, t.to);
-    let sent_at = controller.now();
     match controller
         .ports
         .commands()
-        .send(group, commands, controller.config.reload.timeout, &comment)
+        .send(
+            group,
+            None,
+            commands,
+            controller.config.reload.timeout,
+            &comment,
+        )
         .await
     {
         Ok(sent) => {
@@ -146,6 +171,7 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
                 sent_at: Some(sent_at),
                 targeted: expected,
                 pending: expected,
+                awaiting,
                 ..ReloadStatus::new(ReloadPhase::InProgress)
             }
         }
@@ -251,6 +277,10 @@ async fn follow<D: Deps>(
                     status.pending = counts.pending;
                     status.error = None;
                     match verdict {
+                        Verdict::Succeeded if !status.awaiting.is_empty() => {
+                            info!(group = %group.key(), command_id = %command_id, succeeded = counts.succeeded, booting = status.awaiting.len(), "every instance in service reloaded; following the ones that were booting");
+                            break;
+                        }
                         Verdict::Succeeded => {
                             info!(group = %group.key(), command_id = %command_id, succeeded = counts.succeeded, "every instance reloaded");
                             status.status = ReloadPhase::Succeeded;
@@ -286,6 +316,9 @@ async fn follow<D: Deps>(
             tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
+    if status.status == ReloadPhase::InProgress && !status.awaiting.is_empty() {
+        status = follow_late(cx, group, status).await;
+    }
     if status.status == ReloadPhase::FellBack
         && !status
             .fallback_refresh
@@ -300,6 +333,124 @@ async fn follow<D: Deps>(
         )
         .await;
         status.fallback_refresh = Some(refresh);
+    }
+    status
+}
+
+/// Follows the instances that were booting when the command went out: each is reloaded
+/// by id once in service and known to SSM (until then SendCommand answers
+/// `InvalidInstanceId`), or dropped once it has left the group. Past the backstop (twice
+/// the command's, counted from the send) the group falls back to a refresh.
+async fn follow_late<D: Deps>(
+    cx: &StepContext<'_, D>,
+    group: &GroupRef,
+    mut status: ReloadStatus,
+) -> ReloadStatus {
+    let controller = cx.controller;
+    let ReloadMode::RunCommand { commands } = &controller.config.reload.mode else {
+        return status;
+    };
+    let timeout = controller.config.reload.timeout;
+    let deadline = status.sent_at.unwrap_or(0) + 2 * backstop(timeout);
+    let budget = tokio::time::Instant::now() + cx.follow_budget;
+    loop {
+        if let Some(late) = status.late_command_id.clone() {
+            match controller
+                .ports
+                .commands()
+                .invocations(&group.region, &late)
+                .await
+            {
+                Ok(invocations) => {
+                    let counts = count(&invocations);
+                    if counts.failed + counts.timed_out > 0 {
+                        warn!(group = %group.key(), command_id = %late, failed = counts.failed, timed_out = counts.timed_out, "instances that were booting did not reload; replacing them with an instance refresh");
+                        status.failed += counts.failed;
+                        status.timed_out += counts.timed_out;
+                        status.status = ReloadPhase::FellBack;
+                        break;
+                    }
+                    if counts.pending == 0 && !invocations.is_empty() {
+                        let reloaded: Vec<&str> =
+                            invocations.iter().map(|i| i.instance_id.as_str()).collect();
+                        status
+                            .awaiting
+                            .retain(|id| !reloaded.contains(&id.as_str()));
+                        status.succeeded += counts.succeeded;
+                        status.late_command_id = None;
+                        info!(group = %group.key(), command_id = %late, reloaded = counts.succeeded, "instances that were booting reloaded");
+                    }
+                }
+                Err(e) => {
+                    status.error = Some(e.to_string());
+                    return status;
+                }
+            }
+        } else {
+            match controller.ports.groups().describe(group).await {
+                Ok(Some(info)) => {
+                    status
+                        .awaiting
+                        .retain(|id| info.members.iter().any(|m| &m.id == id));
+                    let ready: Vec<String> = status
+                        .awaiting
+                        .iter()
+                        .filter(|id| info.members.iter().any(|m| &m.id == *id && m.in_service))
+                        .cloned()
+                        .collect();
+                    if !ready.is_empty() {
+                        let comment = format!(
+                            "regionpilot epoch {}: reload of instances that were booting",
+                            cx.transition.epoch
+                        );
+                        match controller
+                            .ports
+                            .commands()
+                            .send(group, Some(&ready), commands, timeout, &comment)
+                            .await
+                        {
+                            Ok(sent) => {
+                                info!(group = %group.key(), command_id = %sent.command_id, instances = ready.len(), "reload sent to instances that were booting");
+                                status.late_command_id = Some(sent.command_id);
+                            }
+                            // In service, but its agent has not registered yet.
+                            Err(e) if e.code.as_deref() == Some("InvalidInstanceId") => {}
+                            Err(e) => {
+                                warn!(group = %group.key(), error = %e, "cannot reload the instances that were booting; replacing them with an instance refresh");
+                                status.error = Some(format!(
+                                    "the reload of instances that were booting could not be sent: {e}"
+                                ));
+                                status.status = ReloadPhase::FellBack;
+                                break;
+                            }
+                        }
+                    }
+                }
+                // The group is gone, and its instances with it.
+                Ok(None) => status.awaiting.clear(),
+                Err(e) => {
+                    status.error = Some(e.to_string());
+                    return status;
+                }
+            }
+        }
+        if status.awaiting.is_empty() {
+            info!(group = %group.key(), "every instance reloaded, including those that were booting");
+            status.status = ReloadPhase::Succeeded;
+            status.error = None;
+            break;
+        }
+        if controller.now() >= deadline {
+            warn!(group = %group.key(), left = status.awaiting.len(), "instances that were booting never became reloadable; replacing them with an instance refresh");
+            status.timed_out += u32::try_from(status.awaiting.len()).unwrap_or(u32::MAX);
+            status.status = ReloadPhase::FellBack;
+            break;
+        }
+        if tokio::time::Instant::now() + POLL_INTERVAL > budget {
+            info!(group = %group.key(), booting = status.awaiting.len(), "instances that were booting are still to be reloaded; the verifier keeps following them");
+            return status;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
     status
 }

@@ -467,6 +467,15 @@ pub struct ReloadStatus {
     pub fallback_refresh: Option<RefreshStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Instances that were not in service when the command went out: still booting, they
+    /// may have read the old value, and SSM does not know them yet. Each is reloaded by id
+    /// once it is in service and registered, or dropped once it has left the group.
+    /// Instances launched after the command read the new value at boot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting: Vec<String>,
+    /// The command reloading some of `awaiting`, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_command_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -512,6 +521,8 @@ impl ReloadStatus {
             pending: 0,
             fallback_refresh: None,
             error: None,
+            awaiting: Vec::new(),
+            late_command_id: None,
         }
     }
 }

@@ -477,6 +477,93 @@ async fn a_command_ssm_refuses_to_send_falls_back_to_a_refresh_in_the_same_run()
     }
 }
 
+/// An instance still booting at the switch may have read the old value, and SSM does not
+/// know it yet: it is followed until it is in service and registered, then reloaded by
+/// id. One that launches after the publish is left alone (it read the new value), and one
+/// that leaves the group is dropped.
+#[tokio::test(start_paused = true)]
+async fn instances_booting_at_the_switch_are_reloaded_once_in_service_and_registered() {
+    let world = FakeWorld::new();
+    world.groups.set_members(
+        STANDBY,
+        &[
+            ("i-0000", true),
+            ("i-0001", true),
+            ("i-boot", false),
+            ("i-gone", false),
+        ],
+    );
+    world
+        .commands
+        .unregistered
+        .lock()
+        .unwrap()
+        .extend(["i-boot".to_owned()]);
+    let c = controller(&world, &run_command(&[("CAPACITY_PERCENT", "0")]));
+    let out = run(&c, alarm_home()).await;
+    let standby = &out.reload.unwrap()[STANDBY];
+    // The two in service reloaded; the booting ones are still to do.
+    assert_eq!(standby.status, ReloadPhase::InProgress, "{standby:?}");
+    assert_eq!(standby.succeeded, 2);
+    assert_eq!(standby.awaiting, vec!["i-boot", "i-gone"]);
+    assert!(world.commands.sent_by_id.lock().unwrap().is_empty());
+    // In service now, but its agent has not registered: SSM refuses it by id; wait. The
+    // other left the group; a new one launched after the publish.
+    world.groups.set_members(
+        STANDBY,
+        &[
+            ("i-0000", true),
+            ("i-0001", true),
+            ("i-boot", true),
+            ("i-new", false),
+        ],
+    );
+    c.reconcile().await.unwrap();
+    let state = world.control.state().unwrap();
+    let standby = &state.transition.as_ref().unwrap().reload[STANDBY];
+    assert_eq!(standby.status, ReloadPhase::InProgress, "{standby:?}");
+    assert_eq!(standby.awaiting, vec!["i-boot"]);
+    // Registered: reloaded by id, and only it.
+    world.commands.unregistered.lock().unwrap().clear();
+    c.reconcile().await.unwrap();
+    let state = world.control.state().unwrap();
+    let standby = &state.transition.as_ref().unwrap().reload[STANDBY];
+    assert_eq!(standby.status, ReloadPhase::Succeeded, "{standby:?}");
+    assert!(standby.awaiting.is_empty());
+    assert_eq!(standby.succeeded, 3);
+    assert_eq!(
+        *world.commands.sent_by_id.lock().unwrap(),
+        vec![vec!["i-boot".to_owned()]]
+    );
+    assert_eq!(
+        world.groups.starts.load(Ordering::SeqCst),
+        0,
+        "no refresh needed"
+    );
+}
+
+/// A group with nothing in service at the switch, only booting instances: the reload
+/// waits for them instead of sending nothing at all.
+#[tokio::test(start_paused = true)]
+async fn a_group_with_only_booting_instances_is_reloaded_once_they_are_in_service() {
+    let world = FakeWorld::new();
+    world.groups.set_members(STANDBY, &[("i-boot", false)]);
+    let c = controller(&world, &run_command(&[("CAPACITY_PERCENT", "0")]));
+    let out = run(&c, alarm_home()).await;
+    let standby = &out.reload.unwrap()[STANDBY];
+    assert_eq!(standby.status, ReloadPhase::InProgress, "{standby:?}");
+    assert!(standby.command_id.is_none());
+    world.groups.set_members(STANDBY, &[("i-boot", true)]);
+    c.reconcile().await.unwrap();
+    let state = world.control.state().unwrap();
+    let standby = &state.transition.as_ref().unwrap().reload[STANDBY];
+    assert_eq!(standby.status, ReloadPhase::Succeeded, "{standby:?}");
+    assert_eq!(
+        *world.commands.sent_by_id.lock().unwrap(),
+        vec![vec!["i-boot".to_owned()]]
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn instances_that_never_answer_time_out_and_the_verifier_refreshes_their_group() {
     let world = FakeWorld::new();

@@ -550,6 +550,7 @@ pub const DEFAULT_SIZES: GroupInfo = GroupInfo {
     max: 4,
     instances: 2,
     in_service: 2,
+    members: Vec::new(),
 };
 
 impl FakeGroups {
@@ -563,8 +564,24 @@ impl FakeGroups {
                 max,
                 instances: desired.max(0) as u32,
                 in_service: desired.max(0) as u32,
+                members: Vec::new(),
             },
         );
+    }
+
+    /// Gives the group `key` these instances (id, in service); the counts follow.
+    pub fn set_members(&self, key: &str, members: &[(&str, bool)]) {
+        let mut sizes = self.sizes_of(key);
+        sizes.members = members
+            .iter()
+            .map(|(id, in_service)| crate::ports::Member {
+                id: (*id).to_owned(),
+                in_service: *in_service,
+            })
+            .collect();
+        sizes.instances = members.len() as u32;
+        sizes.in_service = members.iter().filter(|(_, s)| *s).count() as u32;
+        lock(&self.sizes).insert(key.to_owned(), sizes);
     }
 
     pub fn sizes_of(&self, key: &str) -> GroupInfo {
@@ -648,6 +665,10 @@ pub struct FakeCommands {
     pub zero_target_count: std::sync::atomic::AtomicBool,
     /// Per group key: the error code SSM refuses its commands with (nothing is sent).
     pub refused: Mutex<BTreeMap<String, (ErrorKind, &'static str)>>,
+    /// Instances SSM does not know yet: naming one by id is refused (InvalidInstanceId).
+    pub unregistered: Mutex<BTreeSet<String>>,
+    /// The instance ids of every command sent by id, in order.
+    pub sent_by_id: Mutex<Vec<Vec<String>>>,
     pub groups: Arc<FakeGroups>,
     pub crash: Arc<CrashPoint>,
 }
@@ -667,15 +688,27 @@ impl FakeCommands {
             .count()
     }
 
-    /// Records a command to the group's in-service instances; returns its id and how
-    /// many instances it reached.
-    fn apply_send(&self, group: &GroupRef) -> (String, u32) {
+    /// Records a command to the group's in-service instances (or to `ids`); returns its
+    /// id and how many instances it reached.
+    fn apply_send(&self, group: &GroupRef, ids: Option<&[String]>) -> (String, u32) {
         let key = group.key();
-        let instances = self.groups.sizes_of(&key).in_service;
+        let targets: Vec<String> = match ids {
+            Some(ids) => {
+                lock(&self.sent_by_id).push(ids.to_vec());
+                ids.to_vec()
+            }
+            None => (0..self.groups.sizes_of(&key).in_service)
+                .map(|i| format!("i-{i:04}"))
+                .collect(),
+        };
+        let instances = targets.len() as u32;
         let (fail, hang) = lock(&self.faults).remove(&key).unwrap_or((0, 0));
-        let invocations = (0..instances)
-            .map(|i| InvocationInfo {
-                instance_id: format!("i-{i:04}"),
+        let invocations = targets
+            .into_iter()
+            .enumerate()
+            .map(|(i, instance_id)| (i as u32, instance_id))
+            .map(|(i, instance_id)| InvocationInfo {
+                instance_id,
                 status: if i < fail {
                     "Failed"
                 } else if i < fail + hang {
@@ -696,11 +729,25 @@ impl RunCommands for Arc<FakeCommands> {
     async fn send(
         &self,
         group: &GroupRef,
+        instances: Option<&[String]>,
         _commands: &[String],
         _timeout: std::time::Duration,
         _comment: &str,
     ) -> Result<SentCommand, AwsError> {
         answering(&self.groups.down, "ssm", "SendCommand", &group.region)?;
+        let unknown: Vec<String> = instances
+            .unwrap_or_default()
+            .iter()
+            .filter(|id| lock(&self.unregistered).contains(*id))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(AwsError {
+                code: Some("InvalidInstanceId".into()),
+                message: format!("Instances {unknown:?} not in a valid state for account"),
+                ..fault("ssm", "SendCommand", &group.region, ErrorKind::Other)
+            });
+        }
         if let Some((kind, code)) = lock(&self.refused).get(&group.key()).copied() {
             return Err(AwsError {
                 code: Some(code.into()),
@@ -711,7 +758,7 @@ impl RunCommands for Arc<FakeCommands> {
         let (id, instances) = self
             .crash
             .write(("ssm", "SendCommand", &group.region), || {
-                self.apply_send(group)
+                self.apply_send(group, instances)
             })
             .await?;
         let reported = if self.zero_target_count.load(Ordering::SeqCst) {

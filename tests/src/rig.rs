@@ -78,12 +78,14 @@ pub fn free_port() -> u16 {
 /// The rig's timing variables, passed on from the test process's environment when set
 /// (see `rig/moto_region.py`): `RIG_TIME_SCALE` (divides every modelled duration, default
 /// 1), `RIG_BOOT_SECONDS` ("60-90"), `RIG_WARMUP_SECONDS` ("60"), `RIG_RUN_COMMAND_SECONDS`
-/// ("2-5") and `RIG_APP_PARAMETER` (the parameter instances read at boot and on reload).
-pub const RIG_ENV: [&str; 5] = [
+/// ("2-5"), `RIG_SSM_REGISTER_SECONDS` ("5-15", boot to SSM registration) and
+/// `RIG_APP_PARAMETER` (the parameter instances read at boot and on reload).
+pub const RIG_ENV: [&str; 6] = [
     "RIG_TIME_SCALE",
     "RIG_BOOT_SECONDS",
     "RIG_WARMUP_SECONDS",
     "RIG_RUN_COMMAND_SECONDS",
+    "RIG_SSM_REGISTER_SECONDS",
     "RIG_APP_PARAMETER",
 ];
 

@@ -125,6 +125,18 @@ impl ScalingGroups for AwsScalingGroups {
                     max: g.max_size().unwrap_or(0),
                     instances: u32::try_from(g.instances().len()).unwrap_or(u32::MAX),
                     in_service: u32::try_from(in_service).unwrap_or(u32::MAX),
+                    members: g
+                        .instances()
+                        .iter()
+                        .filter_map(|i| {
+                            Some(crate::ports::Member {
+                                id: i.instance_id()?.to_owned(),
+                                in_service: i
+                                    .lifecycle_state()
+                                    .is_some_and(|s| s.as_str() == "InService"),
+                            })
+                        })
+                        .collect(),
                 }
             }))
     }

@@ -36,6 +36,7 @@ impl RunCommands for SsmRunCommands {
     async fn send(
         &self,
         group: &GroupRef,
+        instances: Option<&[String]>,
         commands: &[String],
         timeout: Duration,
         comment: &str,
@@ -43,10 +44,12 @@ impl RunCommands for SsmRunCommands {
         const OP: &str = "SendCommand";
         let client = client_for(&self.clients, "ssm", OP, &group.region)?;
         let seconds = timeout.as_secs().max(1);
-        let out = client
-            .send_command()
-            .document_name(RELOAD_DOCUMENT)
-            .targets(Target::builder().key(GROUP_TAG).values(&group.name).build())
+        let request = client.send_command().document_name(RELOAD_DOCUMENT);
+        let request = match instances {
+            Some(ids) => request.set_instance_ids(Some(ids.to_vec())),
+            None => request.targets(Target::builder().key(GROUP_TAG).values(&group.name).build()),
+        };
+        let out = request
             .parameters("commands", commands.to_vec())
             .parameters("executionTimeout", vec![seconds.to_string()])
             // SSM's delivery timeout: 30 s at the least.

@@ -485,6 +485,8 @@ const TEMPLATE_PACE: Pace = Pace {
 const BOOT_SECONDS: (f64, f64) = (60.0, 90.0);
 const WARMUP_SECONDS: f64 = 60.0;
 const RUN_COMMAND_SECONDS: (f64, f64) = (2.0, 5.0);
+/// From the end of boot until SSM has registered the instance (its agent started).
+const SSM_REGISTER_SECONDS: (f64, f64) = (5.0, 15.0);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Scenario {
@@ -704,8 +706,11 @@ fn print_assumptions(pace: &Pace) {
         "  instance refresh in batches: MinHealthyPercentage {MIN_HEALTHY_PERCENT} % replaces max(1, N - ceil(N x 0.9)) instances at a time, each batch one boot + warmup"
     );
     println!(
-        "  Run Command {:.0}-{:.0} s per instance; an instance still booting is not registered with SSM and reads the parameter at boot",
-        RUN_COMMAND_SECONDS.0, RUN_COMMAND_SECONDS.1
+        "  Run Command {:.0}-{:.0} s per instance, in waves as SSM runs it: at most MaxConcurrency (50 %) at a time, and the targets not started once errors pass MaxErrors (25 %) are Cancelled (assumed); an instance registers with SSM {:.0}-{:.0} s after its boot (its agent starts), and reads the parameter at boot",
+        RUN_COMMAND_SECONDS.0,
+        RUN_COMMAND_SECONDS.1,
+        SSM_REGISTER_SECONDS.0,
+        SSM_REGISTER_SECONDS.1
     );
     println!("  DesiredCapacity above MaxSize is refused (ValidationError), as AWS does");
     println!(
@@ -1380,12 +1385,14 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
     let boot = format!("{}-{}", BOOT_SECONDS.0, BOOT_SECONDS.1);
     let warmup = WARMUP_SECONDS.to_string();
     let run_command = format!("{}-{}", RUN_COMMAND_SECONDS.0, RUN_COMMAND_SECONDS.1);
+    let ssm_register = format!("{}-{}", SSM_REGISTER_SECONDS.0, SSM_REGISTER_SECONDS.1);
     let mrsc_regions = format!("{HOME},{STANDBY}");
     let mut rig_env = vec![
         ("RIG_TIME_SCALE", scale.as_str()),
         ("RIG_BOOT_SECONDS", boot.as_str()),
         ("RIG_WARMUP_SECONDS", warmup.as_str()),
         ("RIG_RUN_COMMAND_SECONDS", run_command.as_str()),
+        ("RIG_SSM_REGISTER_SECONDS", ssm_register.as_str()),
         ("RIG_APP_PARAMETER", world::PARAMETER),
     ];
     if scenario == Scenario::ControlRegionLoss {
