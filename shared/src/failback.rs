@@ -509,11 +509,7 @@ impl<D: Deps> Controller<D> {
             return Ok(report);
         }
 
-        let was_ready = state
-            .failback
-            .as_ref()
-            .is_some_and(|f| f.epoch == state.epoch && f.ready);
-        let progress = self.check_home(&state).await?;
+        let (progress, became_ready) = self.check_home(&state).await?;
         report.failback = Some(progress.clone());
         report.data_loss_window = state.transition.as_ref().map(DataLossWindow::of);
         if !progress.ready {
@@ -544,11 +540,13 @@ impl<D: Deps> Controller<D> {
                     );
                 }
                 warn!(home = %home, "{}", report.reason);
-                if !was_ready {
+                // Told by the run whose write made it ready; its id is the stored fact's, so
+                // a run in another region, or a retry, that tells it again is dropped by
+                // consumers. Ready again after a relapse is a new fact.
+                if became_ready && let Some(since) = progress.ready_since {
                     self.notify(
                         DetailType::FailbackReady,
-                        // Ready again after a relapse in the same epoch is news too.
-                        format!("failback-ready-{}-{}", state.epoch, progress.last_check_at),
+                        format!("failback-ready-{}-{since}", state.epoch),
                         serde_json::json!({
                             "epoch": state.epoch,
                             "home_region": home,
@@ -610,7 +608,8 @@ impl<D: Deps> Controller<D> {
     }
 
     /// Probes home, updates the streak in the control state, checks the hold and the drain.
-    async fn check_home(&self, state: &ControlState) -> Result<FailbackProgress> {
+    /// Also says whether this run's write is the one that made home ready.
+    async fn check_home(&self, state: &ControlState) -> Result<(FailbackProgress, bool)> {
         let policy = self.config.failback;
         let home = self.config.home().clone();
         let round = health::probe_round(
@@ -637,9 +636,12 @@ impl<D: Deps> Controller<D> {
                     epoch,
                     healthy_streak: streak,
                     last_check_at: now,
-                    ready: false,
-                    waiting_for: Vec::new(),
+                    // Still ready until this run says otherwise: another region's verifier
+                    // reading now must not take it for news.
+                    ready: healthy && previous.is_some_and(|p| p.ready),
+                    waiting_for: previous.map(|p| p.waiting_for.clone()).unwrap_or_default(),
                     last_drain_seconds: previous.and_then(|p| p.last_drain_seconds),
+                    ready_since: previous.and_then(|p| p.ready_since).filter(|_| healthy),
                 });
             })
             .await?;
@@ -695,17 +697,31 @@ impl<D: Deps> Controller<D> {
                     if drain_seconds.is_some() {
                         f.last_drain_seconds = drain_seconds;
                     }
+                    f.ready_since = if ready {
+                        f.ready_since.or(Some(now))
+                    } else {
+                        None
+                    };
                 }
             })
             .await?;
-        Ok(state.failback.unwrap_or(FailbackProgress {
+        let progress = state.failback.unwrap_or(FailbackProgress {
             epoch,
             healthy_streak: streak,
             last_check_at: now,
             ready,
             waiting_for,
             last_drain_seconds: drain_seconds,
-        }))
+            ready_since: None,
+        });
+        // Not ready after this run's first write, ready after its second: this run made it
+        // so (a verifier elsewhere doing the same at once tells it with the same id).
+        let was_ready = updated
+            .failback
+            .as_ref()
+            .is_some_and(|f| f.ready_since.is_some());
+        let became_ready = progress.ready && !was_ready;
+        Ok((progress, became_ready))
     }
 
     /// Writes a sentinel (the active region's heartbeat) and waits, bounded, for home to

@@ -346,3 +346,38 @@ async fn the_run_budget_bounds_every_send_and_release_of_held_notices() {
     assert_eq!(world.bus.calls.load(Ordering::SeqCst), 2);
     assert_eq!(world.control.outbox.lock().unwrap().len(), 20);
 }
+
+/// Two verifiers (a control plane in each region) check home at once after it became
+/// ready: neither takes the other's in-progress check for news, and any Failback Ready
+/// either tells carries the one id of the fact.
+#[tokio::test]
+async fn verifiers_in_two_regions_tell_failback_ready_with_one_id() {
+    let world = FakeWorld::new();
+    let home_plane = controller(&world, FailbackMode::Approve);
+    let mut other = (*home_plane.config).clone();
+    other.own_region = region("eu-west-1");
+    let other_plane = Controller::new(Arc::new(other), world.ports());
+    home_plane.handle(alarm_on("us-east-1")).await.unwrap();
+    // Ready on the second check; the two planes then run side by side, twice.
+    home_plane.verify().await.unwrap();
+    for _ in 0..3 {
+        world.clock.advance(60_000);
+        let (a, b) = tokio::join!(home_plane.verify(), other_plane.verify());
+        assert_eq!((a.unwrap().outcome, b.unwrap().outcome), ("ready", "ready"));
+    }
+    let events = published(&world, "Failback Ready");
+    let ids: std::collections::BTreeSet<&str> = events.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(ids.len(), 1, "{events:?}");
+    let since = world
+        .control
+        .state()
+        .unwrap()
+        .failback
+        .unwrap()
+        .ready_since
+        .expect("ready since");
+    assert_eq!(
+        ids.first().copied(),
+        Some(format!("failback-ready-1-{since}").as_str())
+    );
+}

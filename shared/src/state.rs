@@ -105,6 +105,11 @@ pub struct FailbackProgress {
     pub waiting_for: Vec<String>,
     #[serde(default)]
     pub last_drain_seconds: Option<f64>,
+    /// When the run that found it ready first found it so; kept while every later check
+    /// agrees. The fact's identity: `Failback Ready` carries it in its id, so a verifier in
+    /// any region that tells it again tells it with the same id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_since: Option<Millis>,
 }
 
 impl ControlState {
