@@ -326,19 +326,26 @@ pub fn build<D: Deps>(config: &Config, to: &Region) -> Vec<RegionPlan<D>> {
             let mut follow = Vec::new();
             for group in groups {
                 let mut chain: Chain<D> = Vec::new();
-                if region == to && config.capacity.percent > 0 {
-                    chain.push(Box::new(CapacityStep {
+                let capacity = (region == to && config.capacity.percent > 0).then(|| {
+                    Box::new(CapacityStep {
                         group: group.clone(),
-                    }));
-                }
+                    }) as Box<dyn Step<D>>
+                });
                 match &config.reload.mode {
-                    ReloadMode::Refresh => chain.push(Box::new(RefreshStep {
-                        group: group.clone(),
-                    })),
+                    ReloadMode::Refresh => {
+                        chain.extend(capacity);
+                        chain.push(Box::new(RefreshStep {
+                            group: group.clone(),
+                        }));
+                    }
                     ReloadMode::RunCommand { .. } => {
+                        // The reload reads the group's instances before the raise: those
+                        // the raise launches come after the publish and read the new
+                        // value at boot, so only the ones already there are followed.
                         chain.push(Box::new(ReloadSend {
                             group: group.clone(),
                         }));
+                        chain.extend(capacity);
                         follow.push(vec![Box::new(ReloadFollow {
                             group: group.clone(),
                         }) as Box<dyn Step<D>>]);

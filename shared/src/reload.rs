@@ -115,8 +115,11 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
     let ReloadMode::RunCommand { commands } = &controller.config.reload.mode else {
         return ReloadStatus::failed("RELOAD_MODE is not run-command".into());
     };
-    // Read after this region's parameter was published: an instance that is not in the
-    // group yet launches after the publish and reads the new value at boot.
+    // Read after this region's parameter was published (and before any capacity raise):
+    // an instance not in the group yet launches after the publish and reads the new value
+    // at boot. Every one already there is followed until it has reloaded: the command
+    // reaches those in service and known to SSM; the rest (booting, or not registered
+    // yet) are reloaded by id later.
     let (running, awaiting) = match controller.ports.groups().describe(group).await {
         Ok(None) => {
             return ReloadStatus::failed(format!("{} does not exist", group.key()));
@@ -125,7 +128,6 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
             info.in_service,
             info.members
                 .iter()
-                .filter(|m| !m.in_service)
                 .map(|m| m.id.clone())
                 .collect::<Vec<_>>(),
         ),
@@ -137,7 +139,7 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
             info!(group = %group.key(), "no instance to reload; instances that launch read the parameter at boot");
             return ReloadStatus::new(ReloadPhase::NoInstances);
         }
-        info!(group = %group.key(), booting = awaiting.len(), "no instance in service yet; the booting ones are reloaded once in service");
+        info!(group = %group.key(), booting = awaiting.len(), "no instance in service yet; each is reloaded once in service");
         return ReloadStatus {
             sent_at: Some(sent_at),
             awaiting,
@@ -266,10 +268,20 @@ async fn follow<D: Deps>(
             {
                 Ok(invocations) => {
                     let mut counts = count(&invocations);
-                    // An instance SSM has not listed yet is still pending.
                     let listed =
                         counts.succeeded + counts.failed + counts.timed_out + counts.pending;
-                    counts.pending += status.targeted.saturating_sub(listed);
+                    if status.awaiting.is_empty() {
+                        // An instance SSM has not listed yet is still pending.
+                        counts.pending += status.targeted.saturating_sub(listed);
+                    } else if listed == 0 {
+                        // SSM resolves tag targets after it answers: nothing listed yet.
+                        counts.pending += status.targeted;
+                    }
+                    // Those it reached and reloaded are done; those it did not reach (not
+                    // registered yet) stay awaited and are reloaded by id.
+                    for done in invocations.iter().filter(|i| i.status == "Success") {
+                        status.awaiting.retain(|id| *id != done.instance_id);
+                    }
                     let verdict = judge(&mut counts, controller.now(), deadline);
                     status.succeeded = counts.succeeded;
                     status.failed = counts.failed;
