@@ -37,8 +37,8 @@ the missing operations on moto's own backends (no emulator written from scratch)
   drawn per instance) after the end of its boot, when its agent has started, not at the
   instant it reads the parameter. Naming an instance SSM does not know yet by id fails
   with InvalidInstanceId, as AWS does. The command runs in waves, as SSM runs it: at most
-  MaxConcurrency targets at a time (a count, or a share of the targets rounded up; default
-  50 %), the next starting as one ends, Pending until then; once more than MaxErrors
+  MaxConcurrency targets at a time (a count, or a share of the targets rounded up; SSM's
+  default 50), the next starting as one ends, Pending until then; once more than MaxErrors
   targets (a count, or a share rounded down; default 0) have failed or timed out, the
   targets not yet started get no command and are reported Cancelled (the rounding and the
   Cancelled status are assumptions: AWS documents that it stops sending, not how it

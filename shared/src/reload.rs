@@ -511,5 +511,20 @@ mod tests {
             }
         );
         assert_eq!(judge(&mut partial, 0, 10), Verdict::FallBack);
+
+        // SSM ran a wave, the errors passed MaxErrors, and it cancelled the rest: nothing
+        // is left to wait for, so the group falls back now, long before the backstop.
+        let mut stopped = count(&invocations(&[
+            "Success",
+            "Failed",
+            "Failed",
+            "Failed",
+            "Cancelled",
+            "Cancelled",
+        ]));
+        assert_eq!(judge(&mut stopped, 0, 1_000_000), Verdict::FallBack);
+        // A wave still waiting its turn is pending.
+        let mut waves = count(&invocations(&["Success", "Pending"]));
+        assert_eq!(judge(&mut waves, 0, 1_000_000), Verdict::Waiting);
     }
 }

@@ -337,9 +337,12 @@ async fn a_refresh_at_min_healthy_50_replaces_four_instances_in_two_batches() {
     }
 }
 
-/// Sends the reload to the group; returns the command id and its TargetCount.
-async fn send_reload(world: &World, execution_timeout: &str) -> (String, i32) {
-    let out = world
+/// The reload to the group's tag, as regionpilot sends it.
+fn reload_request(
+    world: &World,
+    execution_timeout: &str,
+) -> aws_sdk_ssm::operation::send_command::builders::SendCommandFluentBuilder {
+    world
         .client(REGION)
         .ssm
         .send_command()
@@ -352,6 +355,11 @@ async fn send_reload(world: &World, execution_timeout: &str) -> (String, i32) {
         )
         .parameters("commands", vec!["systemctl reload app".into()])
         .parameters("executionTimeout", vec![execution_timeout.into()])
+}
+
+/// Sends the reload to the group; returns the command id and its TargetCount.
+async fn send_reload(world: &World, execution_timeout: &str) -> (String, i32) {
+    let out = reload_request(world, execution_timeout)
         .send()
         .await
         .expect("send command");
@@ -504,4 +512,107 @@ async fn run_command_reloads_booted_instances_skips_booting_ones_and_reports_fau
             .values()
             .all(|v| v.as_deref() == Some("eu-central-1"))
     );
+}
+
+/// Sends the reload with SSM's rate controls; returns the command id.
+async fn send_reload_in_waves(world: &World, max_concurrency: &str, max_errors: &str) -> String {
+    let out = reload_request(world, "600")
+        .max_concurrency(max_concurrency)
+        .max_errors(max_errors)
+        .send()
+        .await
+        .expect("send command");
+    out.command.unwrap().command_id().unwrap().to_owned()
+}
+
+/// SSM runs a command in waves of MaxConcurrency, and stops sending it once errors pass
+/// MaxErrors: the targets not started are reported Cancelled (the rig's assumption of how
+/// SSM reports them). Every command takes exactly 3 s (60 ms at 50x) here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_command_runs_in_waves_and_stops_after_max_errors() {
+    let dir = paths::scratch("rig-run-command-waves");
+    let rig = Rig::start_with(
+        &[REGION],
+        &[],
+        &dir,
+        &[("RIG_TIME_SCALE", "50"), ("RIG_RUN_COMMAND_SECONDS", "3")],
+    )
+    .await;
+    let world = World::connect(&rig, &[REGION], REGION).await;
+    world.seed_with(&[(REGION, 8, 8, 8)]).await;
+    let one = Duration::from_secs_f64(3.0 / SCALE);
+
+    // Half the group at a time: two waves, each a whole command long.
+    let sent = Instant::now();
+    let command = send_reload_in_waves(&world, "50%", "25%").await;
+    let statuses = finished(&world, &command).await;
+    let took = sent.elapsed();
+    assert_eq!(statuses.len(), 8);
+    assert!(statuses.values().all(|s| s == "Success"), "{statuses:?}");
+    assert!(took >= one * 2, "two waves took {took:?}");
+
+    // The first wave all fail: 4 errors pass 25 % of 8 (2), so the second wave is never
+    // sent and is reported Cancelled.
+    rig.set_instance_faults(REGION, GROUP, 4, 0);
+    let command = send_reload_in_waves(&world, "50%", "25%").await;
+    let statuses = finished(&world, &command).await;
+    let count = |s: &str| statuses.values().filter(|v| *v == s).count();
+    assert_eq!(
+        (count("Failed"), count("Cancelled")),
+        (4, 4),
+        "{statuses:?}"
+    );
+    assert_eq!(command_summary(&world, &command).await.0, "Failed");
+}
+
+/// An instance registers with SSM some seconds after its boot (its agent starts), not at
+/// the instant it reads the parameter: until then a command to the group's tag passes it
+/// by, and naming it by id fails with InvalidInstanceId, as AWS answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_is_known_to_ssm_only_some_seconds_after_its_boot() {
+    let dir = paths::scratch("rig-ssm-register");
+    let rig = Rig::start_with(
+        &[REGION],
+        &[],
+        &dir,
+        // 60 s at 50x: 1.2 s after the end of boot.
+        &[("RIG_TIME_SCALE", "50"), ("RIG_SSM_REGISTER_SECONDS", "60")],
+    )
+    .await;
+    let world = World::connect(&rig, &[REGION], REGION).await;
+    world.seed_with(&[(REGION, 1, 1, 2)]).await;
+    let first = ids(&live(&rig));
+    set_desired(&world, 2).await.unwrap();
+    let booted = wait_instances(&rig, Duration::from_secs(10), "second booted", |all| {
+        all.len() == 2 && all.iter().all(|i| i.state != "booting")
+    })
+    .await;
+    let second = booted
+        .iter()
+        .find(|i| !first.contains(&i.id))
+        .expect("the new instance")
+        .id
+        .clone();
+    // Booted (it has read the parameter), not yet registered.
+    let (_, targets) = send_reload(&world, "60").await;
+    assert_eq!(targets, 1, "the tag reached only the first instance");
+    let err = world
+        .client(REGION)
+        .ssm
+        .send_command()
+        .document_name("AWS-RunShellScript")
+        .instance_ids(&second)
+        .parameters("commands", vec!["systemctl reload app".into()])
+        .send()
+        .await
+        .expect_err("not a managed node yet");
+    assert_eq!(
+        aws_sdk_ssm::error::ProvideErrorMetadata::code(&err),
+        Some("InvalidInstanceId"),
+        "{err:?}"
+    );
+    // Registered: reached by id and by the tag.
+    tokio::time::sleep(Duration::from_secs_f64(60.0 / SCALE + 0.2)).await;
+    let (_, targets) = send_reload(&world, "60").await;
+    assert_eq!(targets, 2);
 }
