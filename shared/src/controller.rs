@@ -127,9 +127,11 @@ impl<D: Deps> Controller<D> {
     }
 
     pub async fn handle(&self, trigger: Trigger) -> Result<Response> {
+        // Boxed: a transition's future nests deep (switch, carry out, record, verify the
+        // write); on the heap it keeps every caller's future small and its type shallow.
         match trigger {
-            Trigger::Alarm(alarm) => self.on_alarm(alarm).await,
-            Trigger::Command(command) => self.on_command(command).await,
+            Trigger::Alarm(alarm) => Box::pin(self.on_alarm(alarm)).await,
+            Trigger::Command(command) => Box::pin(self.on_command(command)).await,
         }
     }
 
