@@ -53,12 +53,34 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The region a failover alarm should now be about: the one the parameter names.
-async fn active(world: &World) -> String {
-    world
-        .parameter(STANDBY)
-        .await
-        .expect("parameter readable in the standby")
+/// Where an implementation keeps the active region: regionpilot in its control state, the
+/// recipe's Python Lambda in the parameter alone. With the two alternating, each sample's
+/// alarm is about the region that implementation has active, so each is a real switch.
+#[derive(Clone, Copy)]
+enum ActiveIn {
+    ControlState,
+    Parameter,
+}
+
+/// The region a failover alarm should now be about.
+async fn active(world: &World, kept: ActiveIn) -> String {
+    let parameter = || async {
+        world
+            .parameter(STANDBY)
+            .await
+            .expect("parameter readable in the standby")
+    };
+    match kept {
+        ActiveIn::Parameter => parameter().await,
+        ActiveIn::ControlState => match world.control_item().await {
+            Some(item) => item
+                .get("active_region")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .expect("the control state names its active region"),
+            None => HOME.to_owned(),
+        },
+    }
 }
 
 fn assert_switched(out: &Value, what: &str) {
@@ -69,23 +91,27 @@ fn assert_switched(out: &Value, what: &str) {
 /// by sample, each does the same real switch (the alarm is always about the active
 /// region) on the rig as the other left it, so neither is measured on a rig the other
 /// has loaded with more switches.
-async fn measure_failovers(world: &World, functions: &mut [&mut LocalFunction]) -> Vec<Measured> {
+async fn measure_failovers(
+    world: &World,
+    functions: &mut [(&mut LocalFunction, ActiveIn)],
+) -> Vec<Measured> {
     let mut all: Vec<Measured> = functions.iter().map(|_| Measured::default()).collect();
     for _ in 0..COLD_SAMPLES {
-        for (function, m) in functions.iter_mut().zip(all.iter_mut()) {
-            let (took, out) = function.cold_invoke(&alarm_for(&active(world).await)).await;
+        for ((function, kept), m) in functions.iter_mut().zip(all.iter_mut()) {
+            let alarm = alarm_for(&active(world, *kept).await);
+            let (took, out) = function.cold_invoke(&alarm).await;
             assert_switched(&out.ok(), &format!("{} cold", function.name));
             m.cold_ms.push(ms(took));
             function.stop().await;
             world.forget_automatic_switches().await;
         }
     }
-    for function in functions.iter_mut() {
+    for (function, _) in functions.iter_mut() {
         function.spawn_process();
     }
     for i in 0..WARM_SAMPLES {
-        for (function, m) in functions.iter_mut().zip(all.iter_mut()) {
-            let event = alarm_for(&active(world).await);
+        for ((function, kept), m) in functions.iter_mut().zip(all.iter_mut()) {
+            let event = alarm_for(&active(world, *kept).await);
             let started = Instant::now();
             let out = function.invoke(&event).await.ok();
             let took = started.elapsed();
@@ -94,7 +120,7 @@ async fn measure_failovers(world: &World, functions: &mut [&mut LocalFunction]) 
             world.forget_automatic_switches().await;
         }
     }
-    for (function, m) in functions.iter_mut().zip(all.iter_mut()) {
+    for ((function, _), m) in functions.iter_mut().zip(all.iter_mut()) {
         m.peak_rss_kib = function.peak_rss_kib().into_iter().max().unwrap_or(0);
         function.stop().await;
     }
@@ -162,7 +188,7 @@ async fn decisions_with_control_in_third_region(env: &[(&str, &str)]) -> Vec<f64
     let mut stage = Stage::start("bench-third", &[HOME, STANDBY], "us-east-2", 1, env).await;
     let mut samples = Vec::new();
     for i in 0..WARM_SAMPLES {
-        let event = alarm_for(&active(&stage.world).await);
+        let event = alarm_for(&active(&stage.world, ActiveIn::ControlState).await);
         let started = Instant::now();
         let out = stage.failover.invoke(&event).await.ok();
         let took = started.elapsed();
@@ -204,7 +230,7 @@ async fn sequential_stages(
     let delay = [Fault::latency("*", STAGE_PROBE_LATENCY_MS)];
     let mut samples = Vec::new();
     for i in 0..STAGE_SAMPLES {
-        let event = alarm_for(&active(world).await);
+        let event = alarm_for(&active(world, ActiveIn::ControlState).await);
         for region in [HOME, STANDBY] {
             rig.set_faults(region, &delay);
         }
@@ -250,7 +276,7 @@ async fn measure_frozen(rig: &Rig, world: &World, function: &mut LocalFunction) 
     function.spawn_process();
     let mut samples = Vec::new();
     for i in 0..FROZEN_SAMPLES {
-        if active(world).await != HOME {
+        if active(world, ActiveIn::ControlState).await != HOME {
             let back =
                 json!({"command": "failover", "target_region": HOME, "reason": "bench reset"});
             assert_switched(&function.invoke(&back).await.ok(), "reset to home");
@@ -332,9 +358,15 @@ async fn main() {
         &stage.rig.dir,
     )
     .await;
-    let mut measured = measure_failovers(world, &mut [&mut stage.failover, &mut python_function])
-        .await
-        .into_iter();
+    let mut measured = measure_failovers(
+        world,
+        &mut [
+            (&mut stage.failover, ActiveIn::ControlState),
+            (&mut python_function, ActiveIn::Parameter),
+        ],
+    )
+    .await
+    .into_iter();
     let (mut rust, mut python) = match (measured.next(), measured.next()) {
         (Some(rust), Some(python)) => (rust, python),
         _ => unreachable!("two functions measured"),
