@@ -254,7 +254,11 @@ async fn follow<D: Deps>(
     mut status: ReloadStatus,
 ) -> ReloadStatus {
     let controller = cx.controller;
+    // A command already judged (every target done, instances that were booting still
+    // awaited) is not polled again: its counts stand, and the late phase goes on.
+    let judged = status.pending == 0 && !status.awaiting.is_empty();
     if status.status == ReloadPhase::InProgress
+        && !judged
         && let Some(command_id) = status.command_id.clone()
     {
         let deadline = status.sent_at.unwrap_or(0) + backstop(controller.config.reload.timeout);
