@@ -13,4 +13,4 @@ soak:
 # Ten million fuzzing executions over every input surface (events, requests, config,
 # FAILBACK_WINDOW); a panic fails it.
 fuzz:
-	cargo run -p regionpilot-shared --example fuzz -- 10000000
+	cargo run -p regionpilot-shared --features testing --example fuzz -- 10000000

@@ -5,7 +5,7 @@
 //! fields dropped, types changed, strings cut), random JSON over those words, and random
 //! text. Every execution runs under `catch_unwind`; a panic is counted and its input kept.
 //!
-//!     cargo run --release -p regionpilot-shared --example fuzz -- [EXECUTIONS] [SEED]
+//!     cargo run -p regionpilot-shared --features testing --example fuzz -- [EXECUTIONS] [SEED]
 //!
 //! (`make fuzz` runs 10 million.) It prints the executions per surface, the rate, and the
 //! panics; it exits non-zero if there was any. The unit tests' proptest cases cover the
@@ -18,76 +18,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use regionpilot::config::Config;
+use regionpilot::testing::{DECODER_WORDS as WORDS, config};
 use serde_json::{Map, Value};
-
-const WORDS: &[&str] = &[
-    "command",
-    "status",
-    "failover",
-    "failback",
-    "pause",
-    "resume",
-    "probe",
-    "verify",
-    "report",
-    "epoch",
-    "format",
-    "markdown",
-    "window",
-    "target_region",
-    "reason",
-    "dry_run",
-    "force",
-    "source",
-    "aws.cloudwatch",
-    "aws.events",
-    "alarmData",
-    "alarmName",
-    "state",
-    "value",
-    "time",
-    "timestamp",
-    "2026-11-25T10:00:00.000+0000",
-    "ALARM",
-    "OK",
-    "INSUFFICIENT_DATA",
-    "configuration",
-    "metrics",
-    "metricStat",
-    "metric",
-    "dimensions",
-    "Region",
-    "detail-type",
-    "CloudWatch Alarm State Change",
-    "Scheduled Event",
-    "detail",
-    "Records",
-    "EventSource",
-    "aws:sns",
-    "Sns",
-    "Message",
-    "Trigger",
-    "Dimensions",
-    "NewStateValue",
-    "AlarmName",
-    "actionsSuppressedBy",
-    "WaitPeriod",
-    "name",
-    "us-east-1",
-    "us-west-2",
-    "eu-west-1",
-    "ap-south-1",
-    "US-EAST-1",
-    "x-us-east-1",
-    "\u{0}\n\u{1b}[2J",
-    "\r\nlevel=ERROR forged",
-    "",
-    "🙂",
-    "${jndi:ldap://x}",
-    "-1",
-    "1e400",
-    "18446744073709551616",
-];
 
 const VARIABLES: &[&str] = &[
     "ACTIVE_REGION_PARAMETER",
@@ -125,16 +57,6 @@ const VARIABLES: &[&str] = &[
     "SCALE_IN_DELAY_SECONDS",
     "TRAFFIC",
     "TRANSITION_LEASE_SECONDS",
-];
-
-const VALID_ENV: &[(&str, &str)] = &[
-    ("REGIONS", "us-east-1,us-west-2,eu-west-1"),
-    ("AWS_REGION", "us-west-2"),
-    ("ACTIVE_REGION_PARAMETER", "/app/active-region"),
-    ("AUTO_SCALING_GROUPS", "app"),
-    ("CONTROL_TABLE", "control"),
-    ("HEALTH_TABLE", "health"),
-    ("HEALTH_KEY", "pk=canary"),
 ];
 
 const VALUE_PIECES: &[&str] = &[
@@ -351,13 +273,7 @@ fn main() {
         .map_or(0x5EED_2026, |a| a.parse().expect("SEED"));
     // Panics are counted, not printed one by one.
     std::panic::set_hook(Box::new(|_| {}));
-    let config = Config::from_lookup(|name| {
-        VALID_ENV
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| (*v).to_owned())
-    })
-    .expect("the fuzzer's base configuration");
+    let config = config();
     let fixtures = fixtures();
     let mut rng = Rng(seed | 1);
     let mut counts = Counts::default();
@@ -405,7 +321,7 @@ fn main() {
                 );
             }
             7 | 8 => {
-                let mut env: Vec<(String, String)> = VALID_ENV
+                let mut env: Vec<(String, String)> = regionpilot::testing::TEST_ENV
                     .iter()
                     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                     .collect();

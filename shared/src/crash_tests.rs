@@ -190,6 +190,20 @@ fn check_run_command(world: &FakeWorld, transition: &crate::state::Transition, c
     );
 }
 
+/// A new world, prepared for a suite.
+fn prepared(prepare: fn(&FakeWorld)) -> FakeWorld {
+    let world = FakeWorld::new();
+    prepare(&world);
+    world
+}
+
+fn run_command() -> Arc<Config> {
+    Arc::new(config_with(&[
+        ("RELOAD_MODE", "run-command"),
+        ("RELOAD_COMMANDS", "/opt/app/bin/use-active-region"),
+    ]))
+}
+
 fn pilot_light(world: &FakeWorld) {
     world.groups.set_sizes("us-east-1/app", 1, 10, 12);
     world.groups.set_sizes("us-west-2/app", 1, 1, 12);
@@ -203,20 +217,12 @@ async fn a_crash_at_any_write_of_a_transition_is_finished_and_nothing_is_done_tw
 
 #[tokio::test]
 async fn a_crash_at_any_write_of_the_capacity_and_run_command_steps_is_finished() {
-    let config = config_with(&[
-        ("RELOAD_MODE", "run-command"),
-        ("RELOAD_COMMANDS", "/opt/app/bin/use-active-region"),
-    ]);
-    crash_suite(Mode::RunCommand, Arc::new(config), pilot_light).await;
+    crash_suite(Mode::RunCommand, run_command(), pilot_light).await;
 }
 
 async fn crash_suite(mode: Mode, config: Arc<Config>, prepare: fn(&FakeWorld)) {
     let steps = steps();
-    let new_world = || {
-        let world = FakeWorld::new();
-        prepare(&world);
-        world
-    };
+    let new_world = || prepared(prepare);
     // How many writes each transition makes when nothing crashes.
     let world = new_world();
     let mut writes = Vec::new();
@@ -314,20 +320,12 @@ async fn a_write_applied_and_then_failed_at_any_point_of_a_transition_waits_for_
 #[tokio::test]
 async fn a_write_applied_and_then_failed_in_the_capacity_and_run_command_steps_waits_for_no_lease()
 {
-    let config = config_with(&[
-        ("RELOAD_MODE", "run-command"),
-        ("RELOAD_COMMANDS", "/opt/app/bin/use-active-region"),
-    ]);
-    lost_answer_suite(Mode::RunCommand, Arc::new(config), pilot_light).await;
+    lost_answer_suite(Mode::RunCommand, run_command(), pilot_light).await;
 }
 
 async fn lost_answer_suite(mode: Mode, config: Arc<Config>, prepare: fn(&FakeWorld)) {
     let steps = steps();
-    let new_world = || {
-        let world = FakeWorld::new();
-        prepare(&world);
-        world
-    };
+    let new_world = || prepared(prepare);
     let world = new_world();
     let mut writes = Vec::new();
     let mut calls = Vec::new();

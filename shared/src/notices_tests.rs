@@ -279,12 +279,17 @@ async fn a_refused_dry_run_tells_nobody() {
     assert!(world.control.outbox.lock().unwrap().is_empty());
 }
 
-fn held_notice(n: u64) -> Notice {
-    Notice {
-        id: format!("held-{n:02}"),
-        detail_type: "Region Switch".into(),
-        detail: serde_json::json!({"n": n}),
-        at: 1_000 + n,
+/// `count` notices held in the control table, `held-00` the oldest.
+fn hold_notices(world: &FakeWorld, count: u64) {
+    let mut outbox = world.control.outbox.lock().unwrap();
+    for n in 0..count {
+        let notice = Notice {
+            id: format!("held-{n:02}"),
+            detail_type: "Region Switch".into(),
+            detail: serde_json::json!({"n": n}),
+            at: 1_000 + n,
+        };
+        outbox.insert((notice.at, notice.id.clone()), notice);
     }
 }
 
@@ -292,14 +297,7 @@ fn held_notice(n: u64) -> Notice {
 async fn one_held_notice_the_bus_refuses_holds_back_only_itself() {
     let world = FakeWorld::new();
     let c = controller(&world, FailbackMode::Approve);
-    for n in 0..25 {
-        world
-            .control
-            .outbox
-            .lock()
-            .unwrap()
-            .insert((1_000 + n, format!("held-{n:02}")), held_notice(n));
-    }
+    hold_notices(&world, 25);
     // The oldest makes every PutEvents it is in fail as a whole.
     world.bus.poison.lock().unwrap().insert("held-00".into());
     for _ in 0..2 {
@@ -325,14 +323,7 @@ async fn one_held_notice_the_bus_refuses_holds_back_only_itself() {
 async fn the_run_budget_bounds_every_send_and_release_of_held_notices() {
     let world = FakeWorld::new();
     let c = controller(&world, FailbackMode::Approve);
-    for n in 0..30 {
-        world
-            .control
-            .outbox
-            .lock()
-            .unwrap()
-            .insert((1_000 + n, format!("held-{n:02}")), held_notice(n));
-    }
+    hold_notices(&world, 30);
     // A bus that answers, slowly: each call takes most of a call timeout.
     let call = c.config.timeouts.call_attempt;
     *world.bus.stall.lock().unwrap() = Some(call.mul_f64(0.9));

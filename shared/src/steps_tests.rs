@@ -185,18 +185,25 @@ async fn a_group_that_no_longer_exists_is_reported_and_does_not_stop_the_others(
     assert_eq!(reload[THIRD].status, ReloadPhase::Succeeded);
 }
 
-#[tokio::test]
-async fn scale_in_comes_after_the_delay_and_never_to_the_active_region() {
-    let world = FakeWorld::new();
-    pilot_light(&world, 12);
+/// Pilot light failed over by home's alarm (the standby raised from 1 to 10), with
+/// `SCALE_IN_DELAY_SECONDS` as given and failback by approval.
+async fn scaled_up_standby(world: &FakeWorld, scale_in_delay: &str) -> Controller<FakePorts> {
+    pilot_light(world, 12);
     let c = controller(
-        &world,
+        world,
         &[
-            ("SCALE_IN_DELAY_SECONDS", "900"),
+            ("SCALE_IN_DELAY_SECONDS", scale_in_delay),
             ("FAILBACK_MODE", "approve"),
         ],
     );
     run(&c, alarm_home()).await;
+    c
+}
+
+#[tokio::test]
+async fn scale_in_comes_after_the_delay_and_never_to_the_active_region() {
+    let world = FakeWorld::new();
+    let c = scaled_up_standby(&world, "900").await;
     assert_eq!(world.groups.sizes_of(STANDBY).desired, 10);
     // While the standby is active, however long, its capacity stays.
     world.clock.advance(3_600_000);
@@ -249,15 +256,7 @@ async fn scale_in_comes_after_the_delay_and_never_to_the_active_region() {
 #[tokio::test]
 async fn a_failover_landing_during_a_scale_in_gets_the_new_active_region_back_to_capacity() {
     let world = FakeWorld::new();
-    pilot_light(&world, 12);
-    let c = controller(
-        &world,
-        &[
-            ("SCALE_IN_DELAY_SECONDS", "900"),
-            ("FAILBACK_MODE", "approve"),
-        ],
-    );
-    run(&c, alarm_home()).await;
+    let c = scaled_up_standby(&world, "900").await;
     run(&c, failback()).await;
     assert_eq!(world.groups.sizes_of(STANDBY).desired, 10);
     world.clock.advance(901_000);
@@ -326,15 +325,7 @@ async fn a_failover_landing_during_a_scale_in_gets_the_new_active_region_back_to
 #[tokio::test]
 async fn a_failback_that_raises_home_records_nothing_to_scale_in() {
     let world = FakeWorld::new();
-    pilot_light(&world, 12);
-    let c = controller(
-        &world,
-        &[
-            ("SCALE_IN_DELAY_SECONDS", "60"),
-            ("FAILBACK_MODE", "approve"),
-        ],
-    );
-    run(&c, alarm_home()).await;
+    let c = scaled_up_standby(&world, "60").await;
     // Home's own scaling policy took it down to 2 during the outage.
     world.groups.set_sizes(HOME, 1, 2, 12);
     let out = run(&c, failback()).await;
