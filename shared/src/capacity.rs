@@ -473,8 +473,10 @@ impl<D: Deps> Controller<D> {
                 continue;
             }
             if let Err(e) = groups.set_desired(group, to).await {
+                // It may have been applied all the same: the intent stays, so the next
+                // run finds the group scaled in and forgets the record, or decides again,
+                // or (a switch having landed) puts it back.
                 report.failed.push(format!("{}: {e}", scale_in.group));
-                self.restore_scale_in(group, &intent, &mut report).await?;
                 continue;
             }
             let after = self.load().await?.value;

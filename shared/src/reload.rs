@@ -2,14 +2,17 @@
 //! (`AWS-RunShellScript` with `RELOAD_COMMANDS`) per group, targeting the group's running
 //! instances by their `aws:autoscaling:groupName` tag, followed per instance. Instances
 //! that failed or did not answer within `RELOAD_TIMEOUT_SECONDS` are replaced: the group
-//! gets an instance refresh as the safety net. Instances that boot later read the
-//! parameter at boot, as in refresh mode.
+//! gets an instance refresh as the safety net. Instances already in the group that the
+//! command could not reach (still booting, or not yet registered with SSM) are reloaded by
+//! id once they can be; instances launched after the publish read the parameter at boot,
+//! as in refresh mode.
 //!
 //! Two steps: `ReloadSend` in the act stage (fast, so every region's command goes out at
-//! once) and `ReloadFollow` in the follow stage. A command SSM does not take (AccessDenied,
-//! throttling, a 5xx, a bad document) falls back to the refresh in the same run. A crash between sending and recording
-//! sends the command again on retry: reload commands re-read the parameter and reload,
-//! so running one twice is harmless (say so to users writing `RELOAD_COMMANDS`).
+//! once) and `ReloadFollow` in the follow stage. A command SSM does not take
+//! (AccessDenied, throttling, a 5xx, a bad document) falls back to the refresh in the same
+//! run. A crash between sending and recording sends the command again on retry: reload
+//! commands re-read the parameter and reload, so running one twice is harmless (say so to
+//! users writing `RELOAD_COMMANDS`).
 
 use std::time::Duration;
 
