@@ -18,7 +18,7 @@ use crate::alarm::MetricAlarm;
 /// The serving alarm's period (the template's `Period`; 60 s is the shortest period of a
 /// standard-resolution metric, which a Route 53 health check on an alarm requires).
 pub const PERIOD_SECONDS: f64 = crate::alarm::SERVING.period_seconds;
-/// The weighted records' TTL (the template's `TTL`).
+/// The weighted records' TTL (the template's `RecordTtl` default).
 pub const TTL_SECONDS: f64 = 60.0;
 /// Assumed: how long after a period ends CloudWatch evaluates the alarm on it.
 pub const EVALUATION_DELAY_SECONDS: f64 = 10.0;

@@ -1062,8 +1062,18 @@ fn weighted_records_follow_the_health_checks_when_zone_name_and_targets_are_set(
         );
     }
 
-    let with =
-        expanded_template(&[THREE_REGIONS, &[HOSTED_ZONE, RECORD_NAME, REGION_TARGETS]].concat());
+    let with = expanded_template(
+        &[
+            THREE_REGIONS,
+            &[
+                HOSTED_ZONE,
+                RECORD_NAME,
+                REGION_TARGETS,
+                ("RecordTtl", "15"),
+            ],
+        ]
+        .concat(),
+    );
     let checks = health_checks(&with);
     let records = resources(&with, "AWS::Route53::RecordSet");
     let mut by_region = BTreeMap::new();
@@ -1083,7 +1093,7 @@ fn weighted_records_follow_the_health_checks_when_zone_name_and_targets_are_set(
                 "HostedZoneId": HOSTED_ZONE.1,
                 "Name": RECORD_NAME.1,
                 "Type": "CNAME",
-                "TTL": "60",
+                "TTL": "15",
                 "SetIdentifier": region,
                 "Weight": 100,
                 "HealthCheckId": { "Ref": check },
@@ -2204,7 +2214,8 @@ fn every_numeric_parameter_has_the_codes_bounds() {
     checked.insert("ProbeIntervalSeconds".into());
     // Every Number parameter is one of those, or the template's own.
     for (name, p) in parameters {
-        if p["Type"] == "Number" && name != "ReservedConcurrency" {
+        // The template's own: not function variables.
+        if p["Type"] == "Number" && !["ReservedConcurrency", "RecordTtl"].contains(&name.as_str()) {
             assert!(checked.contains(name), "{name} has no bounds in config.rs");
         }
     }
@@ -2478,4 +2489,16 @@ fn the_drills_alarm_models_are_the_templates_rules() {
     for (id, a) in alarms_on(&template, "ActiveRegion") {
         assert_eq!(rule_of(&a["Properties"]), alarm::SERVING, "{id}");
     }
+}
+
+/// The drill's DNS model resolves with the records' default TTL.
+#[test]
+fn the_drills_ttl_is_the_templates_default_record_ttl() {
+    let template = template();
+    let ttl = &template["Parameters"]["RecordTtl"];
+    assert_eq!(ttl["Type"], "Number");
+    assert_eq!(
+        ttl["Default"],
+        json!(regionpilot_tests::dns::TTL_SECONDS as u64)
+    );
 }
