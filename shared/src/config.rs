@@ -90,6 +90,9 @@ pub const SCALE_IN_DELAY_SECONDS: Bounds = Bounds::new("SCALE_IN_DELAY_SECONDS",
 pub const RELOAD_TIMEOUT_SECONDS: Bounds = Bounds::new("RELOAD_TIMEOUT_SECONDS", 120, 1, 3600);
 pub const READINESS_INTERVAL_SECONDS: Bounds =
     Bounds::new("READINESS_INTERVAL_SECONDS", 900, 0, DAY);
+/// How long a serving gate that cannot read the decision answers with the last one it
+/// read (see `gate.rs` for why 120 s).
+pub const GATE_STALE_SECONDS: Bounds = Bounds::new("GATE_STALE_SECONDS", 120, 0, 3600);
 
 /// Every whole-number setting with a range.
 pub const NUMBERS: &[Bounds] = &[
@@ -111,6 +114,7 @@ pub const NUMBERS: &[Bounds] = &[
     SCALE_IN_DELAY_SECONDS,
     RELOAD_TIMEOUT_SECONDS,
     READINESS_INTERVAL_SECONDS,
+    GATE_STALE_SECONDS,
 ];
 
 /// `PROBE_INTERVAL_SECONDS`: the divisors of the unhealthy alarms' 10 s period, so every
@@ -249,6 +253,11 @@ pub struct Config {
     /// `READINESS_INTERVAL_SECONDS`: how often the verifier evaluates whether a failover
     /// would work now; 0, every run.
     pub readiness_interval: Duration,
+    /// `GATE_TOKEN`: the first segment of a serving gate's path; empty, no gate (every
+    /// function URL request is answered 404).
+    pub gate_token: String,
+    /// `GATE_STALE_SECONDS`: how long a gate answers with the last decision it read.
+    pub gate_stale: Duration,
 }
 
 impl Config {
@@ -430,6 +439,21 @@ impl Config {
             })
             .transpose()?;
         let readiness_interval = seconds(READINESS_INTERVAL_SECONDS)?;
+        let gate_token = get("GATE_TOKEN").unwrap_or_default();
+        // A path segment a health check can send: URL-safe, and long enough not to guess.
+        if !gate_token.is_empty()
+            && (gate_token.len() < 16
+                || gate_token.len() > 128
+                || !gate_token
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            return Err(Error::Config {
+                variable: "GATE_TOKEN",
+                problem: "must be 16-128 characters of A-Z, a-z, 0-9, - and _".into(),
+            });
+        }
+        let gate_stale = seconds(GATE_STALE_SECONDS)?;
         let traffic = match get("TRAFFIC")
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -468,6 +492,8 @@ impl Config {
             events,
             traffic,
             readiness_interval,
+            gate_token,
+            gate_stale,
         })
     }
 }

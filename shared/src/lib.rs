@@ -9,6 +9,7 @@ pub mod controller;
 pub mod error;
 pub mod event;
 pub mod failback;
+pub mod gate;
 pub mod health;
 pub mod metrics;
 pub mod notices;

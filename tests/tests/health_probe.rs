@@ -184,3 +184,51 @@ async fn probe_rejects_bad_input_and_answers_status() {
     assert_eq!(status["outcome"], "status");
     assert_eq!(status["status"]["home_region"], HOME);
 }
+
+/// The probe's function URL is a serving gate: Route 53's HTTPS check of the active region
+/// gets 200 naming it, of another region 503, and a wrong token 404 (the request fixture
+/// is `events/gate-request.json`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probes_function_url_answers_as_a_serving_gate() {
+    const TOKEN: &str = "replace-with-the-stacks-gate-token";
+    let (stage, probe) = stage("gate", &[("GATE_TOKEN", TOKEN)]).await;
+    let ask = |path: String| {
+        let mut request = regionpilot_tests::fixture("gate-request.json");
+        request["rawPath"] = json!(path);
+        request["requestContext"]["http"]["path"] = json!(path);
+        request
+    };
+    let home = probe
+        .invoke(&ask(format!("/{TOKEN}/serving/{HOME}")))
+        .await
+        .ok();
+    assert_eq!(home["statusCode"], 200, "{home}");
+    assert_eq!(home["body"], format!("serving {HOME}\n"));
+    let standby = probe
+        .invoke(&ask(format!("/{TOKEN}/serving/{STANDBY}")))
+        .await
+        .ok();
+    assert_eq!(standby["statusCode"], 503, "{standby}");
+    // After a failover, the other way round.
+    let out = stage
+        .failover
+        .invoke(&regionpilot_tests::alarm_for(HOME))
+        .await
+        .ok();
+    assert_eq!(out["outcome"], "switched", "{out}");
+    let standby = probe
+        .invoke(&ask(format!("/{TOKEN}/serving/{STANDBY}")))
+        .await
+        .ok();
+    assert_eq!(standby["statusCode"], 200, "{standby}");
+    let home = probe
+        .invoke(&ask(format!("/{TOKEN}/serving/{HOME}")))
+        .await
+        .ok();
+    assert_eq!(home["statusCode"], 503, "{home}");
+    let wrong = probe
+        .invoke(&ask(format!("/not-the-token-at-all-0000/serving/{HOME}")))
+        .await
+        .ok();
+    assert_eq!(wrong["statusCode"], 404, "{wrong}");
+}

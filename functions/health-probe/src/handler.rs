@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use regionpilot::controller::Controller;
+use regionpilot::gate;
 use regionpilot::health::{self, ProbeRequest, Round};
 use regionpilot::metrics;
 use regionpilot::ports::{Clock, Deps};
@@ -17,9 +18,18 @@ const ANSWER_MARGIN: Duration = Duration::from_secs(2);
 
 pub async fn handle<D: Deps>(
     controller: &Controller<D>,
+    last: &gate::LastDecision,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Diagnostic> {
     let config = &controller.config;
+    // A function URL request is the serving gate's: it reads the decision and nothing else.
+    if gate::is_url_request(&event.payload) {
+        let answer = match gate::route(&event.payload, &config.gate_token, &config.regions) {
+            Ok(region) => controller.gate(&region, last).await,
+            Err(answer) => answer,
+        };
+        return Ok(answer.response());
+    }
     let request = health::decode_request(&event.payload).map_err(|e| {
         error!(error = %e, "invalid event");
         diagnostic(&e)
