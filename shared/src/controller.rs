@@ -115,6 +115,15 @@ pub struct PlannedRefresh {
     pub skip_matching: bool,
 }
 
+/// What a compare-and-swap came to.
+pub(crate) enum Swap {
+    /// The state that holds the write: the version written, or a newer one written over it.
+    Written(Versioned<ControlState>),
+    /// Another writer got there first, or the write did not land: the state as read back
+    /// (to decide again on), or `None` when it could not be read.
+    Lost(Option<Versioned<ControlState>>),
+}
+
 /// Turns decoded triggers into transitions over the ports bundle `D`.
 pub struct Controller<D> {
     pub config: Arc<Config>,
@@ -225,21 +234,18 @@ impl<D: Deps> Controller<D> {
 
     /// The stored state, or the implicit initial one (home active, epoch 0).
     pub async fn load(&self) -> Result<Versioned<ControlState>> {
-        Ok(self
-            .ports
-            .control()
-            .load()
-            .await?
-            .unwrap_or_else(|| Versioned {
-                version: 0,
-                value: ControlState::initial(self.config.home().clone()),
-                writes: Vec::new(),
-            }))
+        Ok(self.or_initial(self.ports.control().load().await?))
     }
 
-    /// Writes `next` over `current` with one compare-and-swap. `Some` is the state that
-    /// holds the write: the version written, or a newer one written over it. `None`: another
-    /// writer got there first.
+    fn or_initial(&self, stored: Option<Versioned<ControlState>>) -> Versioned<ControlState> {
+        stored.unwrap_or_else(|| Versioned {
+            version: 0,
+            value: ControlState::initial(self.config.home().clone()),
+            writes: Vec::new(),
+        })
+    }
+
+    /// Writes `next` over `current` with one compare-and-swap.
     ///
     /// A write can be applied and still answer with a timeout or a 500; the SDK's retry of
     /// it then fails its own condition. Either answer is followed by a read: a stored
@@ -251,7 +257,7 @@ impl<D: Deps> Controller<D> {
         &self,
         current: &Versioned<ControlState>,
         next: ControlState,
-    ) -> Result<Option<Versioned<ControlState>>> {
+    ) -> Result<Swap> {
         let token = WriteToken::fresh();
         let written = Versioned {
             version: current.version + 1,
@@ -264,9 +270,10 @@ impl<D: Deps> Controller<D> {
             .save(current.version, &written.value, &written.writes)
             .await;
         if matches!(answer, Ok(true)) {
-            return Ok(Some(written));
+            return Ok(Swap::Written(written));
         }
-        match self.ports.control().load().await {
+        let read_back = self.ports.control().load().await;
+        match read_back {
             Ok(Some(stored))
                 if stored.version >= written.version && stored.writes.contains(&token) =>
             {
@@ -275,25 +282,28 @@ impl<D: Deps> Controller<D> {
                     Err(e) => e.to_string(),
                 };
                 warn!(version = written.version, stored = stored.version, answered = %answered, "the control state write landed though its answer was lost; carrying on");
-                Ok(Some(if stored.version == written.version {
+                Ok(Swap::Written(if stored.version == written.version {
                     written
                 } else {
                     stored
                 }))
             }
             // Not ours: another writer won, or ours never landed. After a transient error
-            // the read says which, so the caller may re-read and try again.
-            Ok(_) => match answer {
-                Err(Error::Aws(e)) if e.kind.is_transient() => {
-                    info!(error = %e, "the control state write did not land; re-reading");
-                    Ok(None)
+            // the read says which, so the caller may decide again, on this read.
+            Ok(stored) => {
+                let lost = Swap::Lost(Some(self.or_initial(stored)));
+                match answer {
+                    Err(Error::Aws(e)) if e.kind.is_transient() => {
+                        info!(error = %e, "the control state write did not land; deciding again");
+                        Ok(lost)
+                    }
+                    answer => answer.map(|_| lost),
                 }
-                answer => answer.map(|_| None),
-            },
+            }
             // Cannot tell: the write's own answer stands.
             Err(read) => {
                 warn!(error = %read, "could not read the control state back after an unclear write");
-                answer.map(|_| None)
+                answer.map(|_| Swap::Lost(None))
             }
         }
     }
@@ -315,6 +325,8 @@ impl<D: Deps> Controller<D> {
         // The regions whose probes this request reports: those a plan asked for (the
         // first round may have probed others on a guess).
         let mut probed: BTreeSet<Region> = BTreeSet::new();
+        // The state a lost compare-and-swap read back: the next attempt decides on it.
+        let mut read_back: Option<Versioned<ControlState>> = None;
         for attempt in 0..MAX_CAS_ATTEMPTS {
             let current = if attempt == 0 {
                 // One round, not two: the likely candidates are probed beside the read of
@@ -331,7 +343,10 @@ impl<D: Deps> Controller<D> {
                 }
                 current
             } else {
-                self.load().await?
+                match read_back.take() {
+                    Some(state) => state,
+                    None => self.load().await?,
+                }
             };
             let state = &current.value;
             self.finish_abandoned(&current).await?;
@@ -384,14 +399,21 @@ impl<D: Deps> Controller<D> {
             // written, idempotently by epoch, before the transition is marked completed
             // (`record_steps`), so a crash in between is finished by whoever takes the
             // transition over.
-            let saved = self.compare_and_swap(&current, next.clone()).await?;
-            // Ours, unless written over by a newer transition before we could tell.
-            let Some(saved) = saved.filter(|s| s.value.epoch == transition.epoch) else {
-                info!(
-                    epoch = transition.epoch,
-                    "lost the compare-and-swap; re-reading the control state"
-                );
-                continue;
+            let saved = match self.compare_and_swap(&current, next.clone()).await? {
+                // Ours, unless written over by a newer transition before we could tell.
+                Swap::Written(saved) if saved.value.epoch == transition.epoch => saved,
+                Swap::Written(newer) => {
+                    read_back = Some(newer);
+                    continue;
+                }
+                Swap::Lost(stored) => {
+                    info!(
+                        epoch = transition.epoch,
+                        "lost the compare-and-swap; deciding again on the state read back"
+                    );
+                    read_back = stored;
+                    continue;
+                }
             };
             let span = info_span!("transition", epoch = transition.epoch, from = %from, to = %to, trigger = %request.trigger.label());
             info!(parent: &span, reason = %request.reason, "switched the control state");
@@ -741,7 +763,7 @@ impl<D: Deps> Controller<D> {
             t.lease_until = self.now() + self.config.transition_lease.as_millis() as u64;
             t.takeovers += 1;
         }
-        if let Some(saved) = self.compare_and_swap(current, taken).await?
+        if let Swap::Written(saved) = self.compare_and_swap(current, taken).await?
             && let Some(t) = saved
                 .value
                 .transition
@@ -870,8 +892,9 @@ impl<D: Deps> Controller<D> {
             if next == current.value {
                 return Ok(current);
             }
-            if let Some(saved) = self.compare_and_swap(&current, next).await? {
-                return Ok(saved);
+            match self.compare_and_swap(&current, next).await? {
+                Swap::Written(saved) => return Ok(saved),
+                Swap::Lost(stored) => known = stored,
             }
         }
         Err(Error::Contention {
