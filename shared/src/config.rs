@@ -215,6 +215,55 @@ pub struct EventPolicy {
     pub app: String,
 }
 
+/// `TRAFFIC_SIGNAL`: how DNS learns the decision. The template resolves its `auto` into one
+/// of these; only `routing-control` asks the functions for more than the `ActiveRegion`
+/// metric (which every signal keeps, for the dashboard) and the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrafficSignal {
+    /// Serving alarms on `ActiveRegion`, `CLOUDWATCH_METRIC` health checks: about 3 min.
+    Metric,
+    /// Route 53 HTTPS health checks on the function URL gates: about 20 s.
+    Gate,
+    /// Amazon ARC routing controls, set at every switch and on reconcile: about 10 s.
+    RoutingControl,
+}
+
+impl TrafficSignal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficSignal::Metric => "metric",
+            TrafficSignal::Gate => "gate",
+            TrafficSignal::RoutingControl => "routing-control",
+        }
+    }
+}
+
+/// One of an ARC cluster's regional endpoints (the cluster's `ClusterEndpoints`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterEndpoint {
+    pub region: Region,
+    pub url: String,
+}
+
+/// `ROUTING_CONTROL_ENDPOINTS` and `ROUTING_CONTROL_ARNS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingControlConfig {
+    /// Tried in turn: the cluster answers on any of them.
+    pub endpoints: Vec<ClusterEndpoint>,
+    /// Each application region's routing control: On while that region is active.
+    pub arns: BTreeMap<Region, String>,
+}
+
+/// `DEPLOYMENT_ROLE`: what this stack is in a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentRole {
+    /// The full control plane: failover, verifier, probe, control table.
+    Control,
+    /// Another application region's stack in single mode: its health probe answers only
+    /// as that region's serving gate, from that region's parameter.
+    Regional,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Ordered by preference; the first is the home region.
@@ -258,6 +307,10 @@ pub struct Config {
     pub gate_token: String,
     /// `GATE_STALE_SECONDS`: how long a gate answers with the last decision it read.
     pub gate_stale: Duration,
+    pub traffic_signal: TrafficSignal,
+    /// Set with `TRAFFIC_SIGNAL=routing-control` (and only then).
+    pub routing_controls: Option<RoutingControlConfig>,
+    pub role: DeploymentRole,
 }
 
 impl Config {
@@ -321,17 +374,47 @@ impl Config {
             get("AUTO_SCALING_GROUPS").as_deref().unwrap_or(""),
             &regions,
         )?;
-        let control_table = required("CONTROL_TABLE", "the DynamoDB control table name")?;
-        check_table_name("CONTROL_TABLE", &control_table)?;
-        let health_table = required(
+        let role = match get("DEPLOYMENT_ROLE")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("control") => DeploymentRole::Control,
+            Some("regional") => DeploymentRole::Regional,
+            Some(other) => {
+                return Err(Error::Config {
+                    variable: "DEPLOYMENT_ROLE",
+                    problem: format!(
+                        "{:?} is neither control nor regional",
+                        crate::text::clip(other, 40)
+                    ),
+                });
+            }
+        };
+        // A regional stack only answers as its region's gate, from its parameter: it has
+        // no control table and probes nothing, so it needs neither table.
+        let table = |name: &'static str, what: &str| -> Result<String> {
+            match (role, get(name)) {
+                (DeploymentRole::Regional, None) => Ok(String::new()),
+                (_, Some(value)) => check_table_name(name, &value).map(|()| value),
+                (DeploymentRole::Control, None) => required(name, what),
+            }
+        };
+        let control_table = table("CONTROL_TABLE", "the DynamoDB control table name")?;
+        let health_table = table(
             "HEALTH_TABLE",
             "the replicated DynamoDB table the probe reads",
         )?;
-        check_table_name("HEALTH_TABLE", &health_table)?;
-        let health_key = parse_health_key(&required(
-            "HEALTH_KEY",
-            "attribute=value, the key of the canary item, e.g. pk=regionpilot-canary",
-        )?)?;
+        let health_key = match (role, get("HEALTH_KEY")) {
+            (DeploymentRole::Regional, None) => HealthKey {
+                attribute: String::new(),
+                value: String::new(),
+            },
+            _ => parse_health_key(&required(
+                "HEALTH_KEY",
+                "attribute=value, the key of the canary item, e.g. pk=regionpilot-canary",
+            )?)?,
+        };
 
         let seconds =
             |bounds: Bounds| -> Result<Duration> { Ok(Duration::from_secs(bounds.parse(&get)?)) };
@@ -469,6 +552,31 @@ impl Config {
             }
         };
 
+        let traffic_signal = match get("TRAFFIC_SIGNAL")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            // `auto` is the template's to resolve; a function told `auto` does what both
+            // of its outcomes ask of it (the metric, and the gate if it has a token).
+            None | Some("metric") | Some("auto") => TrafficSignal::Metric,
+            Some("gate") => TrafficSignal::Gate,
+            Some("routing-control") => TrafficSignal::RoutingControl,
+            Some(other) => {
+                return Err(Error::Config {
+                    variable: "TRAFFIC_SIGNAL",
+                    problem: format!(
+                        "{:?} is not metric, gate, routing-control or auto",
+                        crate::text::clip(other, 40)
+                    ),
+                });
+            }
+        };
+        let routing_controls = match traffic_signal {
+            TrafficSignal::RoutingControl => Some(parse_routing_controls(&get, &regions)?),
+            _ => None,
+        };
+
         Ok(Config {
             regions,
             own_region,
@@ -494,8 +602,106 @@ impl Config {
             readiness_interval,
             gate_token,
             gate_stale,
+            traffic_signal,
+            routing_controls,
+            role,
         })
     }
+}
+
+/// `ROUTING_CONTROL_ENDPOINTS` (`region=https://...` per cluster endpoint, as the cluster's
+/// `ClusterEndpoints` lists them) and `ROUTING_CONTROL_ARNS` (`region=arn` for every region
+/// of `REGIONS`).
+fn parse_routing_controls(
+    get: &impl Fn(&'static str) -> Option<String>,
+    regions: &[Region],
+) -> Result<RoutingControlConfig> {
+    let endpoints_text = get("ROUTING_CONTROL_ENDPOINTS").ok_or(Error::Config {
+        variable: "ROUTING_CONTROL_ENDPOINTS",
+        problem: "is not set; TRAFFIC_SIGNAL=routing-control needs the cluster's endpoints, region=https://host/v1 comma-separated".into(),
+    })?;
+    let bad_endpoint = |problem: String| Error::Config {
+        variable: "ROUTING_CONTROL_ENDPOINTS",
+        problem,
+    };
+    let mut endpoints = Vec::new();
+    for entry in endpoints_text
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let Some((region, url)) = entry.split_once('=') else {
+            return Err(bad_endpoint(format!(
+                "{:?} is not region=https://host/v1",
+                crate::text::clip(entry, 60)
+            )));
+        };
+        let region = Region::parse(region.trim()).map_err(bad_endpoint)?;
+        let url = url.trim();
+        // https, but for the local rig (plain http on the loopback address).
+        let local = url.starts_with("http://127.0.0.1:") || url.starts_with("http://localhost:");
+        let host = url.strip_prefix("https://").unwrap_or("");
+        let host = host.split('/').next().unwrap_or("");
+        if !local && (host.is_empty() || host.contains(char::is_whitespace)) {
+            return Err(bad_endpoint(format!(
+                "{:?} for {region} is not an https URL",
+                crate::text::clip(url, 60)
+            )));
+        }
+        endpoints.push(ClusterEndpoint {
+            region,
+            url: url.to_owned(),
+        });
+    }
+    if endpoints.is_empty() {
+        return Err(bad_endpoint("names no endpoint".into()));
+    }
+    let arns_text = get("ROUTING_CONTROL_ARNS").unwrap_or_default();
+    let bad_arn = |problem: String| Error::Config {
+        variable: "ROUTING_CONTROL_ARNS",
+        problem,
+    };
+    let mut arns = BTreeMap::new();
+    for entry in arns_text
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let Some((region, arn)) = entry.split_once('=') else {
+            return Err(bad_arn(format!(
+                "{:?} is not region=routing-control-arn",
+                crate::text::clip(entry, 60)
+            )));
+        };
+        let region = Region::parse(region.trim()).map_err(bad_arn)?;
+        let arn = arn.trim();
+        let valid = arn.starts_with("arn:")
+            && arn.contains(":route53-recovery-control::")
+            && arn.contains("/routingcontrol/")
+            && arn.len() <= 256;
+        if !valid {
+            return Err(bad_arn(format!(
+                "{:?} for {region} is not a routing control ARN (arn:aws:route53-recovery-control::<account>:controlpanel/<id>/routingcontrol/<id>)",
+                crate::text::clip(arn, 80)
+            )));
+        }
+        if !regions.contains(&region) {
+            return Err(bad_arn(format!("{region} is not one of REGIONS")));
+        }
+        arns.insert(region, arn.to_owned());
+    }
+    let missing: Vec<&str> = regions
+        .iter()
+        .filter(|r| !arns.contains_key(*r))
+        .map(Region::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(bad_arn(format!(
+            "has no routing control for {}; TRAFFIC_SIGNAL=routing-control needs one per region of REGIONS",
+            missing.join(", ")
+        )));
+    }
+    Ok(RoutingControlConfig { endpoints, arns })
 }
 
 fn parse_reload(get: &impl Fn(&'static str) -> Option<String>) -> Result<ReloadPolicy> {

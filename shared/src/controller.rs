@@ -86,6 +86,9 @@ pub struct Response {
     /// `ExtensionPeriod`): why it was ignored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actions_suppressed_by: Option<String>,
+    /// `TRAFFIC_SIGNAL=routing-control`: the routing controls set at the switch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_controls: Option<crate::routing::RoutingReport>,
 }
 
 /// What a transition would do, returned by `dry_run`.
@@ -420,10 +423,13 @@ impl<D: Deps> Controller<D> {
             self.emit_metric("Switches", "Count", &[("ToRegion", to.as_str())]);
             // DNS follows at once, not at the probe's next minute.
             self.emit_active_region(&to);
-            let done = self
-                .carry_out(transition, saved, failing_deadline, true)
-                .instrument(span)
-                .await?;
+            // Routing controls beside the steps: a dead cluster endpoint holds up neither.
+            let (done, routing) = tokio::join!(
+                self.carry_out(transition, saved, failing_deadline, true)
+                    .instrument(span),
+                self.set_routing_controls(&to),
+            );
+            let done = done?;
             // The transition this one superseded keeps a whole history record even if its
             // last write was lost (a no-op when the record is there already); written
             // beside the notice, as neither waits for the other.
@@ -452,6 +458,7 @@ impl<D: Deps> Controller<D> {
             response.capacity = Some(done.capacity);
             response.reload = Some(done.reload);
             response.probes = probe_report;
+            response.routing_controls = routing;
             return Ok(response);
         }
         Err(Error::Contention {
@@ -867,6 +874,7 @@ impl<D: Deps> Controller<D> {
             report: None,
             markdown: None,
             actions_suppressed_by: None,
+            routing_controls: None,
         }
     }
 

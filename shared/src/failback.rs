@@ -66,6 +66,9 @@ pub struct ReconcileReport {
     pub failed: Vec<String>,
     /// Run Commands still running, followed again by the next run.
     pub following: Vec<String>,
+    /// `TRAFFIC_SIGNAL=routing-control`: the routing controls as found, or as repaired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_controls: Option<crate::routing::RoutingReport>,
 }
 
 /// The verifier's answer.
@@ -299,6 +302,27 @@ impl<D: Deps> Controller<D> {
                     t.epoch
                 )),
             }
+        }
+        // Routing controls left wrong (a switch that reached no cluster endpoint, or a
+        // person's change in the console) are set from the decision.
+        if let Some(routing) = self.reconcile_routing_controls(&active).await {
+            if routing.repaired || routing.error.is_some() {
+                report
+                    .drift
+                    .push(format!("routing controls not as {active} active needs"));
+            }
+            match (&routing.error, routing.repaired) {
+                (Some(error), _) => report.failed.push(format!("routing controls: {error}")),
+                (None, true) => report.fixed.push(format!(
+                    "routing controls set for {active} through the endpoint in {}",
+                    routing
+                        .endpoint
+                        .as_ref()
+                        .map_or("?", crate::region::Region::as_str)
+                )),
+                (None, false) => {}
+            }
+            report.routing_controls = Some(routing);
         }
         if !report.drift.is_empty() {
             warn!(drift = ?report.drift, fixed = ?report.fixed, failed = ?report.failed, "reconcile found drift");

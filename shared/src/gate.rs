@@ -17,6 +17,7 @@ use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
+use crate::config::DeploymentRole;
 use crate::controller::Controller;
 use crate::ports::{ControlStore, Deps, ParameterStore};
 use crate::region::Region;
@@ -155,11 +156,20 @@ impl<D: Deps> Controller<D> {
     /// region's parameter, else the last decision read within `GATE_STALE_SECONDS`.
     pub async fn gate(&self, region: &Region, last: &LastDecision) -> Answer {
         let now = self.now();
-        let read = match self.ports.control().load().await {
-            Ok(state) => {
-                Ok(state.map_or_else(|| self.config.home().clone(), |s| s.value.active_region))
-            }
-            Err(e) => {
+        // A regional stack has no control table: its region's parameter is its copy of
+        // the decision. (The control role reads the table, its region's replica in mrsc.)
+        let from_table = match self.config.role {
+            DeploymentRole::Control => match self.ports.control().load().await {
+                Ok(state) => {
+                    Ok(state.map_or_else(|| self.config.home().clone(), |s| s.value.active_region))
+                }
+                Err(e) => Err(format!("the control state cannot be read ({e})")),
+            },
+            DeploymentRole::Regional => Err("regional stack".to_owned()),
+        };
+        let read = match from_table {
+            Ok(active) => Ok(active),
+            Err(why) => {
                 let name = &self.config.active_region_parameter;
                 match self
                     .ports
@@ -171,12 +181,8 @@ impl<D: Deps> Controller<D> {
                         .ok()
                         .filter(|r| self.config.contains(r))
                         .ok_or_else(|| format!("{name} holds {value:?}, not a configured region")),
-                    Ok(None) => Err(format!(
-                        "the control state cannot be read ({e}) and {name} is missing"
-                    )),
-                    Err(p) => Err(format!(
-                        "the control state cannot be read ({e}) nor {name} ({p})"
-                    )),
+                    Ok(None) => Err(format!("{why}: {name} is missing")),
+                    Err(p) => Err(format!("{why}: {name} cannot be read ({p})")),
                 }
             }
         };
@@ -378,5 +384,47 @@ mod tests {
             .unwrap()
             .insert(c.config.own_region.clone(), "us-east-1".into());
         assert_eq!(ask(&c, &last, &home).await.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_regional_gate_answers_from_its_regions_parameter_without_a_control_table() {
+        // A regional stack: no control table, no health table.
+        let world = FakeWorld::new();
+        let vars = [
+            ("REGIONS", "us-east-1,us-west-2"),
+            ("AWS_REGION", "us-east-1"),
+            ("ACTIVE_REGION_PARAMETER", "/app/active-region"),
+            ("DEPLOYMENT_ROLE", "regional"),
+            ("GATE_TOKEN", TOKEN),
+        ];
+        let config = crate::Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+        .expect("a regional stack needs no table");
+        let c = Controller::new(Arc::new(config), world.ports());
+        // The control table would say us-east-1 (nothing stored: home); the parameter in
+        // us-east-1 says us-west-2, and the regional gate must follow the parameter.
+        world
+            .parameters
+            .values
+            .lock()
+            .unwrap()
+            .insert(region("us-east-1"), "us-west-2".into());
+        let last = LastDecision::default();
+        let standby = request("GET", &format!("/{TOKEN}/serving/us-west-2"), None);
+        let home = request("GET", &format!("/{TOKEN}/serving/us-east-1"), None);
+        assert_eq!(ask(&c, &last, &standby).await.status(), 200);
+        assert_eq!(ask(&c, &last, &home).await.status(), 503);
+        // Its region's Parameter Store down: the last decision, for the bound.
+        world.set_region_down("us-east-1", true);
+        assert_eq!(
+            ask(&c, &last, &standby).await,
+            Answer::Serving {
+                region: region("us-west-2"),
+                stale: true
+            }
+        );
     }
 }

@@ -20,6 +20,7 @@ pub mod region;
 pub mod reload;
 pub mod report;
 pub mod rolling;
+pub mod routing;
 pub mod samples;
 pub mod state;
 pub mod status;

@@ -287,6 +287,26 @@ pub trait Heartbeats: Send + Sync {
     ) -> impl Future<Output = Result<Option<Millis>, AwsError>> + Send;
 }
 
+/// Amazon ARC routing controls, through one of the cluster's regional endpoints (named
+/// by its region). `routing` tries the endpoints in turn; an implementation makes one
+/// attempt, bounded by the probe timeout.
+pub trait RoutingControls: Send + Sync {
+    /// Sets every routing control to its state (on: `true`) in one call, through
+    /// `endpoint`.
+    fn set(
+        &self,
+        endpoint: &Region,
+        states: &[(String, bool)],
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// One routing control's state (on: `true`), through `endpoint`.
+    fn get(
+        &self,
+        endpoint: &Region,
+        arn: &str,
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
+}
+
 pub trait Clock: Send + Sync {
     fn now_millis(&self) -> Millis;
 }
@@ -303,7 +323,7 @@ impl Clock for SystemClock {
 }
 
 /// All the ports one controller needs, bundled so handlers stay generic over one type.
-pub struct Ports<C, P, S, H, R, K, B> {
+pub struct Ports<C, P, S, H, R, K, B, T> {
     pub control: C,
     pub parameters: P,
     pub groups: S,
@@ -311,9 +331,10 @@ pub struct Ports<C, P, S, H, R, K, B> {
     pub commands: R,
     pub clock: K,
     pub bus: B,
+    pub routing: T,
 }
 
-/// The bundle of ports as one bound: `Controller<D: Deps>` instead of seven type
+/// The bundle of ports as one bound: `Controller<D: Deps>` instead of eight type
 /// parameters repeated on every handler.
 pub trait Deps: Send + Sync {
     type Control: ControlStore;
@@ -323,6 +344,7 @@ pub trait Deps: Send + Sync {
     type Commands: RunCommands;
     type Clock: Clock;
     type Bus: EventBus;
+    type Routing: RoutingControls;
 
     fn control(&self) -> &Self::Control;
     fn parameters(&self) -> &Self::Parameters;
@@ -331,9 +353,10 @@ pub trait Deps: Send + Sync {
     fn commands(&self) -> &Self::Commands;
     fn clock(&self) -> &Self::Clock;
     fn bus(&self) -> &Self::Bus;
+    fn routing(&self) -> &Self::Routing;
 }
 
-impl<C, P, S, H, R, K, B> Deps for Ports<C, P, S, H, R, K, B>
+impl<C, P, S, H, R, K, B, T> Deps for Ports<C, P, S, H, R, K, B, T>
 where
     C: ControlStore,
     P: ParameterStore,
@@ -342,6 +365,7 @@ where
     R: RunCommands,
     K: Clock,
     B: EventBus,
+    T: RoutingControls,
 {
     type Control = C;
     type Parameters = P;
@@ -350,6 +374,7 @@ where
     type Commands = R;
     type Clock = K;
     type Bus = B;
+    type Routing = T;
 
     fn control(&self) -> &C {
         &self.control
@@ -371,5 +396,8 @@ where
     }
     fn bus(&self) -> &B {
         &self.bus
+    }
+    fn routing(&self) -> &T {
+        &self.routing
     }
 }

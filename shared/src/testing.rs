@@ -11,7 +11,8 @@ use crate::config::{Config, GroupRef, RefreshPreferences};
 use crate::error::{AwsError, ErrorKind, Result};
 use crate::ports::{
     Clock, ControlStore, EventBus, GroupInfo, HealthProbe, InvocationInfo, Notice, ParameterStore,
-    Ports, ProbeResult, RefreshInfo, RunCommands, RunLease, ScalingGroups, SentCommand,
+    Ports, ProbeResult, RefreshInfo, RoutingControls, RunCommands, RunLease, ScalingGroups,
+    SentCommand,
 };
 use crate::region::Region;
 use crate::samples::ProbeSamples;
@@ -936,6 +937,98 @@ impl Clock for Arc<FakeClock> {
 }
 
 /// A whole fake world: handles to every fake, and ports that share them.
+/// Routing control states as one update sets them: (ARN, on).
+pub type RoutingStates = Vec<(String, bool)>;
+
+/// An ARC cluster: routing controls (only the seeded ones exist, as in ARC) behind
+/// endpoints named by region, any of which can be down.
+#[derive(Default)]
+pub struct FakeRouting {
+    pub states: Mutex<BTreeMap<String, bool>>,
+    /// Endpoints that do not answer (a timeout each).
+    pub down: Mutex<BTreeSet<Region>>,
+    /// Every call, in order: (endpoint, operation).
+    pub calls: Mutex<Vec<(Region, &'static str)>>,
+    /// Each update that took effect: the endpoint and the states it set.
+    pub updates: Mutex<Vec<(Region, RoutingStates)>>,
+    pub crash: Arc<CrashPoint>,
+}
+
+impl FakeRouting {
+    /// Creates these routing controls, all in `state`.
+    pub fn seed(&self, arns: &[&str], state: bool) {
+        let mut states = lock(&self.states);
+        for arn in arns {
+            states.insert((*arn).to_owned(), state);
+        }
+    }
+
+    pub fn state(&self, arn: &str) -> Option<bool> {
+        lock(&self.states).get(arn).copied()
+    }
+
+    fn unknown(
+        &self,
+        arns: impl IntoIterator<Item = String>,
+        endpoint: &Region,
+    ) -> Result<(), AwsError> {
+        let states = lock(&self.states);
+        match arns.into_iter().find(|arn| !states.contains_key(arn)) {
+            Some(arn) => Err(AwsError {
+                resource: Some(arn.into()),
+                ..fault(
+                    "route53-recovery-cluster",
+                    "UpdateRoutingControlStates",
+                    endpoint,
+                    ErrorKind::NotFound,
+                )
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl RoutingControls for Arc<FakeRouting> {
+    async fn set(&self, endpoint: &Region, states: &[(String, bool)]) -> Result<(), AwsError> {
+        lock(&self.calls).push((endpoint.clone(), "UpdateRoutingControlStates"));
+        answering(
+            &self.down,
+            "route53-recovery-cluster",
+            "UpdateRoutingControlStates",
+            endpoint,
+        )?;
+        self.unknown(states.iter().map(|(arn, _)| arn.clone()), endpoint)?;
+        self.crash
+            .write(
+                (
+                    "route53-recovery-cluster",
+                    "UpdateRoutingControlStates",
+                    endpoint,
+                ),
+                || {
+                    let mut stored = lock(&self.states);
+                    for (arn, on) in states {
+                        stored.insert(arn.clone(), *on);
+                    }
+                    lock(&self.updates).push((endpoint.clone(), states.to_vec()));
+                },
+            )
+            .await
+    }
+
+    async fn get(&self, endpoint: &Region, arn: &str) -> Result<bool, AwsError> {
+        lock(&self.calls).push((endpoint.clone(), "GetRoutingControlState"));
+        answering(
+            &self.down,
+            "route53-recovery-cluster",
+            "GetRoutingControlState",
+            endpoint,
+        )?;
+        self.unknown([arn.to_owned()], endpoint)?;
+        Ok(lock(&self.states).get(arn).copied().unwrap_or(false))
+    }
+}
+
 pub struct FakeWorld {
     pub control: Arc<FakeControl>,
     pub parameters: Arc<FakeParameters>,
@@ -944,6 +1037,7 @@ pub struct FakeWorld {
     pub commands: Arc<FakeCommands>,
     pub clock: Arc<FakeClock>,
     pub bus: Arc<FakeBus>,
+    pub routing: Arc<FakeRouting>,
     /// Shared by every fake that writes: see [`CrashPoint`].
     pub crash: Arc<CrashPoint>,
 }
@@ -956,6 +1050,7 @@ pub type FakePorts = Ports<
     Arc<FakeCommands>,
     Arc<FakeClock>,
     Arc<FakeBus>,
+    Arc<FakeRouting>,
 >;
 
 impl FakeWorld {
@@ -988,6 +1083,10 @@ impl FakeWorld {
             }),
             clock,
             bus: Arc::new(FakeBus::default()),
+            routing: Arc::new(FakeRouting {
+                crash: crash.clone(),
+                ..FakeRouting::default()
+            }),
             crash,
         }
     }
@@ -1019,6 +1118,7 @@ impl FakeWorld {
             commands: self.commands.clone(),
             clock: self.clock.clone(),
             bus: self.bus.clone(),
+            routing: self.routing.clone(),
         }
     }
 }

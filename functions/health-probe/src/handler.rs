@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
+use regionpilot::config::DeploymentRole;
 use regionpilot::controller::Controller;
 use regionpilot::gate;
 use regionpilot::health::{self, ProbeRequest, Round};
@@ -29,6 +30,13 @@ pub async fn handle<D: Deps>(
             Err(answer) => answer,
         };
         return Ok(answer.response());
+    }
+    if config.role == DeploymentRole::Regional {
+        let e = regionpilot::Error::invalid(
+            "this is a regional stack's health probe (DEPLOYMENT_ROLE=regional): it answers only its function URL, as this region's serving gate; send status and probe commands to the control stack's health probe",
+        );
+        error!(error = %e, "not a gate request");
+        return Err(diagnostic(&e));
     }
     let request = health::decode_request(&event.payload).map_err(|e| {
         error!(error = %e, "invalid event");

@@ -68,6 +68,10 @@ pub struct AwsClients {
     /// EventBridge in the function's own region: one attempt, so a failing bus costs one
     /// call timeout and the notice is held for the verifier instead.
     pub events: Arc<RegionalClients<aws_sdk_eventbridge::Client>>,
+    /// One client per ARC cluster endpoint (named by its region), as the probe's: one
+    /// attempt under the probe timeout, so a dead endpoint costs one probe timeout before
+    /// the next is tried. None without `TRAFFIC_SIGNAL=routing-control`.
+    pub routing: Arc<RegionalClients<aws_sdk_route53recoverycluster::Client>>,
 }
 
 /// Loads the shared configuration (credentials are resolved on the first call) and
@@ -129,7 +133,30 @@ pub async fn build_clients(config: &Config) -> AwsClients {
         .get(&config.own_region)
         .cloned()
         .unwrap_or_else(|| aws_sdk_dynamodb::Client::new(&base));
+    let cluster: std::collections::BTreeMap<Region, String> = config
+        .routing_controls
+        .iter()
+        .flat_map(|c| &c.endpoints)
+        .map(|e| (e.region.clone(), e.url.clone()))
+        .collect();
+    let routing = {
+        let base = probe_base.clone();
+        let urls = cluster.clone();
+        Arc::new(RegionalClients::lazy(
+            cluster.into_keys(),
+            move |region: &Region| {
+                let mut builder = aws_sdk_route53recoverycluster::config::Builder::from(
+                    &in_region(&base, region),
+                );
+                if let Some(url) = urls.get(region) {
+                    builder = builder.endpoint_url(url);
+                }
+                aws_sdk_route53recoverycluster::Client::from_conf(builder.build())
+            },
+        ))
+    };
     AwsClients {
+        routing,
         ssm: regional!(aws_sdk_ssm, base, regions.clone()),
         autoscaling: regional!(aws_sdk_autoscaling, base, regions.clone()),
         probe: regional!(aws_sdk_dynamodb, probe_base, regions),

@@ -10,6 +10,7 @@ mod events;
 pub mod init_error;
 pub mod permissions;
 mod probe;
+mod routing;
 mod run_command;
 mod ssm;
 
@@ -18,6 +19,7 @@ pub use clients::{AwsClients, build_clients};
 pub use control::DynamoControlStore;
 pub use events::{EventBridgeBus, SOURCE as EVENT_SOURCE};
 pub use probe::DynamoHealthProbe;
+pub use routing::ArcRoutingControls;
 pub use run_command::SsmRunCommands;
 pub use ssm::SsmParameters;
 
@@ -32,6 +34,7 @@ pub type AwsPorts = Ports<
     SsmRunCommands,
     SystemClock,
     EventBridgeBus,
+    ArcRoutingControls,
 >;
 
 impl AwsClients {
@@ -58,6 +61,7 @@ impl AwsClients {
                 config.own_region.clone(),
                 config.events.bus.clone(),
             ),
+            routing: ArcRoutingControls::new(self.routing.clone()),
         }
     }
 }
