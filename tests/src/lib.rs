@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a harness: failing loudly is the point
 
 pub mod alarm;
+pub mod arc;
 pub mod dns;
 pub mod events;
 pub mod paths;

@@ -305,7 +305,7 @@ impl Rig {
 }
 
 /// A JSON answer from a rig control port, or `None` (no answer, not 200, not JSON).
-fn control_get_json(port: u16, path: &str) -> Option<serde_json::Value> {
+pub(crate) fn control_get_json(port: u16, path: &str) -> Option<serde_json::Value> {
     let reply = http_get(port, path)?;
     let (head, body) = reply.split_once("\r\n\r\n")?;
     if !is_ok(head) {
@@ -446,7 +446,7 @@ fn is_ok(reply: &str) -> bool {
 }
 
 /// A bare HTTP/1.0 POST to the rig's control port on 127.0.0.1.
-fn http_post(port: u16, path: &str, body: &str) -> String {
+pub(crate) fn http_post(port: u16, path: &str, body: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to rig control port");
     stream
