@@ -291,8 +291,9 @@ pub trait Heartbeats: Send + Sync {
 /// by its region). `routing` tries the endpoints in turn; an implementation makes one
 /// attempt, bounded by the probe timeout.
 pub trait RoutingControls: Send + Sync {
-    /// Sets every routing control to its state (on: `true`) in one call, through
-    /// `endpoint`.
+    /// Sets each routing control to its state (on: `true`), in the order given, through
+    /// `endpoint`; stops at the first that fails (the caller then tries the next
+    /// endpoint with all of them: setting a state again is harmless).
     fn set(
         &self,
         endpoint: &Region,

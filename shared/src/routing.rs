@@ -1,7 +1,8 @@
 //! `TRAFFIC_SIGNAL=routing-control`: Amazon ARC routing controls follow the decision. At
-//! every switch and on every reconcile each region's routing control is set (on for the
-//! active region, off for the others) in one `UpdateRoutingControlStates` call, so no
-//! moment has them all off. Route 53's `RECOVERY_CONTROL` health checks read them in its
+//! every switch and on every reconcile each region's routing control is set: on for the
+//! active region first, then off for the others, one `UpdateRoutingControlState` each (the
+//! template grants that action and `GetRoutingControlState`, on these controls only), so
+//! no moment has them all off. Route 53's `RECOVERY_CONTROL` health checks read them in its
 //! data plane: nothing calls Route 53's API.
 //!
 //! The cluster answers on any of its regional endpoints, and AWS advises trying them in
@@ -44,13 +45,16 @@ fn label(on: bool) -> &'static str {
     if on { "On" } else { "Off" }
 }
 
-/// The state each routing control should be in with `active` the active region.
+/// The state each routing control should be in with `active` the active region, the
+/// active region's first: set in this order, some control is always on.
 pub fn desired(controls: &RoutingControlConfig, active: &Region) -> Vec<(Region, String, bool)> {
-    controls
+    let mut wanted: Vec<(Region, String, bool)> = controls
         .arns
         .iter()
         .map(|(region, arn)| (region.clone(), arn.clone(), region == active))
-        .collect()
+        .collect();
+    wanted.sort_by_key(|(_, _, on)| !on);
+    wanted
 }
 
 /// Calls `call` on each endpoint in turn until one answers: its answer and region, with
@@ -157,7 +161,7 @@ impl<D: Deps> Controller<D> {
             }
             Err(()) => {
                 let error = format!(
-                    "no cluster endpoint took UpdateRoutingControlStates ({} tried); the verifier tries again each minute",
+                    "no cluster endpoint took the routing control updates ({} tried); the verifier tries again each minute",
                     controls.endpoints.len()
                 );
                 warn!(active = %active, errors = ?unanswered, "{error}");

@@ -978,7 +978,7 @@ impl FakeRouting {
                 resource: Some(arn.into()),
                 ..fault(
                     "route53-recovery-cluster",
-                    "UpdateRoutingControlStates",
+                    "UpdateRoutingControlState",
                     endpoint,
                     ErrorKind::NotFound,
                 )
@@ -990,11 +990,11 @@ impl FakeRouting {
 
 impl RoutingControls for Arc<FakeRouting> {
     async fn set(&self, endpoint: &Region, states: &[(String, bool)]) -> Result<(), AwsError> {
-        lock(&self.calls).push((endpoint.clone(), "UpdateRoutingControlStates"));
+        lock(&self.calls).push((endpoint.clone(), "UpdateRoutingControlState"));
         answering(
             &self.down,
             "route53-recovery-cluster",
-            "UpdateRoutingControlStates",
+            "UpdateRoutingControlState",
             endpoint,
         )?;
         self.unknown(states.iter().map(|(arn, _)| arn.clone()), endpoint)?;
@@ -1002,7 +1002,7 @@ impl RoutingControls for Arc<FakeRouting> {
             .write(
                 (
                     "route53-recovery-cluster",
-                    "UpdateRoutingControlStates",
+                    "UpdateRoutingControlState",
                     endpoint,
                 ),
                 || {

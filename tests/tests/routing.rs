@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use regionpilot_tests::arc::{ArcCluster, ENDPOINT_REGIONS};
+use regionpilot_tests::arc::{ArcCluster, ENDPOINT_REGIONS, arn_for};
 use regionpilot_tests::{Stage, alarm_for, fixture, paths};
 use serde_json::json;
 
@@ -54,7 +54,8 @@ async fn a_failover_sets_the_routing_controls_with_one_cluster_endpoint_down() {
     );
     assert_eq!(cluster.is_on(STANDBY), Some(true));
     assert_eq!(cluster.is_on(HOME), Some(false));
-    // Both changes in one call, through the second endpoint.
+    // Through the second endpoint: the new active region on first, so that some control
+    // is on at every moment, then the old one off.
     let state = cluster.state().unwrap();
     let changes = state["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 2, "{state}");
@@ -62,7 +63,9 @@ async fn a_failover_sets_the_routing_controls_with_one_cluster_endpoint_down() {
         changes.iter().all(|c| c["endpoint"] == ENDPOINT_REGIONS[1]),
         "{state}"
     );
-    assert_eq!(changes[0]["at"], changes[1]["at"], "one call: {state}");
+    assert_eq!(changes[0]["arn"], arn_for(STANDBY), "{state}");
+    assert_eq!(changes[0]["state"], "On", "{state}");
+    assert_eq!(changes[1]["arn"], arn_for(HOME), "{state}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

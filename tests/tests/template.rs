@@ -123,6 +123,7 @@ const GROUPS: &[(&str, &str)] = &[
 const BINARIES: &[&str] = &["failover", "health-probe", "failback"];
 
 /// The function that builds `binary`, with its logical ID.
+/// (The control stack's: a regional stack's gate builds the health probe's binary too.)
 fn function<'a>(template: &'a Value, binary: &str) -> (&'a str, &'a Value) {
     template["Resources"]
         .as_object()
@@ -131,6 +132,7 @@ fn function<'a>(template: &'a Value, binary: &str) -> (&'a str, &'a Value) {
         .find(|(_, r)| {
             r["Type"] == "AWS::Serverless::Function"
                 && r["Metadata"]["BuildProperties"]["Binary"] == binary
+                && r["Condition"] != "RegionalRole"
         })
         .map(|(id, r)| (id.as_str(), r))
         .unwrap_or_else(|| panic!("no function builds binary {binary}"))
@@ -321,6 +323,8 @@ fn every_function_gets_the_variables_it_requires_and_the_actions_it_calls() {
         MRSC_JOINING,
         &with_run_command(THREE_REGIONS),
         &with_run_command(MRSC_JOINING),
+        &with_routing_control(THREE_REGIONS),
+        &with_routing_control(MRSC_JOINING),
     ] {
         let template = expanded_template(given);
         let mode = parameter_values(&template, given)["ControlPlaneMode"].clone();
@@ -338,6 +342,34 @@ fn with_run_command<'a>(given: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)>
     all
 }
 
+const ROUTING_ENDPOINTS: &str = "us-east-1=https://host1.route53-recovery-cluster.us-east-1.amazonaws.com/v1,ap-southeast-2=https://host2.route53-recovery-cluster.ap-southeast-2.amazonaws.com/v1,eu-west-1=https://host3.route53-recovery-cluster.eu-west-1.amazonaws.com/v1,us-west-2=https://host4.route53-recovery-cluster.us-west-2.amazonaws.com/v1,ap-northeast-1=https://host5.route53-recovery-cluster.ap-northeast-1.amazonaws.com/v1";
+
+/// The routing control ARN the template tests give `region`.
+fn routing_arn(region: &str) -> String {
+    format!(
+        "arn:aws:route53-recovery-control::{ACCOUNT}:controlpanel/0a1b2c/routingcontrol/{}",
+        region.replace('-', "")
+    )
+}
+
+/// `given` with TrafficSignal=routing-control, the cluster and a routing control for each
+/// of us-east-1, us-west-2 and eu-west-1.
+fn with_routing_control<'a>(given: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let arns: &'static str = Box::leak(
+        ["us-east-1", "us-west-2", "eu-west-1"]
+            .map(|r| format!("{r}={}", routing_arn(r)))
+            .join(",")
+            .into_boxed_str(),
+    );
+    let mut all = given.to_vec();
+    all.extend([
+        ("TrafficSignal", "routing-control"),
+        ("RoutingControlEndpoints", ROUTING_ENDPOINTS),
+        ("RoutingControlArns", arns),
+    ]);
+    all
+}
+
 fn run_command_template() -> Value {
     expanded_template(&with_run_command(THREE_REGIONS))
 }
@@ -346,6 +378,7 @@ fn run_command_template() -> Value {
 /// exactly the actions permissions.rs lists for it.
 fn gets_what_it_requires_and_calls(template: &Value, case: &str) {
     let run_command = parameter_values(template, &[])["ReloadMode"] == "run-command";
+    let routing = parameter_values(template, &[])["TrafficSignal"] == "routing-control";
     for (binary, all_actions) in [
         ("failover", permissions::FAILOVER),
         ("health-probe", permissions::HEALTH_PROBE),
@@ -356,6 +389,7 @@ fn gets_what_it_requires_and_calls(template: &Value, case: &str) {
             .iter()
             .copied()
             .filter(|a| run_command || !permissions::RUN_COMMAND_ONLY.contains(a))
+            .filter(|a| routing || !permissions::ROUTING_CONTROL_ONLY.contains(a))
             .collect();
         let (_, function) = function(template, binary);
         let env = environment(template, function);
@@ -834,11 +868,14 @@ fn created(template: &Value, resource: &Value) -> bool {
     })
 }
 
-/// The serving health check of each region, by region: the health checks whose alarm's
-/// `Region` dimension names it.
+/// The metric signal's serving health check of each region, by region: the
+/// `CLOUDWATCH_METRIC` health checks whose alarm's `Region` dimension names it.
 fn health_checks(template: &Value) -> BTreeMap<String, (&str, &Value)> {
     resources(template, "AWS::Route53::HealthCheck")
         .into_iter()
+        .filter(|(_, check)| {
+            check["Properties"]["HealthCheckConfig"]["Type"] == "CLOUDWATCH_METRIC"
+        })
         .map(|(id, check)| {
             let alarm = check["Properties"]["HealthCheckConfig"]["AlarmIdentifier"]["Name"]["Ref"]
                 .as_str()
@@ -923,12 +960,13 @@ fn every_region_gets_a_serving_alarm_and_a_health_check_that_follows_it() {
             json!([{ "Key": "Name", "Value": format!("rp-serving-{region}") }]),
             "{id}"
         );
+        // The output gives the health check of the signal in force: this one by default.
         let ids: Vec<&Value> = outputs
             .values()
-            .filter(|o| o["Value"] == json!({ "Ref": id }))
+            .filter(|o| resolve(&template, &[], &o["Value"]) == json!({ "Ref": id }))
             .collect();
         assert_eq!(ids.len(), 1, "{id}: one output with its id");
-        assert_eq!(ids[0].get("Condition"), check.get("Condition"), "{id}");
+        assert!(created(&template, ids[0]), "{id}");
     }
 }
 
@@ -1189,12 +1227,32 @@ fn no_function_may_call_route53() {
     for template in [
         template(),
         expanded_template(&[THREE_REGIONS, &[HOSTED_ZONE, RECORD_NAME, REGION_TARGETS]].concat()),
+        // Every traffic signal, and the regional role.
+        expanded_template(
+            &[
+                THREE_REGIONS,
+                &[GATES, HOSTED_ZONE, RECORD_NAME, REGION_TARGETS],
+            ]
+            .concat(),
+        ),
+        expanded_template(&with_routing_control(
+            &[THREE_REGIONS, &[HOSTED_ZONE, RECORD_NAME, REGION_TARGETS]].concat(),
+        )),
+        expanded_template(&[
+            ("Regions", "us-east-1,us-west-2"),
+            ("DeploymentRole", "regional"),
+        ]),
     ] {
         // Every policy of every function, its own or attached to its role; SAM adds only
         // the basic execution and X-Ray policies to these.
         let mut documents = Vec::new();
-        for &binary in BINARIES {
-            let (id, function) = function(&template, binary);
+        let functions = resources(&template, "AWS::Serverless::Function");
+        assert!(
+            functions.len() > BINARIES.len(),
+            "the regional gate is one more"
+        );
+        for (id, function) in functions {
+            let binary = id;
             assert!(
                 function["Properties"].get("Role").is_none(),
                 "{binary}: a role of its own would bypass these checks"
@@ -1232,8 +1290,23 @@ fn no_function_may_call_route53() {
     }
 }
 
+/// Route 53's control plane SDKs (and ARC's): none may be a dependency. The one Route 53
+/// SDK allowed is ARC's cluster data plane, for TRAFFIC_SIGNAL=routing-control.
+fn forbidden_route53_sdk(name: &str) -> bool {
+    name.starts_with("aws-sdk-route53") && name != "aws-sdk-route53recoverycluster"
+}
+
 #[test]
-fn no_crate_depends_on_a_route53_sdk() {
+fn no_crate_depends_on_a_route53_control_plane_sdk() {
+    for forbidden in [
+        "aws-sdk-route53",
+        "aws-sdk-route53domains",
+        "aws-sdk-route53recoverycontrolconfig",
+        "aws-sdk-route53resolver",
+    ] {
+        assert!(forbidden_route53_sdk(forbidden), "{forbidden}");
+    }
+    assert!(!forbidden_route53_sdk("aws-sdk-route53recoverycluster"));
     let root = paths::workspace();
     let manifest: toml::Table =
         toml::from_str(&std::fs::read_to_string(root.join("Cargo.toml")).unwrap()).unwrap();
@@ -1246,11 +1319,13 @@ fn no_crate_depends_on_a_route53_sdk() {
     );
     for path in manifests {
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            !text.contains("aws-sdk-route53"),
-            "{} depends on a Route 53 SDK",
-            path.display()
-        );
+        for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+            assert!(
+                !forbidden_route53_sdk(word),
+                "{} depends on {word}",
+                path.display()
+            );
+        }
     }
     // Nor through another crate.
     let lock: toml::Table =
@@ -1263,10 +1338,7 @@ fn no_crate_depends_on_a_route53_sdk() {
     );
     for package in packages {
         let name = package["name"].as_str().unwrap();
-        assert!(
-            !name.starts_with("aws-sdk-route53"),
-            "Cargo.lock has {name}"
-        );
+        assert!(!forbidden_route53_sdk(name), "Cargo.lock has {name}");
     }
 }
 
@@ -2042,7 +2114,7 @@ fn an_mrsc_deploy_without_its_table_name_or_the_witness_it_needs_fails() {
             &[HOSTED_ZONE, RECORD_NAME, REGION_TARGETS],
         ]
         .concat(),
-        "HostedZoneId must be empty",
+        "HostedZoneId needs TrafficSignal=routing-control",
     );
     refused(
         &[("ControlTableOwner", "true")],
@@ -2229,9 +2301,10 @@ fn string_parameters_accept_only_what_the_functions_accept() {
     let from = parameter_of_variable(&template);
     for (parameter, good, bad) in [
         (
+            // Empty for a regional stack only: a rule requires it of the control stack.
             "HealthTable",
             &["app-health", "a.b_c-1"][..],
-            &["ab", "my table", ""][..],
+            &["ab", "my table"][..],
         ),
         (
             "HealthKey",
@@ -2500,5 +2573,338 @@ fn the_drills_ttl_is_the_templates_default_record_ttl() {
     assert_eq!(
         ttl["Default"],
         json!(regionpilot_tests::dns::TTL_SECONDS as u64)
+    );
+}
+
+/// Two other regions' gates (regional stacks' GateUrl outputs).
+const GATES: (&str, &str) = (
+    "RegionalGates",
+    "https://abcdef0123.lambda-url.us-east-1.on.aws/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0,https://987654fedc.lambda-url.eu-west-1.on.aws/11112222-3333-4444-5555-666677778888",
+);
+
+/// The created health checks of one configuration type, by logical ID.
+fn checks_of_type<'a>(template: &'a Value, kind: &str) -> BTreeMap<&'a str, &'a Value> {
+    resources(template, "AWS::Route53::HealthCheck")
+        .into_iter()
+        .filter(|(_, c)| created(template, c))
+        .filter(|(_, c)| c["Properties"]["HealthCheckConfig"]["Type"] == kind)
+        .collect()
+}
+
+/// The region's weighted record's health check, as deployed.
+fn record_check(template: &Value, key: &str) -> Value {
+    let record = &template["Resources"][format!("ServingRecord{key}")];
+    assert!(created(template, record), "ServingRecord{key} is created");
+    resolve(template, &[], &record["Properties"]["HealthCheckId"])
+}
+
+#[test]
+fn each_traffic_signal_gets_its_health_checks_and_the_records_follow_them() {
+    let records = [HOSTED_ZONE, RECORD_NAME, REGION_TARGETS];
+    let keys = [
+        ("us-east-1", "useast1"),
+        ("us-west-2", "uswest2"),
+        ("eu-west-1", "euwest1"),
+    ];
+
+    // auto without other regions' gates: the metric signal, as before.
+    let metric = expanded_template(&[THREE_REGIONS, &records].concat());
+    deploys(&metric, &[]);
+    assert_eq!(checks_of_type(&metric, "CLOUDWATCH_METRIC").len(), 3);
+    for kind in ["HTTPS_STR_MATCH", "CALCULATED", "RECOVERY_CONTROL"] {
+        assert!(
+            checks_of_type(&metric, kind).is_empty(),
+            "{kind} under metric"
+        );
+    }
+    assert!(!created(&metric, &metric["Resources"]["GateFunctionUrl"]));
+    assert_eq!(
+        env_value(&metric, &[], "failover", "TRAFFIC_SIGNAL"),
+        "metric"
+    );
+    assert!(
+        resolve(
+            &metric,
+            &[],
+            &metric["Outputs"]["TrafficSignalInForce"]["Value"]
+        )
+        .as_str()
+        .is_some_and(|s| s.starts_with("metric") && s.contains("DeploymentRole=regional")),
+        "the output says what to deploy for the fast signal"
+    );
+    for (_, key) in keys {
+        assert_eq!(
+            record_check(&metric, key),
+            json!({ "Ref": format!("ServingHealthCheck{key}") })
+        );
+    }
+
+    // auto with the other regions' gates: the gate signal.
+    let gate = expanded_template(&[THREE_REGIONS, &records, &[GATES]].concat());
+    deploys(&gate, &[]);
+    assert!(checks_of_type(&gate, "CLOUDWATCH_METRIC").is_empty());
+    assert!(
+        alarms_on(&gate, "ActiveRegion")
+            .iter()
+            .all(|(_, a)| !created(&gate, a))
+    );
+    assert_eq!(env_value(&gate, &[], "failover", "TRAFFIC_SIGNAL"), "gate");
+    let https = checks_of_type(&gate, "HTTPS_STR_MATCH");
+    // This stack's gate and the two others, asked about each of the three regions.
+    assert_eq!(https.len(), 9, "{:?}", https.keys());
+    for (region, key) in keys {
+        for (id, own_host, token) in [
+            (format!("OwnGateServing{key}"), None, None),
+            (
+                format!("Gate0Serving{key}"),
+                Some("abcdef0123.lambda-url.us-east-1.on.aws"),
+                Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"),
+            ),
+            (
+                format!("Gate1Serving{key}"),
+                Some("987654fedc.lambda-url.eu-west-1.on.aws"),
+                Some("11112222-3333-4444-5555-666677778888"),
+            ),
+        ] {
+            let config = &https[id.as_str()]["Properties"]["HealthCheckConfig"];
+            assert_eq!(config["RequestInterval"], 10, "{id}: the fast interval");
+            assert_eq!(config["FailureThreshold"], 1, "{id}");
+            assert_eq!(config["Port"], 443, "{id}");
+            assert_eq!(config["SearchString"], format!("serving {region}"), "{id}");
+            if let (Some(host), Some(token)) = (own_host, token) {
+                assert_eq!(config["FullyQualifiedDomainName"], host, "{id}");
+                assert_eq!(
+                    config["ResourcePath"],
+                    format!("/{token}/serving/{region}"),
+                    "{id}"
+                );
+            } else {
+                // This stack's own URL, on the stack ID's random part.
+                let text = config.to_string();
+                assert!(
+                    text.contains("GateFunctionUrl") && text.contains("AWS::StackId"),
+                    "{id}: {text}"
+                );
+            }
+        }
+        for slot in 2..5 {
+            let unused = &gate["Resources"][format!("Gate{slot}Serving{key}")];
+            assert!(!created(&gate, unused), "slot {slot} has no gate");
+        }
+        let calculated = &gate["Resources"][format!("GateHealthCheck{key}")];
+        assert!(created(&gate, calculated));
+        let config = &calculated["Properties"]["HealthCheckConfig"];
+        assert_eq!(config["Type"], "CALCULATED");
+        // Healthy while ANY gate says the region is serving.
+        assert_eq!(config["HealthThreshold"], 1);
+        let children: Vec<Value> = config["ChildHealthChecks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| resolve(&gate, &[], c))
+            .filter(|c| *c != json!({ "Ref": "AWS::NoValue" }))
+            .collect();
+        assert_eq!(
+            children,
+            [
+                json!({ "Ref": format!("OwnGateServing{key}") }),
+                json!({ "Ref": format!("Gate0Serving{key}") }),
+                json!({ "Ref": format!("Gate1Serving{key}") }),
+            ]
+        );
+        assert_eq!(
+            record_check(&gate, key),
+            json!({ "Ref": format!("GateHealthCheck{key}") })
+        );
+    }
+    // The gate is the health probe's function URL, public (Route 53 cannot sign), with the
+    // two permissions Lambda asks of a public URL.
+    let url = &gate["Resources"]["GateFunctionUrl"];
+    assert!(created(&gate, url));
+    assert_eq!(url["Properties"]["AuthType"], "NONE");
+    assert_eq!(
+        resolve(&gate, &[], &url["Properties"]["TargetFunctionArn"]),
+        json!({ "Fn::GetAtt": ["HealthProbeFunction", "Arn"] })
+    );
+    for (id, action) in [
+        ("GateUrlPermission", "lambda:InvokeFunctionUrl"),
+        ("GateInvokePermission", "lambda:InvokeFunction"),
+    ] {
+        let permission = &gate["Resources"][id];
+        assert!(created(&gate, permission), "{id}");
+        assert_eq!(permission["Properties"]["Action"], action);
+    }
+    let (_, probe) = function(&gate, "health-probe");
+    let token = resolve(
+        &gate,
+        &[],
+        &probe["Properties"]["Environment"]["Variables"]["GATE_TOKEN"],
+    );
+    assert!(token.to_string().contains("AWS::StackId"), "{token}");
+
+    // An explicit gate without the other regions' gates is refused; metric with them
+    // stays metric.
+    assert!(
+        deploy_refusals(&gate, &[("TrafficSignal", "gate"), ("RegionalGates", "")])
+            .iter()
+            .any(|r| r.contains("TrafficSignal=gate needs RegionalGates"))
+    );
+    let forced_metric =
+        expanded_template(&[THREE_REGIONS, &[GATES, ("TrafficSignal", "metric")]].concat());
+    assert_eq!(checks_of_type(&forced_metric, "CLOUDWATCH_METRIC").len(), 3);
+
+    // routing-control: the regions' routing controls, granted on exactly those.
+    let routing = expanded_template(&with_routing_control(&[THREE_REGIONS, &records].concat()));
+    deploys(&routing, &[]);
+    let controls = checks_of_type(&routing, "RECOVERY_CONTROL");
+    assert_eq!(controls.len(), 3);
+    assert!(checks_of_type(&routing, "CLOUDWATCH_METRIC").is_empty());
+    assert!(checks_of_type(&routing, "HTTPS_STR_MATCH").is_empty());
+    assert!(!created(&routing, &routing["Resources"]["GateFunctionUrl"]));
+    assert_eq!(
+        env_value(&routing, &[], "failback", "TRAFFIC_SIGNAL"),
+        "routing-control"
+    );
+    for (region, key) in keys {
+        let check = &controls[format!("RoutingHealthCheck{key}").as_str()];
+        assert_eq!(
+            check["Properties"]["HealthCheckConfig"]["RoutingControlArn"],
+            routing_arn(region)
+        );
+        assert_eq!(
+            record_check(&routing, key),
+            json!({ "Ref": format!("RoutingHealthCheck{key}") })
+        );
+    }
+    for binary in ["failover", "failback"] {
+        for action in permissions::ROUTING_CONTROL_ONLY {
+            let mut arns: Vec<String> = granting(&routing, binary, action)
+                .iter()
+                .flat_map(|s| strings(&s["Resource"]).into_iter().map(str::to_owned))
+                .collect();
+            arns.sort();
+            let mut expected: Vec<String> = keys.iter().map(|(r, _)| routing_arn(r)).collect();
+            expected.sort();
+            assert_eq!(
+                arns, expected,
+                "{binary}: {action} on the routing controls only"
+            );
+        }
+    }
+    assert!(
+        granted_actions(&routing, "health-probe")
+            .iter()
+            .all(|a| !a.starts_with("route53"))
+    );
+    for missing in ["RoutingControlEndpoints", "RoutingControlArns"] {
+        let refusals = deploy_refusals(&routing, &[(missing, "")]);
+        assert!(
+            refusals.iter().any(|r| r.contains(missing)),
+            "{missing}: {refusals:?}"
+        );
+    }
+}
+
+#[test]
+fn a_regional_stack_is_one_gate_with_one_grant() {
+    let given = [
+        ("Regions", "us-east-1,us-west-2"),
+        ("DeploymentRole", "regional"),
+    ];
+    let regional = expanded_template(&given);
+    deploys(&regional, &[]);
+    let made: BTreeSet<&str> = regional["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| created(&regional, r))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(
+        made,
+        BTreeSet::from([
+            "ActiveRegionParameterResource",
+            "RegionalGateFunction",
+            "GateFunctionUrl",
+            "GateUrlPermission",
+            "GateInvokePermission",
+        ]),
+        "a gate, its URL and the region's copy of the parameter; nothing else"
+    );
+    let gate = &regional["Resources"]["RegionalGateFunction"];
+    assert_eq!(
+        gate["Metadata"]["BuildProperties"]["Binary"], "health-probe",
+        "no fourth binary"
+    );
+    assert_eq!(gate["Properties"]["MemorySize"], 128, "the smallest memory");
+    assert!(
+        gate["Properties"]["ReservedConcurrentExecutions"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+    assert!(
+        gate["Properties"].get("Events").is_none(),
+        "invoked by its URL only"
+    );
+    let statements: Vec<&Value> = gate["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["Statement"].as_array().unwrap())
+        .collect();
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert_eq!(actions(statements[0]), permissions::REGIONAL_GATE);
+    assert_eq!(
+        statements[0]["Resource"],
+        "arn:aws:ssm:us-west-2:123456789012:parameter/myapp/active-region",
+        "its own region's parameter only"
+    );
+    assert_eq!(
+        resolve(
+            &regional,
+            &[],
+            &regional["Resources"]["GateFunctionUrl"]["Properties"]["TargetFunctionArn"]
+        ),
+        json!({ "Fn::GetAtt": ["RegionalGateFunction", "Arn"] })
+    );
+    assert_eq!(
+        env_value(&regional, &[], "health-probe", "DEPLOYMENT_ROLE"),
+        "regional"
+    );
+    let outputs: BTreeSet<&str> = regional["Outputs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, o)| created(&regional, o))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(outputs, BTreeSet::from(["GateUrl"]));
+    // Only in single mode, in one of Regions, and without records.
+    for (extra, reason) in [
+        (
+            ("ControlPlaneMode", "mrsc"),
+            "DeploymentRole=regional is for ControlPlaneMode=single",
+        ),
+        (
+            HOSTED_ZONE,
+            "HostedZoneId must be empty with DeploymentRole=regional",
+        ),
+        (
+            ("Regions", "eu-west-1,eu-west-2"),
+            "must be deployed in one of Regions",
+        ),
+    ] {
+        let refusals = deploy_refusals(&regional, &[extra]);
+        assert!(
+            refusals.iter().any(|r| r.contains(reason)),
+            "{extra:?}: {refusals:?}"
+        );
+    }
+    // The control stack still needs its health table.
+    let control = expanded_template(&[("Regions", "us-east-1,us-west-2")]);
+    assert!(
+        deploy_refusals(&control, &[])
+            .iter()
+            .any(|r| r.contains("HealthTable is required"))
     );
 }

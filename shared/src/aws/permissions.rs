@@ -6,7 +6,8 @@
 /// (PutParameter; GetParameter for status), standby capacity (DescribeAutoScalingGroups,
 /// SetDesiredCapacity), in-place reload through Run Command (SendCommand with
 /// AWS-RunShellScript, ListCommandInvocations), rolling update (instance refresh) and
-/// events for operators (PutEvents; a held one is a PutItem on the control table).
+/// events for operators (PutEvents; a held one is a PutItem on the control table), and
+/// Amazon ARC routing controls (`TRAFFIC_SIGNAL=routing-control`).
 pub const FAILOVER: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -21,7 +22,19 @@ pub const FAILOVER: &[&str] = &[
     "autoscaling:CancelInstanceRefresh",
     "autoscaling:DescribeInstanceRefreshes",
     "events:PutEvents",
+    "route53-recovery-cluster:GetRoutingControlState",
+    "route53-recovery-cluster:UpdateRoutingControlState",
 ];
+
+/// The actions of `FAILOVER` and `FAILBACK` called only with `TRAFFIC_SIGNAL=
+/// routing-control` (on the routing controls it names): the template grants them only then.
+pub const ROUTING_CONTROL_ONLY: &[&str] = &[
+    "route53-recovery-cluster:GetRoutingControlState",
+    "route53-recovery-cluster:UpdateRoutingControlState",
+];
+
+/// A regional stack's gate (`DEPLOYMENT_ROLE=regional`): its region's parameter, read.
+pub const REGIONAL_GATE: &[&str] = &["ssm:GetParameter"];
 
 /// The actions of `FAILOVER` and `FAILBACK` called only with `RELOAD_MODE=run-command`
 /// (Run Command is a root shell on the instances): the template grants them only then.

@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
-use aws_sdk_route53recoverycluster::types::{RoutingControlState, UpdateRoutingControlStateEntry};
+use aws_sdk_route53recoverycluster::types::RoutingControlState;
 
 use super::clients::{RegionalClients, client_for};
-use crate::error::{AwsError, ErrorKind};
+use crate::error::AwsError;
 use crate::ports::RoutingControls;
 use crate::region::Region;
 
@@ -32,29 +32,22 @@ fn state(on: bool) -> RoutingControlState {
 
 impl RoutingControls for ArcRoutingControls {
     async fn set(&self, endpoint: &Region, states: &[(String, bool)]) -> Result<(), AwsError> {
-        const OPERATION: &str = "UpdateRoutingControlStates";
+        const OPERATION: &str = "UpdateRoutingControlState";
         let client = client_for(&self.clients, SERVICE, OPERATION, endpoint)?;
-        let mut call = client.update_routing_control_states();
+        // One control per call: the action the template grants, on exactly these ARNs.
         for (arn, on) in states {
-            let entry = UpdateRoutingControlStateEntry::builder()
+            client
+                .update_routing_control_state()
                 .routing_control_arn(arn)
                 .routing_control_state(state(*on))
-                .build()
-                .map_err(|e| AwsError {
-                    service: SERVICE,
-                    operation: OPERATION,
-                    resource: Some(arn.as_str().into()),
-                    region: endpoint.clone(),
-                    kind: ErrorKind::Other,
-                    code: None,
-                    message: e.to_string(),
+                .send()
+                .await
+                .map_err(|e| {
+                    AwsError::from_sdk(SERVICE, OPERATION, endpoint, &e)
+                        .on(format!("the routing control {arn}"))
                 })?;
-            call = call.update_routing_control_state_entries(entry);
         }
-        call.send()
-            .await
-            .map(|_| ())
-            .map_err(|e| AwsError::from_sdk(SERVICE, OPERATION, endpoint, &e))
+        Ok(())
     }
 
     async fn get(&self, endpoint: &Region, arn: &str) -> Result<bool, AwsError> {
