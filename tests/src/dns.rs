@@ -455,12 +455,23 @@ impl Users {
 
     /// The region DNS gave user `user` (modulo the number of users), as of `now_ms`.
     pub fn resolve(&mut self, user: usize, now_ms: u64, dns: &Dns) -> String {
+        self.resolve_with(user, now_ms, dns.timings.ttl_ms, |at, pick| {
+            dns.answer(at, pick).map(str::to_owned)
+        })
+    }
+
+    /// [`Users::resolve`] against any signal's answers: `answer(at, pick)`.
+    pub fn resolve_with(
+        &mut self,
+        user: usize,
+        now_ms: u64,
+        ttl_ms: u64,
+        answer: impl Fn(u64, f64) -> Option<String>,
+    ) -> String {
         let rng = &mut self.rng;
         let index = user % self.resolvers.len();
         self.resolvers[index]
-            .resolve(now_ms, dns.timings.ttl_ms, |at| {
-                dns.answer(at, rng.next_f64()).map(str::to_owned)
-            })
+            .resolve(now_ms, ttl_ms, |at| answer(at, rng.next_f64()))
             .to_owned()
     }
 }

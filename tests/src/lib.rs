@@ -11,6 +11,7 @@ pub mod events;
 pub mod paths;
 pub mod rig;
 pub mod runtime;
+pub mod signals;
 pub mod world;
 
 use std::collections::BTreeMap;
@@ -130,4 +131,11 @@ pub fn assert_no_secrets_logged(function: &LocalFunction) {
             function.name
         );
     }
+}
+
+/// Now, in milliseconds since the Unix epoch (the clock of EMF timestamps and the models).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

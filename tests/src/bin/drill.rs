@@ -27,7 +27,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::types::AttributeValue;
 use regionpilot_tests::alarm::{self, AlarmState, MetricAlarm};
 use regionpilot_tests::dns::{self, Change, Dns, LogTail, Timings, Users};
+use regionpilot_tests::arc::ArcCluster;
 use regionpilot_tests::rig::{InstanceView, ModelInstance};
+use regionpilot_tests::signals::{self, Gate, SignalDns};
 use regionpilot_tests::{LocalFunction, Stage, World, alarm_for, paths, world};
 use serde_json::{Value, json};
 
@@ -103,6 +105,25 @@ struct Write {
     region: String,
     key: String,
     ok: bool,
+    /// The same request under the fast signals ([`FAST_SIGNALS`]): the region that
+    /// signal's DNS gave the same user, and whether an in-service instance there took it.
+    /// (The write itself goes where the metric signal sent it.)
+    alt: [(String, bool); 2],
+}
+
+/// The traffic signals measured beside `metric` on the same outage, in `Write::alt` order.
+const FAST_SIGNALS: [&str; 2] = ["gate", "routing-control"];
+
+/// The gates' path token in the drill (the template derives one per stack).
+const GATE_TOKEN: &str = "drill-gate-token-0123456789";
+
+/// Whether `region`'s endpoints answered recently (its instance model did).
+fn answering(fleet: &Fleet, region: &str) -> bool {
+    fleet
+        .lock()
+        .unwrap()
+        .get(region)
+        .is_some_and(|(at, _)| at.elapsed() < FLEET_STALE)
 }
 
 /// The latest answer of each region's instance model, with when it came.
@@ -165,14 +186,16 @@ async fn simulate_app(
     world: Arc<World>,
     fleet: Fleet,
     dns: Arc<Mutex<Dns>>,
+    fast: [Arc<Mutex<SignalDns>>; 2],
     started: Instant,
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<Vec<Write>>>,
 ) {
-    let mut users = {
-        let dns = dns.lock().unwrap();
-        Users::new(USERS, HOME, epoch_ms(), dns.timings.ttl_ms, 13)
-    };
+    let ttl_ms = dns.lock().unwrap().timings.ttl_ms;
+    let start_ms = epoch_ms();
+    let mut users = Users::new(USERS, HOME, start_ms, ttl_ms, 13);
+    // The same users (same caches, same draws) under each fast signal.
+    let mut fast_users = [0, 1].map(|_| Users::new(USERS, HOME, start_ms, ttl_ms, 13));
     let mut requests = tokio::task::JoinSet::new();
     let mut next = tokio::time::Instant::now();
     let mut n = 0u64;
@@ -180,7 +203,16 @@ async fn simulate_app(
         n += 1;
         let at = started.elapsed().as_secs_f64();
         let key = format!("write-{n:06}");
-        let resolved = users.resolve(n as usize, epoch_ms(), &dns.lock().unwrap());
+        let now = epoch_ms();
+        let resolved = users.resolve(n as usize, now, &dns.lock().unwrap());
+        let alt = [0, 1].map(|i| {
+            let signal = fast[i].lock().unwrap().clone();
+            let region = fast_users[i].resolve_with(n as usize, now, ttl_ms, |at, pick| {
+                signal.answer(at, pick)
+            });
+            let served = !in_service(&fleet, &region).is_empty();
+            (region, served)
+        });
         let serving = in_service(&fleet, &resolved);
         let served = !serving.is_empty();
         let target = served
@@ -210,6 +242,7 @@ async fn simulate_app(
                 region,
                 key,
                 ok,
+                alt,
             });
         });
         while requests.try_join_next().is_some() {}
@@ -230,6 +263,18 @@ fn requests_so_far(log: &Mutex<Vec<Write>>) -> Vec<Write> {
 /// requests of the last `window` seconds reached an in-service instance of `region`
 /// (`writes` in the order they started).
 fn share_reached(writes: &[Write], region: &str, from: f64, window: f64) -> Option<f64> {
+    share_reached_by(writes, region, from, window, |w| (w.dns.as_str(), w.served))
+}
+
+/// [`share_reached`] under any signal: `pick` gives a request's DNS region and whether an
+/// in-service instance there took it.
+fn share_reached_by(
+    writes: &[Write],
+    region: &str,
+    from: f64,
+    window: f64,
+    pick: impl Fn(&Write) -> (&str, bool),
+) -> Option<f64> {
     let mut start = 0;
     for (end, w) in writes.iter().enumerate() {
         while writes[start].at <= w.at - window {
@@ -239,7 +284,13 @@ fn share_reached(writes: &[Write], region: &str, from: f64, window: f64) -> Opti
         if w.at < from + window || slice.len() < MIN_WINDOW_REQUESTS {
             continue;
         }
-        let reached = slice.iter().filter(|w| w.served && w.dns == region).count();
+        let reached = slice
+            .iter()
+            .filter(|w| {
+                let (dns, served) = pick(w);
+                served && dns == region
+            })
+            .count();
         if reached as f64 >= USERS_SHARE * slice.len() as f64 {
             return Some(w.at);
         }
@@ -741,6 +792,20 @@ fn print_assumptions(pace: &Pace) {
         dns::TTL_SECONDS
     );
     println!(
+        "  gate signal: {} checkers per HTTPS health check poll the real gates (the control stack's in {STANDBY}, a regional one in {HOME}) through the Runtime API every {:.0} s, staggered; failure threshold 1; healthy when more than {:.0} % of checkers are (Route 53's rule); a gate in a region that does not answer is not reached; a region is healthy while any gate's check is (calculated); DNS follows the checkers after {:.0} s (assumed)",
+        signals::CHECKERS,
+        signals::GATE_INTERVAL_SECONDS,
+        signals::HEALTHY_SHARE * 100.0,
+        signals::GATE_STATUS_DELAY_SECONDS
+    );
+    println!(
+        "  routing-control signal: the rig's ARC cluster (five endpoints; the first, which the functions try first, does not answer); the failover sets the routing controls at the switch; a RECOVERY_CONTROL health check follows a change after {:.0} s (assumed)",
+        signals::ROUTING_CONTROL_DELAY_SECONDS
+    );
+    println!(
+        "  all three signals are measured on the same outage, the same users (same caches and draws) and the same instances; the app's writes follow the metric signal"
+    );
+    println!(
         "  {USERS} users, each with its own resolver cache, re-resolving at each expiry (expiries spread over one TTL); one request every {REQUEST_EVERY:?} from the next user; at the start home's alarm is OK and the standby's in ALARM (a settled stack)",
     );
     println!(
@@ -790,12 +855,27 @@ struct Summary {
     old_unhealthy: Option<f64>,
     /// Paused: the share of requests after the outage that DNS sent home.
     dns_home_share: Option<f64>,
+    /// The fast signals, in [`FAST_SIGNALS`] order, on the same outage.
+    fast: [FastSignal; 2],
+    /// Control-region loss: whether each signal's DNS kept the last decision (the lost
+    /// standby) until home's regionpilot switched: metric, then [`FAST_SIGNALS`].
+    kept_last_decision: Option<[bool; 3]>,
     /// Control-region loss: when the standby (and its control plane) was lost, when home's
     /// regionpilot answered the alarm with a switch home, and when the app wrote in home
     /// again.
     standby_lost: Option<f64>,
     home_switched: Option<f64>,
     home_serves: Option<f64>,
+}
+
+/// What one fast signal did, on the drill's timeline.
+#[derive(Default, Clone)]
+struct FastSignal {
+    users_served: Option<f64>,
+    new_healthy: Option<f64>,
+    old_unhealthy: Option<f64>,
+    /// Paused: the share of requests after the outage that this signal's DNS sent home.
+    home_share: Option<f64>,
 }
 
 /// Every region's `<stack>-unhealthy-<region>` alarm, twice: under the template's rule
@@ -1172,6 +1252,7 @@ async fn standby_lost(
     home_probe: &Arc<LocalFunction>,
     verifier: &LocalFunction,
     writes: &Mutex<Vec<Write>>,
+    (dns, fast): (&Mutex<Dns>, &[Arc<Mutex<SignalDns>>; 2]),
     pace: &Pace,
     m: &mut Summary,
 ) -> Result<(), String> {
@@ -1201,6 +1282,18 @@ async fn standby_lost(
         format!("{HOME}'s regionpilot did not bring the app home: {out}"),
     )?;
     m.home_switched = Some(switched);
+    // Until home's regionpilot decided otherwise, every signal kept the last decision:
+    // the standby, whose region (and control plane, and gate) was lost.
+    let kept = kept_decision(t, dns, fast, STANDBY, lost, switched);
+    m.kept_last_decision = Some(kept);
+    t.mark(format!(
+        "DNS while {STANDBY} was lost, until the switch: kept {STANDBY} under metric {}, gate {}, routing-control {}",
+        kept[0], kept[1], kept[2]
+    ));
+    check(
+        kept.iter().all(|k| *k),
+        format!("a signal moved users before the decision did: {kept:?} (metric, gate, routing-control)"),
+    )?;
     // Bounded: a refresh of home's group, with room to spare.
     let limit =
         Duration::from_secs_f64((4.0 * (BOOT_SECONDS.1 + WARMUP_SECONDS) + 60.0) / pace.time_scale);
@@ -1286,6 +1379,21 @@ async fn paused_outage(
     };
     let share = home_requests as f64 / requests.max(1) as f64;
     m.dns_home_share = Some(share);
+    // Every fast signal too: home's gate is frozen, but the decision still names home.
+    {
+        let writes = writes.lock().unwrap();
+        let after: Vec<&Write> = writes.iter().filter(|w| w.at >= m.outage).collect();
+        for (i, signal) in FAST_SIGNALS.iter().enumerate() {
+            let home = after.iter().filter(|w| w.alt[i].0 == HOME).count();
+            let fast_share = home as f64 / after.len().max(1) as f64;
+            m.fast[i].home_share = Some(fast_share);
+            t.mark(format!(
+                "{signal} signal: {:.1} % of {} requests since the outage resolved to {HOME}",
+                fast_share * 100.0,
+                after.len()
+            ));
+        }
+    }
     let (moved, home_values, standby_values) = {
         let seen = seen.lock().unwrap();
         let moved: Vec<String> = seen
@@ -1340,7 +1448,49 @@ async fn paused_outage(
             "ActiveRegion since the outage: {HOME} {home_values:?}, {STANDBY} {standby_values:?}; expected 1 and 0"
         ),
     )?;
+    for (i, signal) in FAST_SIGNALS.iter().enumerate() {
+        let fast_share = m.fast[i].home_share.unwrap_or(0.0);
+        check(
+            fast_share >= USERS_SHARE,
+            format!(
+                "the {signal} signal moved users while paused: {:.1} % stayed with {HOME}",
+                fast_share * 100.0
+            ),
+        )?;
+    }
     check(out["outcome"] == "resumed", format!("resume: {out}"))
+}
+
+/// Whether each signal's DNS (metric, then [`FAST_SIGNALS`]) kept `kept` healthy and
+/// every other region unhealthy at every moment of [from, to] (timeline seconds),
+/// sampled every 100 ms of the wall clock.
+fn kept_decision(
+    t: &Timeline,
+    dns: &Mutex<Dns>,
+    fast: &[Arc<Mutex<SignalDns>>; 2],
+    kept: &str,
+    from: f64,
+    to: f64,
+) -> [bool; 3] {
+    let other = if kept == HOME { STANDBY } else { HOME };
+    let (from_ms, to_ms) = (
+        t.started_ms + (from * 1000.0) as u64,
+        t.started_ms + (to * 1000.0) as u64,
+    );
+    let samples: Vec<u64> = (from_ms..=to_ms).step_by(100).collect();
+    let metric = {
+        let dns = dns.lock().unwrap();
+        samples
+            .iter()
+            .all(|at| dns.healthy(kept, *at) && !dns.healthy(other, *at))
+    };
+    let [gate, routing] = [0, 1].map(|i| {
+        let signal = fast[i].lock().unwrap();
+        samples
+            .iter()
+            .all(|at| signal.healthy(kept, *at) && !signal.healthy(other, *at))
+    });
+    [metric, gate, routing]
 }
 
 /// Instance refresh batches for `n` instances at the template's MinHealthyPercentage.
@@ -1352,6 +1502,24 @@ fn refresh_batches(n: usize) -> (usize, usize) {
 }
 
 async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, String> {
+    // The routing-control signal's cluster, with home's routing control on. Its first
+    // endpoint, the one the functions try first, does not answer: every switch pays one
+    // probe timeout for it, as a dead endpoint costs in AWS.
+    let cluster = Arc::new(
+        ArcCluster::start(
+            &regionpilot_tests::paths::scratch(&format!(
+                "drill-arc-{}-{}",
+                scenario.name(),
+                mode.name()
+            )),
+            &[HOME, STANDBY],
+            HOME,
+        )
+        .await,
+    );
+    cluster.set_down(regionpilot_tests::arc::ENDPOINT_REGIONS[0], true);
+    let cluster_endpoints = cluster.endpoints_env();
+    let routing_controls = ArcCluster::arns_env(&[HOME, STANDBY]);
     let max_switches = if scenario == Scenario::Flapping {
         "3"
     } else {
@@ -1372,6 +1540,13 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
         ("MAX_AUTOMATIC_SWITCHES_PER_DAY", max_switches),
         ("REFRESH_WARMUP_SECONDS", "60"),
         ("CAPACITY_PERCENT", "100"),
+        // Every signal at once, on the same outage: the functions emit ActiveRegion (the
+        // metric signal) under any signal, answer as gates with a token, and set the
+        // routing controls with routing-control.
+        ("TRAFFIC_SIGNAL", "routing-control"),
+        ("ROUTING_CONTROL_ENDPOINTS", cluster_endpoints.as_str()),
+        ("ROUTING_CONTROL_ARNS", routing_controls.as_str()),
+        ("GATE_TOKEN", GATE_TOKEN),
     ];
     match mode {
         Mode::Refresh => env.push(("RELOAD_MODE", "refresh")),
@@ -1427,6 +1602,33 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
     } else {
         None
     };
+    // The gates: the control stack's (in the standby, the control region) and home's
+    // (a regional stack on home's parameter; in mrsc, home's own full stack on its
+    // replica of the control table). Processes of their own, as Lambda gives concurrent
+    // invocations instances of their own.
+    let home_gate_env: Vec<(&str, &str)> = if scenario == Scenario::ControlRegionLoss {
+        vec![("AWS_REGION", HOME)]
+    } else {
+        vec![
+            ("AWS_REGION", HOME),
+            ("DEPLOYMENT_ROLE", "regional"),
+            ("CONTROL_TABLE", ""),
+            ("HEALTH_TABLE", ""),
+            ("HEALTH_KEY", ""),
+        ]
+    };
+    let gates = vec![
+        Gate {
+            region: STANDBY.into(),
+            function: Arc::new(stage.start_function("health-probe", 2, &[]).await),
+            token: GATE_TOKEN.into(),
+        },
+        Gate {
+            region: HOME.into(),
+            function: Arc::new(stage.start_function("health-probe", 2, &home_gate_env).await),
+            token: GATE_TOKEN.into(),
+        },
+    ];
     println!(
         "  [{:<11}] rig up, seeded and functions started in {:.1}s; logs in {}",
         mode.name(),
@@ -1492,11 +1694,19 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
         .into_iter()
         .map(|region| tokio::spawn(observe(view.clone(), region, fleet.clone(), stop.clone())))
         .collect();
+    let fast: [Arc<Mutex<SignalDns>>; 2] = [0, 1].map(|_| {
+        Arc::new(Mutex::new(SignalDns::settled(
+            &[HOME, STANDBY],
+            HOME,
+            timings.ttl_ms,
+        )))
+    });
     let writes = Arc::new(Mutex::new(Vec::new()));
     let app = tokio::spawn(simulate_app(
         world.clone(),
         fleet.clone(),
         dns.clone(),
+        fast.clone(),
         t.started,
         stop.clone(),
         writes.clone(),
@@ -1514,6 +1724,23 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
     t.mark(format!(
         "steady state: both regions healthy; parameters {}; in service: {HOME} {home_fleet}, {STANDBY} {standby_fleet}",
         params_line(&stage.world.parameters().await)
+    ));
+    // Route 53's checkers on the gates, and the routing controls' health checks.
+    let gate_checks = tokio::spawn(signals::check_gates(
+        gates,
+        fast[0].clone(),
+        {
+            let fleet = fleet.clone();
+            move |region: &str| answering(&fleet, region)
+        },
+        pace.time_scale,
+        stop.clone(),
+    ));
+    let routing_checks = tokio::spawn(signals::follow_routing_controls(
+        cluster.clone(),
+        fast[1].clone(),
+        pace.time_scale,
+        stop.clone(),
     ));
 
     let mut m = Summary {
@@ -1603,6 +1830,31 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
                 m.new_healthy = seen.health(STANDBY, true, decided);
                 m.old_unhealthy = seen.health(HOME, false, decided);
             }
+            // The fast signals on the same requests (faster than the metric, so done).
+            let so_far = requests_so_far(&writes);
+            for (i, signal) in FAST_SIGNALS.iter().enumerate() {
+                let reached = share_reached_by(&so_far, STANDBY, outage, window, |w| {
+                    (w.alt[i].0.as_str(), w.alt[i].1)
+                });
+                if let Some(at) = reached {
+                    t.mark(format!(
+                        "users ({signal} signal): {:.0} % of requests reach {STANDBY}'s instances since t+{at:.3}s",
+                        USERS_SHARE * 100.0
+                    ));
+                }
+                m.fast[i].users_served = reached;
+                let signal_dns = fast[i].lock().unwrap();
+                // From the alarm: a fast signal can move before the failover answers.
+                let first = |region: &str, healthy: bool| {
+                    signal_dns.status[region]
+                        .changes_after(t.started_ms + (detected * 1000.0) as u64)
+                        .into_iter()
+                        .find(|(_, h)| *h == healthy)
+                        .map(|(at, _)| t.at(at))
+                };
+                m.fast[i].new_healthy = first(STANDBY, true);
+                m.fast[i].old_unhealthy = first(HOME, false);
+            }
             let reload =
                 status(&stage).await["status"]["auto_scaling_groups"][&group]["reload"].clone();
             if reload.is_object() {
@@ -1650,6 +1902,7 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
                 home_probe,
                 &verifier,
                 &writes,
+                (&dns, &fast),
                 pace,
                 &mut m,
             )
@@ -1716,6 +1969,8 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.store(true, Ordering::SeqCst);
     app.await.map_err(|e| format!("app simulator: {e}"))?;
+    let _ = gate_checks.await;
+    let _ = routing_checks.await;
     for observer in observers {
         let _ = observer.await;
     }
@@ -1981,6 +2236,71 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
         ),
         each(&|s| secs(s.users_served.map(|u| u - s.decided))),
     );
+    if summaries.iter().any(|(_, s)| !s.epochs.is_empty()) {
+        // The three signals on the same outage, the same users and the same instances.
+        println!(
+            "  users served from the new region by traffic signal (outage -> {:.0} % of requests; DNS stages assumed, see above):",
+            USERS_SHARE * 100.0
+        );
+        line(
+            "  metric: ActiveRegion alarm (60 s) -> health check -> TTL",
+            each(&|s| secs(s.users_served.map(|u| u - s.outage))),
+        );
+        for (i, (signal, stages)) in FAST_SIGNALS
+            .iter()
+            .zip([
+                "HTTPS checks every 10 s, threshold 1 -> TTL",
+                "routing control at the switch -> check -> TTL",
+            ])
+            .enumerate()
+        {
+            line(
+                &format!("  {signal}: {stages}"),
+                each(&|s| secs(s.fast[i].users_served.map(|u| u - s.outage))),
+            );
+            line(
+                &format!("    {signal}: alarm -> new healthy / old unhealthy"),
+                each(&|s| {
+                    format!(
+                        "{} / {}",
+                        secs(s.fast[i].new_healthy.map(|h| h - s.detected)),
+                        secs(s.fast[i].old_unhealthy.map(|h| h - s.detected))
+                    )
+                }),
+            );
+        }
+        // The targets: detection + decision + 20 s (gate) or 10 s (routing
+        // control) + one TTL.
+        for (i, (signal, allowance)) in FAST_SIGNALS.iter().zip([20.0, 10.0]).enumerate() {
+            line(
+                &format!("  {signal} target: detection + decision + {allowance:.0} s + TTL"),
+                each(&|s| {
+                    let bound = aws(s.detected - s.outage)
+                        + s.decision
+                        + allowance
+                        + dns::TTL_SECONDS;
+                    match s.fast[i].users_served.map(|u| aws(u - s.outage)) {
+                        Some(took) => format!(
+                            "{took:.1} s vs {bound:.1} s: {}",
+                            if took <= bound { "met" } else { "MISSED" }
+                        ),
+                        None => format!("- vs {bound:.1} s"),
+                    }
+                }),
+            );
+        }
+    }
+    if summaries.iter().any(|(_, s)| s.kept_last_decision.is_some()) {
+        line(
+            "standby lost: DNS kept the last decision (metric/gate/rc)",
+            each(&|s| {
+                s.kept_last_decision.map_or_else(
+                    || "-".into(),
+                    |k| format!("{} / {} / {}", k[0], k[1], k[2]),
+                )
+            }),
+        );
+    }
     if summaries.iter().any(|(_, s)| s.standby_lost.is_some()) {
         line(
             "standby lost -> home's regionpilot switched home",
@@ -1999,6 +2319,16 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
                     .map_or_else(|| "-".into(), |share| format!("{:.1} %", share * 100.0))
             }),
         );
+        for (i, signal) in FAST_SIGNALS.iter().enumerate() {
+            line(
+                &format!("  the same under the {signal} signal"),
+                each(&|s| {
+                    s.fast[i]
+                        .home_share
+                        .map_or_else(|| "-".into(), |share| format!("{:.1} %", share * 100.0))
+                }),
+            );
+        }
     }
     line(
         "refresh batches (instances / batch size)",
