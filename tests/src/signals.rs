@@ -320,7 +320,8 @@ mod tests {
         let ok = json!({"statusCode": 200, "body": "serving us-east-1\n"});
         assert!(healthy_answer(&ok, "us-east-1"));
         assert!(!healthy_answer(&ok, "us-west-2"));
-        let not = json!({"statusCode": 503, "body": "not serving us-east-1: us-west-2 is active\n"});
+        let not =
+            json!({"statusCode": 503, "body": "not serving us-east-1: us-west-2 is active\n"});
         assert!(!healthy_answer(&not, "us-east-1"));
         assert!(!healthy_answer(&json!({}), "us-east-1"));
     }

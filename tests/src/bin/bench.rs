@@ -270,6 +270,33 @@ async fn measure_read_only(
     m
 }
 
+/// A serving gate's cold starts and warm answers: Route 53's request for the active
+/// region, answered 200. (A cold start here is also a Lambda cold start of the gate, which
+/// Route 53's checkers meet after an idle spell or a deploy.)
+async fn measure_gate(function: &mut LocalFunction) -> Measured {
+    let ask = regionpilot_tests::signals::gate_request(GATE_TOKEN, HOME);
+    let mut m = Measured::default();
+    for _ in 0..COLD_SAMPLES {
+        let (took, out) = function.cold_invoke(&ask).await;
+        assert_eq!(out.ok()["statusCode"], 200, "cold gate");
+        m.cold_ms.push(ms(took));
+        function.stop().await;
+    }
+    function.spawn_process();
+    for _ in 0..WARM_SAMPLES {
+        let started = Instant::now();
+        let out = function.invoke(&ask).await.ok();
+        m.warm_ms.push(ms(started.elapsed()));
+        assert_eq!(out["statusCode"], 200, "warm gate: {out}");
+    }
+    m.peak_rss_kib = function.peak_rss_kib().into_iter().max().unwrap_or(0);
+    function.stop().await;
+    m
+}
+
+/// The gates' token in the bench.
+const GATE_TOKEN: &str = "bench-gate-token-0123456789";
+
 /// The failover decision with the home region frozen: event in, switched, published
 /// everywhere reachable, refreshes started.
 async fn measure_frozen(rig: &Rig, world: &World, function: &mut LocalFunction) -> Vec<f64> {
@@ -376,6 +403,26 @@ async fn main() {
     env_map.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let mut probe = LocalFunction::start("health-probe", env_map.clone(), 0, &stage.rig.dir).await;
     let mut probe_m = measure_read_only(&mut probe, &json!({"command": "probe"}), "probed").await;
+    // The gates: the control stack's (a strongly consistent read of the control state)
+    // and a regional stack's (its region's parameter), each as its own function.
+    let mut gate_env = env_map.clone();
+    gate_env.insert("GATE_TOKEN".into(), GATE_TOKEN.into());
+    let mut control_gate =
+        LocalFunction::start("health-probe", gate_env.clone(), 0, &stage.rig.dir).await;
+    let mut control_gate_m = measure_gate(&mut control_gate).await;
+    let mut regional_env = gate_env;
+    for (name, value) in [
+        ("AWS_REGION", HOME),
+        ("DEPLOYMENT_ROLE", "regional"),
+        ("CONTROL_TABLE", ""),
+        ("HEALTH_TABLE", ""),
+        ("HEALTH_KEY", ""),
+    ] {
+        regional_env.insert(name.into(), value.into());
+    }
+    let mut regional_gate =
+        LocalFunction::start("health-probe", regional_env, 0, &stage.rig.dir).await;
+    let mut regional_gate_m = measure_gate(&mut regional_gate).await;
     let mut verifier = LocalFunction::start("failback", env_map, 0, &stage.rig.dir).await;
     let mut verifier_m =
         measure_read_only(&mut verifier, &json!({"command": "verify"}), "home").await;
@@ -394,6 +441,9 @@ async fn main() {
     rust.zip_bytes = Some(zip_size(&[&bootstrap("failover")], "failover"));
     probe_m.zip_bytes = Some(zip_size(&[&bootstrap("health-probe")], "health-probe"));
     verifier_m.zip_bytes = Some(zip_size(&[&bootstrap("failback")], "failback"));
+    // The gates are the health probe's binary.
+    control_gate_m.zip_bytes = probe_m.zip_bytes;
+    regional_gate_m.zip_bytes = probe_m.zip_bytes;
     python.zip_bytes = Some(zip_size(
         &[&paths::workspace().join("tests/baseline/failover.py")],
         "baseline-failover",
@@ -405,6 +455,7 @@ async fn main() {
         cold_dry_run: &cold_dry_run,
         python: &python,
         probe: &probe_m,
+        gates: [&control_gate_m, &regional_gate_m],
         verifier: &verifier_m,
         frozen: &frozen,
         third_region: &third_region,
@@ -421,6 +472,8 @@ struct Report<'a> {
     cold_dry_run: &'a [f64],
     python: &'a Measured,
     probe: &'a Measured,
+    /// The control stack's gate, a regional stack's gate.
+    gates: [&'a Measured; 2],
     verifier: &'a Measured,
     frozen: &'a [f64],
     third_region: &'a [f64],
@@ -437,6 +490,7 @@ fn report(r: &Report) {
         cold_dry_run,
         python,
         probe,
+        gates,
         verifier,
         frozen,
         third_region,
@@ -488,6 +542,8 @@ fn report(r: &Report) {
         ),
     );
     row("health-probe (Rust)", probe);
+    row("  gate, control stack", gates[0]);
+    row("  gate, regional stack", gates[1]);
     row("failback (Rust)", verifier);
     println!(
         "\n(samples: {COLD_SAMPLES} cold starts each, median shown, Rust and Python alternating switch by switch on the same rig; {WARM_SAMPLES} warm failovers each, alternating too; {} warm probe/verify; the Python zip holds only the handler, boto3 ships with Lambda's runtime)",

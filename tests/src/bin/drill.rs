@@ -26,8 +26,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use regionpilot_tests::alarm::{self, AlarmState, MetricAlarm};
-use regionpilot_tests::dns::{self, Change, Dns, LogTail, Timings, Users};
 use regionpilot_tests::arc::ArcCluster;
+use regionpilot_tests::dns::{self, Change, Dns, LogTail, Timings, Users};
 use regionpilot_tests::rig::{InstanceView, ModelInstance};
 use regionpilot_tests::signals::{self, Gate, SignalDns};
 use regionpilot_tests::{LocalFunction, Stage, World, alarm_for, paths, world};
@@ -207,9 +207,8 @@ async fn simulate_app(
         let resolved = users.resolve(n as usize, now, &dns.lock().unwrap());
         let alt = [0, 1].map(|i| {
             let signal = fast[i].lock().unwrap().clone();
-            let region = fast_users[i].resolve_with(n as usize, now, ttl_ms, |at, pick| {
-                signal.answer(at, pick)
-            });
+            let region = fast_users[i]
+                .resolve_with(n as usize, now, ttl_ms, |at, pick| signal.answer(at, pick));
             let served = !in_service(&fleet, &region).is_empty();
             (region, served)
         });
@@ -1292,7 +1291,9 @@ async fn standby_lost(
     ));
     check(
         kept.iter().all(|k| *k),
-        format!("a signal moved users before the decision did: {kept:?} (metric, gate, routing-control)"),
+        format!(
+            "a signal moved users before the decision did: {kept:?} (metric, gate, routing-control)"
+        ),
     )?;
     // Bounded: a refresh of home's group, with room to spare.
     let limit =
@@ -1625,7 +1626,11 @@ async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<Summary, Str
         },
         Gate {
             region: HOME.into(),
-            function: Arc::new(stage.start_function("health-probe", 2, &home_gate_env).await),
+            function: Arc::new(
+                stage
+                    .start_function("health-probe", 2, &home_gate_env)
+                    .await,
+            ),
             token: GATE_TOKEN.into(),
         },
     ];
@@ -2275,10 +2280,8 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
             line(
                 &format!("  {signal} target: detection + decision + {allowance:.0} s + TTL"),
                 each(&|s| {
-                    let bound = aws(s.detected - s.outage)
-                        + s.decision
-                        + allowance
-                        + dns::TTL_SECONDS;
+                    let bound =
+                        aws(s.detected - s.outage) + s.decision + allowance + dns::TTL_SECONDS;
                     match s.fast[i].users_served.map(|u| aws(u - s.outage)) {
                         Some(took) => format!(
                             "{took:.1} s vs {bound:.1} s: {}",
@@ -2290,14 +2293,15 @@ fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(Mode, Summa
             );
         }
     }
-    if summaries.iter().any(|(_, s)| s.kept_last_decision.is_some()) {
+    if summaries
+        .iter()
+        .any(|(_, s)| s.kept_last_decision.is_some())
+    {
         line(
             "standby lost: DNS kept the last decision (metric/gate/rc)",
             each(&|s| {
-                s.kept_last_decision.map_or_else(
-                    || "-".into(),
-                    |k| format!("{} / {} / {}", k[0], k[1], k[2]),
-                )
+                s.kept_last_decision
+                    .map_or_else(|| "-".into(), |k| format!("{} / {} / {}", k[0], k[1], k[2]))
             }),
         );
     }
