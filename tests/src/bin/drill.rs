@@ -2575,16 +2575,36 @@ mod tests {
         (0..400)
             .map(|i| {
                 let at = i as f64 * 0.05;
+                let region = dns(i, at).to_owned();
                 Write {
                     at,
-                    dns: dns(i, at).to_owned(),
+                    dns: region.clone(),
                     served: true,
                     region: "-".to_owned(),
                     key: format!("k{i}"),
                     ok: true,
+                    // A fast signal a request ahead of the metric one.
+                    alt: [(dns(i + 1, at + 0.05).to_owned(), true), (region, false)],
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn each_signal_is_measured_on_its_own_answers() {
+        let writes = requests(|_, at| if at < 10.0 { HOME } else { STANDBY });
+        let metric = share_reached(&writes, STANDBY, 0.0, 2.0).expect("metric");
+        let gate = share_reached_by(&writes, STANDBY, 0.0, 2.0, |w| {
+            (w.alt[0].0.as_str(), w.alt[0].1)
+        })
+        .expect("gate");
+        // One request sooner under the signal that answers a request ahead.
+        assert!((metric - gate - 0.05).abs() < 1e-9, "{metric} {gate}");
+        // Requests that reached no in-service instance do not count.
+        let none = share_reached_by(&writes, STANDBY, 0.0, 2.0, |w| {
+            (w.alt[1].0.as_str(), w.alt[1].1)
+        });
+        assert_eq!(none, None);
     }
 
     #[test]
