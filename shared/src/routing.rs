@@ -211,6 +211,18 @@ mod tests {
         Controller::new(Arc::new(config), world.ports())
     }
 
+    fn every_endpoint_down(world: &FakeWorld) {
+        let config = config_with(&[
+            ("TRAFFIC_SIGNAL", "routing-control"),
+            ("ROUTING_CONTROL_ENDPOINTS", ENDPOINTS),
+            ("ROUTING_CONTROL_ARNS", &arns()),
+        ]);
+        let mut down = world.routing.down.lock().unwrap();
+        for endpoint in config.routing_controls.expect("configured").endpoints {
+            down.insert(endpoint.region);
+        }
+    }
+
     #[tokio::test]
     async fn a_switch_sets_every_routing_control_through_the_first_endpoint_that_answers() {
         // Given the cluster's first endpoint down (a timeout)
@@ -245,15 +257,7 @@ mod tests {
     async fn a_switch_that_reaches_no_endpoint_still_switches_and_says_so() {
         let world = FakeWorld::new();
         let c = controller(&world);
-        for endpoint in [
-            "us-east-1",
-            "ap-southeast-2",
-            "eu-west-1",
-            "us-west-2",
-            "ap-northeast-1",
-        ] {
-            world.routing.down.lock().unwrap().insert(region(endpoint));
-        }
+        every_endpoint_down(&world);
         let out = c.handle(alarm_on("us-east-1")).await.unwrap();
         // The decision and the other steps do not wait on the cluster.
         assert_eq!(out.outcome, Outcome::Switched, "{out:?}");
@@ -303,15 +307,7 @@ mod tests {
     async fn reconcile_with_every_endpoint_down_reports_a_failure_and_changes_nothing() {
         let world = FakeWorld::new();
         let c = controller(&world);
-        for endpoint in [
-            "us-east-1",
-            "ap-southeast-2",
-            "eu-west-1",
-            "us-west-2",
-            "ap-northeast-1",
-        ] {
-            world.routing.down.lock().unwrap().insert(region(endpoint));
-        }
+        every_endpoint_down(&world);
         let report = c.reconcile().await.unwrap();
         assert!(
             report

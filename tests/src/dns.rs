@@ -168,8 +168,7 @@ pub fn serving_alarm(start_ms: u64, timings: Timings, state: AlarmState) -> Metr
 /// It follows the alarm after the assumed delay.
 pub struct HealthCheck {
     delay_ms: u64,
-    /// (from, healthy), oldest first.
-    history: Vec<(u64, bool)>,
+    status: crate::signals::Status,
 }
 
 impl HealthCheck {
@@ -181,7 +180,7 @@ impl HealthCheck {
     pub fn with_status(delay_ms: u64, healthy: bool) -> HealthCheck {
         HealthCheck {
             delay_ms,
-            history: vec![(0, healthy)],
+            status: crate::signals::Status::new(healthy),
         }
     }
 
@@ -193,20 +192,12 @@ impl HealthCheck {
             AlarmState::Alarm => false,
             AlarmState::InsufficientData => return None, // LastKnownStatus
         };
-        if self.history.last().is_some_and(|(_, h)| *h == healthy) {
-            return None;
-        }
         let at = at_ms + self.delay_ms;
-        self.history.push((at, healthy));
-        Some((at, healthy))
+        self.status.set(at, healthy).then_some((at, healthy))
     }
 
     pub fn healthy_at(&self, at_ms: u64) -> bool {
-        self.history
-            .iter()
-            .rev()
-            .find(|(from, _)| *from <= at_ms)
-            .is_none_or(|(_, healthy)| *healthy)
+        self.status.healthy_at(at_ms)
     }
 }
 

@@ -139,3 +139,12 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// Short timeouts for tests against the rig: a frozen region costs half a second a call.
+pub const QUICK_ENV: [(&str, &str); 5] = [
+    ("CONNECT_TIMEOUT_MS", "300"),
+    ("CALL_TIMEOUT_MS", "500"),
+    ("CALL_MAX_ATTEMPTS", "2"),
+    ("PROBE_TIMEOUT_MS", "500"),
+    ("COOLDOWN_SECONDS", "0"),
+];

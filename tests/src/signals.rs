@@ -157,24 +157,14 @@ pub struct Gate {
     pub token: String,
 }
 
-/// The function URL request a Route 53 checker sends to ask `gate` about `region`.
+/// The function URL request a Route 53 checker sends to ask a gate about `region`
+/// (`events/gate-request.json` with the path set).
 pub fn gate_request(token: &str, region: &str) -> Value {
     let path = format!("/{token}/serving/{region}");
-    json!({
-        "version": "2.0",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"user-agent": "Amazon-Route53-Health-Check-Service"},
-        "requestContext": {
-            "accountId": "anonymous",
-            "requestId": "drill",
-            "domainName": "gate.lambda-url.local.on.aws",
-            "time": "05/Dec/2026:10:00:00 +0000",
-            "timeEpoch": 0,
-            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "54.183.255.128", "userAgent": "Amazon-Route53-Health-Check-Service"}
-        },
-        "isBase64Encoded": false
-    })
+    let mut request = crate::fixture("gate-request.json");
+    request["rawPath"] = json!(path);
+    request["requestContext"]["http"]["path"] = json!(path);
+    request
 }
 
 /// Whether a checker counts the answer healthy: a 2xx whose body holds the search string.

@@ -13,13 +13,7 @@ use serde_json::json;
 const HOME: &str = "us-east-1";
 const STANDBY: &str = "us-west-2";
 
-const QUICK: &[(&str, &str)] = &[
-    ("CONNECT_TIMEOUT_MS", "300"),
-    ("CALL_TIMEOUT_MS", "500"),
-    ("CALL_MAX_ATTEMPTS", "2"),
-    ("PROBE_TIMEOUT_MS", "500"),
-    ("COOLDOWN_SECONDS", "0"),
-];
+const QUICK: &[(&str, &str)] = &regionpilot_tests::QUICK_ENV;
 
 async fn stage_with_cluster(label: &str) -> (Stage, ArcCluster) {
     let cluster = ArcCluster::start(&paths::scratch(label), &[HOME, STANDBY], HOME).await;

@@ -19,14 +19,11 @@ const TOKEN: &str = "signals-test-gate-token-42";
 /// Route 53's 10 s interval in 1 s: a check moves within a second or two.
 const TIME_SCALE: f64 = 10.0;
 
-const QUICK: &[(&str, &str)] = &[
-    ("CONNECT_TIMEOUT_MS", "300"),
-    ("CALL_TIMEOUT_MS", "500"),
-    ("CALL_MAX_ATTEMPTS", "2"),
-    ("PROBE_TIMEOUT_MS", "500"),
-    ("COOLDOWN_SECONDS", "0"),
-    ("GATE_TOKEN", TOKEN),
-];
+fn env() -> Vec<(&'static str, &'static str)> {
+    let mut env = regionpilot_tests::QUICK_ENV.to_vec();
+    env.push(("GATE_TOKEN", TOKEN));
+    env
+}
 
 /// Enough checker rounds for any change to show, and its delay to pass.
 async fn settle() {
@@ -42,7 +39,7 @@ fn healthy(dns: &Mutex<SignalDns>) -> (bool, bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gate_checks_keep_the_last_decision_whatever_region_is_lost() {
     // The control plane in the standby region, as the README advises for single mode.
-    let stage = Stage::start("signals-gates", &[HOME, STANDBY], STANDBY, 1, QUICK).await;
+    let stage = Stage::start("signals-gates", &[HOME, STANDBY], STANDBY, 1, &env()).await;
     let control_gate = stage.start_function("health-probe", 2, &[]).await;
     let home_gate = stage
         .start_function(

@@ -270,11 +270,11 @@ async fn measure_read_only(
     m
 }
 
-/// A serving gate's cold starts and warm answers: Route 53's request for the active
+/// A serving gate's cold starts and warm answers: Route 53's request for the `active`
 /// region, answered 200. (A cold start here is also a Lambda cold start of the gate, which
 /// Route 53's checkers meet after an idle spell or a deploy.)
-async fn measure_gate(function: &mut LocalFunction) -> Measured {
-    let ask = regionpilot_tests::signals::gate_request(GATE_TOKEN, HOME);
+async fn measure_gate(function: &mut LocalFunction, active: &str) -> Measured {
+    let ask = regionpilot_tests::signals::gate_request(GATE_TOKEN, active);
     let mut m = Measured::default();
     for _ in 0..COLD_SAMPLES {
         let (took, out) = function.cold_invoke(&ask).await;
@@ -409,7 +409,9 @@ async fn main() {
     gate_env.insert("GATE_TOKEN".into(), GATE_TOKEN.into());
     let mut control_gate =
         LocalFunction::start("health-probe", gate_env.clone(), 0, &stage.rig.dir).await;
-    let mut control_gate_m = measure_gate(&mut control_gate).await;
+    // The switches above leave either region active: ask about the one that is.
+    let serving = active(world, ActiveIn::ControlState).await;
+    let mut control_gate_m = measure_gate(&mut control_gate, &serving).await;
     let mut regional_env = gate_env;
     for (name, value) in [
         ("AWS_REGION", HOME),
@@ -422,7 +424,7 @@ async fn main() {
     }
     let mut regional_gate =
         LocalFunction::start("health-probe", regional_env, 0, &stage.rig.dir).await;
-    let mut regional_gate_m = measure_gate(&mut regional_gate).await;
+    let mut regional_gate_m = measure_gate(&mut regional_gate, &serving).await;
     let mut verifier = LocalFunction::start("failback", env_map, 0, &stage.rig.dir).await;
     let mut verifier_m =
         measure_read_only(&mut verifier, &json!({"command": "verify"}), "home").await;
