@@ -57,20 +57,24 @@ pub fn desired(controls: &RoutingControlConfig, active: &Region) -> Vec<(Region,
     wanted
 }
 
-/// Calls `call` on each endpoint in turn until one answers: its answer and region, with
-/// the errors of those before it; or every error.
+/// Calls `call` on each endpoint in turn, from the one at `start` (wrapping), until one
+/// answers: its answer and the endpoint's index, with the errors of those before it; or
+/// every error.
 async fn first_answer<T, F, Fut>(
     controls: &RoutingControlConfig,
+    start: usize,
     mut call: F,
-) -> (Result<(T, Region), ()>, Vec<AwsError>)
+) -> (Result<(T, usize), ()>, Vec<AwsError>)
 where
     F: FnMut(Region) -> Fut,
     Fut: std::future::Future<Output = Result<T, AwsError>>,
 {
     let mut errors = Vec::new();
-    for endpoint in &controls.endpoints {
+    let n = controls.endpoints.len();
+    for index in (0..n).map(|i| (start + i) % n) {
+        let endpoint = &controls.endpoints[index];
         match call(endpoint.region.clone()).await {
-            Ok(value) => return (Ok((value, endpoint.region.clone())), errors),
+            Ok(value) => return (Ok((value, index)), errors),
             Err(e) => {
                 warn!(endpoint = %endpoint.region, error = %e, "routing control endpoint did not answer; trying the next");
                 errors.push(e);
@@ -95,15 +99,19 @@ impl<D: Deps> Controller<D> {
         let mut found = BTreeMap::new();
         let mut unanswered = Vec::new();
         let mut wrong = false;
+        // Each read starts at the endpoint that answered the last: one dead endpoint
+        // costs one probe timeout per run, not one per routing control.
+        let mut start = 0;
         for (region, arn, on) in desired(controls, active) {
             let (routing, arn) = (self.ports.routing(), &arn);
-            let (read, errors) = first_answer(controls, |endpoint| async move {
+            let (read, errors) = first_answer(controls, start, |endpoint| async move {
                 routing.get(&endpoint, arn).await
             })
             .await;
             unanswered.extend(errors.iter().map(ToString::to_string));
             match read {
-                Ok((state, _)) => {
+                Ok((state, answered)) => {
+                    start = answered;
                     wrong |= state != on;
                     found.insert(region, label(state));
                 }
@@ -139,7 +147,7 @@ impl<D: Deps> Controller<D> {
             .collect();
         let routing = self.ports.routing();
         let states_ref = &states;
-        let (result, errors) = first_answer(controls, |endpoint| async move {
+        let (result, errors) = first_answer(controls, 0, |endpoint| async move {
             routing.set(&endpoint, states_ref).await
         })
         .await;
@@ -149,7 +157,8 @@ impl<D: Deps> Controller<D> {
             .map(|(region, _, on)| (region.clone(), label(*on)))
             .collect();
         match result {
-            Ok(((), endpoint)) => {
+            Ok(((), index)) => {
+                let endpoint = controls.endpoints[index].region.clone();
                 info!(active = %active, endpoint = %endpoint, tried = errors.len() + 1, "routing controls set");
                 RoutingReport {
                     states: set,
@@ -301,6 +310,31 @@ mod tests {
         let again = c.reconcile().await.unwrap();
         assert!(!again.routing_controls.unwrap().repaired);
         assert_eq!(world.routing.updates.lock().unwrap().len(), before);
+    }
+
+    #[tokio::test]
+    async fn a_dead_endpoint_costs_reconcile_one_try_not_one_per_control() {
+        let world = FakeWorld::new();
+        let c = controller(&world);
+        world
+            .routing
+            .down
+            .lock()
+            .unwrap()
+            .insert(region("us-east-1"));
+        let report = c.reconcile().await.unwrap();
+        let routing = report.routing_controls.expect("reported");
+        assert!(!routing.repaired, "{routing:?}");
+        assert_eq!(routing.states.len(), 3);
+        let tried_dead = world
+            .routing
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(endpoint, _)| *endpoint == region("us-east-1"))
+            .count();
+        assert_eq!(tried_dead, 1, "three reads, one try at the dead endpoint");
     }
 
     #[tokio::test]

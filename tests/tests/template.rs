@@ -2021,7 +2021,12 @@ fn mrsc_stacks_keep_their_global_resources_apart_and_create_no_records() {
     );
     let given = [
         MRSC_TWO_REGIONS,
-        &[HOSTED_ZONE, RECORD_NAME, REGION_TARGETS],
+        &[
+            HOSTED_ZONE,
+            RECORD_NAME,
+            REGION_TARGETS,
+            ("TrafficSignal", "metric"),
+        ],
     ]
     .concat();
     let mrsc = expanded_template(&given);
@@ -2053,6 +2058,25 @@ fn mrsc_stacks_keep_their_global_resources_apart_and_create_no_records() {
         assert!(!created(&mrsc, record), "{id} is created in mrsc mode");
     }
     assert!(deploy_fails(&mrsc, &given));
+
+    // By default an mrsc stack brings its gate (auto is gate there), and its health
+    // checks carry its region too.
+    let gated = expanded_template(MRSC_TWO_REGIONS);
+    assert!(created(&gated, &gated["Resources"]["GateFunctionUrl"]));
+    assert_eq!(env_value(&gated, &[], "failover", "TRAFFIC_SIGNAL"), "gate");
+    for (id, check) in resources(&gated, "AWS::Route53::HealthCheck") {
+        if created(&gated, check) {
+            let name = resolve(
+                &gated,
+                &[],
+                &check["Properties"]["HealthCheckTags"][0]["Value"],
+            );
+            assert!(
+                name.to_string().contains("us-west-2"),
+                "{id}: {name} names the stack's region"
+            );
+        }
+    }
 }
 
 #[test]

@@ -424,7 +424,10 @@ async fn main() {
     }
     let mut regional_gate =
         LocalFunction::start("health-probe", regional_env, 0, &stage.rig.dir).await;
-    let mut regional_gate_m = measure_gate(&mut regional_gate, &serving).await;
+    // A regional gate answers from its region's parameter (the Python baseline's
+    // switches above wrote it without the control state).
+    let home_parameter = world.parameter(HOME).await.expect("home's parameter");
+    let mut regional_gate_m = measure_gate(&mut regional_gate, &home_parameter).await;
     let mut verifier = LocalFunction::start("failback", env_map, 0, &stage.rig.dir).await;
     let mut verifier_m =
         measure_read_only(&mut verifier, &json!({"command": "verify"}), "home").await;
