@@ -44,7 +44,7 @@ pub struct Rig {
 }
 
 /// The rig's MRSC global tables: one store process holds `tables`; every region in
-/// `regions` forwards its requests for them there (see `rig/moto_region.py`).
+/// `regions` forwards its requests for them there (see `rig/README.md`).
 pub struct Mrsc {
     pub tables: Vec<String>,
     /// The regions holding a replica, in `RIG_MRSC_REGIONS` order.
@@ -76,7 +76,7 @@ pub fn free_port() -> u16 {
 }
 
 /// The rig's timing variables, passed on from the test process's environment when set
-/// (see `rig/moto_region.py`): `RIG_TIME_SCALE` (divides every modelled duration, default
+/// (see `rig/README.md`): `RIG_TIME_SCALE` (divides every modelled duration, default
 /// 1), `RIG_BOOT_SECONDS` ("60-90"), `RIG_WARMUP_SECONDS` ("60"), `RIG_RUN_COMMAND_SECONDS`
 /// ("2-5"), `RIG_SSM_REGISTER_SECONDS` ("5-15", boot to SSM registration) and
 /// `RIG_APP_PARAMETER` (the parameter instances read at boot and on reload).
@@ -89,7 +89,7 @@ pub const RIG_ENV: [&str; 6] = [
     "RIG_APP_PARAMETER",
 ];
 
-/// The variables that turn on and shape the MRSC emulation (see `rig/moto_region.py`),
+/// The variables that turn on and shape the MRSC emulation (see `rig/README.md`),
 /// taken from `rig_env` or else from the test process's environment, like [`RIG_ENV`]:
 /// `RIG_MRSC_TABLES` (comma-separated tables kept in one store; unset or empty: no MRSC,
 /// the rig as before), `RIG_MRSC_REGIONS` (the regions holding a replica; default: every
@@ -518,7 +518,7 @@ async fn wait_ready(server: &RegionServer) {
     );
 }
 
-/// One injected fault (see `rig/moto_region.py`): an AWS error code for an operation, or
+/// One injected fault (see `rig/README.md`): an AWS error code for an operation, or
 /// added latency.
 pub struct Fault {
     pub operation: &'static str,

@@ -31,7 +31,7 @@ const OUTSIDE: &str = "us-west-2";
 
 const CONFLICT: &str = "ReplicatedWriteConflictException";
 const CONDITION: &str = "ConditionalCheckFailedException";
-/// What a region cut off from the majority answers (assumed; see `rig/moto_region.py`).
+/// What a region cut off from the majority answers (assumed; see `rig/README.md`).
 const ISOLATED: &str = "InternalServerError";
 
 /// A rig of `regions` whose control table is MRSC across `HOME` and `STANDBY`, with a
