@@ -264,6 +264,25 @@ pub enum DeploymentRole {
     Regional,
 }
 
+/// DynamoDB's item size limit. The control state is one item: a write over the limit
+/// fails, and with it every switch.
+pub const ITEM_LIMIT_BYTES: usize = 400 * 1024;
+/// The control state item without any group, at most (measured:
+/// `aws::tests::the_control_state_item_grows_by_at_most_the_configured_bytes_per_group`).
+pub const STATE_BASE_BYTES: usize = 8 * 1024;
+/// What each Auto Scaling group (one region's) adds to the item at a switch, at most: its
+/// capacity, refresh and reload records, their times and its snapshot (measured there),
+/// with room for AWS's error messages in them.
+pub const STATE_BYTES_PER_GROUP: usize = 1024;
+/// The share of the limit a configuration may plan for: the rest is for what the
+/// estimate cannot see (a long refresh id, instances still booting at a reload).
+const ITEM_BUDGET_PERCENT: usize = 80;
+
+/// The control state item's size at a switch with `groups` groups, at most.
+pub fn projected_state_bytes(groups: usize) -> usize {
+    STATE_BASE_BYTES + STATE_BYTES_PER_GROUP * groups
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Ordered by preference; the first is the home region.
@@ -374,6 +393,20 @@ impl Config {
             get("AUTO_SCALING_GROUPS").as_deref().unwrap_or(""),
             &regions,
         )?;
+        let projected = projected_state_bytes(auto_scaling_groups.len());
+        if projected > ITEM_LIMIT_BYTES * ITEM_BUDGET_PERCENT / 100 {
+            let most = (ITEM_LIMIT_BYTES * ITEM_BUDGET_PERCENT / 100 - STATE_BASE_BYTES)
+                / STATE_BYTES_PER_GROUP;
+            return Err(Error::Config {
+                variable: "AUTO_SCALING_GROUPS",
+                problem: format!(
+                    "{} groups make a control state item of up to {} KB at a switch, over {ITEM_BUDGET_PERCENT} % of DynamoDB's {} KB item limit (a write over it would fail every switch); use at most {most} groups per stack",
+                    auto_scaling_groups.len(),
+                    projected / 1024,
+                    ITEM_LIMIT_BYTES / 1024
+                ),
+            });
+        }
         let role = match get("DEPLOYMENT_ROLE")
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -1235,5 +1268,29 @@ mod tests {
             assert_eq!(var, name);
             assert!(problem.contains("is not set"), "{problem}");
         }
+    }
+
+    #[test]
+    fn more_groups_than_one_control_state_item_holds_fail_init_naming_the_variable() {
+        let groups = |n: usize| -> &'static str {
+            let list = (0..n)
+                .map(|g| format!("us-east-1=web-{g:04}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            Box::leak(list.into_boxed_str())
+        };
+        let most = (ITEM_LIMIT_BYTES * ITEM_BUDGET_PERCENT / 100 - STATE_BASE_BYTES)
+            / STATE_BYTES_PER_GROUP;
+        let fits = groups(most);
+        assert!(parse(&with(&[("AUTO_SCALING_GROUPS", fits)])).is_ok());
+        let over = groups(most + 1);
+        let err = parse(&with(&[("AUTO_SCALING_GROUPS", over)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AUTO_SCALING_GROUPS")
+                && err.contains(&format!("use at most {most} groups per stack")),
+            "{err}"
+        );
     }
 }

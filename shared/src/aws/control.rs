@@ -6,6 +6,7 @@ use crate::error::{AwsError, Error, ErrorKind, Result};
 use crate::ports::{ControlStore, Notice, RunLease};
 use crate::region::Region;
 use crate::samples::ProbeSamples;
+use crate::state::WRITES_KEPT;
 use crate::state::{ControlState, HistoryRecord, Versioned, WriteToken};
 
 const STATE_PK: &str = "control";
@@ -101,7 +102,6 @@ impl DynamoControlStore {
     }
 
     fn state_item(
-        &self,
         version: u64,
         state: &ControlState,
         writes: &[WriteToken],
@@ -198,7 +198,7 @@ impl ControlStore for DynamoControlStore {
         state: &ControlState,
         writes: &[WriteToken],
     ) -> Result<bool> {
-        let item = self.state_item(expected + 1, state, writes)?;
+        let item = Self::state_item(expected + 1, state, writes)?;
         let (condition, values) = if expected == 0 {
             ("attribute_not_exists(pk)", None)
         } else {
@@ -440,4 +440,38 @@ fn lost_race_or(err: AwsError) -> Result<bool> {
     } else {
         Err(Error::Aws(err))
     }
+}
+
+/// The size DynamoDB counts for an attribute value, as its documentation sizes items: a
+/// string's UTF-8 bytes, a number's about one byte per two significant digits plus one, a
+/// map or list three bytes plus each member (a map's names too) plus one byte each.
+pub fn attribute_bytes(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => {
+            let digits = n.chars().filter(char::is_ascii_digit).count();
+            digits.div_ceil(2) + 1
+        }
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(items) => 3 + items.iter().map(|i| 1 + attribute_bytes(i)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + attribute_bytes(v))
+                .sum::<usize>()
+        }
+        AttributeValue::Ss(items) => items.iter().map(String::len).sum(),
+        AttributeValue::Ns(items) => items.len() * 21,
+        AttributeValue::Bs(items) => items.iter().map(|b| b.as_ref().len()).sum(),
+        _ => 0,
+    }
+}
+
+/// The size of the control state item as `save` writes it (with the newest write tokens),
+/// by DynamoDB's sizing.
+pub fn state_item_bytes(state: &ControlState) -> Result<usize> {
+    let writes: Vec<WriteToken> = (0..WRITES_KEPT).map(|_| WriteToken::fresh()).collect();
+    let item = DynamoControlStore::state_item(u64::MAX, state, &writes)?;
+    Ok(item.iter().map(|(k, v)| k.len() + attribute_bytes(v)).sum())
 }

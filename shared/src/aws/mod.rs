@@ -16,7 +16,7 @@ mod ssm;
 
 pub use autoscaling::AwsScalingGroups;
 pub use clients::{AwsClients, build_clients};
-pub use control::DynamoControlStore;
+pub use control::{DynamoControlStore, attribute_bytes, state_item_bytes};
 pub use events::{EventBridgeBus, SOURCE as EVENT_SOURCE};
 pub use probe::DynamoHealthProbe;
 pub use routing::ArcRoutingControls;

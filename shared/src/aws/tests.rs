@@ -433,3 +433,60 @@ async fn a_history_write_that_conflicts_is_tried_again_bounded() {
     assert!(err.is_retryable());
     assert_eq!(put.num_calls(), 3);
 }
+
+/// The control state item after a failover with `groups` groups in each of the three test
+/// regions, home's Auto Scaling down (so its steps record errors), in run-command mode,
+/// and a verifier run (the capacity snapshot): its size by DynamoDB's sizing.
+async fn state_bytes_with(groups: usize) -> usize {
+    use crate::controller::Controller;
+    use crate::testing::{FakeWorld, alarm_on, config_with};
+    let names: Vec<String> = (0..groups).map(|g| format!("web-{g:03}")).collect();
+    let list = names
+        .iter()
+        .flat_map(|n| ["us-east-1", "us-west-2", "eu-west-1"].map(|r| format!("{r}={n}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let world = FakeWorld::new();
+    for name in &names {
+        for r in ["us-east-1", "us-west-2", "eu-west-1"] {
+            world.groups.set_sizes(&format!("{r}/{name}"), 1, 4, 12);
+        }
+    }
+    let config = config_with(&[
+        ("AUTO_SCALING_GROUPS", &list),
+        ("COOLDOWN_SECONDS", "0"),
+        ("RELOAD_MODE", "run-command"),
+        (
+            "RELOAD_COMMANDS",
+            "/opt/app/bin/use-active-region && systemctl reload php-fpm",
+        ),
+    ]);
+    let c = Controller::new(Arc::new(config), world.ports());
+    c.verify().await.unwrap();
+    world.set_region_down("us-east-1", true);
+    c.handle(alarm_on("us-east-1")).await.unwrap();
+    c.verify().await.unwrap();
+    let state = c.load().await.unwrap().value;
+    super::state_item_bytes(&state).unwrap()
+}
+
+#[tokio::test]
+async fn the_control_state_item_grows_by_at_most_the_configured_bytes_per_group() {
+    let (small, large) = (state_bytes_with(10).await, state_bytes_with(40).await);
+    // Per group in a region (the three test regions each have every group).
+    let per_group = (large - small) / (30 * 3);
+    let base = small.saturating_sub(per_group * 30);
+    println!(
+        "control state item: {small} B with 30 groups, {large} B with 120; {per_group} B per group, base {base} B"
+    );
+    // The config's budget leaves room for AWS's own error messages, longer than the
+    // fakes' (two per group at most: the step's and its fallback's, about 200 B each).
+    assert!(
+        per_group + 400 <= crate::config::STATE_BYTES_PER_GROUP,
+        "{per_group} B per group measured"
+    );
+    assert!(
+        base <= crate::config::STATE_BASE_BYTES,
+        "{base} B base measured"
+    );
+}
