@@ -202,65 +202,10 @@ pub(crate) async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<S
         .await,
     );
     cluster.set_down(regionpilot_tests::arc::ENDPOINT_REGIONS[0], true);
-    let cluster_endpoints = cluster.endpoints_env();
-    let routing_controls = ArcCluster::arns_env(&[HOME, STANDBY]);
-    let max_switches = if scenario == Scenario::Flapping {
-        "3"
-    } else {
-        "10"
-    };
-    let mut env = vec![
-        ("CONNECT_TIMEOUT_MS", "300"),
-        ("CALL_TIMEOUT_MS", "500"),
-        ("CALL_MAX_ATTEMPTS", "2"),
-        ("PROBE_TIMEOUT_MS", "500"),
-        ("COOLDOWN_SECONDS", "5"),
-        ("FAILBACK_MODE", "auto"),
-        ("FAILBACK_HEALTHY_CHECKS", pace.healthy_checks),
-        ("FAILBACK_MIN_HOLD_SECONDS", pace.min_hold_seconds),
-        ("FAILBACK_MAX_LAG_SECONDS", "2"),
-        ("FAILBACK_DRAIN_WAIT_SECONDS", "2"),
-        ("PROBE_INTERVAL_SECONDS", "1"),
-        ("MAX_AUTOMATIC_SWITCHES_PER_DAY", max_switches),
-        ("REFRESH_WARMUP_SECONDS", "60"),
-        ("CAPACITY_PERCENT", "100"),
-        // Every signal at once, on the same outage: the functions emit ActiveRegion (the
-        // metric signal) under any signal, answer as gates with a token, and set the
-        // routing controls with routing-control.
-        ("TRAFFIC_SIGNAL", "routing-control"),
-        ("ROUTING_CONTROL_ENDPOINTS", cluster_endpoints.as_str()),
-        ("ROUTING_CONTROL_ARNS", routing_controls.as_str()),
-        ("GATE_TOKEN", GATE_TOKEN),
-    ];
-    match mode {
-        Mode::Refresh => env.push(("RELOAD_MODE", "refresh")),
-        Mode::RunCommand => env.extend([
-            ("RELOAD_MODE", "run-command"),
-            ("RELOAD_COMMANDS", RELOAD_COMMANDS),
-            ("RELOAD_TIMEOUT_SECONDS", "120"),
-        ]),
-    }
-    let scale = pace.time_scale.to_string();
-    let boot = format!("{}-{}", BOOT_SECONDS.0, BOOT_SECONDS.1);
-    let warmup = WARMUP_SECONDS.to_string();
-    let run_command = format!("{}-{}", RUN_COMMAND_SECONDS.0, RUN_COMMAND_SECONDS.1);
-    let ssm_register = format!("{}-{}", SSM_REGISTER_SECONDS.0, SSM_REGISTER_SECONDS.1);
-    let mrsc_regions = format!("{HOME},{STANDBY}");
-    let mut rig_env = vec![
-        ("RIG_TIME_SCALE", scale.as_str()),
-        ("RIG_BOOT_SECONDS", boot.as_str()),
-        ("RIG_WARMUP_SECONDS", warmup.as_str()),
-        ("RIG_RUN_COMMAND_SECONDS", run_command.as_str()),
-        ("RIG_SSM_REGISTER_SECONDS", ssm_register.as_str()),
-        ("RIG_APP_PARAMETER", world::PARAMETER),
-    ];
-    if scenario == Scenario::ControlRegionLoss {
-        // One control table for both regions' control planes: an MRSC global table.
-        rig_env.extend([
-            ("RIG_MRSC_TABLES", world::CONTROL_TABLE),
-            ("RIG_MRSC_REGIONS", mrsc_regions.as_str()),
-        ]);
-    }
+    let env = function_env(scenario, pace, mode, &cluster);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let rig_env = rig_env(scenario, pace);
+    let rig_env: Vec<(&str, &str)> = rig_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let setup = Instant::now();
     let mut stage = Stage::start_with(
         &format!("drill-{}-{}", scenario.name(), mode.name()),
@@ -436,221 +381,26 @@ pub(crate) async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<S
         ..Summary::default()
     };
     let cycles = if scenario == Scenario::Flapping { 2 } else { 1 };
+    let drill = Drill {
+        scenario,
+        pace,
+        mode,
+        t: t.clone(),
+        verifier: &verifier,
+        home_plane: &home_plane,
+        fleet: fleet.clone(),
+        writes: writes.clone(),
+        dns: dns.clone(),
+        dns_seen: dns_seen.clone(),
+        fast: fast.clone(),
+        health_alarms: health_alarms.clone(),
+        switch_bound,
+        dns_bound,
+        fleets: (home_fleet, standby_fleet),
+    };
     for cycle in 1..=cycles {
-        if scenario == Scenario::Paused {
-            let out = stage
-                .failover
-                .invoke(&json!({"command": "pause", "reason": "drill: maintenance window"}))
-                .await
-                .ok();
-            t.mark(format!(
-                "regionpilot paused: {} ({})",
-                out["outcome"],
-                out["reason"].as_str().unwrap_or("")
-            ));
-            check(out["outcome"] == "paused", format!("pause: {out}"))?;
-        }
-        let outage = if scenario == Scenario::Kill {
-            let at = t.mark(format!(
-                "OUTAGE: {HOME} killed (SIGKILL; its data goes with it)"
-            ));
-            stage.rig.kill(HOME).await;
-            at
-        } else {
-            let at = t.mark(format!("OUTAGE {cycle}: {HOME} frozen (SIGSTOP)"));
-            stage.rig.freeze(HOME);
-            at
-        };
-        let (detected, detected_old_rule) = detect(&t, &health_alarms, HOME).await;
-        if cycle == 1 {
-            m.detected_old_rule = detected_old_rule;
-        }
-        let (out, decision, decided) = fail_over(&t, &stage).await;
-        if scenario == Scenario::Paused {
-            m.outage = outage;
-            m.detected = detected;
-            m.decision = decision;
-            m.decided = decided;
-            t.mark(format!(
-                "  failover answered without switching: {}",
-                out["reason"].as_str().unwrap_or("?")
-            ));
-            check(
-                out["outcome"] == "ignored",
-                format!("a paused regionpilot answered the alarm with: {out}"),
-            )?;
-            paused_outage(&t, &stage, &writes, &dns, &dns_seen, switch_bound, &mut m).await?;
+        if !outage_cycle(&drill, &mut stage, cycle, cycles, &mut m).await? {
             break;
-        }
-        check(
-            out["outcome"] == "switched",
-            format!("failover did not switch: {out}"),
-        )?;
-        if cycle == 1 {
-            m.duplicate = stage.failover.invoke(&alarm_for(HOME)).await.ok()["outcome"].to_string();
-            t.mark(format!("duplicate alarm delivery: {}", m.duplicate));
-            m.outage = outage;
-            m.detected = detected;
-            m.decision = decision;
-            m.decided = decided;
-            let group = format!("{STANDBY}/{GROUP}");
-            let asked = &out["capacity"][&group];
-            m.capacity = asked.is_object().then(|| capacity_line(asked));
-            m.required = asked["desired"]
-                .as_u64()
-                .map_or(home_fleet.max(standby_fleet), |d| d as usize);
-            let batches = refresh_batches(m.required);
-            if mode == Mode::Refresh {
-                m.refresh_batches = Some(batches);
-            }
-            // Bounded: a refresh of every batch, with room to spare.
-            let limit = Duration::from_secs_f64(
-                ((batches.0 as f64 + 2.0) * (BOOT_SECONDS.1 + WARMUP_SECONDS) + 60.0)
-                    / pace.time_scale,
-            );
-            watch_recovery(&t, &fleet, m.required, limit, &mut m).await;
-            // The DNS stage: measured before home recovers.
-            let window = USERS_WINDOW;
-            let until = decided + dns_bound.as_secs_f64();
-            m.users_served = wait_for_users(&t, &writes, outage, window, until).await;
-            {
-                let seen = dns_seen.lock().unwrap();
-                m.new_healthy = seen.health(STANDBY, true, decided);
-                m.old_unhealthy = seen.health(HOME, false, decided);
-            }
-            // The fast signals on the same requests (faster than the metric, so done).
-            let so_far = requests_so_far(&writes);
-            for (i, signal) in FAST_SIGNALS.iter().enumerate() {
-                let reached = share_reached_by(&so_far, STANDBY, outage, window, |w| {
-                    (w.alt[i].0.as_str(), w.alt[i].1)
-                });
-                if let Some(at) = reached {
-                    t.mark(format!(
-                        "users ({signal} signal): {:.0} % of requests reach {STANDBY}'s instances since t+{at:.3}s",
-                        USERS_SHARE * 100.0
-                    ));
-                }
-                m.fast[i].users_served = reached;
-                let signal_dns = fast[i].lock().unwrap();
-                // From the alarm: a fast signal can move before the failover answers.
-                let first = |region: &str, healthy: bool| {
-                    signal_dns.status[region]
-                        .changes_after(t.started_ms + (detected * 1000.0) as u64)
-                        .into_iter()
-                        .find(|(_, h)| *h == healthy)
-                        .map(|(at, _)| t.at(at))
-                };
-                m.fast[i].new_healthy = first(STANDBY, true);
-                m.fast[i].old_unhealthy = first(HOME, false);
-            }
-            let reload =
-                status(&stage).await["status"]["auto_scaling_groups"][&group]["reload"].clone();
-            if reload.is_object() {
-                m.reload = Some(format!(
-                    "{}: {} ok/{} failed/{} timed out",
-                    reload["status"].as_str().unwrap_or("?"),
-                    reload["succeeded"],
-                    reload["failed"],
-                    reload["timed_out"]
-                ));
-            }
-        }
-
-        let elapsed = Duration::from_secs_f64(t.started.elapsed().as_secs_f64() - outage);
-        tokio::time::sleep(pace.outage.saturating_sub(elapsed)).await;
-        if scenario == Scenario::Kill {
-            // The region does not come back: the verifier must keep the app where it is.
-            let report = verify_until(&t, &verifier, pace, 3, |_| false).await;
-            check(report.is_none(), "the verifier stopped early")?;
-            let status = status(&stage).await;
-            t.mark(format!(
-                "status: active {} phase {} (no failback to a dead region)",
-                status["status"]["active_region"], status["status"]["phase"]
-            ));
-            check(
-                status["status"]["active_region"] == STANDBY,
-                format!("left the standby: {status}"),
-            )?;
-            break;
-        }
-        if scenario == Scenario::ReplicationPause {
-            stage.rig.set_replication(STANDBY, HOME, 0.0, true);
-            t.mark(format!("replication {STANDBY} -> {HOME} PAUSED"));
-        }
-        stage.rig.thaw(HOME);
-        let recovered = t.mark(format!("RECOVERY {cycle}: {HOME} thawed"));
-        if cycle == 1 {
-            m.recovered = Some(recovered);
-        }
-        if let Some((home_failover, home_probe)) = &home_plane {
-            standby_lost(
-                &t,
-                &stage,
-                home_failover,
-                home_probe,
-                &verifier,
-                &writes,
-                (&dns, &fast),
-                pace,
-                &mut m,
-            )
-            .await?;
-            break;
-        }
-
-        if scenario == Scenario::ReplicationPause {
-            // Enough verification rounds that only the paused replication holds failback.
-            let held =
-                verify_until(&t, &verifier, pace, 5, |r| r["outcome"] == "failed_back").await;
-            check(
-                held.is_none(),
-                "failed back while replication to home was paused",
-            )?;
-            stage.rig.set_replication(STANDBY, HOME, 0.0, false);
-            let resumed = t.mark(format!("replication {STANDBY} -> {HOME} resumed"));
-            m.failback_held = Some(resumed - recovered);
-        }
-        if scenario == Scenario::Flapping && cycle == cycles {
-            let report = verify_until(&t, &verifier, pace, 12, |r| {
-                r["outcome"] == "paused"
-                    || r["reason"]
-                        .as_str()
-                        .is_some_and(|s| s.contains("flap guard"))
-            })
-            .await;
-            let status = status(&stage).await;
-            t.mark(format!(
-                "flap guard: automation paused by {} ({}); app stays in {}",
-                status["status"]["paused"]["by"],
-                status["status"]["paused"]["reason"],
-                status["status"]["active_region"]
-            ));
-            check(report.is_some(), "the flap guard did not stop automation")?;
-            check(
-                status["status"]["paused"]["by"] == "flap-guard",
-                format!("not paused by the flap guard: {status}"),
-            )?;
-            check(
-                status["status"]["active_region"] == STANDBY,
-                format!("flapped back: {status}"),
-            )?;
-            break;
-        }
-        let rounds =
-            (Duration::from_secs(90).as_secs_f64() / pace.verify_every.as_secs_f64()) as usize;
-        let back = verify_until(&t, &verifier, pace, rounds, |r| {
-            r["outcome"] == "failed_back"
-        })
-        .await;
-        let Some((at, _)) = back else {
-            return Err("no failback within 90 s of recovery".into());
-        };
-        if cycle == 1 {
-            m.failed_back = Some(at);
-        }
-        if cycle < cycles {
-            // Let the app settle in home before the next outage.
-            tokio::time::sleep(Duration::from_secs(3)).await;
         }
     }
 
@@ -668,13 +418,366 @@ pub(crate) async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<S
     if let Some(home_schedule) = home_schedule {
         let _ = home_schedule.await;
     }
+    finish(&drill, &stage, m).await
+}
+
+/// What the phases of one run share.
+pub(crate) struct Drill<'a> {
+    pub(crate) scenario: Scenario,
+    pub(crate) pace: &'a Pace,
+    pub(crate) mode: Mode,
+    pub(crate) t: Timeline,
+    pub(crate) verifier: &'a LocalFunction,
+    pub(crate) home_plane: &'a Option<(LocalFunction, Arc<LocalFunction>)>,
+    pub(crate) fleet: Fleet,
+    pub(crate) writes: Arc<Mutex<Vec<Write>>>,
+    pub(crate) dns: Arc<Mutex<Dns>>,
+    pub(crate) dns_seen: Arc<Mutex<DnsSeen>>,
+    pub(crate) fast: [Arc<Mutex<SignalDns>>; 2],
+    pub(crate) health_alarms: Arc<Mutex<HealthAlarms>>,
+    pub(crate) switch_bound: Duration,
+    pub(crate) dns_bound: Duration,
+    /// In service at the steady state: (home, standby).
+    pub(crate) fleets: (usize, usize),
+}
+
+/// One outage of the scenario (the flapping scenario has two): the outage, its detection,
+/// the failover and the application's and users' recovery, the region's return and the
+/// failback. `Ok(false)`: the scenario ends with this cycle.
+async fn outage_cycle(
+    d: &Drill<'_>,
+    stage: &mut Stage,
+    cycle: usize,
+    cycles: usize,
+    m: &mut Summary,
+) -> Result<bool, String> {
+    let Drill {
+        pace,
+        t,
+        verifier,
+        home_plane,
+        fleet,
+        writes,
+        dns,
+        dns_seen,
+        fast,
+        health_alarms,
+        ..
+    } = d;
+    let (scenario, mode, switch_bound, dns_bound) =
+        (d.scenario, d.mode, d.switch_bound, d.dns_bound);
+    let (home_fleet, standby_fleet) = d.fleets;
+    if scenario == Scenario::Paused {
+        let out = stage
+            .failover
+            .invoke(&json!({"command": "pause", "reason": "drill: maintenance window"}))
+            .await
+            .ok();
+        t.mark(format!(
+            "regionpilot paused: {} ({})",
+            out["outcome"],
+            out["reason"].as_str().unwrap_or("")
+        ));
+        check(out["outcome"] == "paused", format!("pause: {out}"))?;
+    }
+    let outage = if scenario == Scenario::Kill {
+        let at = t.mark(format!(
+            "OUTAGE: {HOME} killed (SIGKILL; its data goes with it)"
+        ));
+        stage.rig.kill(HOME).await;
+        at
+    } else {
+        let at = t.mark(format!("OUTAGE {cycle}: {HOME} frozen (SIGSTOP)"));
+        stage.rig.freeze(HOME);
+        at
+    };
+    let (detected, detected_old_rule) = detect(t, health_alarms, HOME).await;
+    if cycle == 1 {
+        m.detected_old_rule = detected_old_rule;
+    }
+    let (out, decision, decided) = fail_over(t, stage).await;
+    if scenario == Scenario::Paused {
+        m.outage = outage;
+        m.detected = detected;
+        m.decision = decision;
+        m.decided = decided;
+        t.mark(format!(
+            "  failover answered without switching: {}",
+            out["reason"].as_str().unwrap_or("?")
+        ));
+        check(
+            out["outcome"] == "ignored",
+            format!("a paused regionpilot answered the alarm with: {out}"),
+        )?;
+        paused_outage(t, stage, writes, dns, dns_seen, switch_bound, m).await?;
+        return Ok(false);
+    }
+    check(
+        out["outcome"] == "switched",
+        format!("failover did not switch: {out}"),
+    )?;
+    if cycle == 1 {
+        m.duplicate = stage.failover.invoke(&alarm_for(HOME)).await.ok()["outcome"].to_string();
+        t.mark(format!("duplicate alarm delivery: {}", m.duplicate));
+        m.outage = outage;
+        m.detected = detected;
+        m.decision = decision;
+        m.decided = decided;
+        let group = format!("{STANDBY}/{GROUP}");
+        let asked = &out["capacity"][&group];
+        m.capacity = asked.is_object().then(|| capacity_line(asked));
+        m.required = asked["desired"]
+            .as_u64()
+            .map_or(home_fleet.max(standby_fleet), |d| d as usize);
+        let batches = refresh_batches(m.required);
+        if mode == Mode::Refresh {
+            m.refresh_batches = Some(batches);
+        }
+        // Bounded: a refresh of every batch, with room to spare.
+        let limit = Duration::from_secs_f64(
+            ((batches.0 as f64 + 2.0) * (BOOT_SECONDS.1 + WARMUP_SECONDS) + 60.0) / pace.time_scale,
+        );
+        watch_recovery(t, fleet, m.required, limit, m).await;
+        // The DNS stage: measured before home recovers.
+        let window = USERS_WINDOW;
+        let until = decided + dns_bound.as_secs_f64();
+        m.users_served = wait_for_users(t, writes, outage, window, until).await;
+        {
+            let seen = dns_seen.lock().unwrap();
+            m.new_healthy = seen.health(STANDBY, true, decided);
+            m.old_unhealthy = seen.health(HOME, false, decided);
+        }
+        // The fast signals on the same requests (faster than the metric, so done).
+        let so_far = requests_so_far(writes);
+        for (i, signal) in FAST_SIGNALS.iter().enumerate() {
+            let reached = share_reached_by(&so_far, STANDBY, outage, window, |w| {
+                (w.alt[i].0.as_str(), w.alt[i].1)
+            });
+            if let Some(at) = reached {
+                t.mark(format!(
+                    "users ({signal} signal): {:.0} % of requests reach {STANDBY}'s instances since t+{at:.3}s",
+                    USERS_SHARE * 100.0
+                ));
+            }
+            m.fast[i].users_served = reached;
+            let signal_dns = fast[i].lock().unwrap();
+            // From the alarm: a fast signal can move before the failover answers.
+            let first = |region: &str, healthy: bool| {
+                signal_dns.status[region]
+                    .changes_after(t.started_ms + (detected * 1000.0) as u64)
+                    .into_iter()
+                    .find(|(_, h)| *h == healthy)
+                    .map(|(at, _)| t.at(at))
+            };
+            m.fast[i].new_healthy = first(STANDBY, true);
+            m.fast[i].old_unhealthy = first(HOME, false);
+        }
+        let reload = status(stage).await["status"]["auto_scaling_groups"][&group]["reload"].clone();
+        if reload.is_object() {
+            m.reload = Some(format!(
+                "{}: {} ok/{} failed/{} timed out",
+                reload["status"].as_str().unwrap_or("?"),
+                reload["succeeded"],
+                reload["failed"],
+                reload["timed_out"]
+            ));
+        }
+    }
+
+    let elapsed = Duration::from_secs_f64(t.started.elapsed().as_secs_f64() - outage);
+    tokio::time::sleep(pace.outage.saturating_sub(elapsed)).await;
+    if scenario == Scenario::Kill {
+        // The region does not come back: the verifier must keep the app where it is.
+        let report = verify_until(t, verifier, pace, 3, |_| false).await;
+        check(report.is_none(), "the verifier stopped early")?;
+        let status = status(stage).await;
+        t.mark(format!(
+            "status: active {} phase {} (no failback to a dead region)",
+            status["status"]["active_region"], status["status"]["phase"]
+        ));
+        check(
+            status["status"]["active_region"] == STANDBY,
+            format!("left the standby: {status}"),
+        )?;
+        return Ok(false);
+    }
+    if scenario == Scenario::ReplicationPause {
+        stage.rig.set_replication(STANDBY, HOME, 0.0, true);
+        t.mark(format!("replication {STANDBY} -> {HOME} PAUSED"));
+    }
+    stage.rig.thaw(HOME);
+    let recovered = t.mark(format!("RECOVERY {cycle}: {HOME} thawed"));
+    if cycle == 1 {
+        m.recovered = Some(recovered);
+    }
+    if let Some((home_failover, home_probe)) = &home_plane {
+        standby_lost(
+            t,
+            stage,
+            home_failover,
+            home_probe,
+            verifier,
+            writes,
+            (dns, fast),
+            pace,
+            m,
+        )
+        .await?;
+        return Ok(false);
+    }
+
+    if scenario == Scenario::ReplicationPause {
+        // Enough verification rounds that only the paused replication holds failback.
+        let held = verify_until(t, verifier, pace, 5, |r| r["outcome"] == "failed_back").await;
+        check(
+            held.is_none(),
+            "failed back while replication to home was paused",
+        )?;
+        stage.rig.set_replication(STANDBY, HOME, 0.0, false);
+        let resumed = t.mark(format!("replication {STANDBY} -> {HOME} resumed"));
+        m.failback_held = Some(resumed - recovered);
+    }
+    if scenario == Scenario::Flapping && cycle == cycles {
+        let report = verify_until(t, verifier, pace, 12, |r| {
+            r["outcome"] == "paused"
+                || r["reason"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("flap guard"))
+        })
+        .await;
+        let status = status(stage).await;
+        t.mark(format!(
+            "flap guard: automation paused by {} ({}); app stays in {}",
+            status["status"]["paused"]["by"],
+            status["status"]["paused"]["reason"],
+            status["status"]["active_region"]
+        ));
+        check(report.is_some(), "the flap guard did not stop automation")?;
+        check(
+            status["status"]["paused"]["by"] == "flap-guard",
+            format!("not paused by the flap guard: {status}"),
+        )?;
+        check(
+            status["status"]["active_region"] == STANDBY,
+            format!("flapped back: {status}"),
+        )?;
+        return Ok(false);
+    }
+    let rounds = (Duration::from_secs(90).as_secs_f64() / pace.verify_every.as_secs_f64()) as usize;
+    let back = verify_until(t, verifier, pace, rounds, |r| r["outcome"] == "failed_back").await;
+    let Some((at, _)) = back else {
+        return Err("no failback within 90 s of recovery".into());
+    };
+    if cycle == 1 {
+        m.failed_back = Some(at);
+    }
+    if cycle < cycles {
+        // Let the app settle in home before the next outage.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    Ok(true)
+}
+
+/// The functions' environment in a run: short timeouts, the pace's failback timings, the
+/// mode's reload, and every traffic signal at once.
+fn function_env(
+    scenario: Scenario,
+    pace: &Pace,
+    mode: Mode,
+    cluster: &ArcCluster,
+) -> Vec<(&'static str, String)> {
+    let max_switches = if scenario == Scenario::Flapping {
+        "3"
+    } else {
+        "10"
+    };
+    let mut env: Vec<(&'static str, String)> = [
+        ("CONNECT_TIMEOUT_MS", "300"),
+        ("CALL_TIMEOUT_MS", "500"),
+        ("CALL_MAX_ATTEMPTS", "2"),
+        ("PROBE_TIMEOUT_MS", "500"),
+        ("COOLDOWN_SECONDS", "5"),
+        ("FAILBACK_MODE", "auto"),
+        ("FAILBACK_HEALTHY_CHECKS", pace.healthy_checks),
+        ("FAILBACK_MIN_HOLD_SECONDS", pace.min_hold_seconds),
+        ("FAILBACK_MAX_LAG_SECONDS", "2"),
+        ("FAILBACK_DRAIN_WAIT_SECONDS", "2"),
+        ("PROBE_INTERVAL_SECONDS", "1"),
+        ("MAX_AUTOMATIC_SWITCHES_PER_DAY", max_switches),
+        ("REFRESH_WARMUP_SECONDS", "60"),
+        ("CAPACITY_PERCENT", "100"),
+        // Every signal at once, on the same outage: the functions emit ActiveRegion (the
+        // metric signal) under any signal, answer as gates with a token, and set the
+        // routing controls with routing-control.
+        ("TRAFFIC_SIGNAL", "routing-control"),
+        ("GATE_TOKEN", GATE_TOKEN),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_owned()))
+    .collect();
+    env.push(("ROUTING_CONTROL_ENDPOINTS", cluster.endpoints_env()));
+    env.push((
+        "ROUTING_CONTROL_ARNS",
+        ArcCluster::arns_env(&[HOME, STANDBY]),
+    ));
+    let reload: &[(&'static str, &str)] = match mode {
+        Mode::Refresh => &[("RELOAD_MODE", "refresh")],
+        Mode::RunCommand => &[
+            ("RELOAD_MODE", "run-command"),
+            ("RELOAD_COMMANDS", RELOAD_COMMANDS),
+            ("RELOAD_TIMEOUT_SECONDS", "120"),
+        ],
+    };
+    env.extend(reload.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    env
+}
+
+/// The rig's timings at the pace (and, for control-region loss, the MRSC control table).
+fn rig_env(scenario: Scenario, pace: &Pace) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("RIG_TIME_SCALE", pace.time_scale.to_string()),
+        (
+            "RIG_BOOT_SECONDS",
+            format!("{}-{}", BOOT_SECONDS.0, BOOT_SECONDS.1),
+        ),
+        ("RIG_WARMUP_SECONDS", WARMUP_SECONDS.to_string()),
+        (
+            "RIG_RUN_COMMAND_SECONDS",
+            format!("{}-{}", RUN_COMMAND_SECONDS.0, RUN_COMMAND_SECONDS.1),
+        ),
+        (
+            "RIG_SSM_REGISTER_SECONDS",
+            format!("{}-{}", SSM_REGISTER_SECONDS.0, SSM_REGISTER_SECONDS.1),
+        ),
+        ("RIG_APP_PARAMETER", world::PARAMETER.to_owned()),
+    ];
+    if scenario == Scenario::ControlRegionLoss {
+        // One control table for both regions' control planes: an MRSC global table.
+        env.extend([
+            ("RIG_MRSC_TABLES", world::CONTROL_TABLE.to_owned()),
+            ("RIG_MRSC_REGIONS", format!("{HOME},{STANDBY}")),
+        ]);
+    }
+    env
+}
+
+/// After the outages: the parameters, the writes lost or not, the history, the timeline
+/// picture, and the checks every scenario must pass.
+async fn finish(d: &Drill<'_>, stage: &Stage, mut m: Summary) -> Result<Summary, String> {
+    let Drill {
+        t,
+        writes,
+        dns_seen,
+        ..
+    } = d;
+    let (scenario, mode, dns_bound) = (d.scenario, d.mode, d.dns_bound);
     let params = stage.world.parameters().await;
     t.mark(format!("parameters: {}", params_line(&params)));
 
     // Let replication settle, then count acknowledged writes missing where they must be:
     // in both regions, or in the standby alone when home is gone.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let writes = requests_so_far(&writes);
+    let writes = requests_so_far(writes);
     let standby_keys = keys_in(&stage.world, STANDBY).await;
     let home_keys = if scenario == Scenario::Kill {
         None
@@ -696,7 +799,7 @@ pub(crate) async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<S
     m.lost = lost.len();
     m.epochs = stage.world.history_epochs().await;
     if scenario == Scenario::Kill {
-        let transition = &status(&stage).await["status"]["last_transition"];
+        let transition = &status(stage).await["status"]["last_transition"];
         m.kill_window = Some(
             match (
                 transition["started_at"].as_u64(),
