@@ -444,7 +444,10 @@ impl<D: Deps> Controller<D> {
                     warn!(epoch = previous.epoch, error = %e, "could not rewrite the superseded transition's history record");
                 }
             };
-            tokio::join!(self.notify_switched(&done), rewrite_superseded);
+            tokio::join!(
+                self.notify_switched(&done, routing.as_ref()),
+                rewrite_superseded
+            );
             let mut response = self.simple(
                 Outcome::Switched,
                 &next,
@@ -781,7 +784,7 @@ impl<D: Deps> Controller<D> {
             let done = self.carry_out(t, saved, deadline, false).await?;
             // The invocation that made it may have died before telling: tell now, with
             // the same id (consumers drop a duplicate).
-            self.notify_switched(&done).await;
+            self.notify_switched(&done, None).await;
         }
         Ok(())
     }

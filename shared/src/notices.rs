@@ -109,11 +109,21 @@ pub fn switched(t: &Transition) -> Value {
 impl<D: Deps> Controller<D> {
     /// The `Region Switch` of a transition carried out, with the id every invocation that
     /// carries it out uses (`switch-<epoch>`), so a takeover's repeat is dropped.
-    pub async fn notify_switched(&self, t: &Transition) {
+    /// With the routing controls the switch set, when it set any (the takeover of an
+    /// abandoned transition has none: the verifier's reconcile sets them).
+    pub async fn notify_switched(
+        &self,
+        t: &Transition,
+        routing: Option<&crate::routing::RoutingReport>,
+    ) {
+        let mut detail = switched(t);
+        if let (Some(routing), Some(fields)) = (routing, detail.as_object_mut()) {
+            fields.insert("routing_controls".into(), json!(routing));
+        }
         self.notify(
             DetailType::RegionSwitch,
             format!("switch-{}", t.epoch),
-            switched(t),
+            detail,
         )
         .await;
     }

@@ -254,8 +254,28 @@ mod tests {
         let updates = world.routing.updates.lock().unwrap().clone();
         assert_eq!(updates.len(), 1, "{updates:?}");
         assert_eq!(updates[0].0, region("ap-southeast-2"));
-        let report = out.routing_controls.expect("reported");
+        let report = out.routing_controls.clone().expect("reported");
         assert_eq!(report.endpoint, Some(region("ap-southeast-2")));
+        // Told in the Region Switch event, and `status` names the signal.
+        let event = world
+            .bus
+            .put
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|n| n.detail_type == "Region Switch")
+            .cloned()
+            .expect("a Region Switch event");
+        assert_eq!(
+            event.detail["routing_controls"]["endpoint"], "ap-southeast-2",
+            "{}",
+            event.detail
+        );
+        let status = serde_json::to_value(c.status().await.unwrap()).unwrap();
+        assert_eq!(
+            status["status"]["traffic_signal"], "routing-control",
+            "{status}"
+        );
         assert_eq!(report.unanswered.len(), 1, "{report:?}");
         assert_eq!(report.states[&region("us-west-2")], "On");
         assert_eq!(report.states[&region("us-east-1")], "Off");

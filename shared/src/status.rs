@@ -22,6 +22,9 @@ pub struct StatusReport {
     pub home_region: Region,
     pub active_region: Region,
     pub epoch: u64,
+    /// How DNS learns the decision here (`TRAFFIC_SIGNAL`): `metric`, `gate` or
+    /// `routing-control`; `off` with `TRAFFIC=off`.
+    pub traffic_signal: &'static str,
     /// `home`, `failed_over`, or `transitioning` while a transition's steps are unfinished.
     pub phase: &'static str,
     pub paused: Option<Pause>,
@@ -178,6 +181,11 @@ impl<D: Deps> Controller<D> {
             home_region: self.config.home().clone(),
             active_region: state.active_region.clone(),
             epoch: state.epoch,
+            traffic_signal: if self.config.traffic {
+                self.config.traffic_signal.as_str()
+            } else {
+                "off"
+            },
             phase: if state.transition.as_ref().is_some_and(|t| !t.completed) {
                 "transitioning"
             } else if &state.active_region == self.config.home() {
