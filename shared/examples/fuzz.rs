@@ -290,7 +290,7 @@ fn main() {
                     "event (mutated fixture)",
                     || event.to_string(),
                     || {
-                        let _ = regionpilot::event::decode(&event, &config);
+                        let _ = regionpilot::decision::event::decode(&event, &config);
                     },
                 );
             }
@@ -300,7 +300,7 @@ fn main() {
                     "event (random JSON)",
                     || event.to_string(),
                     || {
-                        let _ = regionpilot::event::decode(&event, &config);
+                        let _ = regionpilot::decision::event::decode(&event, &config);
                     },
                 );
             }
@@ -315,8 +315,8 @@ fn main() {
                     "probe and verifier requests",
                     || request.to_string(),
                     || {
-                        let _ = regionpilot::health::decode_request(&request);
-                        let _ = regionpilot::failback::decode_request(&request);
+                        let _ = regionpilot::evidence::health::decode_request(&request);
+                        let _ = regionpilot::verifier::failback::decode_request(&request);
                     },
                 );
             }
@@ -359,7 +359,9 @@ fn main() {
                     "FAILBACK_WINDOW",
                     || window.clone(),
                     || {
-                        if let Ok(window) = regionpilot::window::FailbackWindow::parse(&window) {
+                        if let Ok(window) =
+                            regionpilot::decision::window::FailbackWindow::parse(&window)
+                        {
                             let _ = window.contains(at);
                             let _ = window.next_open(at);
                             let _ = window.to_string();

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::decision::window::FailbackWindow;
 use crate::error::{Error, Result};
 use crate::region::Region;
-use crate::window::FailbackWindow;
 
 /// An Auto Scaling group in one region.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

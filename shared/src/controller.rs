@@ -12,9 +12,9 @@ use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::Config;
+use crate::decision::event::{AlarmSignal, AlarmState, Command, Trigger};
+use crate::decision::switch::{self, Decision, Intent, Plan, SwitchRequest};
 use crate::error::{Error, Result};
-use crate::event::{AlarmSignal, AlarmState, Command, Trigger};
-use crate::notices::DetailType;
 use crate::ports::{
     Clock, ControlStore, Deps, HealthProbe, Heartbeats, ParameterStore, ProbeResult,
 };
@@ -23,8 +23,8 @@ use crate::state::{
     CapacityStatus, ControlState, HistoryRecord, Millis, Pause, RefreshStatus, ReloadStatus,
     StepStatus, Transition, TriggerInfo, Versioned, WriteToken,
 };
-use crate::status::StatusReport;
-use crate::switch::{self, Decision, Intent, Plan, SwitchRequest};
+use crate::views::notices::DetailType;
+use crate::views::status::StatusReport;
 
 /// How often we re-read and retry after losing a compare-and-swap.
 pub(crate) const MAX_CAS_ATTEMPTS: u32 = 8;
@@ -78,7 +78,7 @@ pub struct Response {
     pub status: Option<StatusReport>,
     /// `{"command":"report"}`: one transition's full record.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub report: Option<Box<crate::report::TransitionReport>>,
+    pub report: Option<Box<crate::views::report::TransitionReport>>,
     /// The same record as Markdown, with `"format":"markdown"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub markdown: Option<String>,
@@ -88,7 +88,7 @@ pub struct Response {
     pub actions_suppressed_by: Option<String>,
     /// `TRAFFIC_SIGNAL=routing-control`: the routing controls set at the switch.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub routing_controls: Option<crate::routing::RoutingReport>,
+    pub routing_controls: Option<crate::steps::routing::RoutingReport>,
 }
 
 /// What a transition would do, returned by `dry_run`.
@@ -601,7 +601,7 @@ impl<D: Deps> Controller<D> {
 
     /// Emits one count-style metric (EMF on stdout) in the configured namespace.
     pub(crate) fn emit_metric(&self, name: &str, unit: &'static str, dimensions: &[(&str, &str)]) {
-        crate::metrics::emit(&crate::metrics::signal(
+        crate::views::metrics::emit(&crate::views::metrics::signal(
             &self.config.metrics_namespace,
             name,
             unit,
@@ -647,7 +647,7 @@ impl<D: Deps> Controller<D> {
         if !self.config.traffic {
             return;
         }
-        crate::metrics::emit(&crate::metrics::active_region_documents(
+        crate::views::metrics::emit(&crate::views::metrics::active_region_documents(
             &self.config.metrics_namespace,
             &self.config.regions,
             active,

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{GroupRef, RefreshPreferences};
 use crate::error::{AwsError, ErrorKind, Result};
+use crate::evidence::samples::ProbeSamples;
 use crate::region::Region;
-use crate::samples::ProbeSamples;
 use crate::state::{ControlState, HistoryRecord, Millis, Versioned, WriteToken};
 
 /// The control table in the function's own region.

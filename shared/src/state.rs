@@ -39,7 +39,7 @@ pub struct ControlState {
     /// The newest readiness evaluation: `status` shows it, and the next one is due
     /// `READINESS_INTERVAL_SECONDS` after it.
     #[serde(default)]
-    pub readiness: Option<crate::readiness::Readiness>,
+    pub readiness: Option<crate::verifier::readiness::Readiness>,
 }
 
 /// A group's sizes at one moment.

@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::{Config, GroupRef, RefreshPreferences};
 use crate::error::{AwsError, ErrorKind, Result};
+use crate::evidence::samples::ProbeSamples;
 use crate::ports::{
     Clock, ControlStore, EventBus, GroupInfo, HealthProbe, InvocationInfo, Notice, ParameterStore,
     Ports, ProbeResult, RefreshInfo, RoutingControls, RunCommands, RunLease, ScalingGroups,
     SentCommand,
 };
 use crate::region::Region;
-use crate::samples::ProbeSamples;
 use crate::state::{
     ControlState, HistoryRecord, Millis, Transition, TriggerInfo, Versioned, WriteToken,
 };
@@ -1258,12 +1258,12 @@ pub fn config_with(extra: &[(&str, &str)]) -> Config {
 }
 
 /// The direct alarm action for `regionpilot-unhealthy-<on>` in ALARM.
-pub fn alarm_on(on: &str) -> crate::event::Trigger {
-    crate::event::Trigger::Alarm(crate::event::AlarmSignal {
+pub fn alarm_on(on: &str) -> crate::decision::event::Trigger {
+    crate::decision::event::Trigger::Alarm(crate::decision::event::AlarmSignal {
         alarm_name: format!("regionpilot-unhealthy-{on}"),
-        state: crate::event::AlarmState::Alarm,
+        state: crate::decision::event::AlarmState::Alarm,
         region: region(on),
-        source: crate::event::AlarmSource::Direct,
+        source: crate::decision::event::AlarmSource::Direct,
         state_reason: None,
         actions_suppressed: None,
     })

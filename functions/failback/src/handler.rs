@@ -2,8 +2,8 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use regionpilot::controller::Controller;
-use regionpilot::failback::{VerifierRequest, decode_request};
 use regionpilot::ports::{Clock, Deps};
+use regionpilot::verifier::failback::{VerifierRequest, decode_request};
 use serde_json::Value;
 use tokio::time::{Duration, Instant};
 use tracing::{error, info};

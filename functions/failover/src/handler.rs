@@ -3,7 +3,7 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use regionpilot::controller::Controller;
-use regionpilot::event;
+use regionpilot::decision::event;
 use regionpilot::ports::Deps;
 use serde_json::Value;
 use tracing::{error, info};

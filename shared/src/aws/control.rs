@@ -3,9 +3,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::error::{AwsError, Error, ErrorKind, Result};
+use crate::evidence::samples::ProbeSamples;
 use crate::ports::{ControlStore, Notice, RunLease};
 use crate::region::Region;
-use crate::samples::ProbeSamples;
 use crate::state::WRITES_KEPT;
 use crate::state::{ControlState, HistoryRecord, Versioned, WriteToken};
 

@@ -148,8 +148,8 @@ pub(crate) fn missing_health_data_never_fails_over_and_a_silent_probe_is_told_in
                 props["DatapointsToAlarm"].clone()
             ),
             (
-                json!(regionpilot::samples::DATAPOINTS_TO_ALARM),
-                json!(regionpilot::samples::DATAPOINTS_TO_ALARM)
+                json!(regionpilot::evidence::samples::DATAPOINTS_TO_ALARM),
+                json!(regionpilot::evidence::samples::DATAPOINTS_TO_ALARM)
             ),
             "{id}: the verifier's failover retry applies the alarm's own rule"
         );

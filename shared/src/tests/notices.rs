@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::FailbackMode;
 use crate::controller::{Controller, Outcome};
-use crate::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger};
+use crate::decision::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger};
 use crate::ports::Notice;
 use crate::testing::{FakePorts, FakeWorld, config, region};
 

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use futures::future::join_all;
 
 use crate::controller::{Controller, Outcome, Response};
-use crate::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger};
+use crate::decision::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger};
 use crate::ports::RefreshInfo;
 use crate::state::{ControlState, RefreshStatus, StepStatus, Transition, TriggerInfo, Versioned};
 use crate::testing::{FakePorts, FakeWorld, LostAnswer, config, region};
@@ -355,7 +355,8 @@ async fn a_stale_refresh_is_cancelled_and_replaced_but_a_fresh_one_is_kept() {
     let group = &c.config.auto_scaling_groups[1];
     let transition = world.control.state().and_then(|s| s.transition).expect("t");
     let again =
-        crate::rolling::refresh_one(&world.groups, group, &c.config.refresh, &transition).await;
+        crate::steps::rolling::refresh_one(&world.groups, group, &c.config.refresh, &transition)
+            .await;
     assert!(
         matches!(again, RefreshStatus::AlreadyRunning { .. }),
         "{again:?}"
@@ -471,7 +472,7 @@ async fn failback_window_holds_automatic_failback_outside_it_but_not_a_person() 
         .store(WEDNESDAY_NOON, std::sync::atomic::Ordering::SeqCst);
     let mut cfg = (*failback_controller(&world, crate::config::FailbackMode::Auto).config).clone();
     cfg.failback_window =
-        Some(crate::window::FailbackWindow::parse("sat-sun 02:00-05:00").unwrap());
+        Some(crate::decision::window::FailbackWindow::parse("sat-sun 02:00-05:00").unwrap());
     let c = Controller::new(Arc::new(cfg.clone()), world.ports());
     run(&c, alarm(AlarmState::Alarm, "us-east-1")).await;
     // When verification passes outside the window: held, and it says until when.
@@ -778,7 +779,7 @@ async fn an_alarm_whose_actions_are_suppressed_makes_no_transition_and_says_by_w
         let Trigger::Alarm(mut signal) = alarm(AlarmState::Alarm, "us-east-1") else {
             unreachable!()
         };
-        signal.actions_suppressed = Some(crate::event::Suppression {
+        signal.actions_suppressed = Some(crate::decision::event::Suppression {
             by: by.into(),
             reason: Some(format!("Actions suppressed by {by}")),
         });

@@ -244,7 +244,7 @@ pub enum ProbeRequest {
 
 /// Decodes the probe function's payload; anything else is rejected with what was expected.
 pub fn decode_request(payload: &serde_json::Value) -> Result<ProbeRequest, crate::Error> {
-    crate::event::decode_scheduled(
+    crate::decision::event::decode_scheduled(
         payload,
         ProbeRequest::Once,
         ProbeRequest::Window,

@@ -8,13 +8,13 @@
 use serde::Serialize;
 
 use crate::controller::{Controller, Outcome, Response};
+use crate::decision::window::rfc3339;
 use crate::error::{Error, Result};
-use crate::notices::DataLossWindow;
-use crate::plan::{StepRecord, step_key};
 use crate::ports::{ControlStore, Deps, ProbeResult};
 use crate::region::Region;
 use crate::state::{FailbackProgress, HistoryRecord, Millis, Transition, TriggerInfo};
-use crate::window::rfc3339;
+use crate::transition::plan::{StepRecord, step_key};
+use crate::views::notices::DataLossWindow;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TransitionReport {
@@ -315,7 +315,7 @@ mod tests {
 
     use super::*;
     use crate::config::{Config, FailbackMode};
-    use crate::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger, decode};
+    use crate::decision::event::{AlarmSignal, AlarmSource, AlarmState, Command, Trigger, decode};
     use crate::testing::{FakePorts, FakeWorld, config, region};
 
     fn controller(world: &FakeWorld) -> Controller<FakePorts> {

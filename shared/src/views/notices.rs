@@ -12,9 +12,9 @@ use tracing::{error, info, warn};
 
 use crate::controller::Controller;
 use crate::error::Result;
-use crate::plan::StepRecord;
 use crate::ports::{ControlStore, Deps, EventBus, Notice};
 use crate::state::{Millis, Transition};
+use crate::transition::plan::StepRecord;
 
 /// How many held notices one verifier run sends; the rest wait for the next run.
 const HELD_PER_RUN: usize = 50;
@@ -114,7 +114,7 @@ impl<D: Deps> Controller<D> {
     pub async fn notify_switched(
         &self,
         t: &Transition,
-        routing: Option<&crate::routing::RoutingReport>,
+        routing: Option<&crate::steps::routing::RoutingReport>,
     ) {
         let mut detail = switched(t);
         if let (Some(routing), Some(fields)) = (routing, detail.as_object_mut()) {

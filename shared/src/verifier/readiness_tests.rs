@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::*;
 use crate::controller::{Controller, Outcome};
-use crate::event::{Command, Trigger};
+use crate::decision::event::{Command, Trigger};
 use crate::ports::Clock;
 use crate::state::GroupSizes;
 use crate::testing::{FakePorts, FakeWorld, alarm_on, config_with, region};

@@ -18,16 +18,16 @@ use tracing::{info, warn};
 
 use crate::config::FailbackMode;
 use crate::controller::{Controller, Outcome, Response};
+use crate::decision::switch::{Intent, SwitchRequest};
+use crate::decision::window::rfc3339;
 use crate::error::Result;
-use crate::health;
-use crate::notices::{DataLossWindow, DetailType, HeldReport};
-use crate::plan::{Ran, StepRecord};
+use crate::evidence::health;
+use crate::evidence::samples::Failing;
 use crate::ports::{ControlStore, Deps, Heartbeats, ParameterStore, RunLease};
 use crate::region::Region;
-use crate::samples::Failing;
 use crate::state::{ControlState, FailbackProgress, HistoryRecord, StepStatus, TriggerInfo};
-use crate::switch::{Intent, SwitchRequest};
-use crate::window::rfc3339;
+use crate::transition::plan::{Ran, StepRecord};
+use crate::views::notices::{DataLossWindow, DetailType, HeldReport};
 
 /// The drain is polled quickly at first (replication usually lands within a second),
 /// then every `DRAIN_POLL_MAX`.
@@ -68,7 +68,7 @@ pub struct ReconcileReport {
     pub following: Vec<String>,
     /// `TRAFFIC_SIGNAL=routing-control`: the routing controls as found, or as repaired.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub routing_controls: Option<crate::routing::RoutingReport>,
+    pub routing_controls: Option<crate::steps::routing::RoutingReport>,
 }
 
 /// The verifier's answer.
@@ -81,7 +81,7 @@ pub struct VerifyReport {
     pub reason: String,
     pub reconcile: ReconcileReport,
     /// Capacity snapshot and scale-ins.
-    pub capacity: crate::capacity::CapacityReport,
+    pub capacity: crate::steps::capacity::CapacityReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failback: Option<FailbackProgress>,
     /// The failback transition, when `auto` mode made one.
@@ -99,7 +99,7 @@ pub struct VerifyReport {
     /// Whether a failover would work now, when this run evaluated it (every
     /// `READINESS_INTERVAL_SECONDS`); `changed` says the result differs from the last one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub readiness: Option<crate::readiness::ReadinessRun>,
+    pub readiness: Option<crate::verifier::readiness::ReadinessRun>,
     /// The active region was still failing by the probe's samples: the failover asked
     /// for again, and what came of it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,7 +116,7 @@ impl VerifyReport {
             epoch: state.epoch,
             reason: String::new(),
             reconcile: ReconcileReport::default(),
-            capacity: crate::capacity::CapacityReport::default(),
+            capacity: crate::steps::capacity::CapacityReport::default(),
             failback: None,
             switch: None,
             failback_window_opens: None,
@@ -788,7 +788,7 @@ pub enum VerifierRequest {
 }
 
 pub fn decode_request(payload: &serde_json::Value) -> Result<VerifierRequest> {
-    crate::event::decode_scheduled(
+    crate::decision::event::decode_scheduled(
         payload,
         VerifierRequest::Verify,
         VerifierRequest::Verify,

@@ -62,7 +62,7 @@ proptest! {
 
     #[test]
     fn failover_events_never_panic_and_fail_clearly(event in event()) {
-        clear_rejection(crate::event::decode(&event, &config()).map(|_| ()))?;
+        clear_rejection(crate::decision::event::decode(&event, &config()).map(|_| ()))?;
     }
 }
 
@@ -71,11 +71,11 @@ proptest! {
 
     #[test]
     fn probe_requests_never_panic_and_fail_clearly(event in event()) {
-        clear_rejection(crate::health::decode_request(&event).map(|_| ()))?;
+        clear_rejection(crate::evidence::health::decode_request(&event).map(|_| ()))?;
     }
 
     #[test]
     fn verifier_requests_never_panic_and_fail_clearly(event in event()) {
-        clear_rejection(crate::failback::decode_request(&event).map(|_| ()))?;
+        clear_rejection(crate::verifier::failback::decode_request(&event).map(|_| ()))?;
     }
 }

@@ -32,7 +32,7 @@ pub struct StatusReport {
     pub failback: Option<crate::state::FailbackProgress>,
     /// Whether a failover would work, as the verifier last evaluated it (each check with
     /// its reason, and `evaluated_at`); `None` before its first evaluation.
-    pub readiness: Option<crate::readiness::Readiness>,
+    pub readiness: Option<crate::verifier::readiness::Readiness>,
     pub parameters: BTreeMap<Region, ParameterValue>,
     /// Per group (`region/name`): its sizes now, its latest refresh, and what the latest
     /// transition did to it (capacity, reload).

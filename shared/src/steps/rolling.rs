@@ -9,9 +9,9 @@ use tracing::{info, warn};
 
 use crate::config::{GroupRef, RefreshPreferences};
 use crate::error::{AwsError, ErrorKind};
-use crate::plan::{Step, StepContext, StepFuture, StepRecord};
 use crate::ports::{Deps, RefreshInfo, ScalingGroups};
 use crate::state::{RefreshStatus, Transition};
+use crate::transition::plan::{Step, StepContext, StepFuture, StepRecord};
 
 /// The refresh step of `RELOAD_MODE=refresh`: one instance refresh per group.
 pub struct RefreshStep {

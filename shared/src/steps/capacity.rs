@@ -18,12 +18,12 @@ use tracing::{info, warn};
 use crate::config::GroupRef;
 use crate::controller::Controller;
 use crate::error::Result;
-use crate::plan::{Step, StepContext, StepFuture, StepRecord};
 use crate::ports::{Deps, GroupInfo, ScalingGroups};
 use crate::region::Region;
 use crate::state::{
     CapacityStatus, ControlState, GroupSizes, Millis, ScaleInIntent, ScaledUp, Transition,
 };
+use crate::transition::plan::{Step, StepContext, StepFuture, StepRecord};
 
 /// The group in `source` that stands for `group`: same name, else same position.
 pub fn counterpart<'a>(
@@ -395,7 +395,7 @@ impl<D: Deps> Controller<D> {
                 self.restore_scale_in(group, intent, &mut report).await?;
             }
         }
-        let round = crate::health::probe_round(
+        let round = crate::evidence::health::probe_round(
             std::slice::from_ref(&state.active_region),
             self.ports.probe(),
             self.ports.clock(),

@@ -16,7 +16,7 @@ use tokio::time::{Instant, timeout};
 use tracing::warn;
 
 use crate::controller::Controller;
-use crate::health::{self, Round};
+use crate::evidence::health::{self, Round};
 use crate::ports::{ControlStore, Deps};
 use crate::region::Region;
 use crate::state::Millis;
@@ -157,7 +157,7 @@ impl<D: Deps> Controller<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::RegionHealth;
+    use crate::evidence::health::RegionHealth;
     use crate::testing::region;
 
     fn round(at: Millis, verdicts: &[(&str, bool)]) -> Round {

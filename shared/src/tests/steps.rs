@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::controller::{Controller, Outcome, Response};
+use crate::decision::event::{Command, Trigger};
 use crate::error::ErrorKind;
-use crate::event::{Command, Trigger};
 use crate::ports::Clock;
 use crate::state::{CapacityStatus, GroupSizes, RefreshStatus, ReloadPhase};
 use crate::testing::{FakePorts, FakeWorld, alarm_on, config_with, region};

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::health::Round;
+use crate::evidence::health::Round;
 use crate::region::Region;
 
 #[derive(Serialize)]
@@ -211,7 +211,7 @@ fn write_line(line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::{RegionHealth, ReplicationLag};
+    use crate::evidence::health::{RegionHealth, ReplicationLag};
     use crate::testing::region;
 
     fn round() -> Round {

@@ -19,10 +19,10 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::config::{GroupRef, ReloadMode};
-use crate::plan::{Step, StepContext, StepFuture, StepRecord};
 use crate::ports::{Deps, InvocationInfo, RunCommands, ScalingGroups};
-use crate::rolling;
 use crate::state::{Millis, ReloadPhase, ReloadStatus, Transition};
+use crate::steps::rolling;
+use crate::transition::plan::{Step, StepContext, StepFuture, StepRecord};
 
 /// How long a new transition follows its commands before leaving them to the next
 /// verifier run: well inside the functions' 60 s Lambda timeout. Reconcile follows for

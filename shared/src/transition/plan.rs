@@ -20,18 +20,18 @@ use std::sync::Mutex;
 use futures::future::join_all;
 use tracing::{info, warn};
 
-use crate::capacity::CapacityStep;
 use crate::config::{Config, GroupRef, ReloadMode};
 use crate::controller::Controller;
 use crate::error::Result;
 use crate::ports::{ControlStore, Deps};
 use crate::region::Region;
-use crate::reload::{ReloadFollow, ReloadSend};
-use crate::rolling::RefreshStep;
 use crate::state::{
     CapacityStatus, ControlState, HistoryRecord, Millis, RefreshStatus, ReloadStatus, StepStatus,
     StepTime, Transition, Versioned,
 };
+use crate::steps::capacity::CapacityStep;
+use crate::steps::reload::{ReloadFollow, ReloadSend};
+use crate::steps::rolling::RefreshStep;
 
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = StepRecord> + Send + 'a>>;
 
@@ -481,7 +481,7 @@ impl<D: Deps> Controller<D> {
                         failing_deadline: failing.map(|_| failing_deadline),
                         // An abandoned transition only sends; the verifier follows.
                         follow_budget: if fresh {
-                            crate::reload::FOLLOW_BUDGET
+                            crate::steps::reload::FOLLOW_BUDGET
                         } else {
                             std::time::Duration::ZERO
                         },
@@ -579,7 +579,7 @@ impl<D: Deps> Controller<D> {
                             state,
                             fresh: false,
                             failing_deadline: None,
-                            follow_budget: crate::reload::FOLLOW_BUDGET / 2,
+                            follow_budget: crate::steps::reload::FOLLOW_BUDGET / 2,
                             wait_before_act: None,
                             acted: None,
                         };

@@ -26,15 +26,15 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::capacity::{Scale, counterpart, decide};
 use crate::config::GroupRef;
 use crate::controller::Controller;
 use crate::error::AwsError;
-use crate::health::within;
+use crate::evidence::health::within;
 use crate::ports::{ControlStore, Deps, GroupInfo, HealthProbe, Heartbeats, ParameterStore};
 use crate::ports::{ProbeResult, ScalingGroups};
 use crate::region::Region;
 use crate::state::{ControlState, Millis};
+use crate::steps::capacity::{Scale, counterpart, decide};
 
 /// The checks' names, as `status` and the verifier's answer show them.
 pub const PARAMETER: &str = "parameter";
@@ -276,7 +276,7 @@ impl<D: Deps> Controller<D> {
     }
 
     fn emit_ready(&self, ready: bool) {
-        crate::metrics::emit(&crate::metrics::signal(
+        crate::views::metrics::emit(&crate::views::metrics::signal(
             &self.config.metrics_namespace,
             "Ready",
             "None",

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::controller::{Controller, Outcome};
-use crate::event::{Command, Trigger};
+use crate::decision::event::{Command, Trigger};
 use crate::state::{CapacityStatus, ReloadPhase};
 use crate::testing::{FakeWorld, LostAnswer, alarm_on, config, config_with, region};
 
