@@ -220,6 +220,10 @@ mod tests {
         Controller::new(Arc::new(config), world.ports())
     }
 
+    fn endpoint_down(world: &FakeWorld, endpoint: &str) {
+        world.routing.down.lock().unwrap().insert(region(endpoint));
+    }
+
     fn every_endpoint_down(world: &FakeWorld) {
         let config = config_with(&[
             ("TRAFFIC_SIGNAL", "routing-control"),
@@ -237,17 +241,12 @@ mod tests {
         // Given the cluster's first endpoint down (a timeout)
         let world = FakeWorld::new();
         let c = controller(&world);
-        world
-            .routing
-            .down
-            .lock()
-            .unwrap()
-            .insert(region("us-east-1"));
+        endpoint_down(&world, "us-east-1");
         // When home's alarm fires
         let out = c.handle(alarm_on("us-east-1")).await.unwrap();
         assert_eq!(out.outcome, Outcome::Switched, "{out:?}");
-        // Then the standby's control is on and the others off, set in one call through
-        // the second endpoint, after one try at the dead one
+        // Then the standby's control is on and the others off, set through the second
+        // endpoint after one try at the dead one
         assert_eq!(world.routing.state(USW2), Some(true));
         assert_eq!(world.routing.state(USE1), Some(false));
         assert_eq!(world.routing.state(EUW1), Some(false));
@@ -336,12 +335,7 @@ mod tests {
     async fn a_dead_endpoint_costs_reconcile_one_try_not_one_per_control() {
         let world = FakeWorld::new();
         let c = controller(&world);
-        world
-            .routing
-            .down
-            .lock()
-            .unwrap()
-            .insert(region("us-east-1"));
+        endpoint_down(&world, "us-east-1");
         let report = c.reconcile().await.unwrap();
         let routing = report.routing_controls.expect("reported");
         assert!(!routing.repaired, "{routing:?}");
