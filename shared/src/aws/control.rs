@@ -90,7 +90,7 @@ impl DynamoControlStore {
         Ok(())
     }
 
-    fn history_item(&self, record: &HistoryRecord) -> Result<HashMap<String, AttributeValue>> {
+    pub(crate) fn history_item(record: &HistoryRecord) -> Result<HashMap<String, AttributeValue>> {
         let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)
             .map_err(|e| Error::CorruptState(format!("cannot encode history: {e}")))?;
         item.insert("pk".into(), AttributeValue::S(HISTORY_PK.into()));
@@ -101,7 +101,7 @@ impl DynamoControlStore {
         Ok(item)
     }
 
-    fn state_item(
+    pub(crate) fn state_item(
         version: u64,
         state: &ControlState,
         writes: &[WriteToken],
@@ -258,7 +258,7 @@ impl ControlStore for DynamoControlStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.history_item(record)?))
+            .set_item(Some(Self::history_item(record)?))
             .condition_expression("attribute_not_exists(revision) OR revision < :r")
             .expression_attribute_values(":r", AttributeValue::N(record.revision.to_string()))
             .send()

@@ -490,3 +490,61 @@ async fn the_control_state_item_grows_by_at_most_the_configured_bytes_per_group(
         "{base} B base measured"
     );
 }
+
+/// A stored item of the format today's code writes (`fixtures/*-2026-12.json`: the control
+/// state after a run-command failover with home's Auto Scaling down, so failed steps and a
+/// fallback are recorded, and its history record), as DynamoDB's wire JSON.
+fn stored(
+    name: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/aws/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let item: serde_dynamo::Item = serde_json::from_str(&text).unwrap();
+    item.into()
+}
+
+#[tokio::test]
+async fn a_state_item_and_a_history_record_of_todays_format_read_back_with_every_step() {
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::query::QueryOutput;
+    let state_item = stored("state-item-2026-12.json");
+    let history_item = stored("history-item-2026-12.json");
+    let served_state = state_item.clone();
+    let served_history = history_item.clone();
+    let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
+        GetItemOutput::builder()
+            .set_item(Some(served_state.clone()))
+            .build()
+    });
+    let query = mock!(aws_sdk_dynamodb::Client::query)
+        .then_output(move || QueryOutput::builder().items(served_history.clone()).build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&get, &query]);
+    let store = DynamoControlStore::new(client, region("us-west-2"), "control".into());
+
+    let state = store.load().await.unwrap().expect("the stored state");
+    let t = state.value.transition.as_ref().expect("its transition");
+    assert_eq!(
+        (t.epoch, t.from.as_str(), t.to.as_str()),
+        (1, "us-east-1", "us-west-2")
+    );
+    assert_eq!(t.publish.len(), 3, "{:?}", t.publish);
+    assert!(
+        !t.publish[&region("us-east-1")].is_ok(),
+        "home's publish failed"
+    );
+    // Run-command mode: a reload per group (home's failed), the standby's capacity.
+    assert_eq!(t.reload.len(), 3, "{:?}", t.reload);
+    assert_eq!(t.capacity.len(), 1, "{:?}", t.capacity);
+    assert_eq!(t.step_times.len(), 7, "{:?}", t.step_times);
+    assert_eq!(state.writes.len(), state.version as usize);
+    // Nothing dropped or changed: written again, it is the same item.
+    let again = DynamoControlStore::state_item(state.version, &state.value, &state.writes).unwrap();
+    assert_eq!(again, state_item);
+
+    let history = store.history(10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    let again = DynamoControlStore::history_item(&history[0]).unwrap();
+    assert_eq!(again, history_item);
+}
