@@ -100,6 +100,18 @@ pub struct TransitionPlan {
     pub reload_mode: &'static str,
     /// The target's groups are raised to this share of their counterparts' capacity.
     pub capacity_percent: u32,
+    /// Every step a switch would run, in the plan's order: the same `plan::build` as the
+    /// switch's own, so the two cannot drift.
+    pub steps: Vec<PlannedStep>,
+}
+
+/// One step of the plan: its region's stage (`prepare`, `act`, `follow`), kind and key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedStep {
+    pub region: Region,
+    pub stage: &'static str,
+    pub step: &'static str,
+    pub key: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -821,21 +833,43 @@ impl<D: Deps> Controller<D> {
     }
 
     fn plan_for(&self, to: &Region) -> TransitionPlan {
-        let mut groups: Vec<_> = self.config.auto_scaling_groups.iter().collect();
-        groups.sort_by_key(|g| &g.region != to);
+        // The switch's own plan, described; the target region's part first, as it runs.
+        let mut plans = crate::transition::plan::build::<D>(&self.config, to);
+        plans.sort_by_key(|p| &p.region != to);
+        let steps: Vec<PlannedStep> = plans
+            .iter()
+            .flat_map(|p| {
+                p.described().map(|(stage, step)| {
+                    let (kind, key) = step.planned();
+                    PlannedStep {
+                        region: p.region.clone(),
+                        stage,
+                        step: kind,
+                        key,
+                    }
+                })
+            })
+            .collect();
+        let reloaded = |s: &&PlannedStep| s.step == "refresh" || s.step == "reload";
         TransitionPlan {
-            parameters: self
-                .config
-                .regions
+            parameters: steps
                 .iter()
-                .map(|region| PlannedParameter {
-                    region: region.clone(),
+                .filter(|s| s.step == "publish")
+                .map(|s| PlannedParameter {
+                    region: s.region.clone(),
                     name: self.config.active_region_parameter.clone(),
                     value: to.to_string(),
                 })
                 .collect(),
-            auto_scaling_groups: groups
-                .into_iter()
+            auto_scaling_groups: steps
+                .iter()
+                .filter(reloaded)
+                .filter_map(|s| {
+                    self.config
+                        .auto_scaling_groups
+                        .iter()
+                        .find(|g| g.key() == s.key)
+                })
                 .map(|g| PlannedRefresh {
                     region: g.region.clone(),
                     name: g.name.clone(),
@@ -849,6 +883,7 @@ impl<D: Deps> Controller<D> {
                 crate::config::ReloadMode::RunCommand { .. } => "run-command",
             },
             capacity_percent: self.config.capacity.percent,
+            steps,
         }
     }
 

@@ -82,8 +82,8 @@ pub struct CapacityStep {
 }
 
 impl<D: Deps> Step<D> for CapacityStep {
-    fn name(&self) -> String {
-        format!("capacity {}", self.group.key())
+    fn planned(&self) -> (&'static str, String) {
+        ("capacity", self.group.key())
     }
 
     fn done(&self, transition: &Transition) -> bool {

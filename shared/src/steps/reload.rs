@@ -48,8 +48,8 @@ fn sent(transition: &Transition, key: &str) -> bool {
 }
 
 impl<D: Deps> Step<D> for ReloadSend {
-    fn name(&self) -> String {
-        format!("reload {}", self.group.key())
+    fn planned(&self) -> (&'static str, String) {
+        ("reload", self.group.key())
     }
 
     fn done(&self, transition: &Transition) -> bool {
@@ -74,8 +74,8 @@ impl<D: Deps> Step<D> for ReloadSend {
 }
 
 impl<D: Deps> Step<D> for ReloadFollow {
-    fn name(&self) -> String {
-        format!("reload-follow {}", self.group.key())
+    fn planned(&self) -> (&'static str, String) {
+        ("reload-follow", self.group.key())
     }
 
     fn done(&self, transition: &Transition) -> bool {

@@ -19,8 +19,8 @@ pub struct RefreshStep {
 }
 
 impl<D: Deps> Step<D> for RefreshStep {
-    fn name(&self) -> String {
-        format!("refresh {}", self.group.key())
+    fn planned(&self) -> (&'static str, String) {
+        ("refresh", self.group.key())
     }
 
     fn done(&self, transition: &Transition) -> bool {

@@ -760,3 +760,56 @@ async fn finishing_an_abandoned_transition_sends_the_reload_but_leaves_following
     assert_eq!(t.reload[STANDBY].status, ReloadPhase::InProgress);
     assert_eq!(world.commands.sent_to(STANDBY), 1);
 }
+
+#[tokio::test]
+async fn the_dry_run_lists_the_steps_a_switch_then_runs() {
+    for (mode, extra) in [("refresh", vec![]), ("run-command", run_command(&[]))] {
+        let world = FakeWorld::new();
+        pilot_light(&world, 12);
+        let c = controller(&world, &extra);
+        let dry = run(
+            &c,
+            Trigger::Command(Command::Failover {
+                target_region: Some(crate::testing::region("us-west-2")),
+                reason: "what would happen".into(),
+                dry_run: true,
+                force: false,
+            }),
+        )
+        .await;
+        let plan = dry.plan.expect("a plan");
+        let planned: std::collections::BTreeSet<String> = plan
+            .steps
+            .iter()
+            .map(|s| format!("{} {}", s.step, s.key))
+            .collect();
+        // The target region's steps come first, as a switch runs them.
+        assert_eq!(plan.steps[0].region.as_str(), "us-west-2", "{mode}");
+        assert_eq!(plan.parameters.len(), 3, "{mode}");
+        assert_eq!(
+            plan.auto_scaling_groups[0].region.as_str(),
+            "us-west-2",
+            "{mode}"
+        );
+        // The switch runs exactly those steps (the follow stage records under its
+        // group's reload, so it is left out of the comparison).
+        let out = run(&c, alarm_home()).await;
+        assert_eq!(out.outcome, Outcome::Switched, "{mode}");
+        let state = c.load().await.unwrap().value;
+        let ran: std::collections::BTreeSet<String> = state
+            .transition
+            .expect("the switch")
+            .step_times
+            .keys()
+            .cloned()
+            .collect();
+        let planned_runs: std::collections::BTreeSet<String> = planned
+            .iter()
+            .filter(|s| !s.starts_with("reload-follow "))
+            .cloned()
+            .collect();
+        assert_eq!(planned_runs, ran, "{mode}");
+        let follows = plan.steps.iter().filter(|s| s.stage == "follow").count();
+        assert_eq!(follows, if mode == "run-command" { 3 } else { 0 }, "{mode}");
+    }
+}

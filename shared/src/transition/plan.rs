@@ -37,8 +37,15 @@ pub type StepFuture<'a> = Pin<Box<dyn Future<Output = StepRecord> + Send + 'a>>;
 
 /// One unit of a transition's plan.
 pub trait Step<D: Deps>: Send + Sync {
+    /// The step's kind and what it acts on (a region, or a group's `region/name`): the dry
+    /// run lists these, built by the same `build` as the plan a switch runs.
+    fn planned(&self) -> (&'static str, String);
+
     /// What the step acts on, for logs: `publish us-west-2`, `capacity us-west-2/web`.
-    fn name(&self) -> String;
+    fn name(&self) -> String {
+        let (kind, key) = self.planned();
+        format!("{kind} {key}")
+    }
 
     /// The transition records this step as done: nothing to repeat.
     fn done(&self, transition: &Transition) -> bool;
@@ -301,13 +308,19 @@ pub struct RegionPlan<D: Deps> {
 }
 
 impl<D: Deps> RegionPlan<D> {
+    /// Every step with its stage's name, in order.
+    pub fn described(&self) -> impl Iterator<Item = (&'static str, &dyn Step<D>)> {
+        [
+            ("prepare", &self.prepare),
+            ("act", &self.act),
+            ("follow", &self.follow),
+        ]
+        .into_iter()
+        .flat_map(|(stage, chains)| chains.iter().flatten().map(move |s| (stage, s.as_ref())))
+    }
+
     fn steps(&self) -> impl Iterator<Item = &dyn Step<D>> {
-        self.prepare
-            .iter()
-            .chain(&self.act)
-            .chain(&self.follow)
-            .flatten()
-            .map(|s| s.as_ref())
+        self.described().map(|(_, step)| step)
     }
 }
 
@@ -371,8 +384,8 @@ pub struct PublishStep {
 }
 
 impl<D: Deps> Step<D> for PublishStep {
-    fn name(&self) -> String {
-        format!("publish {}", self.region)
+    fn planned(&self) -> (&'static str, String) {
+        ("publish", self.region.to_string())
     }
 
     fn done(&self, transition: &Transition) -> bool {
