@@ -9,9 +9,10 @@
 //! - **follow**: per group, follow a Run Command to its end and fall back to a refresh.
 //!
 //! Regions run concurrently; every other region's act stage waits for the target's, so
-//! the target's groups are served first. The executor knows nothing of what a step does:
-//! a new kind of step is a new `Step` and a line in `build`, and the decision rules never
-//! change for it.
+//! the target's groups are served first. `build` makes the plan; the [`Executor`] carries
+//! it out and records what each step did, knowing nothing of what a step does. A new kind
+//! of step is a new `Step` and a line in `build` (the dry run describes the same plan),
+//! and the decision rules never change for it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -453,16 +454,30 @@ async fn run_stage<D: Deps>(
     .await;
 }
 
-impl<D: Deps> Controller<D> {
-    /// Carries out every step of the plan that the transition does not record as done,
+/// Carries out a built plan: regions concurrently, each region's stages in order, each
+/// chain's steps in turn, skipping what the transition records as done; then records the
+/// outcome in the control state. The controller builds the plan and hands it over; the
+/// executor knows nothing of what a step does, and every state change of a transition's
+/// steps goes through it.
+pub struct Executor<'a, D: Deps> {
+    controller: &'a Controller<D>,
+}
+
+impl<'a, D: Deps> Executor<'a, D> {
+    pub fn new(controller: &'a Controller<D>) -> Self {
+        Executor { controller }
+    }
+
+    /// Carries out every step of `plans` that the transition does not record as done,
     /// then records the outcome. A region we leave because an alarm says it is down gets
     /// one probe timeout for all its steps (`failing_deadline`): whatever it misses is
     /// recorded as failed for reconcile. Every step is safe to repeat, so a crash anywhere
     /// here is finished by a later invocation.
     /// `saved` is the control state as this invocation last wrote it, so recording the
     /// outcome usually needs no re-read.
-    pub(crate) async fn carry_out(
+    pub async fn run(
         &self,
+        plans: &[RegionPlan<D>],
         transition: Transition,
         saved: Versioned<ControlState>,
         failing_deadline: tokio::time::Instant,
@@ -473,7 +488,6 @@ impl<D: Deps> Controller<D> {
         // healthy region, which gets its full time.
         let failing = matches!(transition.trigger, crate::state::TriggerInfo::Alarm { .. })
             .then(|| transition.from.clone());
-        let plans = build::<D>(&self.config, &transition.to);
         let (target_acted, target_acted_rx) = tokio::sync::watch::channel(false);
         let state = &saved.value;
         let results = join_all(plans.iter().map(|plan| {
@@ -483,7 +497,7 @@ impl<D: Deps> Controller<D> {
             let failing = failing.as_ref();
             async move {
                 let is_target = plan.region == transition.to;
-                let region_started = self.now();
+                let region_started = self.controller.now();
                 let records = Mutex::new(Vec::new());
                 let work = self.run_region(
                     plan,
@@ -522,9 +536,9 @@ impl<D: Deps> Controller<D> {
                     let error = format!(
                         "{} did not finish within the {} ms deadline for a failing region",
                         plan.region,
-                        self.config.timeouts.probe.as_millis()
+                        self.controller.config.timeouts.probe.as_millis()
                     );
-                    let now = self.now();
+                    let now = self.controller.now();
                     for step in plan.steps() {
                         let name = step.name();
                         let missed = step.missed(error.clone());
@@ -569,6 +583,156 @@ impl<D: Deps> Controller<D> {
         Ok(done)
     }
 
+    /// Runs one region's stages in order, each over the transition as this pipeline
+    /// knows it (as loaded, plus what its earlier stages recorded), collecting records.
+    async fn run_region(
+        &self,
+        plan: &RegionPlan<D>,
+        transition: &Transition,
+        mut run: RegionRun<'_>,
+        records: &Mutex<Vec<Ran>>,
+    ) {
+        let mut local = transition.clone();
+        for (stage, chains) in [&plan.prepare, &plan.act, &plan.follow]
+            .into_iter()
+            .enumerate()
+        {
+            if stage == 1
+                && let Some(rx) = run.wait_before_act.as_mut()
+            {
+                // Ignoring a closed channel: the target pipeline ended either way.
+                let _ = rx.wait_for(|done| *done).await;
+            }
+            let cx = StepContext {
+                controller: self.controller,
+                transition: &local,
+                state: run.state,
+                fresh: run.fresh,
+                failing_deadline: run.failing_deadline,
+                follow_budget: run.follow_budget,
+            };
+            run_stage(chains, &cx, records).await;
+            for ran in lock(records).iter() {
+                ran.apply(&mut local);
+            }
+            if stage == 1 {
+                if let Some(acted) = run.acted {
+                    let _ = acted.send(true);
+                }
+                self.controller
+                    .checkpoint(transition.epoch, &plan.follow, records)
+                    .await;
+            }
+        }
+    }
+
+    /// Applies `records` to the stored transition of `epoch` (and, given the `completed`
+    /// transition as the caller carried it out, writes its history record and then marks
+    /// it completed), retrying on contention; `known` is tried first without a re-read. A newer
+    /// epoch means our transition was superseded: nothing to record. The history record
+    /// is rewritten from the result, so a report of the transition has its steps.
+    pub async fn record_steps(
+        &self,
+        known: Option<Versioned<ControlState>>,
+        epoch: u64,
+        records: &[Ran],
+        completed: Option<&Transition>,
+    ) -> Result<()> {
+        for ran in records {
+            self.emit_step_metric(&ran.record);
+        }
+        // Completion implies a history record: write it first, so a crash before the
+        // state says `completed` leaves the transition to be taken over, history and all.
+        if let Some(done) = completed
+            && let Err(e) = self
+                .controller
+                .ports
+                .control()
+                .put_history(&HistoryRecord::of(done))
+                .await
+        {
+            // Not worth failing a transition whose steps are done: the verifier's
+            // reconcile writes a missing history record.
+            warn!(epoch, error = %e, "could not write the history record");
+        }
+        let saved = self
+            .controller
+            .update_from(known, |state| {
+                if let Some(t) = state.transition.as_mut().filter(|t| t.epoch == epoch) {
+                    for ran in records {
+                        ran.apply(t);
+                    }
+                    if completed.is_some() {
+                        t.completed = true;
+                    }
+                }
+            })
+            .await?;
+        if let Some(t) = saved.value.transition.as_ref().filter(|t| t.epoch == epoch) {
+            // The state holds the outcome already; a lost history write is redone by the
+            // next record of this transition, and the report falls back to the state.
+            if let Err(e) = self
+                .controller
+                .ports
+                .control()
+                .put_history(&HistoryRecord::of(t))
+                .await
+            {
+                warn!(epoch, error = %e, "could not rewrite the history record");
+            }
+        }
+        Ok(())
+    }
+
+    /// Capacity raised and reloads that needed the refresh safety net, as EMF counts per
+    /// group, so a dashboard or an alarm can watch them.
+    fn emit_step_metric(&self, record: &StepRecord) {
+        let name = match record {
+            StepRecord::Capacity {
+                status: CapacityStatus::Raised { .. },
+                ..
+            } => "CapacityRaised",
+            StepRecord::Reload { status, .. }
+                if status.status == crate::state::ReloadPhase::FellBack =>
+            {
+                "ReloadFellBack"
+            }
+            _ => return,
+        };
+        self.controller
+            .emit_metric(name, "Count", &[("Group", &record.key())]);
+    }
+}
+
+impl<D: Deps> Controller<D> {
+    /// Builds the plan of `transition` and hands it to the executor (see
+    /// [`Executor::run`]).
+    pub(crate) async fn carry_out(
+        &self,
+        transition: Transition,
+        saved: Versioned<ControlState>,
+        failing_deadline: tokio::time::Instant,
+        fresh: bool,
+    ) -> Result<Transition> {
+        let plans = build::<D>(&self.config, &transition.to);
+        Executor::new(self)
+            .run(&plans, transition, saved, failing_deadline, fresh)
+            .await
+    }
+
+    /// See [`Executor::record_steps`].
+    pub(crate) async fn record_steps(
+        &self,
+        known: Option<Versioned<ControlState>>,
+        epoch: u64,
+        records: &[Ran],
+        completed: Option<&Transition>,
+    ) -> Result<()> {
+        Executor::new(self)
+            .record_steps(known, epoch, records, completed)
+            .await
+    }
+
     /// Runs the steps the latest, completed transition still lacks (a region that was
     /// down, a Run Command still being followed) and records them. The verifier's
     /// reconcile calls this every run; it is a no-op once everything is done.
@@ -596,7 +760,9 @@ impl<D: Deps> Controller<D> {
                             wait_before_act: None,
                             acted: None,
                         };
-                        self.run_region(plan, transition, run, &records).await;
+                        Executor::new(self)
+                            .run_region(plan, transition, run, &records)
+                            .await;
                         records.into_inner().unwrap_or_else(|e| e.into_inner())
                     }
                 }),
@@ -608,121 +774,6 @@ impl<D: Deps> Controller<D> {
                 .await?;
         }
         Ok(records)
-    }
-
-    /// Applies `records` to the stored transition of `epoch` (and, given the `completed`
-    /// transition as the caller carried it out, writes its history record and then marks
-    /// it completed), retrying on contention; `known` is tried first without a re-read. A newer
-    /// epoch means our transition was superseded: nothing to record. The history record
-    /// is rewritten from the result, so a report of the transition has its steps.
-    pub(crate) async fn record_steps(
-        &self,
-        known: Option<Versioned<ControlState>>,
-        epoch: u64,
-        records: &[Ran],
-        completed: Option<&Transition>,
-    ) -> Result<()> {
-        for ran in records {
-            self.emit_step_metric(&ran.record);
-        }
-        // Completion implies a history record: write it first, so a crash before the
-        // state says `completed` leaves the transition to be taken over, history and all.
-        if let Some(done) = completed
-            && let Err(e) = self
-                .ports
-                .control()
-                .put_history(&HistoryRecord::of(done))
-                .await
-        {
-            // Not worth failing a transition whose steps are done: the verifier's
-            // reconcile writes a missing history record.
-            warn!(epoch, error = %e, "could not write the history record");
-        }
-        let saved = self
-            .update_from(known, |state| {
-                if let Some(t) = state.transition.as_mut().filter(|t| t.epoch == epoch) {
-                    for ran in records {
-                        ran.apply(t);
-                    }
-                    if completed.is_some() {
-                        t.completed = true;
-                    }
-                }
-            })
-            .await?;
-        if let Some(t) = saved.value.transition.as_ref().filter(|t| t.epoch == epoch) {
-            // The state holds the outcome already; a lost history write is redone by the
-            // next record of this transition, and the report falls back to the state.
-            if let Err(e) = self
-                .ports
-                .control()
-                .put_history(&HistoryRecord::of(t))
-                .await
-            {
-                warn!(epoch, error = %e, "could not rewrite the history record");
-            }
-        }
-        Ok(())
-    }
-
-    /// Capacity raised and reloads that needed the refresh safety net, as EMF counts per
-    /// group, so a dashboard or an alarm can watch them.
-    fn emit_step_metric(&self, record: &StepRecord) {
-        let name = match record {
-            StepRecord::Capacity {
-                status: CapacityStatus::Raised { .. },
-                ..
-            } => "CapacityRaised",
-            StepRecord::Reload { status, .. }
-                if status.status == crate::state::ReloadPhase::FellBack =>
-            {
-                "ReloadFellBack"
-            }
-            _ => return,
-        };
-        self.emit_metric(name, "Count", &[("Group", &record.key())]);
-    }
-
-    /// Runs one region's stages in order, each over the transition as this pipeline
-    /// knows it (as loaded, plus what its earlier stages recorded), collecting records.
-    async fn run_region(
-        &self,
-        plan: &RegionPlan<D>,
-        transition: &Transition,
-        mut run: RegionRun<'_>,
-        records: &Mutex<Vec<Ran>>,
-    ) {
-        let mut local = transition.clone();
-        for (stage, chains) in [&plan.prepare, &plan.act, &plan.follow]
-            .into_iter()
-            .enumerate()
-        {
-            if stage == 1
-                && let Some(rx) = run.wait_before_act.as_mut()
-            {
-                // Ignoring a closed channel: the target pipeline ended either way.
-                let _ = rx.wait_for(|done| *done).await;
-            }
-            let cx = StepContext {
-                controller: self,
-                transition: &local,
-                state: run.state,
-                fresh: run.fresh,
-                failing_deadline: run.failing_deadline,
-                follow_budget: run.follow_budget,
-            };
-            run_stage(chains, &cx, records).await;
-            for ran in lock(records).iter() {
-                ran.apply(&mut local);
-            }
-            if stage == 1 {
-                if let Some(acted) = run.acted {
-                    let _ = acted.send(true);
-                }
-                self.checkpoint(transition.epoch, &plan.follow, records)
-                    .await;
-            }
-        }
     }
 
     /// Records what the act stage did before a follow stage that may take a while (a Run
