@@ -205,28 +205,15 @@ pub(crate) fn an_address_is_subscribed_only_with_notification_email() {
 #[test]
 pub(crate) fn window_readiness_and_event_variables_come_from_their_parameters() {
     let template = template();
-    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
-    for (variable, parameter) in [
-        ("FAILBACK_WINDOW", "FailbackWindow"),
-        ("READINESS_INTERVAL_SECONDS", "ReadinessIntervalSeconds"),
-        ("EVENT_BUS_NAME", "EventBusName"),
-        ("APP_NAME", "AWS::StackName"),
-    ] {
-        assert_eq!(
-            globals[variable],
-            json!({ "Ref": parameter }),
-            "{variable} is set from {parameter}"
-        );
-        for &binary in BINARIES {
-            let (_, function) = function(&template, binary);
-            assert!(
-                function["Properties"]["Environment"]["Variables"]
-                    .get(variable)
-                    .is_none(),
-                "{binary} overrides {variable}"
-            );
-        }
-    }
+    set_for_every_function_from(
+        &template,
+        &[
+            ("FAILBACK_WINDOW", "FailbackWindow"),
+            ("READINESS_INTERVAL_SECONDS", "ReadinessIntervalSeconds"),
+            ("EVENT_BUS_NAME", "EventBusName"),
+            ("APP_NAME", "AWS::StackName"),
+        ],
+    );
     // The defaults and limits the functions apply.
     let parameters = &template["Parameters"];
     let readiness = &parameters["ReadinessIntervalSeconds"];

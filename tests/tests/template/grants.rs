@@ -337,29 +337,16 @@ pub(crate) fn the_health_probe_only_reads_groups_and_instances() {
 pub(crate) fn capacity_and_reload_variables_come_from_their_parameters() {
     let template = template();
     let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
-    for (variable, parameter) in [
-        ("CAPACITY_PERCENT", "CapacityPercent"),
-        ("SCALE_IN_DELAY_SECONDS", "ScaleInDelaySeconds"),
-        ("RELOAD_MODE", "ReloadMode"),
-        ("RELOAD_COMMANDS", "ReloadCommands"),
-        ("RELOAD_TIMEOUT_SECONDS", "ReloadTimeoutSeconds"),
-    ] {
-        assert_eq!(
-            globals[variable],
-            json!({ "Ref": parameter }),
-            "{variable} is set from {parameter}"
-        );
-        for &binary in BINARIES {
-            let (_, function) = function(&template, binary);
-            assert!(
-                function["Properties"]["Environment"]["Variables"]
-                    .get(variable)
-                    .is_none(),
-                "{binary} overrides {variable}"
-            );
-            assert!(environment(&template, function).contains(variable));
-        }
-    }
+    set_for_every_function_from(
+        &template,
+        &[
+            ("CAPACITY_PERCENT", "CapacityPercent"),
+            ("SCALE_IN_DELAY_SECONDS", "ScaleInDelaySeconds"),
+            ("RELOAD_MODE", "ReloadMode"),
+            ("RELOAD_COMMANDS", "ReloadCommands"),
+            ("RELOAD_TIMEOUT_SECONDS", "ReloadTimeoutSeconds"),
+        ],
+    );
     // The defaults and limits the functions apply when a variable is missing or bad.
     let parameters = &template["Parameters"];
     let limits = |name: &str| {

@@ -434,3 +434,26 @@ pub(crate) fn resolve(template: &Value, given: &[(&str, &str)], value: &Value) -
         None => value.clone(),
     }
 }
+
+/// Each variable is set for every function from its parameter, in `Globals`, and no
+/// function overrides it.
+pub(crate) fn set_for_every_function_from(template: &Value, pairs: &[(&str, &str)]) {
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    for (variable, parameter) in pairs {
+        assert_eq!(
+            globals[*variable],
+            json!({ "Ref": parameter }),
+            "{variable} is set from {parameter}"
+        );
+        for &binary in BINARIES {
+            let (_, function) = function(template, binary);
+            assert!(
+                function["Properties"]["Environment"]["Variables"]
+                    .get(*variable)
+                    .is_none(),
+                "{binary} overrides {variable}"
+            );
+            assert!(environment(template, function).contains(*variable));
+        }
+    }
+}
