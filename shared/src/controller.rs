@@ -15,9 +15,7 @@ use crate::config::Config;
 use crate::decision::event::{AlarmSignal, AlarmState, Command, Trigger};
 use crate::decision::switch::{self, Decision, Intent, Plan, SwitchRequest};
 use crate::error::{Error, Result};
-use crate::ports::{
-    Clock, ControlStore, Deps, HealthProbe, Heartbeats, ParameterStore, ProbeResult,
-};
+use crate::ports::{Clock, ControlStore, Deps, HealthProbe, Heartbeats, ProbeResult};
 use crate::region::Region;
 use crate::state::{
     CapacityStatus, ControlState, HistoryRecord, Millis, Pause, RefreshStatus, ReloadStatus,
@@ -799,32 +797,6 @@ impl<D: Deps> Controller<D> {
             self.notify_switched(&done, None).await;
         }
         Ok(())
-    }
-
-    pub(crate) async fn publish_one(&self, transition: &Transition, region: &Region) -> StepStatus {
-        let name = &self.config.active_region_parameter;
-        let value = transition.to.as_str();
-        let description = format!(
-            "regionpilot epoch {}: {} -> {}",
-            transition.epoch, transition.from, transition.to
-        );
-        match self
-            .ports
-            .parameters()
-            .put(region, name, value, &description)
-            .await
-        {
-            Ok(()) => {
-                info!(region = %region, parameter = %name, value, "published");
-                StepStatus::Published
-            }
-            Err(e) => {
-                warn!(region = %region, parameter = %name, error = %e, "publish failed");
-                StepStatus::Failed {
-                    error: e.to_string(),
-                }
-            }
-        }
     }
 
     /// Probes the regions concurrently; the slowest costs at most the probe timeout.

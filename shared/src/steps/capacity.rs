@@ -112,10 +112,9 @@ impl<D: Deps> Step<D> for CapacityStep {
 }
 
 async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacityStatus {
-    let controller = cx.controller;
-    let config = &controller.config;
+    let config = cx.config;
     let t = cx.transition;
-    let groups = controller.ports.groups();
+    let groups = cx.ports.groups();
     let Some(source) = counterpart(&config.auto_scaling_groups, group, &t.from) else {
         return CapacityStatus::Skipped {
             reason: format!("no counterpart group in {}", t.from),
@@ -194,24 +193,13 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
             let scaled = ScaledUp {
                 previous_desired: target.desired,
                 epoch: t.epoch,
-                at: controller.now(),
+                at: cx.now(),
                 scaling_in: None,
             };
             // Home is never scaled in by regionpilot (its own scaling policies own it): a
             // failback may raise it, and records nothing to undo.
             let record = &group.region != config.home();
-            if record
-                && let Err(e) = controller
-                    .update(|s| {
-                        // The first scale-up's figure is kept; the epoch moves on, so a
-                        // scale-in decided before this switch no longer matches it.
-                        s.scaled_up
-                            .entry(key.clone())
-                            .and_modify(|e| e.epoch = scaled.epoch)
-                            .or_insert_with(|| scaled.clone());
-                    })
-                    .await
-            {
+            if record && let Err(e) = cx.writes.record_scale_up(&key, &scaled).await {
                 return CapacityStatus::Failed {
                     error: format!("could not record the scale-up: {e}"),
                 };

@@ -114,8 +114,7 @@ impl<D: Deps> Step<D> for ReloadFollow {
 }
 
 async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatus {
-    let controller = cx.controller;
-    let ReloadMode::RunCommand { commands } = &controller.config.reload.mode else {
+    let ReloadMode::RunCommand { commands } = &cx.config.reload.mode else {
         return ReloadStatus::failed("RELOAD_MODE is not run-command".into());
     };
     // Read after this region's parameter was published (and before any capacity raise):
@@ -123,7 +122,7 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
     // at boot. Every one already there is followed until it has reloaded: the command
     // reaches those in service and known to SSM; the rest (booting, or not registered
     // yet) are reloaded by id later.
-    let (running, awaiting) = match controller.ports.groups().describe(group).await {
+    let (running, awaiting) = match cx.ports.groups().describe(group).await {
         Ok(None) => {
             return ReloadStatus::failed(format!("{} does not exist", group.key()));
         }
@@ -136,7 +135,7 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
         ),
         Err(e) => return ReloadStatus::failed(e.to_string()),
     };
-    let sent_at = controller.now();
+    let sent_at = cx.now();
     if running == 0 {
         if awaiting.is_empty() {
             info!(group = %group.key(), "no instance to reload; instances that launch read the parameter at boot");
@@ -151,16 +150,10 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
     }
     let t = cx.transition;
     let comment = format!("regionpilot epoch {}: {} -> {}", t.epoch, t.from, t.to);
-    match controller
+    match cx
         .ports
         .commands()
-        .send(
-            group,
-            None,
-            commands,
-            controller.config.reload.timeout,
-            &comment,
-        )
+        .send(group, None, commands, cx.config.reload.timeout, &comment)
         .await
     {
         Ok(sent) => {
@@ -256,7 +249,6 @@ async fn follow<D: Deps>(
     group: &GroupRef,
     mut status: ReloadStatus,
 ) -> ReloadStatus {
-    let controller = cx.controller;
     // A command already judged (every target done, instances that were booting still
     // awaited) is not polled again: its counts stand, and the late phase goes on.
     let judged = status.pending == 0 && !status.awaiting.is_empty();
@@ -264,10 +256,10 @@ async fn follow<D: Deps>(
         && !judged
         && let Some(command_id) = status.command_id.clone()
     {
-        let deadline = status.sent_at.unwrap_or(0) + backstop(controller.config.reload.timeout);
+        let deadline = status.sent_at.unwrap_or(0) + backstop(cx.config.reload.timeout);
         let budget = tokio::time::Instant::now() + cx.follow_budget;
         loop {
-            match controller
+            match cx
                 .ports
                 .commands()
                 .invocations(&group.region, &command_id)
@@ -289,7 +281,7 @@ async fn follow<D: Deps>(
                     for done in invocations.iter().filter(|i| i.status == "Success") {
                         status.awaiting.retain(|id| *id != done.instance_id);
                     }
-                    let verdict = judge(&mut counts, controller.now(), deadline);
+                    let verdict = judge(&mut counts, cx.now(), deadline);
                     status.succeeded = counts.succeeded;
                     status.failed = counts.failed;
                     status.timed_out = counts.timed_out;
@@ -313,7 +305,7 @@ async fn follow<D: Deps>(
                         Verdict::Waiting => {}
                     }
                 }
-                Err(e) if controller.now() < deadline => {
+                Err(e) if cx.now() < deadline => {
                     // Keep following next time; the region may be down for now.
                     status.error = Some(e.to_string());
                     return status;
@@ -344,13 +336,8 @@ async fn follow<D: Deps>(
             .as_ref()
             .is_some_and(crate::state::RefreshStatus::is_ok)
     {
-        let refresh = rolling::refresh_one(
-            controller.ports.groups(),
-            group,
-            &controller.config.refresh,
-            cx.transition,
-        )
-        .await;
+        let refresh =
+            rolling::refresh_one(cx.ports.groups(), group, &cx.config.refresh, cx.transition).await;
         status.fallback_refresh = Some(refresh);
     }
     status
@@ -365,21 +352,15 @@ async fn follow_late<D: Deps>(
     group: &GroupRef,
     mut status: ReloadStatus,
 ) -> ReloadStatus {
-    let controller = cx.controller;
-    let ReloadMode::RunCommand { commands } = &controller.config.reload.mode else {
+    let ReloadMode::RunCommand { commands } = &cx.config.reload.mode else {
         return status;
     };
-    let timeout = controller.config.reload.timeout;
+    let timeout = cx.config.reload.timeout;
     let deadline = status.sent_at.unwrap_or(0) + 2 * backstop(timeout);
     let budget = tokio::time::Instant::now() + cx.follow_budget;
     loop {
         if let Some(late) = status.late_command_id.clone() {
-            match controller
-                .ports
-                .commands()
-                .invocations(&group.region, &late)
-                .await
-            {
+            match cx.ports.commands().invocations(&group.region, &late).await {
                 Ok(invocations) => {
                     let counts = count(&invocations);
                     if counts.failed + counts.timed_out > 0 {
@@ -406,7 +387,7 @@ async fn follow_late<D: Deps>(
                 }
             }
         } else {
-            match controller.ports.groups().describe(group).await {
+            match cx.ports.groups().describe(group).await {
                 Ok(Some(info)) => {
                     status
                         .awaiting
@@ -422,7 +403,7 @@ async fn follow_late<D: Deps>(
                             "regionpilot epoch {}: reload of instances that were booting",
                             cx.transition.epoch
                         );
-                        match controller
+                        match cx
                             .ports
                             .commands()
                             .send(group, Some(&ready), commands, timeout, &comment)
@@ -459,7 +440,7 @@ async fn follow_late<D: Deps>(
             status.error = None;
             break;
         }
-        if controller.now() >= deadline {
+        if cx.now() >= deadline {
             warn!(group = %group.key(), left = status.awaiting.len(), "instances that were booting never became reloadable; replacing them with an instance refresh");
             status.timed_out += u32::try_from(status.awaiting.len()).unwrap_or(u32::MAX);
             status.status = ReloadPhase::FellBack;

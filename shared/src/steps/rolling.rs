@@ -29,8 +29,8 @@ impl<D: Deps> Step<D> for RefreshStep {
 
     fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
         Box::pin(async move {
-            let groups = cx.controller.ports.groups();
-            let preferences = &cx.controller.config.refresh;
+            let groups = cx.ports.groups();
+            let preferences = &cx.config.refresh;
             // A transition this invocation has just created owns no refresh yet: start at
             // once, and describe only if Auto Scaling says one is in progress.
             let listed = if cx.fresh {

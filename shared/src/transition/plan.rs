@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::config::{Config, GroupRef, ReloadMode};
 use crate::controller::Controller;
 use crate::error::Result;
-use crate::ports::{ControlStore, Deps};
+use crate::ports::{Clock, ControlStore, Deps, ParameterStore};
 use crate::region::Region;
 use crate::state::{
     CapacityStatus, ControlState, HistoryRecord, Millis, RefreshStatus, ReloadStatus, StepStatus,
@@ -58,9 +58,15 @@ pub trait Step<D: Deps>: Send + Sync {
     fn missed(&self, error: String) -> StepRecord;
 }
 
-/// What a step sees while it runs.
+/// What a step sees while it runs: the configuration, the ports and the clock, the
+/// transition, never the controller. The one state write a step needs before it acts (the
+/// capacity step's scale-up, recorded first so a crash cannot lose its scale-in) goes
+/// through the executor, as every other state change does.
 pub struct StepContext<'a, D: Deps> {
-    pub controller: &'a Controller<D>,
+    pub config: &'a Config,
+    pub ports: &'a D,
+    /// Records a scale-up in the control state (`scaled_up`), through the executor.
+    pub writes: &'a dyn StateWrites,
     /// The transition as this region's pipeline knows it: as loaded, plus what its
     /// earlier stages recorded.
     pub transition: &'a Transition,
@@ -76,6 +82,45 @@ pub struct StepContext<'a, D: Deps> {
     /// abandoned transition, reconcile, a failback), so each gets its own share of the
     /// 60 s Lambda timeout.
     pub follow_budget: std::time::Duration,
+}
+
+impl<D: Deps> StepContext<'_, D> {
+    pub fn now(&self) -> Millis {
+        self.ports.clock().now_millis()
+    }
+}
+
+/// The state writes a step may ask of the executor.
+pub trait StateWrites: Send + Sync {
+    /// Records that regionpilot raised `group` (its `region/name`), keeping the first
+    /// scale-up's figure and moving the epoch on.
+    fn record_scale_up<'a>(
+        &'a self,
+        group: &'a str,
+        scaled: &'a crate::state::ScaledUp,
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+}
+
+impl<D: Deps> StateWrites for Executor<'_, D> {
+    fn record_scale_up<'a>(
+        &'a self,
+        group: &'a str,
+        scaled: &'a crate::state::ScaledUp,
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            self.controller
+                .update(|s| {
+                    // The epoch moves on, so a scale-in decided before this switch no
+                    // longer matches it.
+                    s.scaled_up
+                        .entry(group.to_owned())
+                        .and_modify(|e| e.epoch = scaled.epoch)
+                        .or_insert_with(|| scaled.clone());
+                })
+                .await
+                .map(|_| ())
+        })
+    }
 }
 
 /// A step's outcome, recorded in the transition.
@@ -395,7 +440,7 @@ impl<D: Deps> Step<D> for PublishStep {
 
     fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
         Box::pin(async move {
-            let status = cx.controller.publish_one(cx.transition, &self.region).await;
+            let status = publish_one(cx.config, cx.ports, cx.transition, &self.region).await;
             StepRecord::Publish {
                 region: self.region.clone(),
                 status,
@@ -438,7 +483,7 @@ async fn run_stage<D: Deps>(
             if step.done(cx.transition) {
                 continue;
             }
-            let started_at = cx.controller.now();
+            let started_at = cx.now();
             let record = step.run(cx).await;
             if let Some(error) = record.failure() {
                 warn!(step = %step.name(), error = %error, "step failed; reconcile will retry it");
@@ -447,7 +492,7 @@ async fn run_stage<D: Deps>(
                 name: step.name(),
                 record,
                 started_at,
-                ended_at: cx.controller.now(),
+                ended_at: cx.now(),
             });
         }
     }))
@@ -604,7 +649,9 @@ impl<'a, D: Deps> Executor<'a, D> {
                 let _ = rx.wait_for(|done| *done).await;
             }
             let cx = StepContext {
-                controller: self.controller,
+                config: &self.controller.config,
+                ports: &self.controller.ports,
+                writes: self,
                 transition: &local,
                 state: run.state,
                 fresh: run.fresh,
@@ -790,6 +837,37 @@ impl<D: Deps> Controller<D> {
         }
         if let Err(e) = self.record_steps(None, epoch, &so_far, None).await {
             warn!(epoch, error = %e, "could not record the sent commands before following them");
+        }
+    }
+}
+
+/// Writes the active-region parameter of `transition` in `region`.
+pub(crate) async fn publish_one<D: Deps>(
+    config: &Config,
+    ports: &D,
+    transition: &Transition,
+    region: &Region,
+) -> StepStatus {
+    let name = &config.active_region_parameter;
+    let value = transition.to.as_str();
+    let description = format!(
+        "regionpilot epoch {}: {} -> {}",
+        transition.epoch, transition.from, transition.to
+    );
+    match ports
+        .parameters()
+        .put(region, name, value, &description)
+        .await
+    {
+        Ok(()) => {
+            info!(region = %region, parameter = %name, value, "published");
+            StepStatus::Published
+        }
+        Err(e) => {
+            warn!(region = %region, parameter = %name, error = %e, "publish failed");
+            StepStatus::Failed {
+                error: e.to_string(),
+            }
         }
     }
 }
