@@ -8,7 +8,7 @@ mod handler;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let controller = regionpilot::aws::init_from_env().await?;
+    let controller = regionpilot::aws::init_control_plane_from_env().await?;
     let config = &controller.config;
     tracing::info!(
         mode = ?config.failback.mode,

@@ -20,3 +20,26 @@ fn init_without_configuration_stops_naming_the_missing_variable() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn a_regional_deployment_role_is_refused_naming_the_variable() {
+    // Everything a regional stack's gate needs, but this is the failover function.
+    let out = Command::new(env!("CARGO_BIN_EXE_failover"))
+        .env_clear()
+        .env("REGIONS", "us-east-1,us-west-2")
+        .env("AWS_REGION", "us-east-1")
+        .env("ACTIVE_REGION_PARAMETER", "/app/active-region")
+        .env("DEPLOYMENT_ROLE", "regional")
+        // No Runtime API here: the init error is logged, and the process stops.
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .output()
+        .expect("run the bootstrap");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("DEPLOYMENT_ROLE"),
+        "{stdout}{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

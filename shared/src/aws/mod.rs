@@ -76,10 +76,29 @@ pub type AwsController = crate::controller::Controller<AwsPorts>;
 /// with the variable's name), and the clients (the control table's at once, the others on
 /// first use).
 pub async fn init_from_env() -> Result<AwsController, crate::Error> {
+    init(true).await
+}
+
+/// [`init_from_env`] for the functions only a control stack runs (failover, failback): a
+/// `DEPLOYMENT_ROLE=regional` there is a wiring mistake, refused at init by name.
+pub async fn init_control_plane_from_env() -> Result<AwsController, crate::Error> {
+    init(false).await
+}
+
+async fn init(regional_allowed: bool) -> Result<AwsController, crate::Error> {
     let started = std::time::Instant::now();
     crate::telemetry::init_logging();
     let logging = started.elapsed();
-    let config = match crate::Config::from_env() {
+    let parsed = crate::Config::from_env().and_then(|config| {
+        if !regional_allowed && config.role == crate::config::DeploymentRole::Regional {
+            return Err(crate::Error::Config {
+                variable: "DEPLOYMENT_ROLE",
+                problem: "regional stacks run only the health probe, as their region's serving gate; this function belongs to the control stack (DEPLOYMENT_ROLE=control)".into(),
+            });
+        }
+        Ok(config)
+    });
+    let config = match parsed {
         Ok(config) => std::sync::Arc::new(config),
         Err(e) => {
             tracing::error!(error = %e, "init failed");
