@@ -4,8 +4,10 @@
 //! included), 405 for another method and 400 for a body or an oversized path. It changes
 //! nothing and tells nothing but serving or not.
 //!
-//! The decision is the control state, read strongly consistent; the parameter in the
-//! gate's own region is the fallback when the state cannot be read. A gate that can read
+//! The decision is the control state, read strongly consistent (in mrsc, this region's
+//! replica), with the parameter in the gate's own region as the fallback; a regional
+//! stack's gate (`DEPLOYMENT_ROLE=regional`) has no control table and reads only that
+//! parameter, so it depends on nothing outside its region. A gate that can read
 //! neither answers with the last decision it read for `GATE_STALE_SECONDS` (120 by
 //! default), then 503: long enough to ride out a failed read or two at the health check's
 //! 10 s interval, short enough that a gate cut off from the decision stops claiming
