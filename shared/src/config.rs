@@ -342,6 +342,13 @@ impl Config {
         self.regions.contains(region)
     }
 
+    /// The Auto Scaling groups of `region`, in configured order.
+    pub fn groups_in<'a>(&'a self, region: &'a Region) -> impl Iterator<Item = &'a GroupRef> {
+        self.auto_scaling_groups
+            .iter()
+            .filter(move |g| &g.region == region)
+    }
+
     /// Every region an AWS client is needed for: the configured ones and our own.
     pub fn client_regions(&self) -> BTreeSet<Region> {
         let mut all: BTreeSet<Region> = self.regions.iter().cloned().collect();

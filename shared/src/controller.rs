@@ -18,8 +18,7 @@ use crate::error::{Error, Result};
 use crate::ports::{Clock, ControlStore, Deps, HealthProbe, Heartbeats, ProbeResult};
 use crate::region::Region;
 use crate::state::{
-    CapacityStatus, ControlState, HistoryRecord, Millis, Pause, RefreshStatus, ReloadStatus,
-    StepStatus, Transition, TriggerInfo, Versioned, WriteToken,
+    ControlState, HistoryRecord, Millis, Pause, Transition, TriggerInfo, Versioned, WriteToken,
 };
 use crate::views::notices::DetailType;
 use crate::views::status::StatusReport;
@@ -56,18 +55,14 @@ pub struct Response {
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<String>,
-    /// Per region: whether the active-region parameter was written.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub publish: Option<BTreeMap<Region, StepStatus>>,
-    /// Per Auto Scaling group (`region/name`): the instance refresh and its id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refreshes: Option<BTreeMap<String, RefreshStatus>>,
-    /// Per group of the target region: the desired capacity raised (or why not).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<BTreeMap<String, CapacityStatus>>,
-    /// Per group, in `run-command` mode: the command id and per-instance counts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reload: Option<BTreeMap<String, ReloadStatus>>,
+    /// A switch's steps, one field per kind of step, each outcome by key: `publish` (per
+    /// region: whether the active-region parameter was written), `refreshes` (per group
+    /// `region/name`: the instance refresh and its id), `capacity` (per group of the
+    /// target region: the desired capacity raised, or why not), `reload` (per group, in
+    /// `run-command` mode: the command id and per-instance counts), and each further
+    /// kind's own. Empty unless the answer is a switch.
+    #[serde(flatten)]
+    pub steps: BTreeMap<&'static str, BTreeMap<String, serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probes: Option<Vec<ProbeResult>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,6 +82,22 @@ pub struct Response {
     /// `TRAFFIC_SIGNAL=routing-control`: the routing controls set at the switch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routing_controls: Option<crate::steps::routing::RoutingReport>,
+}
+
+impl Response {
+    /// The outcomes of `O`'s kind in this answer, by key (`None` unless it is a switch).
+    pub fn outcomes<O: crate::state::Outcome>(&self) -> Option<BTreeMap<String, O>> {
+        let field = crate::steps::info(O::KIND)?.field();
+        let listed = self.steps.get(field)?;
+        Some(
+            listed
+                .iter()
+                .filter_map(|(key, value)| {
+                    Some((key.clone(), serde_json::from_value(value.clone()).ok()?))
+                })
+                .collect(),
+        )
+    }
 }
 
 /// What a transition would do, returned by `dry_run`.
@@ -466,10 +477,7 @@ impl<D: Deps> Controller<D> {
             );
             response.from = Some(from);
             response.to = Some(to);
-            response.publish = Some(done.publish);
-            response.refreshes = Some(done.refreshes);
-            response.capacity = Some(done.capacity);
-            response.reload = Some(done.reload);
+            response.steps = crate::views::answer_fields(&done);
             response.probes = probe_report;
             response.routing_controls = routing;
             return Ok(response);
@@ -579,12 +587,8 @@ impl<D: Deps> Controller<D> {
             trigger: request.trigger.clone(),
             started_at: now,
             lease_until: now + self.config.transition_lease.as_millis() as u64,
-            publish: BTreeMap::new(),
-            refreshes: BTreeMap::new(),
-            capacity: BTreeMap::new(),
-            reload: BTreeMap::new(),
+            steps: Vec::new(),
             completed: false,
-            step_times: BTreeMap::new(),
             forced: request.force,
             probes: Vec::new(),
             // Going home: the verification that said home was ready.
@@ -806,7 +810,8 @@ impl<D: Deps> Controller<D> {
 
     fn plan_for(&self, to: &Region) -> TransitionPlan {
         // The switch's own plan, described; the target region's part first, as it runs.
-        let mut plans = crate::transition::plan::build::<D>(&self.config, to);
+        let mut plans =
+            crate::transition::plan::build::<D>(&self.config, to, &crate::steps::kinds());
         plans.sort_by_key(|p| &p.region != to);
         let steps: Vec<PlannedStep> = plans
             .iter()
@@ -874,10 +879,7 @@ impl<D: Deps> Controller<D> {
             epoch: state.epoch,
             reason,
             trigger: trigger.map(TriggerInfo::label),
-            publish: None,
-            refreshes: None,
-            capacity: None,
-            reload: None,
+            steps: BTreeMap::new(),
             probes: None,
             plan: None,
             status: None,

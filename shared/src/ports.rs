@@ -337,7 +337,7 @@ pub struct Ports<C, P, S, H, R, K, B, T> {
 
 /// The bundle of ports as one bound: `Controller<D: Deps>` instead of eight type
 /// parameters repeated on every handler.
-pub trait Deps: Send + Sync {
+pub trait Deps: Send + Sync + 'static {
     type Control: ControlStore;
     type Parameters: ParameterStore;
     type Groups: ScalingGroups;
@@ -359,14 +359,14 @@ pub trait Deps: Send + Sync {
 
 impl<C, P, S, H, R, K, B, T> Deps for Ports<C, P, S, H, R, K, B, T>
 where
-    C: ControlStore,
-    P: ParameterStore,
-    S: ScalingGroups,
-    H: HealthProbe + Heartbeats,
-    R: RunCommands,
-    K: Clock,
-    B: EventBus,
-    T: RoutingControls,
+    C: ControlStore + 'static,
+    P: ParameterStore + 'static,
+    S: ScalingGroups + 'static,
+    H: HealthProbe + Heartbeats + 'static,
+    R: RunCommands + 'static,
+    K: Clock + 'static,
+    B: EventBus + 'static,
+    T: RoutingControls + 'static,
 {
     type Control = C;
     type Parameters = P;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ErrorKind;
 use crate::region::Region;
 
 /// Milliseconds since the Unix epoch.
@@ -238,6 +239,7 @@ impl TriggerInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredTransition")]
 pub struct Transition {
     pub epoch: u64,
     pub from: Region,
@@ -248,12 +250,10 @@ pub struct Transition {
     /// The invocation that owns the side effects until this time; after it, anyone may
     /// finish them.
     pub lease_until: Millis,
-    /// Per region: the outcome of writing the active-region parameter.
+    /// Every step the transition ran, one entry per kind and key, whatever the kind:
+    /// what it did, whether it failed and why, when it ran and how often.
     #[serde(default)]
-    pub publish: BTreeMap<Region, StepStatus>,
-    /// Per Auto Scaling group (`region/name`): the refresh started for this transition.
-    #[serde(default)]
-    pub refreshes: BTreeMap<String, RefreshStatus>,
+    pub steps: Vec<StepEntry>,
     /// All side effects were attempted; failures (if any) are left to reconcile.
     #[serde(default)]
     pub completed: bool,
@@ -265,16 +265,6 @@ pub struct Transition {
     /// seconds, so one started just before this transition could look like its own.
     #[serde(default)]
     pub previous_refresh_ids: Vec<String>,
-    /// Per Auto Scaling group of the target region (`region/name`): the capacity step.
-    #[serde(default)]
-    pub capacity: BTreeMap<String, CapacityStatus>,
-    /// Per Auto Scaling group (`region/name`), in `run-command` mode: the in-place reload.
-    #[serde(default)]
-    pub reload: BTreeMap<String, ReloadStatus>,
-    /// When each step (`<kind> <region or group>`, e.g. `publish us-east-1`) first started
-    /// and last ended, and how many times it ran: what a report shows.
-    #[serde(default)]
-    pub step_times: BTreeMap<String, StepTime>,
     /// A person forced it past the safety checks.
     #[serde(default)]
     pub forced: bool,
@@ -290,60 +280,73 @@ pub struct Transition {
     pub takeovers: u32,
 }
 
-/// When a step ran.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepTime {
-    pub started_at: Millis,
-    pub ended_at: Millis,
-    pub attempts: u32,
-}
-
-impl StepTime {
-    /// Adds one run: the first start is kept, the last end and the count move on. The
-    /// same run applied again (a record re-applied after a lost compare-and-swap) counts
-    /// once.
-    pub fn add(
-        slot: &mut BTreeMap<String, StepTime>,
-        key: String,
-        started_at: Millis,
-        ended_at: Millis,
-    ) {
-        slot.entry(key)
-            .and_modify(|t| {
-                t.started_at = t.started_at.min(started_at);
-                if ended_at > t.ended_at {
-                    t.ended_at = ended_at;
-                    t.attempts += 1;
-                }
-            })
-            .or_insert(StepTime {
-                started_at,
-                ended_at,
-                attempts: 1,
-            });
-    }
-}
-
 impl Transition {
     /// Grows with every step run recorded, every takeover and completion; equal for the
     /// same record applied twice. Orders copies of the history record.
     pub fn revision(&self) -> u64 {
-        self.step_times
-            .values()
-            .map(|t| u64::from(t.attempts))
-            .sum::<u64>()
+        self.steps.iter().map(|e| u64::from(e.runs)).sum::<u64>()
             + u64::from(self.takeovers)
             + u64::from(self.completed)
     }
 
-    /// The refresh ids this transition started or adopted.
-    pub fn refresh_ids(&self) -> Vec<String> {
-        self.refreshes
-            .values()
-            .filter_map(|status| match status {
-                RefreshStatus::Started { id } | RefreshStatus::AlreadyRunning { id } => {
-                    Some(id.clone())
+    /// The entry of step `kind` on `key`, if it ran.
+    pub fn step(&self, kind: &str, key: &str) -> Option<&StepEntry> {
+        self.steps.iter().find(|e| e.kind == kind && e.key == key)
+    }
+
+    /// The outcome of the step of `O`'s kind on `key`, if it ran.
+    pub fn outcome<O: Outcome>(&self, key: &str) -> Option<O> {
+        self.step(O::KIND, key).and_then(StepEntry::outcome)
+    }
+
+    /// Every recorded outcome of `O`'s kind, by key.
+    pub fn outcomes<O: Outcome>(&self) -> BTreeMap<String, O> {
+        self.steps
+            .iter()
+            .filter(|e| e.kind == O::KIND)
+            .filter_map(|e| Some((e.key.clone(), e.outcome()?)))
+            .collect()
+    }
+
+    /// Records one run of a step: its entry is replaced by the newer outcome, the first
+    /// start is kept, the last end and the run count move on. The same run applied again
+    /// (a record re-applied after a lost compare-and-swap) counts once.
+    pub fn record(&mut self, run: StepEntry) {
+        match self
+            .steps
+            .iter_mut()
+            .find(|e| e.kind == run.kind && e.key == run.key)
+        {
+            Some(entry) => {
+                entry.started_at = entry.started_at.min(run.started_at);
+                if run.ended_at > entry.ended_at {
+                    entry.ended_at = run.ended_at;
+                    entry.runs += 1;
                 }
+                entry.outcome = run.outcome;
+                entry.error = run.error;
+            }
+            None => {
+                let at = self.steps.partition_point(|e| {
+                    (e.kind.as_str(), e.key.as_str()) < (run.kind.as_str(), run.key.as_str())
+                });
+                self.steps.insert(at, StepEntry { runs: 1, ..run });
+            }
+        }
+    }
+
+    /// The refresh ids this transition started or adopted, its reloads' fallbacks
+    /// included.
+    pub fn refresh_ids(&self) -> Vec<String> {
+        let fallbacks = self
+            .outcomes::<ReloadStatus>()
+            .into_values()
+            .filter_map(|r| r.fallback_refresh);
+        self.outcomes::<RefreshStatus>()
+            .into_values()
+            .chain(fallbacks)
+            .filter_map(|status| match status {
+                RefreshStatus::Started { id } | RefreshStatus::AlreadyRunning { id } => Some(id),
                 RefreshStatus::Failed { .. } => None,
             })
             .collect()
@@ -351,28 +354,101 @@ impl Transition {
 
     /// The parameter is known to be written in `region` for this transition.
     pub fn published_in(&self, region: &Region) -> bool {
-        self.publish.get(region).is_some_and(StepStatus::is_ok)
-    }
-
-    /// The group `key` (`region/name`) has its refresh for this transition.
-    pub fn refreshed(&self, key: &str) -> bool {
-        self.refreshes.get(key).is_some_and(RefreshStatus::is_ok)
+        self.outcome::<StepStatus>(region.as_str())
+            .is_some_and(|s| s.is_ok())
     }
 
     pub fn failed_regions(&self) -> Vec<Region> {
-        self.publish
-            .iter()
+        self.outcomes::<StepStatus>()
+            .into_iter()
             .filter(|(_, status)| !status.is_ok())
-            .map(|(region, _)| region.clone())
+            .filter_map(|(region, _)| Region::parse(&region).ok())
             .collect()
     }
+}
+
+/// One step of a transition as the control state and the history keep it, whatever its
+/// kind: a generic record, so a new kind of step needs no new field here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepEntry {
+    /// The step's kind: `publish`, `capacity`, `refresh`, `reload`, ...
+    pub kind: String,
+    /// What it acts on: a region, a group's `region/name`, a service's
+    /// `region/cluster/service`.
+    pub key: String,
+    /// The kind's own outcome (its [`Outcome`] type).
+    pub outcome: serde_json::Value,
+    /// Why it failed, when it did: reconcile runs it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<StepError>,
+    pub started_at: Millis,
+    pub ended_at: Millis,
+    /// How many times it ran (a takeover or reconcile runs it again).
+    pub runs: u32,
+}
+
+impl StepEntry {
+    /// One run of a step on `key` that ended in `outcome`.
+    pub fn of<O: Outcome>(key: String, outcome: &O, started_at: Millis, ended_at: Millis) -> Self {
+        StepEntry {
+            kind: O::KIND.to_owned(),
+            key,
+            // A serde-derived outcome always serialises; `Null` would read back as none.
+            outcome: serde_json::to_value(outcome).unwrap_or_default(),
+            error: outcome.failure(),
+            started_at,
+            ended_at,
+            runs: 1,
+        }
+    }
+
+    /// The outcome as its kind's type; `None` if it is of another kind or unreadable.
+    pub fn outcome<O: Outcome>(&self) -> Option<O> {
+        (self.kind == O::KIND)
+            .then(|| serde_json::from_value(self.outcome.clone()).ok())
+            .flatten()
+    }
+
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// A step's failure: its kind (what an operator acts on) and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepError {
+    pub kind: crate::error::ErrorKind,
+    pub message: String,
+}
+
+impl StepError {
+    pub fn new(kind: crate::error::ErrorKind, message: impl Into<String>) -> Self {
+        StepError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// What one kind of step records: its kind's name, and when it has failed.
+pub trait Outcome: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static {
+    /// The kind of step this outcome belongs to, as recorded.
+    const KIND: &'static str;
+    /// Why the step failed, if it did (reconcile runs it again). A step still running
+    /// (a command being followed) has not failed.
+    fn failure(&self) -> Option<StepError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum StepStatus {
     Published,
-    Failed { error: String },
+    Failed {
+        error: String,
+        /// What kind of failure (an AWS error's kind, `timeout` for a missed deadline).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_kind: Option<ErrorKind>,
+    },
 }
 
 impl StepStatus {
@@ -381,25 +457,59 @@ impl StepStatus {
     }
 }
 
+impl Outcome for StepStatus {
+    const KIND: &'static str = "publish";
+
+    fn failure(&self) -> Option<StepError> {
+        match self {
+            StepStatus::Published => None,
+            StepStatus::Failed { error, error_kind } => Some(StepError::new(
+                error_kind.unwrap_or(ErrorKind::Other),
+                error.clone(),
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum RefreshStatus {
     /// We started this refresh for the transition.
-    Started {
-        id: String,
-    },
+    Started { id: String },
     /// A refresh that began after the transition was already running; we left it.
-    AlreadyRunning {
-        id: String,
-    },
+    AlreadyRunning { id: String },
     Failed {
         error: String,
+        /// What kind of failure (an AWS error's kind, `timeout` for a missed deadline).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_kind: Option<ErrorKind>,
     },
 }
 
 impl RefreshStatus {
     pub fn is_ok(&self) -> bool {
         !matches!(self, RefreshStatus::Failed { .. })
+    }
+
+    pub fn failed(error: impl Into<String>, kind: ErrorKind) -> Self {
+        RefreshStatus::Failed {
+            error: error.into(),
+            error_kind: Some(kind),
+        }
+    }
+}
+
+impl Outcome for RefreshStatus {
+    const KIND: &'static str = "refresh";
+
+    fn failure(&self) -> Option<StepError> {
+        match self {
+            RefreshStatus::Failed { error, error_kind } => Some(StepError::new(
+                error_kind.unwrap_or(ErrorKind::Other),
+                error.clone(),
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -437,17 +547,39 @@ pub enum CapacityStatus {
     },
     /// Nothing to do: no counterpart, or its capacity is unknown (no live read, no
     /// snapshot), or the group no longer exists.
-    Skipped {
-        reason: String,
-    },
+    Skipped { reason: String },
     Failed {
         error: String,
+        /// What kind of failure (an AWS error's kind, `timeout` for a missed deadline).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_kind: Option<ErrorKind>,
     },
 }
 
 impl CapacityStatus {
     pub fn is_ok(&self) -> bool {
         !matches!(self, CapacityStatus::Failed { .. })
+    }
+
+    pub fn failed(error: impl Into<String>, kind: ErrorKind) -> Self {
+        CapacityStatus::Failed {
+            error: error.into(),
+            error_kind: Some(kind),
+        }
+    }
+}
+
+impl Outcome for CapacityStatus {
+    const KIND: &'static str = "capacity";
+
+    fn failure(&self) -> Option<StepError> {
+        match self {
+            CapacityStatus::Failed { error, error_kind } => Some(StepError::new(
+                error_kind.unwrap_or(ErrorKind::Other),
+                error.clone(),
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -472,6 +604,8 @@ pub struct ReloadStatus {
     pub fallback_refresh: Option<RefreshStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
     /// Instances that were not in service when the command went out: still booting, they
     /// may have read the old value, and SSM does not know them yet. Each is reloaded by id
     /// once it is in service and registered, or dropped once it has left the group.
@@ -493,6 +627,25 @@ pub enum ReloadPhase {
     Failed,
 }
 
+impl Outcome for ReloadStatus {
+    const KIND: &'static str = "reload";
+
+    fn failure(&self) -> Option<StepError> {
+        if self.is_done() {
+            return None;
+        }
+        match &self.fallback_refresh {
+            Some(RefreshStatus::Failed { error, error_kind }) => Some(StepError::new(
+                error_kind.unwrap_or(ErrorKind::Other),
+                format!("the fallback instance refresh failed: {error}"),
+            )),
+            _ => self.error.as_ref().map(|error| {
+                StepError::new(self.error_kind.unwrap_or(ErrorKind::Other), error.clone())
+            }),
+        }
+    }
+}
+
 impl ReloadStatus {
     /// Nothing is left to do for this group.
     pub fn is_done(&self) -> bool {
@@ -506,9 +659,10 @@ impl ReloadStatus {
         }
     }
 
-    pub fn failed(error: String) -> Self {
+    pub fn failed(error: String, kind: ErrorKind) -> Self {
         ReloadStatus {
             error: Some(error),
+            error_kind: Some(kind),
             ..ReloadStatus::new(ReloadPhase::Failed)
         }
     }
@@ -526,8 +680,136 @@ impl ReloadStatus {
             pending: 0,
             fallback_refresh: None,
             error: None,
+            error_kind: None,
             awaiting: Vec::new(),
             late_command_id: None,
+        }
+    }
+}
+
+/// A transition as stored, by today's code or by the versions before the generic step
+/// record (2026-12 and earlier), which kept one map per kind (`publish`, `refreshes`,
+/// `capacity`, `reload`) and the times apart (`step_times`). Reading converts those into
+/// step entries; writing writes entries only.
+#[derive(Deserialize)]
+struct StoredTransition {
+    epoch: u64,
+    from: Region,
+    to: Region,
+    reason: String,
+    trigger: TriggerInfo,
+    started_at: Millis,
+    lease_until: Millis,
+    #[serde(default)]
+    steps: Vec<StepEntry>,
+    #[serde(default)]
+    completed: bool,
+    #[serde(default)]
+    last_replicated_from_old: Option<Millis>,
+    #[serde(default)]
+    previous_refresh_ids: Vec<String>,
+    #[serde(default)]
+    forced: bool,
+    #[serde(default)]
+    probes: Vec<crate::ports::ProbeResult>,
+    #[serde(default)]
+    failback: Option<FailbackProgress>,
+    #[serde(default)]
+    takeovers: u32,
+    #[serde(flatten)]
+    before_step_entries: LegacySteps,
+}
+
+/// The per-kind maps of a transition written before the generic step record.
+#[derive(Deserialize, Default)]
+struct LegacySteps {
+    #[serde(default)]
+    publish: BTreeMap<String, StepStatus>,
+    #[serde(default)]
+    refreshes: BTreeMap<String, RefreshStatus>,
+    #[serde(default)]
+    capacity: BTreeMap<String, CapacityStatus>,
+    #[serde(default)]
+    reload: BTreeMap<String, ReloadStatus>,
+    /// `<kind> <key>` to its times.
+    #[serde(default)]
+    step_times: BTreeMap<String, LegacyStepTime>,
+}
+
+#[derive(Deserialize)]
+struct LegacyStepTime {
+    started_at: Millis,
+    ended_at: Millis,
+    attempts: u32,
+}
+
+impl LegacySteps {
+    fn into_entries(self) -> Vec<StepEntry> {
+        fn entries<O: Outcome>(
+            map: BTreeMap<String, O>,
+            times: &BTreeMap<String, LegacyStepTime>,
+        ) -> impl Iterator<Item = StepEntry> {
+            map.into_iter().map(move |(key, outcome)| {
+                let time = times.get(&format!("{} {key}", O::KIND));
+                StepEntry {
+                    runs: time.map_or(0, |t| t.attempts),
+                    ..StepEntry::of(
+                        key,
+                        &outcome,
+                        time.map_or(0, |t| t.started_at),
+                        time.map_or(0, |t| t.ended_at),
+                    )
+                }
+            })
+        }
+        let LegacySteps {
+            publish,
+            mut refreshes,
+            capacity,
+            reload,
+            step_times,
+        } = self;
+        // A reload's fallback refresh was listed under `refreshes` too; it is part of the
+        // reload's own outcome now.
+        refreshes.retain(|key, _| !reload.contains_key(key));
+        let mut all: Vec<StepEntry> = entries(publish, &step_times)
+            .chain(entries(refreshes, &step_times))
+            .chain(entries(capacity, &step_times))
+            .chain(entries(reload, &step_times))
+            .collect();
+        all.sort_by(|a, b| (&a.kind, &a.key).cmp(&(&b.kind, &b.key)));
+        all
+    }
+}
+
+impl From<StoredTransition> for Transition {
+    fn from(stored: StoredTransition) -> Self {
+        let mut steps = stored.steps;
+        for entry in stored.before_step_entries.into_entries() {
+            if !steps
+                .iter()
+                .any(|e| e.kind == entry.kind && e.key == entry.key)
+            {
+                steps.push(entry);
+            }
+        }
+        steps.sort_by(|a, b| (&a.kind, &a.key).cmp(&(&b.kind, &b.key)));
+        Transition {
+            epoch: stored.epoch,
+            from: stored.from,
+            to: stored.to,
+            reason: stored.reason,
+            trigger: stored.trigger,
+            started_at: stored.started_at,
+            lease_until: stored.lease_until,
+            steps,
+            completed: stored.completed,
+            last_replicated_from_old: stored.last_replicated_from_old,
+            previous_refresh_ids: stored.previous_refresh_ids,
+            forced: stored.forced,
+            probes: stored.probes,
+            failback: stored.failback,
+            takeovers: stored.takeovers,
         }
     }
 }

@@ -154,6 +154,13 @@ impl DynamoControlStore {
         let Some(item) = out.item else {
             return Ok(None);
         };
+        Self::read_state_item(&item).map(Some)
+    }
+
+    /// The control state a stored item holds, with its version and write tokens.
+    pub(crate) fn read_state_item(
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<Versioned<ControlState>> {
         let version = item
             .get("version")
             .and_then(|v| v.as_n().ok())
@@ -175,11 +182,11 @@ impl DynamoControlStore {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Some(Versioned {
+        Ok(Versioned {
             version,
             value,
             writes,
-        }))
+        })
     }
 }
 

@@ -15,15 +15,84 @@ use std::collections::BTreeMap;
 use futures::future::join_all;
 use tracing::{info, warn};
 
-use crate::config::GroupRef;
+use crate::config::{Config, GroupRef};
 use crate::controller::Controller;
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::ports::{Deps, GroupInfo, ScalingGroups};
 use crate::region::Region;
 use crate::state::{
-    CapacityStatus, ControlState, GroupSizes, Millis, ScaleInIntent, ScaledUp, Transition,
+    CapacityStatus, ControlState, GroupSizes, Millis, ScaleInIntent, ScaledUp, StepEntry,
+    Transition,
 };
-use crate::transition::plan::{Step, StepContext, StepFuture, StepRecord};
+use crate::transition::kind::{KindInfo, StepKind};
+use crate::transition::plan::{Record, RegionPlan, Stage, Step, StepContext, StepFuture};
+
+/// The kind: the target region's groups raised, when `CAPACITY_PERCENT` is above 0.
+pub struct Capacity;
+
+impl KindInfo for Capacity {
+    fn name(&self) -> &'static str {
+        "capacity"
+    }
+
+    fn field(&self) -> &'static str {
+        "capacity"
+    }
+
+    fn summary(&self, entry: &StepEntry, epoch: u64) -> String {
+        let key = &entry.key;
+        match entry.outcome::<CapacityStatus>() {
+            Some(CapacityStatus::Raised {
+                previous,
+                desired,
+                capped,
+                ..
+            }) => format!(
+                "{key}: desired capacity {previous} -> {desired}{} for epoch {epoch}",
+                if capped {
+                    " (capped at its maximum)"
+                } else {
+                    ""
+                }
+            ),
+            Some(CapacityStatus::Sufficient {
+                desired, wanted, ..
+            }) => format!("{key}: desired capacity {desired} covers {wanted}"),
+            Some(CapacityStatus::AtMax {
+                desired, wanted, ..
+            }) => format!(
+                "{key}: desired capacity {desired} is its maximum; {wanted} wanted (capped)"
+            ),
+            Some(CapacityStatus::Skipped { reason }) => {
+                format!("{key}: capacity left alone: {reason}")
+            }
+            Some(CapacityStatus::Failed { error, .. }) => format!("{key}: capacity: {error}"),
+            None => format!("{key}: capacity (unreadable record)"),
+        }
+    }
+
+    fn metric(&self, entry: &StepEntry) -> Option<&'static str> {
+        matches!(
+            entry.outcome::<CapacityStatus>(),
+            Some(CapacityStatus::Raised { .. })
+        )
+        .then_some("CapacityRaised")
+    }
+}
+
+impl<D: Deps> StepKind<D> for Capacity {
+    fn plan(&self, config: &Config, to: &Region, plan: &mut RegionPlan<D>) {
+        if &plan.region != to || config.capacity.percent == 0 {
+            return;
+        }
+        for group in config.groups_in(to) {
+            let step = Box::new(CapacityStep {
+                group: group.clone(),
+            });
+            plan.add(Stage::Act, &group.key(), step);
+        }
+    }
+}
 
 /// The group in `source` that stands for `group`: same name, else same position.
 pub fn counterpart<'a>(
@@ -88,26 +157,22 @@ impl<D: Deps> Step<D> for CapacityStep {
 
     fn done(&self, transition: &Transition) -> bool {
         transition
-            .capacity
-            .get(&self.group.key())
-            .is_some_and(CapacityStatus::is_ok)
+            .outcome::<CapacityStatus>(&self.group.key())
+            .is_some_and(|c| c.is_ok())
     }
 
     fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
         Box::pin(async move {
             let status = raise(cx, &self.group).await;
-            StepRecord::Capacity {
-                group: self.group.key(),
-                status,
-            }
+            Record::of(self.group.key(), &status)
         })
     }
 
-    fn missed(&self, error: String) -> StepRecord {
-        StepRecord::Capacity {
-            group: self.group.key(),
-            status: CapacityStatus::Failed { error },
-        }
+    fn missed(&self, error: String) -> Record {
+        Record::of(
+            self.group.key(),
+            &CapacityStatus::failed(error, ErrorKind::Timeout),
+        )
     }
 }
 
@@ -130,10 +195,13 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
     let (source_desired, origin) = match live {
         Ok(Ok(Some(info))) => (info.desired, "live"),
         other => {
-            let why = match other {
-                Ok(Ok(None)) => "does not exist".to_owned(),
-                Ok(Err(e)) => e.to_string(),
-                _ => format!("no answer within {} ms", config.timeouts.probe.as_millis()),
+            let (why, kind) = match other {
+                Ok(Ok(None)) => ("does not exist".to_owned(), ErrorKind::NotFound),
+                Ok(Err(e)) => (e.to_string(), e.kind),
+                _ => (
+                    format!("no answer within {} ms", config.timeouts.probe.as_millis()),
+                    ErrorKind::Timeout,
+                ),
             };
             match cx.state.capacity_snapshot.get(&source.key()) {
                 Some(sizes) => {
@@ -143,12 +211,13 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
                 None => {
                     // Failed, not skipped: reconcile tries again, and reads the source live
                     // once it answers.
-                    return CapacityStatus::Failed {
-                        error: format!(
+                    return CapacityStatus::failed(
+                        format!(
                             "the capacity of {} is unknown: {why}, and no snapshot was recorded",
                             source.key()
                         ),
-                    };
+                        kind,
+                    );
                 }
             }
         }
@@ -156,15 +225,12 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
     let target = match target {
         Ok(Some(info)) => info,
         Ok(None) => {
-            return CapacityStatus::Failed {
-                error: format!("{} does not exist", group.key()),
-            };
+            return CapacityStatus::failed(
+                format!("{} does not exist", group.key()),
+                ErrorKind::NotFound,
+            );
         }
-        Err(e) => {
-            return CapacityStatus::Failed {
-                error: e.to_string(),
-            };
-        }
+        Err(e) => return CapacityStatus::failed(e.to_string(), e.kind),
     };
     let percent = config.capacity.percent;
     let (source, origin) = (source.key(), origin.to_owned());
@@ -200,9 +266,12 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
             // failback may raise it, and records nothing to undo.
             let record = &group.region != config.home();
             if record && let Err(e) = cx.writes.record_scale_up(&key, &scaled).await {
-                return CapacityStatus::Failed {
-                    error: format!("could not record the scale-up: {e}"),
+                let kind = match &e {
+                    crate::error::Error::Aws(aws) => aws.kind,
+                    crate::error::Error::Contention { .. } => ErrorKind::ConditionFailed,
+                    _ => ErrorKind::Other,
                 };
+                return CapacityStatus::failed(format!("could not record the scale-up: {e}"), kind);
             }
             match groups.set_desired(group, to).await {
                 Ok(()) => {
@@ -217,9 +286,7 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
                         counterpart: source,
                     }
                 }
-                Err(e) => CapacityStatus::Failed {
-                    error: e.to_string(),
-                },
+                Err(e) => CapacityStatus::failed(e.to_string(), e.kind),
             }
         }
     }

@@ -18,11 +18,102 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::config::{GroupRef, ReloadMode};
+use serde_json::Value;
+
+use crate::config::{Config, GroupRef, ReloadMode};
+use crate::error::ErrorKind;
 use crate::ports::{Deps, InvocationInfo, RunCommands, ScalingGroups};
-use crate::state::{Millis, ReloadPhase, ReloadStatus, Transition};
+use crate::region::Region;
+use crate::state::{Millis, ReloadPhase, ReloadStatus, StepEntry, Transition};
 use crate::steps::rolling;
-use crate::transition::plan::{Step, StepContext, StepFuture, StepRecord};
+use crate::transition::kind::{KindInfo, StepKind};
+use crate::transition::plan::{Record, RegionPlan, Stage, Step, StepContext, StepFuture};
+
+/// The kind: `RELOAD_MODE=run-command`, a send and a follow per group of every region.
+pub struct Reload;
+
+impl KindInfo for Reload {
+    fn name(&self) -> &'static str {
+        "reload"
+    }
+
+    fn field(&self) -> &'static str {
+        "reload"
+    }
+
+    fn summary(&self, entry: &StepEntry, _epoch: u64) -> String {
+        let key = &entry.key;
+        let Some(status) = entry.outcome::<ReloadStatus>() else {
+            return format!("{key}: reload (unreadable record)");
+        };
+        format!(
+            "{key}: reload {:?} (command {}: {} succeeded, {} failed, {} timed out, {} pending){}",
+            status.status,
+            status.command_id.as_deref().unwrap_or("-"),
+            status.succeeded,
+            status.failed,
+            status.timed_out,
+            status.pending,
+            status
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        )
+    }
+
+    /// A Run Command still running, or one this run followed to a clean end: the
+    /// transition's own course, not drift. (A fallback refresh is a repair, and reported
+    /// as one.)
+    fn following(&self, before: Option<&StepEntry>, after: &StepEntry) -> bool {
+        let Some(status) = after.outcome::<ReloadStatus>() else {
+            return false;
+        };
+        let was_running = before
+            .and_then(StepEntry::outcome::<ReloadStatus>)
+            .is_some_and(|r| r.status == ReloadPhase::InProgress);
+        let running = status.status == ReloadPhase::InProgress && status.error.is_none();
+        let succeeded = matches!(
+            status.status,
+            ReloadPhase::Succeeded | ReloadPhase::NoInstances
+        );
+        running || (was_running && succeeded)
+    }
+
+    fn metric(&self, entry: &StepEntry) -> Option<&'static str> {
+        entry
+            .outcome::<ReloadStatus>()
+            .is_some_and(|r| r.status == ReloadPhase::FellBack)
+            .then_some("ReloadFellBack")
+    }
+
+    /// The fallback refresh is a refresh like any other: the answer's `refreshes` lists
+    /// it too, as it always has.
+    fn also_listed(&self, entry: &StepEntry) -> Option<(&'static str, Value)> {
+        let fallback = entry.outcome::<ReloadStatus>()?.fallback_refresh?;
+        Some(("refreshes", serde_json::to_value(fallback).ok()?))
+    }
+}
+
+impl<D: Deps> StepKind<D> for Reload {
+    fn plan(&self, config: &Config, _to: &Region, plan: &mut RegionPlan<D>) {
+        if !matches!(config.reload.mode, ReloadMode::RunCommand { .. }) {
+            return;
+        }
+        let region = plan.region.clone();
+        for group in config.groups_in(&region) {
+            let key = group.key();
+            let send = Box::new(ReloadSend {
+                group: group.clone(),
+            });
+            plan.add(Stage::Act, &key, send);
+            let follow = Box::new(ReloadFollow {
+                group: group.clone(),
+            });
+            plan.add(Stage::Follow, &key, follow);
+        }
+    }
+}
 
 /// How long a new transition follows its commands before leaving them to the next
 /// verifier run: well inside the functions' 60 s Lambda timeout. Reconcile follows for
@@ -42,8 +133,7 @@ pub struct ReloadFollow {
 
 fn sent(transition: &Transition, key: &str) -> bool {
     transition
-        .reload
-        .get(key)
+        .outcome::<ReloadStatus>(key)
         .is_some_and(|r| r.command_id.is_some() || r.is_done() || !r.awaiting.is_empty())
 }
 
@@ -57,19 +147,14 @@ impl<D: Deps> Step<D> for ReloadSend {
     }
 
     fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
-        Box::pin(async move {
-            StepRecord::Reload {
-                group: self.group.key(),
-                status: send(cx, &self.group).await,
-            }
-        })
+        Box::pin(async move { Record::of(self.group.key(), &send(cx, &self.group).await) })
     }
 
-    fn missed(&self, error: String) -> StepRecord {
-        StepRecord::Reload {
-            group: self.group.key(),
-            status: ReloadStatus::failed(error),
-        }
+    fn missed(&self, error: String) -> Record {
+        Record::of(
+            self.group.key(),
+            &ReloadStatus::failed(error, ErrorKind::Timeout),
+        )
     }
 }
 
@@ -80,42 +165,43 @@ impl<D: Deps> Step<D> for ReloadFollow {
 
     fn done(&self, transition: &Transition) -> bool {
         transition
-            .reload
-            .get(&self.group.key())
-            .is_some_and(ReloadStatus::is_done)
+            .outcome::<ReloadStatus>(&self.group.key())
+            .is_some_and(|r| r.is_done())
     }
 
     fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
         Box::pin(async move {
             let key = self.group.key();
-            let status = match cx.transition.reload.get(&key) {
+            let status = match cx.transition.outcome::<ReloadStatus>(&key) {
                 // Sent (now or by an earlier invocation): follow it. Not sendable: refresh.
                 Some(status)
                     if status.command_id.is_some()
                         || status.status == ReloadPhase::FellBack
                         || !status.awaiting.is_empty() =>
                 {
-                    follow(cx, &self.group, status.clone()).await
+                    follow(cx, &self.group, status).await
                 }
                 // Never sent (the group could not be read): the send step tries again.
-                Some(status) => status.clone(),
-                None => ReloadStatus::failed("the reload command was not sent".into()),
+                Some(status) => status,
+                None => {
+                    ReloadStatus::failed("the reload command was not sent".into(), ErrorKind::Other)
+                }
             };
-            StepRecord::Reload { group: key, status }
+            Record::of(key, &status)
         })
     }
 
-    fn missed(&self, error: String) -> StepRecord {
-        StepRecord::Reload {
-            group: self.group.key(),
-            status: ReloadStatus::failed(error),
-        }
+    fn missed(&self, error: String) -> Record {
+        Record::of(
+            self.group.key(),
+            &ReloadStatus::failed(error, ErrorKind::Timeout),
+        )
     }
 }
 
 async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatus {
     let ReloadMode::RunCommand { commands } = &cx.config.reload.mode else {
-        return ReloadStatus::failed("RELOAD_MODE is not run-command".into());
+        return ReloadStatus::failed("RELOAD_MODE is not run-command".into(), ErrorKind::Other);
     };
     // Read after this region's parameter was published (and before any capacity raise):
     // an instance not in the group yet launches after the publish and reads the new value
@@ -124,7 +210,10 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
     // yet) are reloaded by id later.
     let (running, awaiting) = match cx.ports.groups().describe(group).await {
         Ok(None) => {
-            return ReloadStatus::failed(format!("{} does not exist", group.key()));
+            return ReloadStatus::failed(
+                format!("{} does not exist", group.key()),
+                ErrorKind::NotFound,
+            );
         }
         Ok(Some(info)) => (
             info.in_service,
@@ -133,7 +222,7 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
                 .map(|m| m.id.clone())
                 .collect::<Vec<_>>(),
         ),
-        Err(e) => return ReloadStatus::failed(e.to_string()),
+        Err(e) => return ReloadStatus::failed(e.to_string(), e.kind),
     };
     let sent_at = cx.now();
     if running == 0 {
@@ -180,6 +269,7 @@ async fn send<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> ReloadStatu
             warn!(group = %group.key(), error = %e, "reload command not sent; replacing the instances with an instance refresh");
             ReloadStatus {
                 error: Some(format!("the reload command could not be sent: {e}")),
+                error_kind: Some(e.kind),
                 ..ReloadStatus::new(ReloadPhase::FellBack)
             }
         }

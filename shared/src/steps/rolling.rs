@@ -7,11 +7,52 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::config::{GroupRef, RefreshPreferences};
+use crate::config::{Config, GroupRef, RefreshPreferences, ReloadMode};
 use crate::error::{AwsError, ErrorKind};
 use crate::ports::{Deps, RefreshInfo, ScalingGroups};
-use crate::state::{RefreshStatus, Transition};
-use crate::transition::plan::{Step, StepContext, StepFuture, StepRecord};
+use crate::region::Region;
+use crate::state::{RefreshStatus, StepEntry, Transition};
+use crate::transition::kind::{KindInfo, StepKind};
+use crate::transition::plan::{Record, RegionPlan, Stage, Step, StepContext, StepFuture};
+
+/// The kind: `RELOAD_MODE=refresh`, one instance refresh per group of every region.
+pub struct Refresh;
+
+impl KindInfo for Refresh {
+    fn name(&self) -> &'static str {
+        "refresh"
+    }
+
+    fn field(&self) -> &'static str {
+        "refreshes"
+    }
+
+    fn summary(&self, entry: &StepEntry, epoch: u64) -> String {
+        let key = &entry.key;
+        match entry.outcome::<RefreshStatus>() {
+            Some(RefreshStatus::Started { id } | RefreshStatus::AlreadyRunning { id }) => {
+                format!("{key}: refresh {id} for epoch {epoch}")
+            }
+            Some(RefreshStatus::Failed { error, .. }) => format!("{key}: {error}"),
+            None => format!("{key}: refresh (unreadable record)"),
+        }
+    }
+}
+
+impl<D: Deps> StepKind<D> for Refresh {
+    fn plan(&self, config: &Config, _to: &Region, plan: &mut RegionPlan<D>) {
+        if !matches!(config.reload.mode, ReloadMode::Refresh) {
+            return;
+        }
+        let region = plan.region.clone();
+        for group in config.groups_in(&region) {
+            let step = Box::new(RefreshStep {
+                group: group.clone(),
+            });
+            plan.add(Stage::Act, &group.key(), step);
+        }
+    }
+}
 
 /// The refresh step of `RELOAD_MODE=refresh`: one instance refresh per group.
 pub struct RefreshStep {
@@ -24,7 +65,9 @@ impl<D: Deps> Step<D> for RefreshStep {
     }
 
     fn done(&self, transition: &Transition) -> bool {
-        transition.refreshed(&self.group.key())
+        transition
+            .outcome::<RefreshStatus>(&self.group.key())
+            .is_some_and(|r| r.is_ok())
     }
 
     fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
@@ -40,18 +83,15 @@ impl<D: Deps> Step<D> for RefreshStep {
             };
             let status =
                 refresh_listed(groups, &self.group, preferences, cx.transition, listed).await;
-            StepRecord::Refresh {
-                group: self.group.key(),
-                status,
-            }
+            Record::of(self.group.key(), &status)
         })
     }
 
-    fn missed(&self, error: String) -> StepRecord {
-        StepRecord::Refresh {
-            group: self.group.key(),
-            status: RefreshStatus::Failed { error },
-        }
+    fn missed(&self, error: String) -> Record {
+        Record::of(
+            self.group.key(),
+            &RefreshStatus::failed(error, ErrorKind::Timeout),
+        )
     }
 }
 
@@ -89,11 +129,7 @@ pub async fn refresh_listed<S: ScalingGroups>(
         let existing = match listed.take() {
             None => Vec::new(),
             Some(Ok(list)) => list,
-            Some(Err(e)) => {
-                return RefreshStatus::Failed {
-                    error: e.to_string(),
-                };
-            }
+            Some(Err(e)) => return RefreshStatus::failed(e.to_string(), e.kind),
         };
         if let Some(ours) = belonging_to_transition(&existing, transition) {
             info!(group = %key, refresh_id = %ours.id, status = %ours.status, "refresh for this transition already exists");
@@ -106,12 +142,10 @@ pub async fn refresh_listed<S: ScalingGroups>(
             if let Err(e) = groups.cancel_refresh(group).await
                 && e.kind != ErrorKind::NotFound
             {
-                return RefreshStatus::Failed {
-                    error: e.to_string(),
-                };
+                return RefreshStatus::failed(e.to_string(), e.kind);
             }
-            if let Err(error) = wait_until_idle(groups, group).await {
-                return RefreshStatus::Failed { error };
+            if let Err((error, kind)) = wait_until_idle(groups, group).await {
+                return RefreshStatus::failed(error, kind);
             }
         }
         match groups.start_refresh(group, preferences).await {
@@ -125,11 +159,7 @@ pub async fn refresh_listed<S: ScalingGroups>(
                 listed = Some(groups.refreshes(group).await);
                 last_error = Some(e);
             }
-            Err(e) => {
-                return RefreshStatus::Failed {
-                    error: e.to_string(),
-                };
-            }
+            Err(e) => return RefreshStatus::failed(e.to_string(), e.kind),
         }
     }
     if let Some(Ok(list)) = &listed
@@ -139,11 +169,9 @@ pub async fn refresh_listed<S: ScalingGroups>(
             id: ours.id.clone(),
         };
     }
-    RefreshStatus::Failed {
-        error: last_error.map_or_else(
-            || "instance refresh did not start".to_owned(),
-            |e| e.to_string(),
-        ),
+    match last_error {
+        Some(e) => RefreshStatus::failed(e.to_string(), e.kind),
+        None => RefreshStatus::failed("instance refresh did not start", ErrorKind::Other),
     }
 }
 
@@ -161,17 +189,21 @@ fn belonging_to_transition<'a>(
     })
 }
 
-async fn wait_until_idle<S: ScalingGroups>(groups: &S, group: &GroupRef) -> Result<(), String> {
+async fn wait_until_idle<S: ScalingGroups>(
+    groups: &S,
+    group: &GroupRef,
+) -> Result<(), (String, ErrorKind)> {
     for _ in 0..CANCEL_POLLS {
         match groups.refreshes(group).await {
             Ok(list) if !list.iter().any(RefreshInfo::is_active) => return Ok(()),
             Ok(_) => tokio::time::sleep(CANCEL_POLL_INTERVAL).await,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err((e.to_string(), e.kind)),
         }
     }
-    Err(format!(
+    let error = format!(
         "the cancelled refresh on {} did not stop within {} s",
         group.key(),
         (CANCEL_POLL_INTERVAL * CANCEL_POLLS).as_secs()
-    ))
+    );
+    Err((error, ErrorKind::RefreshInProgress))
 }

@@ -56,7 +56,7 @@ async fn alarm_on_the_active_region_switches_publishes_everywhere_and_rolls_targ
     let values = world.parameters.values.lock().unwrap().clone();
     assert_eq!(values.len(), 3);
     assert!(values.values().all(|v| v == "us-west-2"));
-    let refreshes = out.refreshes.expect("refreshes");
+    let refreshes = out.outcomes::<RefreshStatus>().expect("refreshes");
     assert_eq!(refreshes.len(), 3);
     assert!(
         refreshes
@@ -237,12 +237,9 @@ async fn a_region_down_during_publish_is_recorded_for_reconcile() {
     let c = controller(&world);
     let out = run(&c, failover(Some("us-west-2"), false, false)).await;
     assert_eq!(out.outcome, Outcome::Switched);
-    let publish = out.publish.expect("publish");
-    assert!(matches!(
-        publish[&region("us-east-1")],
-        StepStatus::Failed { .. }
-    ));
-    assert_eq!(publish[&region("us-west-2")], StepStatus::Published);
+    let publish = out.outcomes::<StepStatus>().expect("publish");
+    assert!(matches!(publish["us-east-1"], StepStatus::Failed { .. }));
+    assert_eq!(publish["us-west-2"], StepStatus::Published);
     let stored = world
         .control
         .state()
@@ -253,7 +250,7 @@ async fn a_region_down_during_publish_is_recorded_for_reconcile() {
 
 fn abandoned(world: &FakeWorld, lease_until: u64) {
     let now = world.clock.0.load(Ordering::SeqCst);
-    let transition = Transition {
+    let mut transition = Transition {
         epoch: 1,
         from: region("us-east-1"),
         to: region("us-west-2"),
@@ -264,10 +261,15 @@ fn abandoned(world: &FakeWorld, lease_until: u64) {
         },
         started_at: now - 1_000,
         lease_until,
-        publish: [(region("us-west-2"), StepStatus::Published)].into(),
         completed: false,
         ..crate::testing::transition("us-east-1", "us-west-2", now - 1_000)
     };
+    transition.record(crate::state::StepEntry::of(
+        "us-west-2".into(),
+        &StepStatus::Published,
+        now - 1_000,
+        now - 1_000,
+    ));
     *world.control.item.lock().unwrap() = Some(Versioned {
         version: 1,
         value: ControlState {
@@ -312,7 +314,7 @@ async fn an_abandoned_transition_is_finished_by_the_next_invocation_after_its_le
     let record = world.control.history.lock().unwrap()[0].clone();
     let recorded = record.transition.expect("the transition in the history");
     assert!(recorded.completed);
-    assert_eq!(recorded.publish.len(), 3);
+    assert_eq!(recorded.outcomes::<StepStatus>().len(), 3);
 }
 
 #[tokio::test]
@@ -344,7 +346,7 @@ async fn a_stale_refresh_is_cancelled_and_replaced_but_a_fresh_one_is_kept() {
         .insert("us-west-2/app".into(), vec![stale]);
     let c = controller(&world);
     let out = run(&c, failover(Some("us-west-2"), false, false)).await;
-    let refreshes = out.refreshes.expect("refreshes");
+    let refreshes = out.outcomes::<RefreshStatus>().expect("refreshes");
     assert!(matches!(
         refreshes["us-west-2/app"],
         RefreshStatus::Started { .. }

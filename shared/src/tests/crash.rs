@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::controller::{Controller, Outcome};
 use crate::decision::event::{Command, Trigger};
-use crate::state::{CapacityStatus, ReloadPhase};
+use crate::state::{CapacityStatus, ReloadPhase, ReloadStatus};
 use crate::testing::{FakeWorld, LostAnswer, alarm_on, config, config_with, region};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,15 +129,15 @@ fn check(world: &FakeWorld, mode: Mode, transitions: u64, to: &str, case: &str) 
 
 fn check_run_command(world: &FakeWorld, transition: &crate::state::Transition, case: &str) {
     assert_eq!(
-        transition.reload.len(),
+        transition.outcomes::<ReloadStatus>().len(),
         3,
         "{case}: {:?}",
-        transition.reload
+        transition.outcomes::<ReloadStatus>()
     );
     // A command whose SendCommand answered an error may have gone out or not: its group
     // is refreshed instead, in the same run. Every other group reloaded in place.
     let mut fell_back = 0;
-    for (group, status) in &transition.reload {
+    for (group, status) in &transition.outcomes::<ReloadStatus>() {
         if status.status == ReloadPhase::FellBack && status.command_id.is_none() {
             assert!(
                 status.fallback_refresh.as_ref().is_some_and(|r| r.is_ok()),
@@ -156,7 +156,7 @@ fn check_run_command(world: &FakeWorld, transition: &crate::state::Transition, c
         .iter()
         .filter_map(|h| h.transition.as_ref())
         .map(|t| {
-            t.reload
+            t.outcomes::<ReloadStatus>()
                 .values()
                 .filter(|r| r.status == ReloadPhase::FellBack && r.command_id.is_none())
                 .count()
@@ -182,11 +182,10 @@ fn check_run_command(world: &FakeWorld, transition: &crate::state::Transition, c
     let group = format!("{}/app", transition.to);
     assert!(
         transition
-            .capacity
-            .get(&group)
-            .is_some_and(CapacityStatus::is_ok),
+            .outcome::<CapacityStatus>(&group)
+            .is_some_and(|c| c.is_ok()),
         "{case}: capacity step missing: {:?}",
-        transition.capacity
+        transition.outcomes::<CapacityStatus>()
     );
 }
 

@@ -10,7 +10,7 @@ use crate::controller::{Controller, Outcome, Response};
 use crate::decision::event::{Command, Trigger};
 use crate::error::ErrorKind;
 use crate::ports::Clock;
-use crate::state::{CapacityStatus, GroupSizes, RefreshStatus, ReloadPhase};
+use crate::state::{CapacityStatus, GroupSizes, RefreshStatus, ReloadPhase, ReloadStatus};
 use crate::testing::{FakePorts, FakeWorld, alarm_on, config_with, region};
 
 const HOME: &str = "us-east-1/app";
@@ -59,7 +59,9 @@ async fn a_failover_raises_the_standby_to_its_counterparts_capacity() {
     let out = run(&c, alarm_home()).await;
     // Then the standby's group is raised to 10, read live from home, and recorded
     assert_eq!(out.outcome, Outcome::Switched);
-    let capacity = out.capacity.expect("capacity in the answer");
+    let capacity = out
+        .outcomes::<CapacityStatus>()
+        .expect("capacity in the answer");
     assert_eq!(
         capacity[STANDBY],
         CapacityStatus::Raised {
@@ -89,7 +91,7 @@ async fn max_size_caps_the_raise_and_the_answer_says_capped() {
     pilot_light(&world, 6);
     let c = controller(&world, &[("CAPACITY_PERCENT", "150")]);
     let out = run(&c, alarm_home()).await;
-    let capacity = out.capacity.unwrap();
+    let capacity = out.outcomes::<CapacityStatus>().unwrap();
     match &capacity[STANDBY] {
         CapacityStatus::Raised {
             desired,
@@ -124,7 +126,7 @@ async fn a_dead_source_is_read_from_the_verifiers_snapshot() {
         .unwrap()
         .insert(region("us-east-1"));
     let out = run(&c, alarm_home()).await;
-    match &out.capacity.unwrap()[STANDBY] {
+    match &out.outcomes::<CapacityStatus>().unwrap()[STANDBY] {
         CapacityStatus::Raised {
             desired, source, ..
         } => assert_eq!((*desired, source.as_str()), (10, "snapshot")),
@@ -146,10 +148,14 @@ async fn without_a_live_read_or_a_snapshot_capacity_is_left_alone_and_the_switch
     let out = run(&c, alarm_home()).await;
     assert_eq!(out.outcome, Outcome::Switched);
     assert!(
-        matches!(&out.capacity.unwrap()[STANDBY], CapacityStatus::Failed { error } if error.contains("no snapshot")),
+        matches!(&out.outcomes::<CapacityStatus>().unwrap()[STANDBY], CapacityStatus::Failed { error, .. } if error.contains("no snapshot")),
     );
     assert_eq!(world.groups.sizes_of(STANDBY).desired, 1);
-    assert_eq!(out.refreshes.unwrap().len(), 3, "the refreshes still ran");
+    assert_eq!(
+        out.outcomes::<RefreshStatus>().unwrap().len(),
+        3,
+        "the refreshes still ran"
+    );
 }
 
 #[tokio::test]
@@ -158,7 +164,7 @@ async fn capacity_percent_zero_leaves_capacity_alone() {
     pilot_light(&world, 12);
     let c = controller(&world, &[("CAPACITY_PERCENT", "0")]);
     let out = run(&c, alarm_home()).await;
-    assert!(out.capacity.unwrap().is_empty());
+    assert!(out.outcomes::<CapacityStatus>().unwrap().is_empty());
     assert!(world.groups.set_desired_calls.lock().unwrap().is_empty());
 }
 
@@ -177,9 +183,9 @@ async fn a_group_that_no_longer_exists_is_reported_and_does_not_stop_the_others(
     let out = run(&c, alarm_home()).await;
     assert_eq!(out.outcome, Outcome::Switched);
     assert!(
-        matches!(&out.capacity.as_ref().unwrap()[STANDBY], CapacityStatus::Failed { error } if error.contains("does not exist"))
+        matches!(&out.outcomes::<CapacityStatus>().as_ref().unwrap()[STANDBY], CapacityStatus::Failed { error, .. } if error.contains("does not exist"))
     );
-    let reload = out.reload.unwrap();
+    let reload = out.outcomes::<ReloadStatus>().unwrap();
     assert_eq!(reload[STANDBY].status, ReloadPhase::Failed);
     assert_eq!(reload[HOME].status, ReloadPhase::Succeeded);
     assert_eq!(reload[THIRD].status, ReloadPhase::Succeeded);
@@ -218,7 +224,7 @@ async fn scale_in_comes_after_the_delay_and_never_to_the_active_region() {
     let out = run(&c, failback()).await;
     assert_eq!(out.outcome, Outcome::Switched);
     assert!(matches!(
-        &out.capacity.unwrap()[HOME],
+        &out.outcomes::<CapacityStatus>().unwrap()[HOME],
         CapacityStatus::Sufficient {
             desired: 10,
             wanted: 10,
@@ -272,15 +278,17 @@ async fn a_failover_landing_during_a_scale_in_gets_the_new_active_region_back_to
         let stored = item.as_mut().expect("state");
         let mut landed = crate::testing::transition("us-east-1", "us-west-2", now);
         landed.epoch = stored.value.epoch + 1;
-        landed.capacity.insert(
+        landed.record(crate::state::StepEntry::of(
             STANDBY.into(),
-            CapacityStatus::Sufficient {
+            &CapacityStatus::Sufficient {
                 desired: 10,
                 wanted: 10,
                 source: "live".into(),
                 counterpart: HOME.into(),
             },
-        );
+            now,
+            now,
+        ));
         stored.value.active_region = region("us-west-2");
         stored.value.epoch = landed.epoch;
         stored.value.transition = Some(landed);
@@ -331,7 +339,7 @@ async fn a_failback_that_raises_home_records_nothing_to_scale_in() {
     let out = run(&c, failback()).await;
     assert!(
         matches!(
-            &out.capacity.unwrap()[HOME],
+            &out.outcomes::<CapacityStatus>().unwrap()[HOME],
             CapacityStatus::Raised {
                 previous: 2,
                 desired: 10,
@@ -368,7 +376,9 @@ async fn run_command_reloads_every_group_in_place_without_a_refresh() {
     let world = FakeWorld::new();
     let c = controller(&world, &run_command(&[]));
     let out = run(&c, alarm_home()).await;
-    let reload = out.reload.expect("reload in the answer");
+    let reload = out
+        .outcomes::<ReloadStatus>()
+        .expect("reload in the answer");
     assert_eq!(reload.len(), 3);
     for (group, status) in &reload {
         assert_eq!(status.status, ReloadPhase::Succeeded, "{group}");
@@ -378,7 +388,7 @@ async fn run_command_reloads_every_group_in_place_without_a_refresh() {
             (2, 0, 0)
         );
     }
-    assert!(out.refreshes.unwrap().is_empty());
+    assert!(out.outcomes::<RefreshStatus>().unwrap().is_empty());
     assert_eq!(world.groups.starts.load(Ordering::SeqCst), 0);
     let json = serde_json::to_value(&reload).unwrap();
     assert_eq!(json[STANDBY]["status"], "succeeded");
@@ -403,7 +413,7 @@ async fn a_partial_run_command_failure_falls_back_to_a_refresh_of_that_group_onl
     world.commands.fail_next(STANDBY, 1, 0);
     let c = controller(&world, &run_command(&[("CAPACITY_PERCENT", "0")]));
     let out = run(&c, alarm_home()).await;
-    let reload = out.reload.unwrap();
+    let reload = out.outcomes::<ReloadStatus>().unwrap();
     let standby = &reload[STANDBY];
     assert_eq!(standby.status, ReloadPhase::FellBack);
     assert_eq!(
@@ -415,7 +425,7 @@ async fn a_partial_run_command_failure_falls_back_to_a_refresh_of_that_group_onl
         Some(RefreshStatus::Started { .. })
     ));
     assert_eq!(reload[HOME].status, ReloadPhase::Succeeded);
-    let refreshes = out.refreshes.unwrap();
+    let refreshes = out.outcomes::<RefreshStatus>().unwrap();
     assert_eq!(refreshes.keys().collect::<Vec<_>>(), vec![STANDBY]);
     assert_eq!(world.groups.starts.load(Ordering::SeqCst), 1);
     // Nothing left to do: reconcile neither re-sends nor refreshes again.
@@ -442,7 +452,7 @@ async fn a_command_ssm_refuses_to_send_falls_back_to_a_refresh_in_the_same_run()
             .insert(STANDBY.into(), (kind, code));
         let c = controller(&world, &run_command(&[("CAPACITY_PERCENT", "0")]));
         let out = run(&c, alarm_home()).await;
-        let reload = out.reload.unwrap();
+        let reload = out.outcomes::<ReloadStatus>().unwrap();
         let standby = &reload[STANDBY];
         assert_eq!(standby.status, ReloadPhase::FellBack, "{code}: {standby:?}");
         assert!(standby.command_id.is_none(), "{code}");
@@ -492,7 +502,7 @@ async fn instances_booting_at_the_switch_are_reloaded_once_in_service_and_regist
         .extend(["i-boot".to_owned()]);
     let c = controller(&world, &run_command(&[("CAPACITY_PERCENT", "0")]));
     let out = run(&c, alarm_home()).await;
-    let standby = &out.reload.unwrap()[STANDBY];
+    let standby = &out.outcomes::<ReloadStatus>().unwrap()[STANDBY];
     // The two in service reloaded; the booting ones are still to do.
     assert_eq!(standby.status, ReloadPhase::InProgress, "{standby:?}");
     assert_eq!(standby.succeeded, 2);
@@ -511,14 +521,22 @@ async fn instances_booting_at_the_switch_are_reloaded_once_in_service_and_regist
     );
     c.reconcile().await.unwrap();
     let state = world.control.state().unwrap();
-    let standby = &state.transition.as_ref().unwrap().reload[STANDBY];
+    let standby = &state
+        .transition
+        .as_ref()
+        .unwrap()
+        .outcomes::<ReloadStatus>()[STANDBY];
     assert_eq!(standby.status, ReloadPhase::InProgress, "{standby:?}");
     assert_eq!(standby.awaiting, vec!["i-boot"]);
     // Registered: reloaded by id, and only it.
     world.commands.unregistered.lock().unwrap().clear();
     c.reconcile().await.unwrap();
     let state = world.control.state().unwrap();
-    let standby = &state.transition.as_ref().unwrap().reload[STANDBY];
+    let standby = &state
+        .transition
+        .as_ref()
+        .unwrap()
+        .outcomes::<ReloadStatus>()[STANDBY];
     assert_eq!(standby.status, ReloadPhase::Succeeded, "{standby:?}");
     assert!(standby.awaiting.is_empty());
     assert_eq!(standby.succeeded, 3);
@@ -541,13 +559,17 @@ async fn a_group_with_only_booting_instances_is_reloaded_once_they_are_in_servic
     world.groups.set_members(STANDBY, &[("i-boot", false)]);
     let c = controller(&world, &run_command(&[("CAPACITY_PERCENT", "0")]));
     let out = run(&c, alarm_home()).await;
-    let standby = &out.reload.unwrap()[STANDBY];
+    let standby = &out.outcomes::<ReloadStatus>().unwrap()[STANDBY];
     assert_eq!(standby.status, ReloadPhase::InProgress, "{standby:?}");
     assert!(standby.command_id.is_none());
     world.groups.set_members(STANDBY, &[("i-boot", true)]);
     c.reconcile().await.unwrap();
     let state = world.control.state().unwrap();
-    let standby = &state.transition.as_ref().unwrap().reload[STANDBY];
+    let standby = &state
+        .transition
+        .as_ref()
+        .unwrap()
+        .outcomes::<ReloadStatus>()[STANDBY];
     assert_eq!(standby.status, ReloadPhase::Succeeded, "{standby:?}");
     assert_eq!(
         *world.commands.sent_by_id.lock().unwrap(),
@@ -568,7 +590,7 @@ async fn instances_that_never_answer_time_out_and_the_verifier_refreshes_their_g
     );
     // The failover follows for its budget, then leaves the command to the verifier.
     let out = run(&c, alarm_home()).await;
-    let standby = &out.reload.unwrap()[STANDBY];
+    let standby = &out.outcomes::<ReloadStatus>().unwrap()[STANDBY];
     assert_eq!(standby.status, ReloadPhase::InProgress);
     assert_eq!((standby.succeeded, standby.pending), (1, 1));
     assert_eq!(world.groups.starts.load(Ordering::SeqCst), 0);
@@ -603,9 +625,15 @@ async fn instances_that_never_answer_time_out_and_the_verifier_refreshes_their_g
         report.reconcile
     );
     let t = world.control.state().unwrap().transition.unwrap();
-    assert_eq!(t.reload[STANDBY].status, ReloadPhase::FellBack);
     assert_eq!(
-        (t.reload[STANDBY].timed_out, t.reload[STANDBY].pending),
+        t.outcomes::<ReloadStatus>()[STANDBY].status,
+        ReloadPhase::FellBack
+    );
+    assert_eq!(
+        (
+            t.outcomes::<ReloadStatus>()[STANDBY].timed_out,
+            t.outcomes::<ReloadStatus>()[STANDBY].pending
+        ),
         (1, 0)
     );
     assert_eq!(world.groups.starts.load(Ordering::SeqCst), 1);
@@ -618,7 +646,7 @@ async fn a_failing_regions_reload_is_left_to_reconcile_and_sent_when_it_returns(
     world.set_region_down("us-east-1", true);
     let c = controller(&world, &run_command(&[("PROBE_TIMEOUT_MS", "200")]));
     let out = run(&c, alarm_home()).await;
-    let reload = out.reload.unwrap();
+    let reload = out.outcomes::<ReloadStatus>().unwrap();
     assert_eq!(reload[HOME].status, ReloadPhase::Failed);
     assert_eq!(reload[STANDBY].status, ReloadPhase::Succeeded);
     world.set_region_down("us-east-1", false);
@@ -628,7 +656,10 @@ async fn a_failing_regions_reload_is_left_to_reconcile_and_sent_when_it_returns(
         "{report:?}"
     );
     let t = world.control.state().unwrap().transition.unwrap();
-    assert_eq!(t.reload[HOME].status, ReloadPhase::Succeeded);
+    assert_eq!(
+        t.outcomes::<ReloadStatus>()[HOME].status,
+        ReloadPhase::Succeeded
+    );
     assert_eq!(world.commands.sent_to(HOME), 1);
 }
 
@@ -664,7 +695,7 @@ async fn a_reload_sent_in_a_failing_region_keeps_its_command_when_the_deadline_c
     // When the failover's deadline for home runs out while it follows home's command
     let out = run(&c, alarm_home()).await;
     // Then home's record keeps the command it sent, still to be followed, not a failure
-    let home = &out.reload.unwrap()[HOME];
+    let home = &out.outcomes::<ReloadStatus>().unwrap()[HOME];
     assert_eq!(home.status, ReloadPhase::InProgress, "{home:?}");
     assert!(home.command_id.is_some());
     // And reconcile follows that command instead of sending another.
@@ -683,7 +714,10 @@ async fn a_reload_sent_in_a_failing_region_keeps_its_command_when_the_deadline_c
     );
     assert_eq!(world.commands.sent_to(HOME), 1, "never re-sent");
     let t = world.control.state().unwrap().transition.unwrap();
-    assert_eq!(t.reload[HOME].status, ReloadPhase::Succeeded);
+    assert_eq!(
+        t.outcomes::<ReloadStatus>()[HOME].status,
+        ReloadPhase::Succeeded
+    );
 }
 
 #[tokio::test]
@@ -716,7 +750,7 @@ async fn a_target_count_of_zero_at_send_time_is_not_taken_for_an_empty_group() {
     world.commands.fail_next(STANDBY, 1, 0);
     let c = controller(&world, &run_command(&[]));
     let out = run(&c, alarm_home()).await;
-    let standby = &out.reload.unwrap()[STANDBY];
+    let standby = &out.outcomes::<ReloadStatus>().unwrap()[STANDBY];
     assert_eq!(
         standby.targeted, 2,
         "expected from the group's instances in service"
@@ -757,7 +791,10 @@ async fn finishing_an_abandoned_transition_sends_the_reload_but_leaves_following
     );
     let t = world.control.state().unwrap().transition.unwrap();
     assert!(t.completed);
-    assert_eq!(t.reload[STANDBY].status, ReloadPhase::InProgress);
+    assert_eq!(
+        t.outcomes::<ReloadStatus>()[STANDBY].status,
+        ReloadPhase::InProgress
+    );
     assert_eq!(world.commands.sent_to(STANDBY), 1);
 }
 
@@ -799,9 +836,9 @@ async fn the_dry_run_lists_the_steps_a_switch_then_runs() {
         let ran: std::collections::BTreeSet<String> = state
             .transition
             .expect("the switch")
-            .step_times
-            .keys()
-            .cloned()
+            .steps
+            .iter()
+            .map(|e| format!("{} {}", e.kind, e.key))
             .collect();
         let planned_runs: std::collections::BTreeSet<String> = planned
             .iter()

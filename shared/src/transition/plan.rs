@@ -1,18 +1,19 @@
 //! A transition as a plan of steps, and the executor that carries it out.
 //!
-//! Each step is a small unit that knows its key (a region or a group), whether the
-//! transition already records it as done, how to do itself (safe to repeat), and what to
-//! record. The plan orders them per region in three stages:
+//! Each step is a small unit that knows its key (a region, a group or a service),
+//! whether the transition already records it as done, how to do itself (safe to repeat),
+//! and what to record. Each kind of step ([`StepKind`], one file in `steps/`, one line in
+//! its registry) plans its own steps into each region's three stages:
 //! - **prepare**: publish the active-region parameter, so anything that boots reads it;
-//! - **act**: per group, raise capacity (target region only), then start the reload
-//!   (an instance refresh, or a Run Command);
-//! - **follow**: per group, follow a Run Command to its end and fall back to a refresh.
+//! - **act**: per group or service, raise capacity (target region only) and start the
+//!   reload (an instance refresh, a Run Command, a new deployment);
+//! - **follow**: per group or service, follow what the act stage started to its end.
 //!
 //! Regions run concurrently; every other region's act stage waits for the target's, so
 //! the target's groups are served first. `build` makes the plan; the [`Executor`] carries
-//! it out and records what each step did, knowing nothing of what a step does. A new kind
-//! of step is a new `Step` and a line in `build` (the dry run describes the same plan),
-//! and the decision rules never change for it.
+//! it out and records what each step did as generic [`StepEntry`]s, knowing nothing of
+//! what a step does. The dry run describes the same plan, and the decision rules never
+//! change for a new kind.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,25 +22,22 @@ use std::sync::Mutex;
 use futures::future::join_all;
 use tracing::{info, warn};
 
-use crate::config::{Config, GroupRef, ReloadMode};
+use crate::config::Config;
 use crate::controller::Controller;
 use crate::error::Result;
-use crate::ports::{Clock, ControlStore, Deps, ParameterStore};
+use crate::ports::{Clock, ControlStore, Deps};
 use crate::region::Region;
 use crate::state::{
-    CapacityStatus, ControlState, HistoryRecord, Millis, RefreshStatus, ReloadStatus, StepStatus,
-    StepTime, Transition, Versioned,
+    ControlState, HistoryRecord, Millis, Outcome, StepEntry, StepError, Transition, Versioned,
 };
-use crate::steps::capacity::CapacityStep;
-use crate::steps::reload::{ReloadFollow, ReloadSend};
-use crate::steps::rolling::RefreshStep;
+use crate::transition::kind::StepKind;
 
-pub type StepFuture<'a> = Pin<Box<dyn Future<Output = StepRecord> + Send + 'a>>;
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Record> + Send + 'a>>;
 
 /// One unit of a transition's plan.
 pub trait Step<D: Deps>: Send + Sync {
-    /// The step's kind and what it acts on (a region, or a group's `region/name`): the dry
-    /// run lists these, built by the same `build` as the plan a switch runs.
+    /// The step's name and what it acts on (a region, or a group's `region/name`): the
+    /// dry run lists these, built by the same `build` as the plan a switch runs.
     fn planned(&self) -> (&'static str, String);
 
     /// What the step acts on, for logs: `publish us-west-2`, `capacity us-west-2/web`.
@@ -55,7 +53,7 @@ pub trait Step<D: Deps>: Send + Sync {
     fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a>;
 
     /// What to record when the step could not run: its region missed its deadline.
-    fn missed(&self, error: String) -> StepRecord;
+    fn missed(&self, error: String) -> Record;
 }
 
 /// What a step sees while it runs: the configuration, the ports and the clock, the
@@ -123,185 +121,48 @@ impl<D: Deps> StateWrites for Executor<'_, D> {
     }
 }
 
-/// A step's outcome, recorded in the transition.
+/// A step's outcome, as its kind's [`Outcome`] made it: recorded in the transition as a
+/// [`StepEntry`] with the times of the run.
 #[derive(Debug, Clone, PartialEq)]
-pub enum StepRecord {
-    Publish {
-        region: Region,
-        status: StepStatus,
-    },
-    Capacity {
-        group: String,
-        status: CapacityStatus,
-    },
-    Refresh {
-        group: String,
-        status: RefreshStatus,
-    },
-    Reload {
-        group: String,
-        status: ReloadStatus,
-    },
+pub struct Record {
+    pub kind: &'static str,
+    pub key: String,
+    pub outcome: serde_json::Value,
+    pub error: Option<StepError>,
 }
 
-impl StepRecord {
-    pub fn apply(&self, t: &mut Transition) {
-        match self {
-            StepRecord::Publish { region, status } => {
-                t.publish.insert(region.clone(), status.clone());
-            }
-            StepRecord::Capacity { group, status } => {
-                t.capacity.insert(group.clone(), status.clone());
-            }
-            StepRecord::Refresh { group, status } => {
-                t.refreshes.insert(group.clone(), status.clone());
-            }
-            StepRecord::Reload { group, status } => {
-                // The fallback refresh is a refresh like any other: `refreshes` lists it,
-                // so the next transition knows its id.
-                if let Some(refresh) = &status.fallback_refresh {
-                    t.refreshes.insert(group.clone(), refresh.clone());
-                }
-                t.reload.insert(group.clone(), status.clone());
-            }
+impl Record {
+    pub fn of<O: Outcome>(key: String, outcome: &O) -> Self {
+        let StepEntry {
+            outcome: value,
+            error,
+            ..
+        } = StepEntry::of(key.clone(), outcome, 0, 0);
+        Record {
+            kind: O::KIND,
+            key,
+            outcome: value,
+            error,
         }
     }
 
-    /// Every step record a transition holds, in plan order: publish, capacity, refresh,
-    /// reload.
-    pub fn all_of(t: &Transition) -> Vec<StepRecord> {
-        let publish = t
-            .publish
-            .iter()
-            .map(|(region, status)| StepRecord::Publish {
-                region: region.clone(),
-                status: status.clone(),
-            });
-        let capacity = t
-            .capacity
-            .iter()
-            .map(|(group, status)| StepRecord::Capacity {
-                group: group.clone(),
-                status: status.clone(),
-            });
-        // A reload's fallback refresh is reported with its reload.
-        let refresh = t
-            .refreshes
-            .iter()
-            .filter(|(group, _)| !t.reload.contains_key(*group))
-            .map(|(group, status)| StepRecord::Refresh {
-                group: group.clone(),
-                status: status.clone(),
-            });
-        let reload = t.reload.iter().map(|(group, status)| StepRecord::Reload {
-            group: group.clone(),
-            status: status.clone(),
-        });
-        publish
-            .chain(capacity)
-            .chain(refresh)
-            .chain(reload)
-            .collect()
+    /// The outcome as its kind's type; `None` if it is of another kind.
+    pub fn outcome<O: Outcome>(&self) -> Option<O> {
+        (self.kind == O::KIND)
+            .then(|| serde_json::from_value(self.outcome.clone()).ok())
+            .flatten()
     }
 
-    /// The kind of step: `publish`, `capacity`, `refresh` or `reload`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            StepRecord::Publish { .. } => "publish",
-            StepRecord::Capacity { .. } => "capacity",
-            StepRecord::Refresh { .. } => "refresh",
-            StepRecord::Reload { .. } => "reload",
-        }
-    }
-
-    /// The region or group (`region/name`) the record is about.
-    pub fn key(&self) -> String {
-        match self {
-            StepRecord::Publish { region, .. } => region.to_string(),
-            StepRecord::Capacity { group, .. }
-            | StepRecord::Refresh { group, .. }
-            | StepRecord::Reload { group, .. } => group.clone(),
-        }
-    }
-
-    /// One line for reports: what was done.
-    pub fn summary(&self, epoch: u64) -> String {
-        let key = self.key();
-        match self {
-            StepRecord::Publish { status, .. } => match status {
-                StepStatus::Published => format!("{key}: parameter published for epoch {epoch}"),
-                StepStatus::Failed { error } => format!("{key}: publish failed: {error}"),
-            },
-            StepRecord::Refresh { status, .. } => match status {
-                RefreshStatus::Started { id } | RefreshStatus::AlreadyRunning { id } => {
-                    format!("{key}: refresh {id} for epoch {epoch}")
-                }
-                RefreshStatus::Failed { error } => format!("{key}: {error}"),
-            },
-            StepRecord::Capacity { status, .. } => match status {
-                CapacityStatus::Raised {
-                    previous,
-                    desired,
-                    capped,
-                    ..
-                } => format!(
-                    "{key}: desired capacity {previous} -> {desired}{} for epoch {epoch}",
-                    if *capped { " (capped at MaxSize)" } else { "" }
-                ),
-                CapacityStatus::Sufficient {
-                    desired, wanted, ..
-                } => format!("{key}: desired capacity {desired} covers {wanted}"),
-                CapacityStatus::AtMax {
-                    desired, wanted, ..
-                } => format!(
-                    "{key}: desired capacity {desired} is MaxSize; {wanted} wanted (capped)"
-                ),
-                CapacityStatus::Skipped { reason } => {
-                    format!("{key}: capacity left alone: {reason}")
-                }
-                CapacityStatus::Failed { error } => format!("{key}: capacity: {error}"),
-            },
-            StepRecord::Reload { status, .. } => format!(
-                "{key}: reload {:?} (command {}: {} succeeded, {} failed, {} timed out, {} pending){}",
-                status.status,
-                status.command_id.as_deref().unwrap_or("-"),
-                status.succeeded,
-                status.failed,
-                status.timed_out,
-                status.pending,
-                status
-                    .error
-                    .as_deref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            ),
-        }
-    }
-
-    /// A step failed: reconcile will do it again.
-    pub fn failure(&self) -> Option<String> {
-        match self {
-            StepRecord::Publish {
-                status: StepStatus::Failed { error },
-                ..
-            }
-            | StepRecord::Capacity {
-                status: CapacityStatus::Failed { error },
-                ..
-            }
-            | StepRecord::Refresh {
-                status: RefreshStatus::Failed { error },
-                ..
-            } => Some(error.clone()),
-            StepRecord::Reload { status, .. } if !status.is_done() => {
-                match &status.fallback_refresh {
-                    Some(RefreshStatus::Failed { error }) => {
-                        Some(format!("the fallback instance refresh failed: {error}"))
-                    }
-                    _ => status.error.clone(),
-                }
-            }
-            _ => None,
+    /// The entry one run with this record makes.
+    pub fn entry(&self, started_at: Millis, ended_at: Millis) -> StepEntry {
+        StepEntry {
+            kind: self.kind.to_owned(),
+            key: self.key.clone(),
+            outcome: self.outcome.clone(),
+            error: self.error.clone(),
+            started_at,
+            ended_at,
+            runs: 1,
         }
     }
 }
@@ -310,14 +171,14 @@ impl StepRecord {
 #[derive(Debug, Clone)]
 pub struct Ran {
     pub name: String,
-    pub record: StepRecord,
+    pub record: Record,
     pub started_at: Millis,
     pub ended_at: Millis,
 }
 
 impl Ran {
     /// A record made now, outside a step's run (a missed step, reconcile's re-publish).
-    pub fn at(name: String, record: StepRecord, at: Millis) -> Self {
+    pub fn at(name: String, record: Record, at: Millis) -> Self {
         Ran {
             name,
             record,
@@ -326,34 +187,73 @@ impl Ran {
         }
     }
 
+    pub fn entry(&self) -> StepEntry {
+        self.record.entry(self.started_at, self.ended_at)
+    }
+
     /// Applies the record and its times to `t`.
     pub fn apply(&self, t: &mut Transition) {
-        self.record.apply(t);
-        StepTime::add(
-            &mut t.step_times,
-            step_key(&self.record),
-            self.started_at,
-            self.ended_at,
-        );
+        t.record(self.entry());
     }
-}
-
-/// How `Transition::step_times` names a step: `<kind> <region or group>`.
-pub fn step_key(record: &StepRecord) -> String {
-    format!("{} {}", record.kind(), record.key())
 }
 
 type Chain<D> = Vec<Box<dyn Step<D>>>;
 
-/// One region's part of the plan.
+/// The stages of a region's part of the plan, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Before anything acts: the parameter, so anything that boots reads it.
+    Prepare,
+    /// Capacity and the reload, target region first.
+    Act,
+    /// Following what the act stage started.
+    Follow,
+}
+
+/// One region's part of the plan: per stage, chains that run concurrently, each chain's
+/// steps in turn. Steps on the same target (a group, a service) in the same stage form
+/// one chain, in the order the kinds are registered.
 pub struct RegionPlan<D: Deps> {
     pub region: Region,
     pub prepare: Vec<Chain<D>>,
     pub act: Vec<Chain<D>>,
     pub follow: Vec<Chain<D>>,
+    targets: Vec<(Stage, String)>,
 }
 
 impl<D: Deps> RegionPlan<D> {
+    pub fn new(region: Region) -> Self {
+        RegionPlan {
+            region,
+            prepare: Vec::new(),
+            act: Vec::new(),
+            follow: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    /// Adds `step` on `target` (a region, group or service key) to `stage`: after the
+    /// steps already planned on that target in that stage, beside the others.
+    pub fn add(&mut self, stage: Stage, target: &str, step: Box<dyn Step<D>>) {
+        let at = self
+            .targets
+            .iter()
+            .filter(|(s, _)| *s == stage)
+            .position(|(_, t)| t == target);
+        let chains = match stage {
+            Stage::Prepare => &mut self.prepare,
+            Stage::Act => &mut self.act,
+            Stage::Follow => &mut self.follow,
+        };
+        match at {
+            Some(i) => chains[i].push(step),
+            None => {
+                chains.push(vec![step]);
+                self.targets.push((stage, target.to_owned()));
+            }
+        }
+    }
+
     /// Every step with its stage's name, in order.
     pub fn described(&self) -> impl Iterator<Item = (&'static str, &dyn Step<D>)> {
         [
@@ -370,90 +270,24 @@ impl<D: Deps> RegionPlan<D> {
     }
 }
 
-/// The plan of a transition to `to`: every configured region and group.
-pub fn build<D: Deps>(config: &Config, to: &Region) -> Vec<RegionPlan<D>> {
+/// The plan of a transition to `to`: every configured region, each kind planning its
+/// steps in turn.
+pub fn build<D: Deps>(
+    config: &Config,
+    to: &Region,
+    kinds: &[&dyn StepKind<D>],
+) -> Vec<RegionPlan<D>> {
     config
         .regions
         .iter()
         .map(|region| {
-            let groups: Vec<&GroupRef> = config
-                .auto_scaling_groups
-                .iter()
-                .filter(|g| &g.region == region)
-                .collect();
-            let mut act = Vec::new();
-            let mut follow = Vec::new();
-            for group in groups {
-                let mut chain: Chain<D> = Vec::new();
-                let capacity = (region == to && config.capacity.percent > 0).then(|| {
-                    Box::new(CapacityStep {
-                        group: group.clone(),
-                    }) as Box<dyn Step<D>>
-                });
-                match &config.reload.mode {
-                    ReloadMode::Refresh => {
-                        chain.extend(capacity);
-                        chain.push(Box::new(RefreshStep {
-                            group: group.clone(),
-                        }));
-                    }
-                    ReloadMode::RunCommand { .. } => {
-                        // The reload reads the group's instances before the raise: those
-                        // the raise launches come after the publish and read the new
-                        // value at boot, so only the ones already there are followed.
-                        chain.push(Box::new(ReloadSend {
-                            group: group.clone(),
-                        }));
-                        chain.extend(capacity);
-                        follow.push(vec![Box::new(ReloadFollow {
-                            group: group.clone(),
-                        }) as Box<dyn Step<D>>]);
-                    }
-                }
-                act.push(chain);
+            let mut plan = RegionPlan::new(region.clone());
+            for kind in kinds {
+                kind.plan(config, to, &mut plan);
             }
-            RegionPlan {
-                region: region.clone(),
-                prepare: vec![vec![Box::new(PublishStep {
-                    region: region.clone(),
-                }) as Box<dyn Step<D>>]],
-                act,
-                follow,
-            }
+            plan
         })
         .collect()
-}
-
-/// Writes the active-region parameter in one region.
-pub struct PublishStep {
-    pub region: Region,
-}
-
-impl<D: Deps> Step<D> for PublishStep {
-    fn planned(&self) -> (&'static str, String) {
-        ("publish", self.region.to_string())
-    }
-
-    fn done(&self, transition: &Transition) -> bool {
-        transition.published_in(&self.region)
-    }
-
-    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
-        Box::pin(async move {
-            let status = publish_one(cx.config, cx.ports, cx.transition, &self.region).await;
-            StepRecord::Publish {
-                region: self.region.clone(),
-                status,
-            }
-        })
-    }
-
-    fn missed(&self, error: String) -> StepRecord {
-        StepRecord::Publish {
-            region: self.region.clone(),
-            status: StepStatus::Failed { error },
-        }
-    }
 }
 
 /// How one region's pipeline runs in one invocation.
@@ -485,8 +319,8 @@ async fn run_stage<D: Deps>(
             }
             let started_at = cx.now();
             let record = step.run(cx).await;
-            if let Some(error) = record.failure() {
-                warn!(step = %step.name(), error = %error, "step failed; reconcile will retry it");
+            if let Some(error) = &record.error {
+                warn!(step = %step.name(), error = %error.message, error_kind = %error.kind, "step failed; reconcile will retry it");
             }
             lock(records).push(Ran {
                 name: step.name(),
@@ -592,9 +426,8 @@ impl<'a, D: Deps> Executor<'a, D> {
                         // goes on from it instead of starting over.
                         let recorded = records.iter().any(|ran| {
                             ran.name == name
-                                || (ran.record.key() == missed.key()
-                                    && std::mem::discriminant(&ran.record)
-                                        == std::mem::discriminant(&missed))
+                                || (ran.record.key == missed.key
+                                    && ran.record.kind == missed.kind)
                         });
                         if !step.done(transition) && !recorded {
                             // It may have started before the deadline cut it off.
@@ -686,7 +519,7 @@ impl<'a, D: Deps> Executor<'a, D> {
         completed: Option<&Transition>,
     ) -> Result<()> {
         for ran in records {
-            self.emit_step_metric(&ran.record);
+            self.emit_step_metric(ran);
         }
         // Completion implies a history record: write it first, so a crash before the
         // state says `completed` leaves the transition to be taken over, history and all.
@@ -731,23 +564,14 @@ impl<'a, D: Deps> Executor<'a, D> {
         Ok(())
     }
 
-    /// Capacity raised and reloads that needed the refresh safety net, as EMF counts per
-    /// group, so a dashboard or an alarm can watch them.
-    fn emit_step_metric(&self, record: &StepRecord) {
-        let name = match record {
-            StepRecord::Capacity {
-                status: CapacityStatus::Raised { .. },
-                ..
-            } => "CapacityRaised",
-            StepRecord::Reload { status, .. }
-                if status.status == crate::state::ReloadPhase::FellBack =>
-            {
-                "ReloadFellBack"
-            }
-            _ => return,
-        };
-        self.controller
-            .emit_metric(name, "Count", &[("Group", &record.key())]);
+    /// The counts a kind emits for its records (capacity raised, reloads that needed
+    /// the refresh safety net), as EMF per key, so a dashboard or an alarm can watch them.
+    fn emit_step_metric(&self, ran: &Ran) {
+        let entry = ran.entry();
+        if let Some(name) = crate::steps::info(ran.record.kind).and_then(|k| k.metric(&entry)) {
+            self.controller
+                .emit_metric(name, "Count", &[("Group", &ran.record.key)]);
+        }
     }
 }
 
@@ -761,7 +585,7 @@ impl<D: Deps> Controller<D> {
         failing_deadline: tokio::time::Instant,
         fresh: bool,
     ) -> Result<Transition> {
-        let plans = build::<D>(&self.config, &transition.to);
+        let plans = build::<D>(&self.config, &transition.to, &crate::steps::kinds());
         Executor::new(self)
             .run(&plans, transition, saved, failing_deadline, fresh)
             .await
@@ -789,7 +613,7 @@ impl<D: Deps> Controller<D> {
         let Some(transition) = current.value.transition.clone().filter(|t| t.completed) else {
             return Ok(Vec::new());
         };
-        let plans = build::<D>(&self.config, &transition.to);
+        let plans = build::<D>(&self.config, &transition.to, &crate::steps::kinds());
         let state = &current.value;
         let results = join_all(
             plans
@@ -837,37 +661,6 @@ impl<D: Deps> Controller<D> {
         }
         if let Err(e) = self.record_steps(None, epoch, &so_far, None).await {
             warn!(epoch, error = %e, "could not record the sent commands before following them");
-        }
-    }
-}
-
-/// Writes the active-region parameter of `transition` in `region`.
-pub(crate) async fn publish_one<D: Deps>(
-    config: &Config,
-    ports: &D,
-    transition: &Transition,
-    region: &Region,
-) -> StepStatus {
-    let name = &config.active_region_parameter;
-    let value = transition.to.as_str();
-    let description = format!(
-        "regionpilot epoch {}: {} -> {}",
-        transition.epoch, transition.from, transition.to
-    );
-    match ports
-        .parameters()
-        .put(region, name, value, &description)
-        .await
-    {
-        Ok(()) => {
-            info!(region = %region, parameter = %name, value, "published");
-            StepStatus::Published
-        }
-        Err(e) => {
-            warn!(region = %region, parameter = %name, error = %e, "publish failed");
-            StepStatus::Failed {
-                error: e.to_string(),
-            }
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::evidence::samples::Failing;
 use crate::ports::{ControlStore, Deps, Heartbeats, ParameterStore, RunLease};
 use crate::region::Region;
 use crate::state::{ControlState, FailbackProgress, HistoryRecord, StepStatus, TriggerInfo};
-use crate::transition::plan::{Ran, StepRecord};
+use crate::transition::plan::{Ran, Record};
 use crate::views::notices::{DataLossWindow, DetailType, HeldReport};
 
 /// The drain is polled quickly at first (replication usually lands within a second),
@@ -207,10 +207,7 @@ impl<D: Deps> Controller<D> {
             let records: Vec<Ran> = published
                 .iter()
                 .map(|region| {
-                    let record = StepRecord::Publish {
-                        region: region.clone(),
-                        status: StepStatus::Published,
-                    };
+                    let record = Record::of(region.to_string(), &StepStatus::Published);
                     Ran::at(format!("publish {region}"), record, now)
                 })
                 .collect();
@@ -220,37 +217,31 @@ impl<D: Deps> Controller<D> {
         // Every step of the latest transition that is not done yet: a region that was
         // down, a group that missed its capacity or reload, a Run Command still running.
         let epoch = state.epoch;
-        for Ran {
-            name: step, record, ..
-        } in self.finish_steps(&unreachable).await?
-        {
-            if let StepRecord::Reload { status, group } = &record {
-                // A Run Command still running, or one this run followed to a clean end:
-                // the transition's own course, not drift. (A fallback refresh is a
-                // repair, and reported as one.)
-                let was_running = state
-                    .transition
-                    .as_ref()
-                    .and_then(|t| t.reload.get(group))
-                    .is_some_and(|r| r.status == crate::state::ReloadPhase::InProgress);
-                let running = status.status == crate::state::ReloadPhase::InProgress
-                    && status.error.is_none();
-                let succeeded = matches!(
-                    status.status,
-                    crate::state::ReloadPhase::Succeeded | crate::state::ReloadPhase::NoInstances
-                );
-                if running || (was_running && succeeded) {
-                    report.following.push(record.summary(epoch));
-                    continue;
-                }
+        for ran in self.finish_steps(&unreachable).await? {
+            let record = &ran.record;
+            let entry = ran.entry();
+            let kind = crate::steps::info(record.kind);
+            let before = state
+                .transition
+                .as_ref()
+                .and_then(|t| t.step(record.kind, &record.key));
+            let summary = kind.map_or_else(
+                || format!("{}: {}", record.key, record.kind),
+                |k| k.summary(&entry, epoch),
+            );
+            if kind.is_some_and(|k| k.following(before, &entry)) {
+                report.following.push(summary);
+                continue;
             }
             report.drift.push(format!(
-                "{}: {step} not done for epoch {epoch}",
-                record.key()
+                "{}: {} not done for epoch {epoch}",
+                record.key, ran.name
             ));
-            match record.failure() {
-                Some(error) => report.failed.push(format!("{}: {error}", record.key())),
-                None => report.fixed.push(record.summary(epoch)),
+            match &record.error {
+                Some(error) => report
+                    .failed
+                    .push(format!("{}: {}", record.key, error.message)),
+                None => report.fixed.push(summary),
             }
         }
         // Completion implies a history record, unless writing it failed: write it now.

@@ -14,7 +14,6 @@ use crate::controller::Controller;
 use crate::error::Result;
 use crate::ports::{ControlStore, Deps, EventBus, Notice};
 use crate::state::{Millis, Transition};
-use crate::transition::plan::StepRecord;
 
 /// How many held notices one verifier run sends; the rest wait for the next run.
 const HELD_PER_RUN: usize = 50;
@@ -78,15 +77,18 @@ impl DataLossWindow {
 
 /// Each step of `t` with its outcome, for an event's detail.
 pub fn step_outcomes(t: &Transition) -> Vec<Value> {
-    StepRecord::all_of(t)
-        .iter()
-        .map(|record| {
-            json!({
-                "step": record.kind(),
-                "key": record.key(),
-                "ok": record.failure().is_none(),
-                "outcome": record.summary(t.epoch),
-            })
+    crate::views::in_plan_order(t)
+        .map(|(kind, entry)| {
+            let mut step = json!({
+                "step": kind.name(),
+                "key": entry.key,
+                "ok": entry.ok(),
+                "outcome": kind.summary(entry, t.epoch),
+            });
+            if let Some(error) = &entry.error {
+                step["error_kind"] = json!(error.kind);
+            }
+            step
         })
         .collect()
 }

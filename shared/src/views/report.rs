@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::ports::{ControlStore, Deps, ProbeResult};
 use crate::region::Region;
 use crate::state::{FailbackProgress, HistoryRecord, Millis, Transition, TriggerInfo};
-use crate::transition::plan::{StepRecord, step_key};
 use crate::views::notices::DataLossWindow;
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,12 +38,15 @@ pub struct TransitionReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepReport {
-    /// `publish`, `capacity`, `refresh` or `reload`.
+    /// The step's kind: `publish`, `capacity`, `refresh`, `reload`, ...
     pub step: &'static str,
     /// The region or group (`region/name`).
     pub key: String,
     pub ok: bool,
     pub outcome: String,
+    /// What kind of failure, when it failed (`timeout`, `access_denied`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<crate::error::ErrorKind>,
     pub started_at: Option<Millis>,
     pub ended_at: Option<Millis>,
     pub attempts: u32,
@@ -52,18 +54,20 @@ pub struct StepReport {
 
 impl TransitionReport {
     pub fn of(t: &Transition) -> Self {
-        let steps = StepRecord::all_of(t)
-            .iter()
-            .map(|record| {
-                let time = t.step_times.get(&step_key(record));
+        let steps = crate::views::in_plan_order(t)
+            .map(|(kind, entry)| {
+                // Entries migrated from a record without times ran an unknown number of
+                // times, at unknown times.
+                let timed = entry.runs > 0;
                 StepReport {
-                    step: record.kind(),
-                    key: record.key(),
-                    ok: record.failure().is_none(),
-                    outcome: record.summary(t.epoch),
-                    started_at: time.map(|t| t.started_at),
-                    ended_at: time.map(|t| t.ended_at),
-                    attempts: time.map_or(0, |t| t.attempts),
+                    step: kind.name(),
+                    key: entry.key.clone(),
+                    ok: entry.ok(),
+                    outcome: kind.summary(entry, t.epoch),
+                    error_kind: entry.error.as_ref().map(|e| e.kind),
+                    started_at: timed.then_some(entry.started_at),
+                    ended_at: timed.then_some(entry.ended_at),
+                    attempts: entry.runs,
                 }
             })
             .collect();
@@ -96,12 +100,8 @@ impl TransitionReport {
             lease_until: h.at,
             last_replicated_from_old: h.last_replicated_from_old,
             completed: false,
-            publish: Default::default(),
-            refreshes: Default::default(),
-            capacity: Default::default(),
-            reload: Default::default(),
+            steps: Vec::new(),
             previous_refresh_ids: Vec::new(),
-            step_times: Default::default(),
             forced: matches!(h.trigger, TriggerInfo::Manual { force: true, .. }),
             probes: Vec::new(),
             failback: None,

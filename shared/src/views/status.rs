@@ -160,9 +160,9 @@ impl<D: Deps> Controller<D> {
                 (Ok(list), Ok(capacity)) => GroupRefreshReport::Latest {
                     refresh: list.into_iter().next(),
                     capacity,
-                    capacity_step: transition.and_then(|t| t.capacity.get(&key).cloned()),
+                    capacity_step: transition.and_then(|t| t.outcome::<CapacityStatus>(&key)),
                     reload: transition
-                        .and_then(|t| t.reload.get(&key).cloned())
+                        .and_then(|t| t.outcome::<ReloadStatus>(&key))
                         .map(Box::new),
                 },
                 (Err(e), _) | (_, Err(e)) => GroupRefreshReport::Unreachable {
