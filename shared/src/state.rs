@@ -862,3 +862,103 @@ impl HistoryRecord {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::region;
+
+    /// A transition of the 2026-12 format with refreshes and a reload side by side: a
+    /// reload that fell back to a refresh was listed under `refreshes` too.
+    fn legacy_transition() -> serde_json::Value {
+        serde_json::json!({
+            "epoch": 3, "from": "us-east-1", "to": "us-west-2", "reason": "r",
+            "trigger": {"kind": "manual", "command": "failover", "force": false},
+            "started_at": 1000, "lease_until": 2000, "completed": true,
+            "publish": {"us-east-1": {"status": "failed", "error": "timed out"},
+                        "us-west-2": {"status": "published"}},
+            "refreshes": {"us-west-2/web": {"status": "started", "id": "fallback-1"},
+                          "us-west-2/api": {"status": "started", "id": "refresh-2"}},
+            "reload": {"us-west-2/web": {"status": "fell_back", "targeted": 2, "succeeded": 1,
+                       "failed": 1, "timed_out": 0, "pending": 0,
+                       "fallback_refresh": {"status": "started", "id": "fallback-1"}}},
+            "capacity": {},
+            "step_times": {"publish us-east-1": {"started_at": 1001, "ended_at": 1900, "attempts": 2},
+                           "publish us-west-2": {"started_at": 1001, "ended_at": 1010, "attempts": 1},
+                           "reload us-west-2/web": {"started_at": 1010, "ended_at": 1500, "attempts": 1}}
+        })
+    }
+
+    #[test]
+    fn a_transition_of_the_per_kind_format_reads_as_step_entries() {
+        let t: Transition = serde_json::from_value(legacy_transition()).unwrap();
+        let listed: Vec<String> = t
+            .steps
+            .iter()
+            .map(|e| format!("{} {}", e.kind, e.key))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "publish us-east-1",
+                "publish us-west-2",
+                "refresh us-west-2/api",
+                "reload us-west-2/web"
+            ],
+            "the fallback refresh is the reload's own, not a refresh entry"
+        );
+        let home = t.step("publish", "us-east-1").unwrap();
+        assert_eq!((home.started_at, home.ended_at, home.runs), (1001, 1900, 2));
+        assert_eq!(
+            home.error.as_ref().map(|e| e.message.as_str()),
+            Some("timed out")
+        );
+        assert!(t.published_in(&region("us-west-2")));
+        assert_eq!(t.failed_regions(), vec![region("us-east-1")]);
+        // No time was kept for the refresh: unknown, not invented.
+        assert_eq!(t.step("refresh", "us-west-2/api").unwrap().runs, 0);
+        let mut ids = t.refresh_ids();
+        ids.sort();
+        assert_eq!(ids, ["fallback-1", "refresh-2"]);
+        assert_eq!(t.revision(), 2 + 1 + 1 + 1, "runs, and completion");
+
+        // Written again it is entries only, and reads back the same.
+        let written = serde_json::to_value(&t).unwrap();
+        assert!(written.get("steps").is_some());
+        for gone in ["publish", "refreshes", "reload", "capacity", "step_times"] {
+            assert!(written.get(gone).is_none(), "{gone} written again");
+        }
+        let again: Transition = serde_json::from_value(written).unwrap();
+        assert_eq!(again, t);
+    }
+
+    #[test]
+    fn a_run_recorded_twice_counts_once_and_a_later_run_moves_the_end_on() {
+        let mut t: Transition = serde_json::from_value(legacy_transition()).unwrap();
+        let run = StepEntry::of("us-east-1".into(), &StepStatus::Published, 2000, 2100);
+        t.record(run.clone());
+        t.record(run);
+        let home = t.step("publish", "us-east-1").unwrap();
+        assert_eq!((home.started_at, home.ended_at, home.runs), (1001, 2100, 3));
+        assert!(
+            home.error.is_none(),
+            "the newer outcome replaces the failure"
+        );
+        t.record(StepEntry::of(
+            "us-west-2/web".into(),
+            &CapacityStatus::failed("no such group", ErrorKind::NotFound),
+            2200,
+            2300,
+        ));
+        let capacity = t.step("capacity", "us-west-2/web").unwrap();
+        assert_eq!(
+            capacity.error.as_ref().map(|e| e.kind),
+            Some(ErrorKind::NotFound)
+        );
+        assert_eq!(
+            t.steps.first().map(|e| e.kind.as_str()),
+            Some("capacity"),
+            "kept sorted"
+        );
+    }
+}
