@@ -41,7 +41,7 @@ pub struct StatusReport {
     pub scaled_up: BTreeMap<String, ScaledUp>,
     /// Every group's sizes as the verifier last recorded them.
     pub capacity_snapshot: BTreeMap<String, GroupSizes>,
-    pub last_transition: Option<Transition>,
+    pub last_transition: Option<TransitionView>,
     pub history: Vec<HistoryRecord>,
 }
 
@@ -200,7 +200,7 @@ impl<D: Deps> Controller<D> {
             auto_scaling_groups: groups.collect(),
             scaled_up: state.scaled_up.clone(),
             capacity_snapshot: state.capacity_snapshot.clone(),
-            last_transition: state.transition.clone(),
+            last_transition: state.transition.as_ref().map(TransitionView::of),
             history: history.iter().map(HistoryRecord::summary).collect(),
         };
         let mut response = self.simple(
@@ -211,5 +211,25 @@ impl<D: Deps> Controller<D> {
         );
         response.status = Some(report);
         Ok(response)
+    }
+}
+
+/// A transition as `status` shows it: as stored (its generic `steps`), with each kind's
+/// outcomes by key beside it (`publish`, `refreshes`, `capacity`, `reload`, ...), the
+/// fields people's scripts have always read.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransitionView {
+    #[serde(flatten)]
+    pub transition: Transition,
+    #[serde(flatten)]
+    pub by_kind: BTreeMap<&'static str, BTreeMap<String, serde_json::Value>>,
+}
+
+impl TransitionView {
+    pub fn of(t: &Transition) -> Self {
+        TransitionView {
+            transition: t.clone(),
+            by_kind: crate::views::answer_fields(t),
+        }
     }
 }
