@@ -54,11 +54,11 @@ pub struct GroupSizes {
 }
 
 impl GroupSizes {
-    pub fn of(info: &crate::ports::GroupInfo, at: Millis) -> Self {
+    pub fn of(sizes: &crate::transition::kind::Sizes, at: Millis) -> Self {
         GroupSizes {
-            min: info.min,
-            desired: info.desired,
-            max: info.max,
+            min: sizes.min,
+            desired: sizes.desired,
+            max: sizes.max,
             at,
         }
     }

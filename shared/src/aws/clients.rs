@@ -72,6 +72,34 @@ pub struct AwsClients {
     /// attempt under the probe timeout, so a dead endpoint costs one probe timeout before
     /// the next is tried. None without `TRAFFIC_SIGNAL=routing-control`.
     pub routing: Arc<RegionalClients<aws_sdk_route53recoverycluster::Client>>,
+    /// The shared configuration (credentials, timeouts, retries), the endpoint overrides
+    /// and the regions, for an adapter that builds its own clients ([`Self::regional`]).
+    base: SdkConfig,
+    endpoints: Arc<BTreeMap<Region, String>>,
+    regions: Vec<Region>,
+}
+
+impl AwsClients {
+    /// One client per region for a service whose adapter builds its own, with the same
+    /// timeouts and retries as every other client and the region's endpoint override:
+    /// `build` makes a client from the configuration placed in the region and the
+    /// override, if any. Built on first use, as the others are.
+    pub fn regional<C: Send + Sync + 'static>(
+        &self,
+        build: fn(&SdkConfig, Option<&str>) -> C,
+    ) -> Arc<RegionalClients<C>> {
+        let base = self.base.clone();
+        let endpoints = self.endpoints.clone();
+        Arc::new(RegionalClients::lazy(
+            self.regions.clone(),
+            move |region: &Region| {
+                build(
+                    &in_region(&base, region),
+                    endpoints.get(region).map(String::as_str),
+                )
+            },
+        ))
+    }
 }
 
 /// Loads the shared configuration (credentials are resolved on the first call) and
@@ -159,13 +187,16 @@ pub async fn build_clients(config: &Config) -> AwsClients {
         routing,
         ssm: regional!(aws_sdk_ssm, base, regions.clone()),
         autoscaling: regional!(aws_sdk_autoscaling, base, regions.clone()),
-        probe: regional!(aws_sdk_dynamodb, probe_base, regions),
+        probe: regional!(aws_sdk_dynamodb, probe_base, regions.clone()),
         control,
         events: regional!(
             aws_sdk_eventbridge,
             events_base,
             [config.own_region.clone()]
         ),
+        base,
+        endpoints,
+        regions,
     }
 }
 

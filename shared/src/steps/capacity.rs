@@ -17,14 +17,14 @@ use tracing::{info, warn};
 
 use crate::config::{Config, GroupRef};
 use crate::controller::Controller;
-use crate::error::{ErrorKind, Result};
-use crate::ports::{Deps, GroupInfo, ScalingGroups};
+use crate::error::{AwsError, ErrorKind, Result};
+use crate::ports::{Deps, ScalingGroups};
 use crate::region::Region;
 use crate::state::{
     CapacityStatus, ControlState, GroupSizes, Millis, ScaleInIntent, ScaledUp, StepEntry,
     Transition,
 };
-use crate::transition::kind::{KindInfo, StepKind};
+use crate::transition::kind::{BoxFuture, KindInfo, Scalable, Sizes, StepKind, counterpart_of};
 use crate::transition::plan::{Record, RegionPlan, Stage, Step, StepContext, StepFuture};
 
 /// The kind: the target region's groups raised, when `CAPACITY_PERCENT` is above 0.
@@ -81,16 +81,89 @@ impl KindInfo for Capacity {
 }
 
 impl<D: Deps> StepKind<D> for Capacity {
+    /// Every scalable target of the target region, whichever kind offers it (groups
+    /// here, services in `steps/ecs.rs`).
     fn plan(&self, config: &Config, to: &Region, plan: &mut RegionPlan<D>) {
         if &plan.region != to || config.capacity.percent == 0 {
             return;
         }
-        for group in config.groups_in(to) {
-            let step = Box::new(CapacityStep {
-                group: group.clone(),
-            });
-            plan.add(Stage::Act, &group.key(), step);
+        for target in scalables::<D>(config) {
+            if target.region() == to {
+                let key = target.key();
+                plan.add(Stage::Act, &key, Box::new(CapacityStep { target }));
+            }
         }
+    }
+
+    fn scalables(&self, config: &Config) -> Vec<Box<dyn Scalable<D>>> {
+        config
+            .auto_scaling_groups
+            .iter()
+            .map(|g| Box::new(GroupTarget(g.clone())) as Box<dyn Scalable<D>>)
+            .collect()
+    }
+}
+
+/// Every scalable target of every registered kind.
+pub fn scalables<D: Deps>(config: &Config) -> Vec<Box<dyn Scalable<D>>> {
+    crate::steps::kinds::<D>()
+        .into_iter()
+        .flat_map(|kind| kind.scalables(config))
+        .collect()
+}
+
+/// An Auto Scaling group as the capacity step sees it.
+pub struct GroupTarget(pub GroupRef);
+
+impl<D: Deps> Scalable<D> for GroupTarget {
+    fn key(&self) -> String {
+        self.0.key()
+    }
+
+    fn region(&self) -> &Region {
+        &self.0.region
+    }
+
+    fn resource(&self) -> String {
+        self.0.resource()
+    }
+
+    fn check(&self) -> &'static str {
+        "group_capacity"
+    }
+
+    fn max_name(&self) -> &'static str {
+        "MaxSize"
+    }
+
+    fn read_call(&self) -> (&'static str, &'static str) {
+        ("autoscaling", "DescribeAutoScalingGroups")
+    }
+
+    fn counterpart(&self, config: &Config, source: &Region) -> Option<Box<dyn Scalable<D>>> {
+        counterpart(&config.auto_scaling_groups, &self.0, source)
+            .map(|g| Box::new(GroupTarget(g.clone())) as Box<dyn Scalable<D>>)
+    }
+
+    fn sizes<'a>(
+        &'a self,
+        ports: &'a D,
+    ) -> BoxFuture<'a, std::result::Result<Option<Sizes>, AwsError>> {
+        Box::pin(async move {
+            Ok(ports.groups().describe(&self.0).await?.map(|info| Sizes {
+                min: info.min,
+                desired: info.desired,
+                max: info.max,
+            }))
+        })
+    }
+
+    fn set_desired<'a>(
+        &'a self,
+        ports: &'a D,
+        desired: i32,
+    ) -> BoxFuture<'a, std::result::Result<(), AwsError>> {
+        Box::pin(ports.groups().set_desired(&self.0, desired))
     }
 }
 
@@ -100,15 +173,7 @@ pub fn counterpart<'a>(
     group: &GroupRef,
     source: &Region,
 ) -> Option<&'a GroupRef> {
-    let in_source: Vec<&GroupRef> = groups.iter().filter(|g| &g.region == source).collect();
-    if let Some(same) = in_source.iter().find(|g| g.name == group.name) {
-        return Some(same);
-    }
-    let position = groups
-        .iter()
-        .filter(|g| g.region == group.region)
-        .position(|g| g == group)?;
-    in_source.get(position).copied()
+    counterpart_of(groups, group, source, |g| &g.region, |g| &g.name)
 }
 
 /// The desired capacity the rule asks for: `ceil(source × percent / 100)`.
@@ -128,7 +193,7 @@ pub enum Scale {
     AtMax { wanted: i32 },
 }
 
-pub fn decide(source_desired: i32, percent: u32, target: &GroupInfo) -> Scale {
+pub fn decide(source_desired: i32, percent: u32, target: &Sizes) -> Scale {
     let wanted = wanted(source_desired, percent);
     if target.desired >= wanted {
         return Scale::Sufficient { wanted };
@@ -145,55 +210,56 @@ pub fn decide(source_desired: i32, percent: u32, target: &GroupInfo) -> Scale {
     }
 }
 
-/// Raises one group of the target region to the capacity its counterpart had.
-pub struct CapacityStep {
-    pub group: GroupRef,
+/// Raises one group or service of the target region to the capacity its counterpart had.
+pub struct CapacityStep<D: Deps> {
+    pub target: Box<dyn Scalable<D>>,
 }
 
-impl<D: Deps> Step<D> for CapacityStep {
+impl<D: Deps> Step<D> for CapacityStep<D> {
     fn planned(&self) -> (&'static str, String) {
-        ("capacity", self.group.key())
+        ("capacity", self.target.key())
     }
 
     fn done(&self, transition: &Transition) -> bool {
         transition
-            .outcome::<CapacityStatus>(&self.group.key())
+            .outcome::<CapacityStatus>(&self.target.key())
             .is_some_and(|c| c.is_ok())
     }
 
     fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
         Box::pin(async move {
-            let status = raise(cx, &self.group).await;
-            Record::of(self.group.key(), &status)
+            let status = raise(cx, self.target.as_ref()).await;
+            Record::of(self.target.key(), &status)
         })
     }
 
     fn missed(&self, error: String) -> Record {
         Record::of(
-            self.group.key(),
+            self.target.key(),
             &CapacityStatus::failed(error, ErrorKind::Timeout),
         )
     }
 }
 
-async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacityStatus {
+async fn raise<D: Deps>(cx: &StepContext<'_, D>, target: &dyn Scalable<D>) -> CapacityStatus {
     let config = cx.config;
     let t = cx.transition;
-    let groups = cx.ports.groups();
-    let Some(source) = counterpart(&config.auto_scaling_groups, group, &t.from) else {
+    let key = target.key();
+    let Some(source) = target.counterpart(config, &t.from) else {
         return CapacityStatus::Skipped {
-            reason: format!("no counterpart group in {}", t.from),
+            reason: format!("no counterpart in {}", t.from),
         };
     };
+    let source_key = source.key();
     // The source may be the region that is down: one probe timeout for the live read (no
     // later than the failing region's deadline), then the snapshot. The target's own
-    // describe runs alongside.
+    // read runs alongside.
     let limit = tokio::time::Instant::now() + config.timeouts.probe;
     let deadline = cx.failing_deadline.map_or(limit, |d| d.min(limit));
-    let live = tokio::time::timeout_at(deadline, groups.describe(source));
-    let (live, target) = tokio::join!(live, groups.describe(group));
+    let live = tokio::time::timeout_at(deadline, source.sizes(cx.ports));
+    let (live, sizes) = tokio::join!(live, target.sizes(cx.ports));
     let (source_desired, origin) = match live {
-        Ok(Ok(Some(info))) => (info.desired, "live"),
+        Ok(Ok(Some(sizes))) => (sizes.desired, "live"),
         other => {
             let (why, kind) = match other {
                 Ok(Ok(None)) => ("does not exist".to_owned(), ErrorKind::NotFound),
@@ -203,9 +269,9 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
                     ErrorKind::Timeout,
                 ),
             };
-            match cx.state.capacity_snapshot.get(&source.key()) {
+            match cx.state.capacity_snapshot.get(&source_key) {
                 Some(sizes) => {
-                    info!(group = %group.key(), source = %source.key(), "source capacity from the snapshot: {why}");
+                    info!(target = %key, source = %source_key, "source capacity from the snapshot: {why}");
                     (sizes.desired, "snapshot")
                 }
                 None => {
@@ -213,8 +279,7 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
                     // once it answers.
                     return CapacityStatus::failed(
                         format!(
-                            "the capacity of {} is unknown: {why}, and no snapshot was recorded",
-                            source.key()
+                            "the capacity of {source_key} is unknown: {why}, and no snapshot was recorded"
                         ),
                         kind,
                     );
@@ -222,49 +287,48 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
             }
         }
     };
-    let target = match target {
-        Ok(Some(info)) => info,
+    let sizes = match sizes {
+        Ok(Some(sizes)) => sizes,
         Ok(None) => {
             return CapacityStatus::failed(
-                format!("{} does not exist", group.key()),
+                format!("{key}: {} does not exist", target.resource()),
                 ErrorKind::NotFound,
             );
         }
         Err(e) => return CapacityStatus::failed(e.to_string(), e.kind),
     };
     let percent = config.capacity.percent;
-    let (source, origin) = (source.key(), origin.to_owned());
-    match decide(source_desired, percent, &target) {
+    let origin = origin.to_owned();
+    match decide(source_desired, percent, &sizes) {
         Scale::Sufficient { wanted } => CapacityStatus::Sufficient {
-            desired: target.desired,
+            desired: sizes.desired,
             wanted,
             source: origin,
-            counterpart: source,
+            counterpart: source_key,
         },
         Scale::AtMax { wanted } => {
-            warn!(group = %group.key(), desired = target.desired, wanted, max = target.max, "capacity capped: the group is at MaxSize");
+            warn!(target = %key, desired = sizes.desired, wanted, max = sizes.max, "capacity capped: at its {}", target.max_name());
             CapacityStatus::AtMax {
-                desired: target.desired,
+                desired: sizes.desired,
                 wanted,
-                max: target.max,
+                max: sizes.max,
                 capped: true,
                 source: origin,
-                counterpart: source,
+                counterpart: source_key,
             }
         }
         Scale::Raise { to, wanted, capped } => {
             // Record what to return to before acting: a crash after the scale-up must not
             // lose the scale-in. The first scale-up's figure is kept.
-            let key = group.key();
             let scaled = ScaledUp {
-                previous_desired: target.desired,
+                previous_desired: sizes.desired,
                 epoch: t.epoch,
                 at: cx.now(),
                 scaling_in: None,
             };
             // Home is never scaled in by regionpilot (its own scaling policies own it): a
             // failback may raise it, and records nothing to undo.
-            let record = &group.region != config.home();
+            let record = target.region() != config.home();
             if record && let Err(e) = cx.writes.record_scale_up(&key, &scaled).await {
                 let kind = match &e {
                     crate::error::Error::Aws(aws) => aws.kind,
@@ -273,17 +337,17 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, group: &GroupRef) -> CapacitySt
                 };
                 return CapacityStatus::failed(format!("could not record the scale-up: {e}"), kind);
             }
-            match groups.set_desired(group, to).await {
+            match target.set_desired(cx.ports, to).await {
                 Ok(()) => {
-                    info!(group = %group.key(), previous = target.desired, desired = to, wanted, capped, "standby capacity raised");
+                    info!(target = %key, previous = sizes.desired, desired = to, wanted, capped, "standby capacity raised");
                     CapacityStatus::Raised {
-                        previous: target.desired,
+                        previous: sizes.desired,
                         desired: to,
                         wanted,
-                        max: target.max,
+                        max: sizes.max,
                         capped,
                         source: origin,
-                        counterpart: source,
+                        counterpart: source_key,
                     }
                 }
                 Err(e) => CapacityStatus::failed(e.to_string(), e.kind),
@@ -297,12 +361,12 @@ impl<D: Deps> Controller<D> {
     /// clears the intent; a failure leaves the intent for the next run.
     async fn restore_scale_in(
         &self,
-        group: &GroupRef,
+        target: &dyn Scalable<D>,
         intent: &ScaleInIntent,
         report: &mut CapacityReport,
     ) -> Result<()> {
-        let key = group.key();
-        match self.ports.groups().set_desired(group, intent.from).await {
+        let key = target.key();
+        match target.set_desired(&self.ports, intent.from).await {
             Ok(()) => {
                 info!(group = %key, desired = intent.from, "scale-in overtaken by a switch; capacity put back");
                 report.restored.push(format!(
@@ -395,22 +459,23 @@ impl<D: Deps> Controller<D> {
     /// falls back on when its source cannot be described), and scales in what is due.
     pub async fn capacity_round(&self, state: &ControlState) -> Result<CapacityReport> {
         let mut report = CapacityReport::default();
-        let groups = self.ports.groups();
+        let targets: BTreeMap<String, Box<dyn Scalable<D>>> = scalables::<D>(&self.config)
+            .into_iter()
+            .map(|t| (t.key(), t))
+            .collect();
         let described = join_all(
-            self.config
-                .auto_scaling_groups
+            targets
                 .iter()
-                .map(|g| async move { (g, groups.describe(g).await) }),
+                .map(|(key, t)| async move { (key.clone(), t.sizes(&self.ports).await) }),
         )
         .await;
         let now = self.now();
-        // Each group as described this run; the scale-ins below use the same answers.
-        let described: BTreeMap<String, _> =
-            described.into_iter().map(|(g, r)| (g.key(), r)).collect();
+        // Each target as read this run; the scale-ins below use the same answers.
+        let described: BTreeMap<String, _> = described.into_iter().collect();
         let sizes: BTreeMap<&String, GroupSizes> = described
             .iter()
             .filter_map(|(key, result)| match result {
-                Ok(Some(info)) => Some((key, GroupSizes::of(info, now))),
+                Ok(Some(sizes)) => Some((key, GroupSizes::of(sizes, now))),
                 _ => None,
             })
             .collect();
@@ -441,13 +506,10 @@ impl<D: Deps> Controller<D> {
                 .scaling_in
                 .as_ref()
                 .filter(|i| i.epoch != state.epoch)
-                && let Some(group) = self
-                    .config
-                    .auto_scaling_groups
-                    .iter()
-                    .find(|g| &g.key() == key)
+                && let Some(target) = targets.get(key)
             {
-                self.restore_scale_in(group, intent, &mut report).await?;
+                self.restore_scale_in(target.as_ref(), intent, &mut report)
+                    .await?;
             }
         }
         let round = crate::evidence::health::probe_round(
@@ -467,12 +529,7 @@ impl<D: Deps> Controller<D> {
         report.waiting = waiting;
         let mut finished = Vec::new();
         for scale_in in due {
-            let Some(group) = self
-                .config
-                .auto_scaling_groups
-                .iter()
-                .find(|g| g.key() == scale_in.group)
-            else {
+            let Some(target) = targets.get(&scale_in.group) else {
                 // No longer configured: nothing regionpilot may touch.
                 finished.push(scale_in.group.clone());
                 continue;
@@ -527,7 +584,7 @@ impl<D: Deps> Controller<D> {
                 ));
                 continue;
             }
-            if let Err(e) = groups.set_desired(group, to).await {
+            if let Err(e) = target.set_desired(&self.ports, to).await {
                 // It may have been applied all the same: the intent stays, so the next
                 // run finds the group scaled in and forgets the record, or decides again,
                 // or (a switch having landed) puts it back.
@@ -537,7 +594,8 @@ impl<D: Deps> Controller<D> {
             let after = self.load().await?.value;
             if after.epoch != state.epoch || after.active_region != state.active_region {
                 warn!(group = %scale_in.group, from = info.desired, to, "a switch landed during the scale-in; putting the group back");
-                self.restore_scale_in(group, &intent, &mut report).await?;
+                self.restore_scale_in(target.as_ref(), &intent, &mut report)
+                    .await?;
                 continue;
             }
             info!(group = %scale_in.group, from = info.desired, to, "scaled back in after the scale-in delay");
@@ -580,14 +638,11 @@ mod tests {
         }
     }
 
-    fn info(desired: i32, max: i32) -> GroupInfo {
-        GroupInfo {
+    fn info(desired: i32, max: i32) -> Sizes {
+        Sizes {
             min: 1,
             desired,
             max,
-            instances: desired as u32,
-            in_service: desired as u32,
-            members: Vec::new(),
         }
     }
 

@@ -3,13 +3,19 @@
 //! read in reports, events, the failover's answer and reconcile. The executor and the
 //! views know kinds only through this trait.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::error::AwsError;
 use crate::ports::Deps;
 use crate::region::Region;
 use crate::state::StepEntry;
 use crate::transition::plan::RegionPlan;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// How a kind's records read, whatever the ports: reports, events, the answer, reconcile.
 pub trait KindInfo: Send + Sync {
@@ -42,11 +48,91 @@ pub trait KindInfo: Send + Sync {
     }
 }
 
-/// A kind of step: how it plans itself into a transition to `to`.
+/// A kind of step: how it plans itself into a transition to `to`, what it offers the
+/// capacity step, and what `status` shows of it.
 pub trait StepKind<D: Deps>: KindInfo {
     /// Adds this kind's steps for `plan.region` (per region, group or service). The
     /// dry run describes the plan this builds, so the two cannot drift.
     fn plan(&self, config: &Config, to: &Region, plan: &mut RegionPlan<D>);
+
+    /// What this kind runs on that has a desired count: the capacity step raises the
+    /// target region's for a switch, the verifier snapshots them all and scales them in
+    /// later, and readiness checks their maximum, all by one implementation.
+    fn scalables(&self, _config: &Config) -> Vec<Box<dyn Scalable<D>>> {
+        Vec::new()
+    }
+
+    /// What `status` shows of this kind, under the field it names (`None`: nothing). It
+    /// is read in the same concurrent round as the control state, so it reads AWS only.
+    fn status<'a>(
+        &'a self,
+        _config: &'a Config,
+        _ports: &'a D,
+    ) -> BoxFuture<'a, Option<(&'static str, Value)>> {
+        Box::pin(async { None })
+    }
+}
+
+/// The sizes the capacity rule reads. An ECS service's `max` is its Application Auto
+/// Scaling target's `MaxCapacity` (`i32::MAX` without one), its `min` the target's
+/// `MinCapacity` (0 without one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    pub min: i32,
+    pub desired: i32,
+    pub max: i32,
+}
+
+/// Something with a desired count that a switch raises to its counterpart's: an Auto
+/// Scaling group, an ECS service.
+pub trait Scalable<D: Deps>: Send + Sync {
+    /// Its key in records, the snapshot and `scaled_up`: `region/name` for a group,
+    /// `region/cluster/service` for a service.
+    fn key(&self) -> String;
+
+    fn region(&self) -> &Region;
+
+    /// What it is, in an operator's words: `the Auto Scaling group web`.
+    fn resource(&self) -> String;
+
+    /// The readiness check of its maximum: `group_capacity`, `service_capacity`.
+    fn check(&self) -> &'static str;
+
+    /// What its maximum is called: `MaxSize`, `MaxCapacity`.
+    fn max_name(&self) -> &'static str;
+
+    /// The service and operation that read its sizes, for an error naming them.
+    fn read_call(&self) -> (&'static str, &'static str);
+
+    /// The one in `source` that stands for it: same name, else same position among its
+    /// region's own.
+    fn counterpart(&self, config: &Config, source: &Region) -> Option<Box<dyn Scalable<D>>>;
+
+    /// Its sizes now; `None` if it does not exist.
+    fn sizes<'a>(&'a self, ports: &'a D) -> BoxFuture<'a, Result<Option<Sizes>, AwsError>>;
+
+    fn set_desired<'a>(&'a self, ports: &'a D, desired: i32)
+    -> BoxFuture<'a, Result<(), AwsError>>;
+}
+
+/// The item in `all` that stands for `item` in `source`: same name, else the one at the
+/// same position among `source`'s own. How groups and services find their counterparts.
+pub fn counterpart_of<'a, T: PartialEq>(
+    all: &'a [T],
+    item: &T,
+    source: &Region,
+    region: impl Fn(&T) -> &Region,
+    name: impl Fn(&T) -> &str,
+) -> Option<&'a T> {
+    let in_source: Vec<&T> = all.iter().filter(|t| region(t) == source).collect();
+    if let Some(same) = in_source.iter().find(|t| name(t) == name(item)) {
+        return Some(same);
+    }
+    let position = all
+        .iter()
+        .filter(|t| region(t) == region(item))
+        .position(|t| t == item)?;
+    in_source.get(position).copied()
 }
 
 /// The kind named `name` among `kinds`.

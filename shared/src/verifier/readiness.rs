@@ -26,15 +26,15 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::config::GroupRef;
+use crate::config::Config;
 use crate::controller::Controller;
 use crate::error::AwsError;
 use crate::evidence::health::within;
-use crate::ports::{ControlStore, Deps, GroupInfo, HealthProbe, Heartbeats, ParameterStore};
-use crate::ports::{ProbeResult, ScalingGroups};
+use crate::ports::{ControlStore, Deps, HealthProbe, Heartbeats, ParameterStore, ProbeResult};
 use crate::region::Region;
 use crate::state::{ControlState, Millis};
-use crate::steps::capacity::{Scale, counterpart, decide};
+use crate::steps::capacity::{Scale, decide, scalables};
+use crate::transition::kind::{Scalable, Sizes};
 
 /// The checks' names, as `status` and the verifier's answer show them.
 pub const PARAMETER: &str = "parameter";
@@ -116,27 +116,36 @@ pub fn due(previous: Option<&Readiness>, now: Millis, interval: Duration) -> boo
         .is_none_or(|r| now < r.evaluated_at || now - r.evaluated_at >= interval.as_millis() as u64)
 }
 
-/// The `group_capacity` check of `group` against `active`: exists, and outside the active
-/// region, a failover there would not be capped by MaxSize. `described` holds every
-/// configured group as described this round; `state` holds the snapshot a failover falls
-/// back on when the active region's group cannot be described.
-pub fn group_check(
-    group: &GroupRef,
-    groups: &[GroupRef],
+/// The capacity check of one scalable target (`group_capacity` for a group,
+/// `service_capacity` for a service) against `active`: it exists, and outside the active
+/// region a failover there would not be capped by its maximum (`MaxSize`,
+/// `MaxCapacity`). `described` holds every target as read this round; `state` holds the
+/// snapshot a failover falls back on when the active region's counterpart cannot be read.
+pub fn capacity_check<D: Deps>(
+    target: &dyn Scalable<D>,
+    config: &Config,
     active: &Region,
-    percent: u32,
-    described: &BTreeMap<String, Result<Option<GroupInfo>, AwsError>>,
+    described: &BTreeMap<String, Result<Option<Sizes>, AwsError>>,
     state: &ControlState,
 ) -> ReadinessCheck {
-    let key = group.key();
-    let region = &group.region;
-    let check = |passed, reason| ReadinessCheck::new(GROUP_CAPACITY, key.clone(), passed, reason);
-    let target = match described.get(&key) {
-        Some(Ok(Some(info))) => info,
+    let key = target.key();
+    let region = target.region();
+    let percent = config.capacity.percent;
+    let max_name = target.max_name();
+    let max_text = |max: i32| {
+        if max == i32::MAX {
+            format!("no {max_name}")
+        } else {
+            format!("{max_name} {max}")
+        }
+    };
+    let check = |passed, reason| ReadinessCheck::new(target.check(), key.clone(), passed, reason);
+    let sizes = match described.get(&key) {
+        Some(Ok(Some(sizes))) => sizes,
         Some(Ok(None)) => {
             return check(
                 false,
-                format!("{key}: {} does not exist in {region}", group.resource()),
+                format!("{key}: {} does not exist in {region}", target.resource()),
             );
         }
         Some(Err(e)) => return check(false, format!("{key}: {e}")),
@@ -146,8 +155,9 @@ pub fn group_check(
         return check(
             true,
             format!(
-                "{key}: exists in the active region (desired {}, MaxSize {})",
-                target.desired, target.max
+                "{key}: exists in the active region (desired {}, {})",
+                sizes.desired,
+                max_text(sizes.max)
             ),
         );
     }
@@ -159,17 +169,17 @@ pub fn group_check(
             ),
         );
     }
-    let Some(source) = counterpart(groups, group, active) else {
+    let Some(source) = target.counterpart(config, active) else {
         return check(
             true,
             format!(
-                "{key}: exists; it has no counterpart group in {active}, so a failover to {region} leaves its capacity alone"
+                "{key}: exists; it has no counterpart in {active}, so a failover to {region} leaves its capacity alone"
             ),
         );
     };
     let source_key = source.key();
     let (source_desired, origin) = match described.get(&source_key) {
-        Some(Ok(Some(info))) => (info.desired, String::new()),
+        Some(Ok(Some(sizes))) => (sizes.desired, String::new()),
         other => {
             let why = match other {
                 Some(Ok(None)) => format!("{source_key} does not exist"),
@@ -177,8 +187,8 @@ pub fn group_check(
                 _ => format!("{source_key} was not described"),
             };
             match state.capacity_snapshot.get(&source_key) {
-                Some(sizes) => (
-                    sizes.desired,
+                Some(snapshot) => (
+                    snapshot.desired,
                     format!(", as the verifier's snapshot recorded it: {why}"),
                 ),
                 None => {
@@ -194,7 +204,7 @@ pub fn group_check(
     };
     let because =
         format!("CAPACITY_PERCENT {percent} of {source_key}'s desired {source_desired}{origin}");
-    match decide(source_desired, percent, target) {
+    match decide(source_desired, percent, sizes) {
         Scale::Sufficient { wanted }
         | Scale::Raise {
             wanted,
@@ -203,8 +213,8 @@ pub fn group_check(
         } => check(
             true,
             format!(
-                "{key}: MaxSize {} covers the {wanted} a failover to {region} would ask for ({because})",
-                target.max
+                "{key}: {} covers the {wanted} a failover to {region} would ask for ({because})",
+                max_text(sizes.max)
             ),
         ),
         Scale::AtMax { wanted }
@@ -215,8 +225,8 @@ pub fn group_check(
         } => check(
             false,
             format!(
-                "{key}: MaxSize {} is below the {wanted} a failover to {region} would ask for ({because})",
-                target.max
+                "{key}: {} is below the {wanted} a failover to {region} would ask for ({because})",
+                max_text(sizes.max)
             ),
         ),
     }
@@ -292,7 +302,7 @@ impl<D: Deps> Controller<D> {
         let active = &state.active_region;
         let (parameters, groups, canaries, lags, pitr) = tokio::join!(
             self.parameter_checks(active),
-            self.group_checks(state),
+            self.capacity_checks(state),
             self.canary_checks(),
             self.lag_checks(active),
             self.pitr_check(),
@@ -337,32 +347,33 @@ impl<D: Deps> Controller<D> {
         .await
     }
 
-    async fn group_checks(&self, state: &ControlState) -> Vec<ReadinessCheck> {
-        let groups = &self.config.auto_scaling_groups;
+    /// The capacity check of every scalable target (groups, services), each read once.
+    async fn capacity_checks(&self, state: &ControlState) -> Vec<ReadinessCheck> {
+        let targets = scalables::<D>(&self.config);
         let budget = self.config.timeouts.call_budget();
-        let described: BTreeMap<String, Result<Option<GroupInfo>, AwsError>> =
-            join_all(groups.iter().map(|g| async move {
-                let info = within(
+        let described: BTreeMap<String, Result<Option<Sizes>, AwsError>> =
+            join_all(targets.iter().map(|t| async move {
+                let (service, operation) = t.read_call();
+                let sizes = within(
                     Instant::now() + budget,
-                    "autoscaling",
-                    "DescribeAutoScalingGroups",
-                    &g.region,
-                    self.ports.groups().describe(g),
+                    service,
+                    operation,
+                    t.region(),
+                    t.sizes(&self.ports),
                 )
                 .await;
-                (g.key(), info)
+                (t.key(), sizes)
             }))
             .await
             .into_iter()
             .collect();
-        groups
+        targets
             .iter()
-            .map(|g| {
-                group_check(
-                    g,
-                    groups,
+            .map(|t| {
+                capacity_check(
+                    t.as_ref(),
+                    &self.config,
                     &state.active_region,
-                    self.config.capacity.percent,
                     &described,
                     state,
                 )

@@ -306,13 +306,17 @@ fn the_capacity_check_follows_the_capacity_rule_in_every_case() {
     let config = config_with(&[]);
     let groups = &config.auto_scaling_groups;
     let standby = &groups[1];
-    let sizes = |min, desired, max| GroupInfo {
-        min,
-        desired,
-        max,
-        instances: 0,
-        in_service: 0,
-        members: Vec::new(),
+    let sizes = |min, desired, max| Sizes { min, desired, max };
+    // The check of `group` with CAPACITY_PERCENT at `percent`, against us-east-1.
+    let group_check = |group: &crate::config::GroupRef,
+                       config: &crate::config::Config,
+                       percent: u32,
+                       described: &BTreeMap<String, Result<Option<Sizes>, AwsError>>,
+                       state: &ControlState| {
+        let mut config = config.clone();
+        config.capacity.percent = percent;
+        let target = crate::steps::capacity::GroupTarget(group.clone());
+        capacity_check::<FakePorts>(&target, &config, &region("us-east-1"), described, state)
     };
     let timeout =
         |r: &str| AwsError::deadline("autoscaling", "DescribeAutoScalingGroups", &region(r));
@@ -329,7 +333,7 @@ fn the_capacity_check_follows_the_capacity_rule_in_every_case() {
     let empty = ControlState::initial(region("us-east-1"));
     type Case<'a> = (
         &'a str,
-        Vec<(&'a str, Result<Option<GroupInfo>, AwsError>)>,
+        Vec<(&'a str, Result<Option<Sizes>, AwsError>)>,
         u32,
         &'a ControlState,
         bool,
@@ -423,18 +427,11 @@ fn the_capacity_check_follows_the_capacity_rule_in_every_case() {
         ),
     ];
     for (name, described, percent, state, passed, fragment) in cases {
-        let described: BTreeMap<String, Result<Option<GroupInfo>, AwsError>> = described
+        let described: BTreeMap<String, Result<Option<Sizes>, AwsError>> = described
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        let check = group_check(
-            standby,
-            groups,
-            &region("us-east-1"),
-            percent,
-            &described,
-            state,
-        );
+        let check = group_check(standby, &config, percent, &described, state);
         assert_eq!(check.passed, passed, "{name}: {check:?}");
         assert!(check.reason.contains(fragment), "{name}: {}", check.reason);
         assert_eq!(check.subject, STANDBY);
@@ -449,28 +446,14 @@ fn the_capacity_check_follows_the_capacity_rule_in_every_case() {
         .iter()
         .map(|g| (g.key(), Ok(Some(sizes(1, 1, 1)))))
         .collect();
-    let check = group_check(
-        &groups[2],
-        groups,
-        &region("us-east-1"),
-        100,
-        &described,
-        &empty,
-    );
+    let check = group_check(&groups[2], &config, 100, &described, &empty);
     assert!(check.passed, "{check:?}");
     assert!(
-        check.reason.contains("no counterpart group in us-east-1"),
+        check.reason.contains("no counterpart in us-east-1"),
         "{check:?}"
     );
     // Same position, different name: web-b stands for web-a.
-    let check = group_check(
-        &groups[1],
-        groups,
-        &region("us-east-1"),
-        100,
-        &described,
-        &empty,
-    );
+    let check = group_check(&groups[1], &config, 100, &described, &empty);
     assert!(
         check.reason.contains("us-east-1/web-a's desired 1"),
         "{check:?}"

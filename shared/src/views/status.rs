@@ -43,6 +43,9 @@ pub struct StatusReport {
     pub capacity_snapshot: BTreeMap<String, GroupSizes>,
     pub last_transition: Option<TransitionView>,
     pub history: Vec<HistoryRecord>,
+    /// What each further kind of step shows, under its own field (`ecs_services`, ...).
+    #[serde(flatten)]
+    pub kinds: BTreeMap<&'static str, serde_json::Value>,
 }
 
 /// Where a status answer's control state came from.
@@ -108,11 +111,14 @@ impl<D: Deps> Controller<D> {
             let (refreshes, sizes) = tokio::join!(groups.refreshes(g), groups.describe(g));
             (g.key(), refreshes, sizes)
         }));
-        let (current, params, groups, history) = futures::join!(
+        let kinds = crate::steps::kinds::<D>();
+        let kinds = join_all(kinds.iter().map(|k| k.status(&self.config, &self.ports)));
+        let (current, params, groups, history, kinds) = futures::join!(
             self.load(),
             params,
             groups,
-            self.ports.control().history(10)
+            self.ports.control().history(10),
+            kinds
         );
         // A replica cut off from the others (multi-Region strong consistency) answers a
         // strongly consistent read with a 500 but still serves eventually consistent
@@ -202,6 +208,7 @@ impl<D: Deps> Controller<D> {
             capacity_snapshot: state.capacity_snapshot.clone(),
             last_transition: state.transition.as_ref().map(TransitionView::of),
             history: history.iter().map(HistoryRecord::summary).collect(),
+            kinds: kinds.into_iter().flatten().collect(),
         };
         let mut response = self.simple(
             Outcome::Status,
