@@ -12,7 +12,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 # Every service module patches moto when imported.
-from emulation import autoscaling, dynamodb, replication, run_command, speed  # noqa: F401
+from emulation import autoscaling, dynamodb, ecs, replication, run_command, speed  # noqa: F401
 from emulation import mrsc
 from emulation.replication import Outbound, _outbound, _replicated_tables
 from emulation.faults import FaultInjector

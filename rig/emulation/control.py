@@ -14,6 +14,7 @@ from .run_command import _instance_faults
 from .replication import _apply, _outbound
 from .faults import _faults, _faults_lock
 from .mrsc import _mrsc_status, _set_isolated
+from .ecs import _fail_next, _tasks_report
 
 
 def _control_server(region: str, port: int) -> None:
@@ -38,6 +39,8 @@ def _control_server(region: str, port: int) -> None:
                 self._reply(200, _instances_report(region))
             elif self.path == "/mrsc":
                 self._reply(200, _mrsc_status())
+            elif self.path == "/ecs/tasks":
+                self._reply(200, _tasks_report(region))
             else:
                 self._reply(200, self._status())
 
@@ -69,6 +72,8 @@ def _control_server(region: str, port: int) -> None:
                     self._reply(200, {"group": group, **fault})
                 elif self.path == "/mrsc":
                     self._reply(200, _set_isolated(body))
+                elif self.path == "/ecs/fail":
+                    self._reply(200, _fail_next(region, body))
                 elif self.path == "/replication":
                     peer = _outbound[body["to"]]
                     with peer.cond:

@@ -173,7 +173,7 @@ pub fn counterpart<'a>(
     group: &GroupRef,
     source: &Region,
 ) -> Option<&'a GroupRef> {
-    counterpart_of(groups, group, source, |g| &g.region, |g| &g.name)
+    counterpart_of(groups, group, source, |g| &g.region, |g| g.name.clone())
 }
 
 /// The desired capacity the rule asks for: `ceil(source × percent / 100)`.

@@ -122,7 +122,7 @@ pub fn counterpart_of<'a, T: PartialEq>(
     item: &T,
     source: &Region,
     region: impl Fn(&T) -> &Region,
-    name: impl Fn(&T) -> &str,
+    name: impl Fn(&T) -> String,
 ) -> Option<&'a T> {
     let in_source: Vec<&T> = all.iter().filter(|t| region(t) == source).collect();
     if let Some(same) = in_source.iter().find(|t| name(t) == name(item)) {
