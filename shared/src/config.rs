@@ -291,6 +291,8 @@ pub struct Config {
     pub own_region: Region,
     pub active_region_parameter: String,
     pub auto_scaling_groups: Vec<GroupRef>,
+    /// `ECS_SERVICES`: each service in each region it runs in.
+    pub ecs_services: Vec<ServiceRef>,
     pub control_table: String,
     pub health_table: String,
     pub health_key: HealthKey,
@@ -340,6 +342,13 @@ impl Config {
 
     pub fn contains(&self, region: &Region) -> bool {
         self.regions.contains(region)
+    }
+
+    /// The ECS services of `region`, in configured order.
+    pub fn services_in<'a>(&'a self, region: &'a Region) -> impl Iterator<Item = &'a ServiceRef> {
+        self.ecs_services
+            .iter()
+            .filter(move |s| &s.region == region)
     }
 
     /// The Auto Scaling groups of `region`, in configured order.
@@ -400,15 +409,33 @@ impl Config {
             get("AUTO_SCALING_GROUPS").as_deref().unwrap_or(""),
             &regions,
         )?;
-        let projected = projected_state_bytes(auto_scaling_groups.len());
+        let ecs_services = parse_services(get("ECS_SERVICES").as_deref().unwrap_or(""), &regions)?;
+        if let Some(both) = ecs_services
+            .iter()
+            .find(|s| auto_scaling_groups.iter().any(|g| g.key() == s.key()))
+        {
+            return Err(Error::Config {
+                variable: "ECS_SERVICES",
+                problem: format!(
+                    "{} is also an Auto Scaling group's key (AUTO_SCALING_GROUPS); their records would collide",
+                    both.key()
+                ),
+            });
+        }
+        // A service records as much as a group: capacity, deployment, snapshot.
+        let targets = auto_scaling_groups.len() + ecs_services.len();
+        let projected = projected_state_bytes(targets);
         if projected > ITEM_LIMIT_BYTES * ITEM_BUDGET_PERCENT / 100 {
             let most = (ITEM_LIMIT_BYTES * ITEM_BUDGET_PERCENT / 100 - STATE_BASE_BYTES)
                 / STATE_BYTES_PER_GROUP;
             return Err(Error::Config {
-                variable: "AUTO_SCALING_GROUPS",
+                variable: if ecs_services.is_empty() {
+                    "AUTO_SCALING_GROUPS"
+                } else {
+                    "ECS_SERVICES"
+                },
                 problem: format!(
-                    "{} groups make a control state item of up to {} KB at a switch, over {ITEM_BUDGET_PERCENT} % of DynamoDB's {} KB item limit (a write over it would fail every switch); use at most {most} groups per stack",
-                    auto_scaling_groups.len(),
+                    "{targets} groups and services make a control state item of up to {} KB at a switch, over {ITEM_BUDGET_PERCENT} % of DynamoDB's {} KB item limit (a write over it would fail every switch); use at most {most} groups and services (AUTO_SCALING_GROUPS, ECS_SERVICES) per stack",
                     projected / 1024,
                     ITEM_LIMIT_BYTES / 1024
                 ),
@@ -622,6 +649,7 @@ impl Config {
             own_region,
             active_region_parameter,
             auto_scaling_groups,
+            ecs_services,
             control_table,
             health_table,
             health_key,
@@ -884,6 +912,90 @@ fn parse_groups(text: &str, regions: &[Region]) -> Result<Vec<GroupRef>> {
         groups.push(group);
     }
     Ok(groups)
+}
+
+/// An ECS service in one region (`ECS_SERVICES`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceRef {
+    pub region: Region,
+    pub cluster: String,
+    pub service: String,
+}
+
+impl ServiceRef {
+    /// `region/cluster/service`: its key in answers and the control state.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.region, self.cluster, self.service)
+    }
+
+    /// `cluster/service`, as `ECS_SERVICES` names it: what counterparts share.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.cluster, self.service)
+    }
+
+    /// In an operator's words.
+    pub fn resource(&self) -> String {
+        format!("the ECS service {}", self.path())
+    }
+
+    /// Its Application Auto Scaling `ResourceId`.
+    pub fn scaling_resource_id(&self) -> String {
+        format!("service/{}", self.path())
+    }
+}
+
+/// `ECS_SERVICES`: comma-separated `region=cluster/service` entries, or bare
+/// `cluster/service` entries meaning that service in every region.
+fn parse_services(text: &str, regions: &[Region]) -> Result<Vec<ServiceRef>> {
+    let bad = |problem: String| Error::Config {
+        variable: "ECS_SERVICES",
+        problem,
+    };
+    let mut services = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (in_regions, path) = match entry.split_once('=') {
+            Some((region, path)) => {
+                let region = Region::parse(region.trim()).map_err(bad)?;
+                if !regions.contains(&region) {
+                    return Err(bad(format!("{region} is not one of REGIONS")));
+                }
+                (vec![region], path.trim())
+            }
+            None => (regions.to_vec(), entry),
+        };
+        let Some((cluster, service)) = path.split_once('/') else {
+            return Err(bad(format!(
+                "{:?} is not cluster/service or region=cluster/service",
+                crate::text::clip(entry, 60)
+            )));
+        };
+        for name in [cluster, service] {
+            let valid = !name.is_empty()
+                && name.len() <= 255
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                return Err(bad(format!(
+                    "{:?} in {:?} is not an ECS cluster or service name (letters, digits, - and _, at most 255)",
+                    crate::text::clip(name, 40),
+                    crate::text::clip(entry, 60)
+                )));
+            }
+        }
+        for region in in_regions {
+            let service = ServiceRef {
+                region,
+                cluster: cluster.to_owned(),
+                service: service.to_owned(),
+            };
+            if services.contains(&service) {
+                return Err(bad(format!("{} is listed twice", service.key())));
+            }
+            services.push(service);
+        }
+    }
+    Ok(services)
 }
 
 fn check_group_name(name: &str) -> std::result::Result<(), String> {

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{GroupRef, RefreshPreferences};
+use crate::config::{GroupRef, RefreshPreferences, ServiceRef};
 use crate::error::{AwsError, ErrorKind, Result};
 use crate::evidence::samples::ProbeSamples;
 use crate::region::Region;
@@ -323,8 +323,67 @@ impl Clock for SystemClock {
     }
 }
 
+/// An ECS service as DescribeServices reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceInfo {
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    /// The PRIMARY deployment first, then the ACTIVE ones still draining.
+    pub deployments: Vec<DeploymentInfo>,
+}
+
+/// One deployment of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeploymentInfo {
+    pub id: String,
+    /// `PRIMARY`, `ACTIVE` or `INACTIVE`.
+    pub status: String,
+    /// `IN_PROGRESS`, `COMPLETED` or `FAILED` (the deployment circuit breaker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_state: Option<String>,
+    /// ECS's `rolloutStateReason`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Millis>,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    pub failed_tasks: i32,
+}
+
+/// ECS services (`ECS_SERVICES`) and their Application Auto Scaling targets.
+pub trait EcsServices: Send + Sync {
+    /// `None` when the service (or its cluster) does not exist or was deleted.
+    fn describe(
+        &self,
+        service: &ServiceRef,
+    ) -> impl Future<Output = Result<Option<ServiceInfo>, AwsError>> + Send;
+
+    /// The service's Application Auto Scaling target as (MinCapacity, MaxCapacity);
+    /// `None` when none is registered.
+    fn scaling_bounds(
+        &self,
+        service: &ServiceRef,
+    ) -> impl Future<Output = Result<Option<(i32, i32)>, AwsError>> + Send;
+
+    /// `UpdateService` with a desired count.
+    fn set_desired(
+        &self,
+        service: &ServiceRef,
+        desired: i32,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// `UpdateService` with `forceNewDeployment`: the new PRIMARY deployment.
+    fn force_deployment(
+        &self,
+        service: &ServiceRef,
+    ) -> impl Future<Output = Result<DeploymentInfo, AwsError>> + Send;
+}
+
 /// All the ports one controller needs, bundled so handlers stay generic over one type.
-pub struct Ports<C, P, S, H, R, K, B, T> {
+pub struct Ports<C, P, S, H, R, K, B, T, E> {
     pub control: C,
     pub parameters: P,
     pub groups: S,
@@ -333,6 +392,7 @@ pub struct Ports<C, P, S, H, R, K, B, T> {
     pub clock: K,
     pub bus: B,
     pub routing: T,
+    pub services: E,
 }
 
 /// The bundle of ports as one bound: `Controller<D: Deps>` instead of eight type
@@ -346,6 +406,7 @@ pub trait Deps: Send + Sync + 'static {
     type Clock: Clock;
     type Bus: EventBus;
     type Routing: RoutingControls;
+    type Services: EcsServices;
 
     fn control(&self) -> &Self::Control;
     fn parameters(&self) -> &Self::Parameters;
@@ -355,9 +416,10 @@ pub trait Deps: Send + Sync + 'static {
     fn clock(&self) -> &Self::Clock;
     fn bus(&self) -> &Self::Bus;
     fn routing(&self) -> &Self::Routing;
+    fn services(&self) -> &Self::Services;
 }
 
-impl<C, P, S, H, R, K, B, T> Deps for Ports<C, P, S, H, R, K, B, T>
+impl<C, P, S, H, R, K, B, T, E> Deps for Ports<C, P, S, H, R, K, B, T, E>
 where
     C: ControlStore + 'static,
     P: ParameterStore + 'static,
@@ -367,6 +429,7 @@ where
     K: Clock + 'static,
     B: EventBus + 'static,
     T: RoutingControls + 'static,
+    E: EcsServices + 'static,
 {
     type Control = C;
     type Parameters = P;
@@ -376,6 +439,7 @@ where
     type Clock = K;
     type Bus = B;
     type Routing = T;
+    type Services = E;
 
     fn control(&self) -> &C {
         &self.control
@@ -400,5 +464,8 @@ where
     }
     fn routing(&self) -> &T {
         &self.routing
+    }
+    fn services(&self) -> &E {
+        &self.services
     }
 }

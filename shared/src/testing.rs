@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::{Config, GroupRef, RefreshPreferences};
+use crate::config::{Config, GroupRef, RefreshPreferences, ServiceRef};
 use crate::error::{AwsError, ErrorKind, Result};
 use crate::evidence::samples::ProbeSamples;
 use crate::ports::{
-    Clock, ControlStore, EventBus, GroupInfo, HealthProbe, InvocationInfo, Notice, ParameterStore,
-    Ports, ProbeResult, RefreshInfo, RoutingControls, RunCommands, RunLease, ScalingGroups,
-    SentCommand,
+    Clock, ControlStore, DeploymentInfo, EcsServices, EventBus, GroupInfo, HealthProbe,
+    InvocationInfo, Notice, ParameterStore, Ports, ProbeResult, RefreshInfo, RoutingControls,
+    RunCommands, RunLease, ScalingGroups, SentCommand, ServiceInfo,
 };
 use crate::region::Region;
 use crate::state::{
@@ -1029,6 +1029,173 @@ impl RoutingControls for Arc<FakeRouting> {
     }
 }
 
+/// ECS services in memory. A forced deployment rolls out over `rollout_ms` of the fake
+/// clock (0: it has completed by the first read), or fails by the circuit breaker when
+/// `fail_next` names the service.
+#[derive(Default)]
+pub struct FakeServices {
+    /// Per service key (`region/cluster/service`).
+    pub services: Mutex<BTreeMap<String, ServiceInfo>>,
+    /// Application Auto Scaling targets: (MinCapacity, MaxCapacity).
+    pub bounds: Mutex<BTreeMap<String, (i32, i32)>>,
+    /// Services whose next deployment fails, with ECS's reason.
+    pub failing: Mutex<BTreeMap<String, String>>,
+    pub rollout_ms: AtomicU64,
+    /// Every forced deployment that took effect, by service key, in order.
+    pub forced: Mutex<Vec<String>>,
+    /// Deployments that will fail, by id, with the reason.
+    doomed: Mutex<BTreeMap<String, String>>,
+    pub down: Mutex<BTreeSet<Region>>,
+    pub clock: Arc<FakeClock>,
+    pub crash: Arc<CrashPoint>,
+    deployments: AtomicU64,
+}
+
+impl FakeServices {
+    /// A service running `desired` tasks, its deployment completed.
+    pub fn add(&self, key: &str, desired: i32) {
+        let deployment = DeploymentInfo {
+            id: format!("ecs-svc/initial-{key}"),
+            status: "PRIMARY".into(),
+            rollout_state: Some("COMPLETED".into()),
+            reason: None,
+            created_at: Some(0),
+            desired,
+            running: desired,
+            pending: 0,
+            failed_tasks: 0,
+        };
+        lock(&self.services).insert(
+            key.to_owned(),
+            ServiceInfo {
+                desired,
+                running: desired,
+                pending: 0,
+                deployments: vec![deployment],
+            },
+        );
+    }
+
+    pub fn remove(&self, key: &str) {
+        lock(&self.services).remove(key);
+    }
+
+    pub fn set_bounds(&self, key: &str, min: i32, max: i32) {
+        lock(&self.bounds).insert(key.to_owned(), (min, max));
+    }
+
+    /// The service's next deployment fails with `reason`.
+    pub fn fail_next(&self, key: &str, reason: &str) {
+        lock(&self.failing).insert(key.to_owned(), reason.to_owned());
+    }
+
+    pub fn info(&self, key: &str) -> Option<ServiceInfo> {
+        lock(&self.services).get(key).cloned()
+    }
+
+    pub fn desired_of(&self, key: &str) -> i32 {
+        self.info(key).map_or(0, |s| s.desired)
+    }
+
+    fn missing(service: &ServiceRef, operation: &'static str) -> AwsError {
+        AwsError {
+            code: Some("ServiceNotFoundException".into()),
+            resource: Some(service.resource().into()),
+            ..fault("ecs", operation, &service.region, ErrorKind::NotFound)
+        }
+    }
+}
+
+impl EcsServices for Arc<FakeServices> {
+    async fn describe(&self, service: &ServiceRef) -> Result<Option<ServiceInfo>, AwsError> {
+        answering(&self.down, "ecs", "DescribeServices", &service.region)?;
+        let now = self.clock.now_millis();
+        let rollout = self.rollout_ms.load(Ordering::SeqCst);
+        let mut services = lock(&self.services);
+        let Some(info) = services.get_mut(&service.key()) else {
+            return Ok(None);
+        };
+        let desired = info.desired;
+        let doomed = lock(&self.doomed);
+        for d in &mut info.deployments {
+            let due = d.created_at.is_some_and(|at| at + rollout <= now);
+            if d.rollout_state.as_deref() == Some("IN_PROGRESS") && due {
+                if let Some(reason) = doomed.get(&d.id) {
+                    d.rollout_state = Some("FAILED".into());
+                    d.reason = Some(reason.clone());
+                    d.failed_tasks = 3;
+                } else {
+                    d.rollout_state = Some("COMPLETED".into());
+                    (d.desired, d.running, d.pending) = (desired, desired, 0);
+                }
+            }
+        }
+        Ok(Some(info.clone()))
+    }
+
+    async fn scaling_bounds(&self, service: &ServiceRef) -> Result<Option<(i32, i32)>, AwsError> {
+        answering(
+            &self.down,
+            "application-autoscaling",
+            "DescribeScalableTargets",
+            &service.region,
+        )?;
+        Ok(lock(&self.bounds).get(&service.key()).copied())
+    }
+
+    async fn set_desired(&self, service: &ServiceRef, desired: i32) -> Result<(), AwsError> {
+        answering(&self.down, "ecs", "UpdateService", &service.region)?;
+        self.crash
+            .write(("ecs", "UpdateService", &service.region), || {
+                let mut services = lock(&self.services);
+                let info = services
+                    .get_mut(&service.key())
+                    .ok_or_else(|| FakeServices::missing(service, "UpdateService"))?;
+                info.desired = desired;
+                if let Some(primary) = info.deployments.first_mut() {
+                    primary.desired = desired;
+                }
+                Ok(())
+            })
+            .await?
+    }
+
+    async fn force_deployment(&self, service: &ServiceRef) -> Result<DeploymentInfo, AwsError> {
+        answering(&self.down, "ecs", "UpdateService", &service.region)?;
+        self.crash
+            .write(("ecs", "UpdateService", &service.region), || {
+                let key = service.key();
+                let mut services = lock(&self.services);
+                let info = services
+                    .get_mut(&key)
+                    .ok_or_else(|| FakeServices::missing(service, "UpdateService"))?;
+                let n = self.deployments.fetch_add(1, Ordering::SeqCst);
+                let id = format!("ecs-svc/{n}");
+                if let Some(reason) = lock(&self.failing).remove(&key) {
+                    lock(&self.doomed).insert(id.clone(), reason);
+                }
+                let deployment = DeploymentInfo {
+                    id,
+                    status: "PRIMARY".into(),
+                    rollout_state: Some("IN_PROGRESS".into()),
+                    reason: None,
+                    created_at: Some(self.clock.now_millis()),
+                    desired: info.desired,
+                    running: 0,
+                    pending: info.desired,
+                    failed_tasks: 0,
+                };
+                for d in &mut info.deployments {
+                    d.status = "ACTIVE".into();
+                }
+                info.deployments.insert(0, deployment.clone());
+                lock(&self.forced).push(key);
+                Ok(deployment)
+            })
+            .await?
+    }
+}
+
 pub struct FakeWorld {
     pub control: Arc<FakeControl>,
     pub parameters: Arc<FakeParameters>,
@@ -1038,6 +1205,7 @@ pub struct FakeWorld {
     pub clock: Arc<FakeClock>,
     pub bus: Arc<FakeBus>,
     pub routing: Arc<FakeRouting>,
+    pub services: Arc<FakeServices>,
     /// Shared by every fake that writes: see [`CrashPoint`].
     pub crash: Arc<CrashPoint>,
 }
@@ -1051,6 +1219,7 @@ pub type FakePorts = Ports<
     Arc<FakeClock>,
     Arc<FakeBus>,
     Arc<FakeRouting>,
+    Arc<FakeServices>,
 >;
 
 impl FakeWorld {
@@ -1061,6 +1230,11 @@ impl FakeWorld {
             clock: clock.clone(),
             crash: crash.clone(),
             ..FakeGroups::default()
+        });
+        let services = Arc::new(FakeServices {
+            clock: clock.clone(),
+            crash: crash.clone(),
+            ..FakeServices::default()
         });
         FakeWorld {
             commands: Arc::new(FakeCommands {
@@ -1087,6 +1261,7 @@ impl FakeWorld {
                 crash: crash.clone(),
                 ..FakeRouting::default()
             }),
+            services,
             crash,
         }
     }
@@ -1099,7 +1274,11 @@ impl FakeWorld {
     /// `name`'s Parameter Store and Auto Scaling (and so Run Command) stop answering, or
     /// answer again.
     pub fn set_region_down(&self, name: &str, down: bool) {
-        for set in [&self.parameters.down, &self.groups.down] {
+        for set in [
+            &self.parameters.down,
+            &self.groups.down,
+            &self.services.down,
+        ] {
             let mut set = lock(set);
             if down {
                 set.insert(region(name));
@@ -1119,6 +1298,7 @@ impl FakeWorld {
             clock: self.clock.clone(),
             bus: self.bus.clone(),
             routing: self.routing.clone(),
+            services: self.services.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@
 mod autoscaling;
 mod clients;
 mod control;
+mod ecs;
 mod events;
 pub mod init_error;
 pub mod permissions;
@@ -17,6 +18,7 @@ mod ssm;
 pub use autoscaling::AwsScalingGroups;
 pub use clients::{AwsClients, build_clients};
 pub use control::{DynamoControlStore, attribute_bytes, state_item_bytes};
+pub use ecs::AwsEcsServices;
 pub use events::{EventBridgeBus, SOURCE as EVENT_SOURCE};
 pub use probe::DynamoHealthProbe;
 pub use routing::ArcRoutingControls;
@@ -35,6 +37,7 @@ pub type AwsPorts = Ports<
     SystemClock,
     EventBridgeBus,
     ArcRoutingControls,
+    AwsEcsServices,
 >;
 
 impl AwsClients {
@@ -62,6 +65,7 @@ impl AwsClients {
                 config.events.bus.clone(),
             ),
             routing: ArcRoutingControls::new(self.routing.clone()),
+            services: AwsEcsServices::new(self),
         }
     }
 }

@@ -1,12 +1,14 @@
 //! The kinds of step a transition runs, each one file implementing
 //! [`StepKind`](crate::transition::kind::StepKind), and their registry: publishing the
-//! parameter, the reload of running instances, standby capacity, the rolling update.
+//! parameter, the reload of running instances, ECS services' deployments, standby
+//! capacity, the rolling update.
 //! The routing controls are set beside the plan, not as a step of it.
 
 use crate::ports::Deps;
 use crate::transition::kind::{KindInfo, StepKind};
 
 pub mod capacity;
+pub mod ecs;
 pub mod publish;
 pub mod reload;
 pub mod rolling;
@@ -33,6 +35,10 @@ registry![
     // Before capacity: the reload reads the group's instances before the raise, so only
     // those already running are followed (the raise's new ones read the value at boot).
     reload::Reload,
+    // Before capacity: a service's new deployment starts at its current count, and the
+    // raise then grows that deployment, instead of starting tasks the deployment at once
+    // replaces.
+    ecs::Deployments,
     capacity::Capacity,
     rolling::Refresh,
 ];
