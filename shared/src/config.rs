@@ -1138,6 +1138,58 @@ mod tests {
     }
 
     #[test]
+    fn ecs_services_are_bare_in_every_region_or_named_per_region() {
+        let config = parse(&with(&[(
+            "ECS_SERVICES",
+            "app/web, us-west-2=dr-app/web_2 ,app/worker",
+        )]))
+        .unwrap();
+        let keys: Vec<String> = config.ecs_services.iter().map(ServiceRef::key).collect();
+        assert_eq!(
+            keys,
+            [
+                "us-east-1/app/web",
+                "us-west-2/app/web",
+                "us-west-2/dr-app/web_2",
+                "us-east-1/app/worker",
+                "us-west-2/app/worker"
+            ]
+        );
+        assert_eq!(
+            config.ecs_services[2].scaling_resource_id(),
+            "service/dr-app/web_2"
+        );
+        assert!(parse(&base()).unwrap().ecs_services.is_empty());
+    }
+
+    #[test]
+    fn a_malformed_ecs_services_entry_fails_init_naming_the_variable() {
+        for (value, says) in [
+            ("web", "is not cluster/service"),
+            ("app/", "is not an ECS cluster or service name"),
+            ("app/web/x", "is not an ECS cluster or service name"),
+            ("app/we b", "is not an ECS cluster or service name"),
+            ("eu-west-1=app/web", "is not one of REGIONS"),
+            ("nowhere=app/web", ""),
+            ("app/web,us-east-1=app/web", "listed twice"),
+            // A service whose key is a group's: their records would collide.
+            ("us-east-1=app-asg/x", ""),
+        ] {
+            let vars = if value.starts_with("us-east-1=app-asg") {
+                with(&[
+                    ("AUTO_SCALING_GROUPS", "us-east-1=app-asg/x"),
+                    ("ECS_SERVICES", value),
+                ])
+            } else {
+                with(&[("ECS_SERVICES", value)])
+            };
+            let (variable, problem) = config_error(&vars);
+            assert_eq!(variable, "ECS_SERVICES", "{value}: {problem}");
+            assert!(problem.contains(says), "{value}: {problem}");
+        }
+    }
+
+    #[test]
     fn region_pairs_and_endpoints_parse() {
         let config = parse(&with(&[
             ("AUTO_SCALING_GROUPS", "us-west-2=web-b, us-east-1=web-a"),

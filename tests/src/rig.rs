@@ -372,6 +372,36 @@ impl InstanceView {
         instances.retain(|i| i.state != "terminated");
         Some(instances)
     }
+
+    /// The live tasks of the ECS service `cluster/service` in `region` (`GET /ecs/tasks`):
+    /// `None` when the region does not answer or has not seen the service.
+    pub fn service_tasks(&self, region: &str, service: &str) -> Option<Vec<ModelTask>> {
+        let reply = http_get(*self.control_ports.get(region)?, "/ecs/tasks")?;
+        let (head, body) = reply.split_once("\r\n\r\n")?;
+        if !is_ok(head) {
+            return None;
+        }
+        let model: serde_json::Value = serde_json::from_str(body).ok()?;
+        serde_json::from_value(model.get(service)?["tasks"].clone()).ok()
+    }
+}
+
+/// One modelled ECS task, as `GET /ecs/tasks` reports it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ModelTask {
+    pub id: String,
+    pub deployment: String,
+    pub running: bool,
+    pub healthy: bool,
+    /// The parameter value it read when it started.
+    pub value: Option<String>,
+}
+
+impl ModelTask {
+    /// Healthy and holding `value`.
+    pub fn serves(&self, value: &str) -> bool {
+        self.healthy && self.value.as_deref() == Some(value)
+    }
 }
 
 impl Rig {
@@ -412,6 +442,21 @@ impl Rig {
     pub fn set_instance_faults(&self, region: &str, group: &str, fail: u32, hang: u32) {
         let body = format!(r#"{{"group":"{group}","fail":{fail},"hang":{hang}}}"#);
         self.control_post(region, "/instances/faults", &body);
+    }
+
+    /// See [`InstanceView::service_tasks`].
+    pub fn service_tasks(&self, region: &str, service: &str) -> Option<Vec<ModelTask>> {
+        self.view().service_tasks(region, service)
+    }
+
+    /// The next deployment of the ECS service `cluster/service` in `region` fails its
+    /// tasks until the circuit breaker marks it `FAILED`.
+    pub fn fail_next_deployment(&self, region: &str, service: &str) {
+        self.control_post(
+            region,
+            "/ecs/fail",
+            &format!(r#"{{"service":"{service}"}}"#),
+        );
     }
 }
 

@@ -19,6 +19,8 @@ pub const CONTROL_TABLE: &str = "regionpilot-control";
 pub const HEALTH_TABLE: &str = "app-health";
 pub const HEALTH_KEY: &str = "pk=canary";
 pub const GROUP: &str = "app-asg";
+/// The application's ECS service, `cluster/service`, where a test runs one.
+pub const SERVICE: &str = "app/web";
 /// The application's own replicated table (the drill's app simulator writes here).
 pub const APP_TABLE: &str = "app-data";
 
@@ -26,6 +28,8 @@ pub struct RegionClients {
     pub ssm: aws_sdk_ssm::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub scaling: aws_sdk_applicationautoscaling::Client,
 }
 
 pub struct World {
@@ -79,6 +83,8 @@ impl World {
                     ssm: aws_sdk_ssm::Client::new(&config),
                     autoscaling: aws_sdk_autoscaling::Client::new(&config),
                     dynamodb: aws_sdk_dynamodb::Client::new(&config),
+                    ecs: aws_sdk_ecs::Client::new(&config),
+                    scaling: aws_sdk_applicationautoscaling::Client::new(&config),
                 },
             );
         }
@@ -162,6 +168,76 @@ impl World {
                 .await
                 .expect("create auto scaling group");
         }
+    }
+
+    /// The application as ECS services too: in each `(region, desired, max)` the service
+    /// `app/web` ([`SERVICE`]) running `desired` tasks, with an Application Auto Scaling
+    /// target of 1 to `max` tasks when `max` is given. The parameter exists already, so
+    /// the first tasks hold it.
+    pub async fn seed_services(&self, services: &[(&str, i32, Option<i32>)]) {
+        let (cluster, service) = SERVICE.split_once('/').expect("cluster/service");
+        for &(region, desired, max) in services {
+            let c = self.client(region);
+            c.ecs
+                .create_cluster()
+                .cluster_name(cluster)
+                .send()
+                .await
+                .expect("create cluster");
+            c.ecs
+                .register_task_definition()
+                .family("web")
+                .container_definitions(
+                    aws_sdk_ecs::types::ContainerDefinition::builder()
+                        .name("web")
+                        .image("app:latest")
+                        .memory(512)
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("register task definition");
+            c.ecs
+                .create_service()
+                .cluster(cluster)
+                .service_name(service)
+                .task_definition("web")
+                .desired_count(desired)
+                .send()
+                .await
+                .expect("create service");
+            // The rig models a service from its first read on: read it now, as deployed.
+            self.service(region).await;
+            if let Some(max) = max {
+                c.scaling
+                    .register_scalable_target()
+                    .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+                    .scalable_dimension(
+                        aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount,
+                    )
+                    .resource_id(format!("service/{SERVICE}"))
+                    .min_capacity(1)
+                    .max_capacity(max)
+                    .send()
+                    .await
+                    .expect("register scalable target");
+            }
+        }
+    }
+
+    /// The service `app/web` in `region` as DescribeServices answers.
+    pub async fn service(&self, region: &str) -> aws_sdk_ecs::types::Service {
+        let (cluster, service) = SERVICE.split_once('/').expect("cluster/service");
+        let out = self
+            .client(region)
+            .ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .expect("describe services");
+        out.services.unwrap_or_default().remove(0)
     }
 
     /// The failover function's environment for this world; `extra` overrides.

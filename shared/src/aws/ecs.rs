@@ -12,6 +12,19 @@ use crate::error::{AwsError, ErrorKind};
 use crate::ports::{DeploymentInfo, EcsServices, ServiceInfo};
 use crate::state::Millis;
 
+/// What the switch and the verifier call here, granted only when `EcsServices` names
+/// services: their scaling targets (DescribeScalableTargets, which has no resource-level
+/// permission), the services read and updated. Kept beside the calls, as
+/// `permissions.rs` keeps the others.
+pub const SWITCH_ACTIONS: &[&str] = &[
+    "ecs:DescribeServices",
+    "ecs:UpdateService",
+    "application-autoscaling:DescribeScalableTargets",
+];
+
+/// What `status` calls here (every function answers it).
+pub const STATUS_ACTIONS: &[&str] = &["ecs:DescribeServices"];
+
 #[derive(Clone)]
 pub struct AwsEcsServices {
     ecs: Arc<RegionalClients<aws_sdk_ecs::Client>>,

@@ -6,7 +6,7 @@
 mod autoscaling;
 mod clients;
 mod control;
-mod ecs;
+pub mod ecs;
 mod events;
 pub mod init_error;
 pub mod permissions;

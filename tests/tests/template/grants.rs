@@ -15,6 +15,8 @@ pub(crate) fn every_function_gets_the_variables_it_requires_and_the_actions_it_c
         &with_run_command(MRSC_JOINING),
         &with_routing_control(THREE_REGIONS),
         &with_routing_control(MRSC_JOINING),
+        &with_ecs(THREE_REGIONS),
+        &with_ecs(&with_run_command(MRSC_JOINING)),
     ] {
         let template = expanded_template(given);
         let mode = parameter_values(&template, given)["ControlPlaneMode"].clone();
@@ -27,17 +29,26 @@ pub(crate) fn every_function_gets_the_variables_it_requires_and_the_actions_it_c
 pub(crate) fn gets_what_it_requires_and_calls(template: &Value, case: &str) {
     let run_command = parameter_values(template, &[])["ReloadMode"] == "run-command";
     let routing = parameter_values(template, &[])["TrafficSignal"] == "routing-control";
+    let ecs = parameter_values(template, &[])["EcsServices"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty());
     for (binary, all_actions) in [
         ("failover", permissions::FAILOVER),
         ("health-probe", permissions::HEALTH_PROBE),
         ("failback", permissions::FAILBACK),
     ] {
         // Run Command's actions are called, and granted, only in run-command mode.
+        // ECS's actions are kept beside its adapter, and granted only with services.
+        let ecs_actions = match binary {
+            "health-probe" => regionpilot::aws::ecs::STATUS_ACTIONS,
+            _ => regionpilot::aws::ecs::SWITCH_ACTIONS,
+        };
         let actions: Vec<&str> = all_actions
             .iter()
             .copied()
             .filter(|a| run_command || !permissions::RUN_COMMAND_ONLY.contains(a))
             .filter(|a| routing || !permissions::ROUTING_CONTROL_ONLY.contains(a))
+            .chain(ecs_actions.iter().copied().filter(|_| ecs))
             .collect();
         let (_, function) = function(template, binary);
         let env = environment(template, function);
@@ -71,7 +82,7 @@ pub(crate) fn gets_what_it_requires_and_calls(template: &Value, case: &str) {
 
 #[test]
 pub(crate) fn wildcard_resources_are_only_for_actions_without_resource_level_permissions() {
-    let template = run_command_template();
+    let template = expanded_template(&with_ecs(&with_run_command(THREE_REGIONS)));
     // Exactly the actions AWS documents as supporting no resource-level permissions (the
     // service authorization reference lists no resource type for them); they can only be
     // granted on "*". Every other action names its resources.
@@ -79,6 +90,7 @@ pub(crate) fn wildcard_resources_are_only_for_actions_without_resource_level_per
         "autoscaling:DescribeAutoScalingGroups",
         "autoscaling:DescribeInstanceRefreshes",
         "ssm:ListCommandInvocations",
+        "application-autoscaling:DescribeScalableTargets",
     ]
     .into();
     // Every policy in the template, attached or not, switched on or off.
@@ -155,6 +167,76 @@ pub(crate) fn scaling_and_instance_refresh_are_granted_on_exactly_the_configured
             );
         }
     }
+}
+
+/// `given` with two ECS services in every region.
+pub(crate) fn with_ecs<'a>(given: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = given.to_vec();
+    all.push(("EcsServices", "app/web,app/worker"));
+    all
+}
+
+#[test]
+pub(crate) fn ecs_services_are_read_and_updated_on_exactly_their_arns_and_only_when_configured() {
+    let service = |path: &str| format!("arn:aws:ecs:*:{ACCOUNT}:service/{path}");
+    let expected = json!([service("app/web"), service("app/worker")]);
+    let template = expanded_template(&with_ecs(THREE_REGIONS));
+    for binary in ["failover", "failback"] {
+        let update = statement(&template, binary, "UpdateAndReadServices")
+            .unwrap_or_else(|| panic!("{binary}: no UpdateAndReadServices statement"));
+        assert_eq!(update["Resource"], expected, "{binary}");
+        for action in ["ecs:UpdateService", "ecs:DescribeServices"] {
+            assert_eq!(
+                granting(&template, binary, action),
+                [update],
+                "{binary}: {action}"
+            );
+        }
+        let scaling = statement(&template, binary, "ReadServiceScaling").unwrap();
+        assert_eq!(
+            actions(scaling),
+            ["application-autoscaling:DescribeScalableTargets"]
+        );
+    }
+    // Status reads them; the probe updates nothing.
+    let status = statement(&template, "health-probe", "StatusServices").unwrap();
+    assert_eq!(status["Resource"], expected);
+    assert!(granting(&template, "health-probe", "ecs:UpdateService").is_empty());
+    assert_eq!(
+        env_value(&template, &[], "failover", "ECS_SERVICES"),
+        json!("app/web,app/worker")
+    );
+    // Without services: no ECS grant at all.
+    let template = expanded_template(THREE_REGIONS);
+    for binary in ["failover", "failback", "health-probe"] {
+        let granted = granted_actions(&template, binary);
+        assert!(
+            !granted
+                .iter()
+                .any(|a| a.starts_with("ecs:") || a.starts_with("application-autoscaling:")),
+            "{binary}: {granted:?}"
+        );
+    }
+    // Each entry is checked against the pattern; what it takes, the functions take.
+    let pattern = template["Parameters"]["EcsServices"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        matches(
+            pattern,
+            &[
+                "app/web",
+                "my-cluster/api_v2",
+                "",
+                "web",
+                "app/web/x",
+                "us-east-1=app/web",
+                "app/we b"
+            ]
+        ),
+        [true, true, true, false, false, false, false]
+    );
+    assert!(config_accepts("ECS_SERVICES", "app/web,my-cluster/api_v2"));
 }
 
 #[test]

@@ -40,6 +40,7 @@ pub(crate) use serde_json::{Value, json};
 // the summary.
 mod app;
 mod dns_stage;
+mod ecs;
 mod health;
 mod run;
 mod scenarios;
@@ -48,6 +49,7 @@ mod timeline;
 
 pub(crate) use app::*;
 pub(crate) use dns_stage::*;
+pub(crate) use ecs::*;
 pub(crate) use health::*;
 pub(crate) use run::*;
 pub(crate) use scenarios::*;
@@ -138,10 +140,13 @@ pub(crate) enum Scenario {
     /// standby's regionpilot fails over; home recovers; then the standby fails, with its
     /// control plane, before any failback: home's own regionpilot brings the app home.
     ControlRegionLoss,
+    /// The application on an ECS service and an Auto Scaling group at once, a warm
+    /// standby at 1 with home at 4: one failover recovers both, measured side by side.
+    Ecs,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 7] = [
+    const ALL: [Scenario; 8] = [
         Scenario::Freeze,
         Scenario::PilotLight,
         Scenario::Kill,
@@ -149,6 +154,7 @@ impl Scenario {
         Scenario::Flapping,
         Scenario::Paused,
         Scenario::ControlRegionLoss,
+        Scenario::Ecs,
     ];
 
     pub(crate) fn parse(name: &str) -> Option<Vec<Scenario>> {
@@ -160,6 +166,7 @@ impl Scenario {
             "pilot-light" => vec![Scenario::PilotLight],
             "paused" => vec![Scenario::Paused],
             "control-region-loss" => vec![Scenario::ControlRegionLoss],
+            "ecs" => vec![Scenario::Ecs],
             "all" => Scenario::ALL.to_vec(),
             _ => return None,
         })
@@ -174,6 +181,7 @@ impl Scenario {
             Scenario::PilotLight => "pilot-light",
             Scenario::Paused => "paused",
             Scenario::ControlRegionLoss => "control-region-loss",
+            Scenario::Ecs => "ecs",
         }
     }
 
@@ -181,6 +189,7 @@ impl Scenario {
     pub(crate) fn capacities(self) -> Vec<(&'static str, i32, i32, i32)> {
         match self {
             Scenario::PilotLight => vec![(HOME, 1, 10, 12), (STANDBY, 1, 1, 12)],
+            Scenario::Ecs => vec![(HOME, 1, 4, 8), (STANDBY, 1, 1, 8)],
             // Warm standby: the standby runs the same fleet, pointing at home.
             _ => vec![(HOME, 2, 2, 4), (STANDBY, 2, 2, 4)],
         }
@@ -203,7 +212,7 @@ impl Mode {
     }
 }
 
-pub(crate) const USAGE: &str = "usage: drill [--fast | --aws-pace] [--scenario freeze|pilot-light|kill|replication-pause|flapping|paused|all] [--mode refresh|run-command|both]";
+pub(crate) const USAGE: &str = "usage: drill [--fast | --aws-pace] [--scenario freeze|pilot-light|kill|replication-pause|flapping|paused|control-region-loss|ecs|all] [--mode refresh|run-command|both]";
 
 pub(crate) fn arguments() -> (Vec<Scenario>, &'static Pace, Vec<Mode>) {
     let mut scenarios = vec![Scenario::Freeze];
@@ -273,6 +282,17 @@ pub(crate) async fn main() {
             "  pace {}: probe sample every {:?}, outage {:?}, verification every {:?} (wall clock)\n",
             pace.name, pace.probe_interval, pace.outage, pace.verify_every
         );
+        if scenario == Scenario::Ecs {
+            // One run: ECS and the group side by side in it (run-command reload).
+            match run_ecs(pace).await {
+                Ok(summary) => print_ecs(pace, &summary),
+                Err(why) => {
+                    println!("\nSCENARIO ecs FAILED: {why}");
+                    failed.push("ecs".to_owned());
+                }
+            }
+            continue;
+        }
         let results =
             futures::future::join_all(modes.iter().map(|mode| run(scenario, pace, *mode))).await;
         let mut summaries = Vec::new();

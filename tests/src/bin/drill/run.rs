@@ -875,6 +875,8 @@ async fn finish(d: &Drill<'_>, stage: &Stage, mut m: Summary) -> Result<Summary,
         Scenario::Flapping => vec![1, 2, 3],
         Scenario::Paused => vec![],
         Scenario::ControlRegionLoss => vec![1, 2],
+        // Run by `run_ecs`, never here: one failover.
+        Scenario::Ecs => vec![1],
     };
     check(
         m.epochs == expected,

@@ -20,6 +20,9 @@ pub(crate) fn describe(scenario: Scenario) -> &'static str {
         Scenario::Paused => {
             "regionpilot paused, then home freezes: the alarm is ignored, and DNS stays with the data's region"
         }
+        Scenario::Ecs => {
+            "the application on an ECS service and an Auto Scaling group, a warm standby at 1 with home at 4: home freezes, one failover recovers both"
+        }
         Scenario::ControlRegionLoss => {
             "a control plane per region over one MRSC control table: home freezes, the standby's regionpilot fails over; home recovers; the standby freezes with its control plane before the failback; home's regionpilot brings the app home"
         }
