@@ -437,6 +437,9 @@ pub trait Outcome: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync
     /// Why the step failed, if it did (reconcile runs it again). A step still running
     /// (a command being followed) has not failed.
     fn failure(&self) -> Option<StepError>;
+
+    /// The outcome of a step that could not run: its region missed its deadline.
+    fn missed(error: String) -> Self;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -459,6 +462,13 @@ impl StepStatus {
 
 impl Outcome for StepStatus {
     const KIND: &'static str = "publish";
+
+    fn missed(error: String) -> Self {
+        StepStatus::Failed {
+            error,
+            error_kind: Some(ErrorKind::Timeout),
+        }
+    }
 
     fn failure(&self) -> Option<StepError> {
         match self {
@@ -501,6 +511,10 @@ impl RefreshStatus {
 
 impl Outcome for RefreshStatus {
     const KIND: &'static str = "refresh";
+
+    fn missed(error: String) -> Self {
+        RefreshStatus::failed(error, ErrorKind::Timeout)
+    }
 
     fn failure(&self) -> Option<StepError> {
         match self {
@@ -572,6 +586,10 @@ impl CapacityStatus {
 impl Outcome for CapacityStatus {
     const KIND: &'static str = "capacity";
 
+    fn missed(error: String) -> Self {
+        CapacityStatus::failed(error, ErrorKind::Timeout)
+    }
+
     fn failure(&self) -> Option<StepError> {
         match self {
             CapacityStatus::Failed { error, error_kind } => Some(StepError::new(
@@ -629,6 +647,10 @@ pub enum ReloadPhase {
 
 impl Outcome for ReloadStatus {
     const KIND: &'static str = "reload";
+
+    fn missed(error: String) -> Self {
+        ReloadStatus::failed(error, ErrorKind::Timeout)
+    }
 
     fn failure(&self) -> Option<StepError> {
         if self.is_done() {

@@ -24,7 +24,9 @@ use crate::state::{
     CapacityStatus, ControlState, GroupSizes, Millis, ScaleInIntent, ScaledUp, StepEntry,
     Transition,
 };
-use crate::transition::kind::{BoxFuture, KindInfo, Scalable, Sizes, StepKind, counterpart_of};
+use crate::transition::kind::{
+    BoxFuture, Described, KindInfo, Scalable, ScalableKind, Sizes, StepKind, counterpart_of,
+};
 use crate::transition::plan::{Record, RegionPlan, Stage, Step, StepContext, StepFuture};
 
 /// The kind: the target region's groups raised, when `CAPACITY_PERCENT` is above 0.
@@ -115,29 +117,20 @@ pub fn scalables<D: Deps>(config: &Config) -> Vec<Box<dyn Scalable<D>>> {
 /// An Auto Scaling group as the capacity step sees it.
 pub struct GroupTarget(pub GroupRef);
 
+const GROUP: ScalableKind = ScalableKind {
+    check: "group_capacity",
+    max_name: "MaxSize",
+    read_call: ("autoscaling", "DescribeAutoScalingGroups"),
+};
+
 impl<D: Deps> Scalable<D> for GroupTarget {
-    fn key(&self) -> String {
-        self.0.key()
-    }
-
-    fn region(&self) -> &Region {
-        &self.0.region
-    }
-
-    fn resource(&self) -> String {
-        self.0.resource()
-    }
-
-    fn check(&self) -> &'static str {
-        "group_capacity"
-    }
-
-    fn max_name(&self) -> &'static str {
-        "MaxSize"
-    }
-
-    fn read_call(&self) -> (&'static str, &'static str) {
-        ("autoscaling", "DescribeAutoScalingGroups")
+    fn describe(&self) -> Described<'_> {
+        Described {
+            key: self.0.key(),
+            region: &self.0.region,
+            resource: self.0.resource(),
+            kind: &GROUP,
+        }
     }
 
     fn counterpart(&self, config: &Config, source: &Region) -> Option<Box<dyn Scalable<D>>> {
@@ -234,10 +227,7 @@ impl<D: Deps> Step<D> for CapacityStep<D> {
     }
 
     fn missed(&self, error: String) -> Record {
-        Record::of(
-            self.target.key(),
-            &CapacityStatus::failed(error, ErrorKind::Timeout),
-        )
+        Record::missed::<CapacityStatus>(self.target.key(), error)
     }
 }
 
@@ -291,7 +281,7 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, target: &dyn Scalable<D>) -> Ca
         Ok(Some(sizes)) => sizes,
         Ok(None) => {
             return CapacityStatus::failed(
-                format!("{key}: {} does not exist", target.resource()),
+                format!("{key}: {} does not exist", target.describe().resource),
                 ErrorKind::NotFound,
             );
         }
@@ -307,7 +297,7 @@ async fn raise<D: Deps>(cx: &StepContext<'_, D>, target: &dyn Scalable<D>) -> Ca
             counterpart: source_key,
         },
         Scale::AtMax { wanted } => {
-            warn!(target = %key, desired = sizes.desired, wanted, max = sizes.max, "capacity capped: at its {}", target.max_name());
+            warn!(target = %key, desired = sizes.desired, wanted, max = sizes.max, "capacity capped: at its {}", target.describe().kind.max_name);
             CapacityStatus::AtMax {
                 desired: sizes.desired,
                 wanted,

@@ -24,7 +24,9 @@ use crate::error::{AwsError, ErrorKind};
 use crate::ports::{DeploymentInfo, Deps, EcsServices, ServiceInfo};
 use crate::region::Region;
 use crate::state::{Millis, Outcome, StepEntry, StepError, Transition};
-use crate::transition::kind::{BoxFuture, KindInfo, Scalable, Sizes, StepKind, counterpart_of};
+use crate::transition::kind::{
+    BoxFuture, Described, KindInfo, Scalable, ScalableKind, Sizes, StepKind, counterpart_of,
+};
 use crate::transition::plan::{Record, RegionPlan, Stage, Step, StepContext, StepFuture};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -96,6 +98,10 @@ impl DeploymentStatus {
 
 impl Outcome for DeploymentStatus {
     const KIND: &'static str = "deployment";
+
+    fn missed(error: String) -> Self {
+        DeploymentStatus::failed(error, ErrorKind::Timeout)
+    }
 
     fn failure(&self) -> Option<StepError> {
         (self.status == DeploymentPhase::Failed).then(|| {
@@ -260,10 +266,7 @@ impl<D: Deps> Step<D> for DeploySend {
     }
 
     fn missed(&self, error: String) -> Record {
-        Record::of(
-            self.service.key(),
-            &DeploymentStatus::failed(error, ErrorKind::Timeout),
-        )
+        Record::missed::<DeploymentStatus>(self.service.key(), error)
     }
 }
 
@@ -342,10 +345,7 @@ impl<D: Deps> Step<D> for DeployFollow {
     }
 
     fn missed(&self, error: String) -> Record {
-        Record::of(
-            self.service.key(),
-            &DeploymentStatus::failed(error, ErrorKind::Timeout),
-        )
+        Record::missed::<DeploymentStatus>(self.service.key(), error)
     }
 }
 
@@ -420,29 +420,20 @@ async fn follow<D: Deps>(
 /// Application Auto Scaling target when one is registered.
 pub struct ServiceTarget(pub ServiceRef);
 
+const SERVICE: ScalableKind = ScalableKind {
+    check: "service_capacity",
+    max_name: "MaxCapacity",
+    read_call: ("ecs", "DescribeServices"),
+};
+
 impl<D: Deps> Scalable<D> for ServiceTarget {
-    fn key(&self) -> String {
-        self.0.key()
-    }
-
-    fn region(&self) -> &Region {
-        &self.0.region
-    }
-
-    fn resource(&self) -> String {
-        self.0.resource()
-    }
-
-    fn check(&self) -> &'static str {
-        "service_capacity"
-    }
-
-    fn max_name(&self) -> &'static str {
-        "MaxCapacity"
-    }
-
-    fn read_call(&self) -> (&'static str, &'static str) {
-        ("ecs", "DescribeServices")
+    fn describe(&self) -> Described<'_> {
+        Described {
+            key: self.0.key(),
+            region: &self.0.region,
+            resource: self.0.resource(),
+            kind: &SERVICE,
+        }
     }
 
     fn counterpart(&self, config: &Config, source: &Region) -> Option<Box<dyn Scalable<D>>> {

@@ -62,11 +62,7 @@ impl<D: Deps> Step<D> for PublishStep {
     }
 
     fn missed(&self, error: String) -> Record {
-        let status = StepStatus::Failed {
-            error,
-            error_kind: Some(crate::error::ErrorKind::Timeout),
-        };
-        Record::of(self.region.to_string(), &status)
+        Record::missed::<StepStatus>(self.region.to_string(), error)
     }
 }
 

@@ -151,10 +151,7 @@ impl<D: Deps> Step<D> for ReloadSend {
     }
 
     fn missed(&self, error: String) -> Record {
-        Record::of(
-            self.group.key(),
-            &ReloadStatus::failed(error, ErrorKind::Timeout),
-        )
+        Record::missed::<ReloadStatus>(self.group.key(), error)
     }
 }
 
@@ -192,10 +189,7 @@ impl<D: Deps> Step<D> for ReloadFollow {
     }
 
     fn missed(&self, error: String) -> Record {
-        Record::of(
-            self.group.key(),
-            &ReloadStatus::failed(error, ErrorKind::Timeout),
-        )
+        Record::missed::<ReloadStatus>(self.group.key(), error)
     }
 }
 

@@ -88,10 +88,7 @@ impl<D: Deps> Step<D> for RefreshStep {
     }
 
     fn missed(&self, error: String) -> Record {
-        Record::of(
-            self.group.key(),
-            &RefreshStatus::failed(error, ErrorKind::Timeout),
-        )
+        Record::missed::<RefreshStatus>(self.group.key(), error)
     }
 }
 

@@ -83,26 +83,40 @@ pub struct Sizes {
     pub max: i32,
 }
 
+/// What kind of scalable target something is: the names its checks and messages use.
+#[derive(Debug)]
+pub struct ScalableKind {
+    /// The readiness check of its maximum: `group_capacity`, `service_capacity`.
+    pub check: &'static str,
+    /// What its maximum is called: `MaxSize`, `MaxCapacity`.
+    pub max_name: &'static str,
+    /// The service and operation that read its sizes, for an error naming them.
+    pub read_call: (&'static str, &'static str),
+}
+
+/// One scalable target, described.
+pub struct Described<'a> {
+    /// Its key in records, the snapshot and `scaled_up`: `region/name` for a group,
+    /// `region/cluster/service` for a service.
+    pub key: String,
+    pub region: &'a Region,
+    /// What it is, in an operator's words: `the Auto Scaling group web`.
+    pub resource: String,
+    pub kind: &'static ScalableKind,
+}
+
 /// Something with a desired count that a switch raises to its counterpart's: an Auto
 /// Scaling group, an ECS service.
 pub trait Scalable<D: Deps>: Send + Sync {
-    /// Its key in records, the snapshot and `scaled_up`: `region/name` for a group,
-    /// `region/cluster/service` for a service.
-    fn key(&self) -> String;
+    fn describe(&self) -> Described<'_>;
 
-    fn region(&self) -> &Region;
+    fn key(&self) -> String {
+        self.describe().key
+    }
 
-    /// What it is, in an operator's words: `the Auto Scaling group web`.
-    fn resource(&self) -> String;
-
-    /// The readiness check of its maximum: `group_capacity`, `service_capacity`.
-    fn check(&self) -> &'static str;
-
-    /// What its maximum is called: `MaxSize`, `MaxCapacity`.
-    fn max_name(&self) -> &'static str;
-
-    /// The service and operation that read its sizes, for an error naming them.
-    fn read_call(&self) -> (&'static str, &'static str);
+    fn region(&self) -> &Region {
+        self.describe().region
+    }
 
     /// The one in `source` that stands for it: same name, else same position among its
     /// region's own.

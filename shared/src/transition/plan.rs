@@ -146,6 +146,11 @@ impl Record {
         }
     }
 
+    /// What a step on `key` records when its region missed its deadline.
+    pub fn missed<O: Outcome>(key: String, error: String) -> Self {
+        Record::of(key, &O::missed(error))
+    }
+
     /// The outcome as its kind's type; `None` if it is of another kind.
     pub fn outcome<O: Outcome>(&self) -> Option<O> {
         (self.kind == O::KIND)

@@ -128,10 +128,10 @@ pub fn capacity_check<D: Deps>(
     described: &BTreeMap<String, Result<Option<Sizes>, AwsError>>,
     state: &ControlState,
 ) -> ReadinessCheck {
-    let key = target.key();
-    let region = target.region();
+    let about = target.describe();
+    let (key, region, kind) = (about.key.clone(), about.region, about.kind);
     let percent = config.capacity.percent;
-    let max_name = target.max_name();
+    let max_name = kind.max_name;
     let max_text = |max: i32| {
         if max == i32::MAX {
             format!("no {max_name}")
@@ -139,13 +139,13 @@ pub fn capacity_check<D: Deps>(
             format!("{max_name} {max}")
         }
     };
-    let check = |passed, reason| ReadinessCheck::new(target.check(), key.clone(), passed, reason);
+    let check = |passed, reason| ReadinessCheck::new(kind.check, key.clone(), passed, reason);
     let sizes = match described.get(&key) {
         Some(Ok(Some(sizes))) => sizes,
         Some(Ok(None)) => {
             return check(
                 false,
-                format!("{key}: {} does not exist in {region}", target.resource()),
+                format!("{key}: {} does not exist in {region}", about.resource),
             );
         }
         Some(Err(e)) => return check(false, format!("{key}: {e}")),
@@ -353,7 +353,7 @@ impl<D: Deps> Controller<D> {
         let budget = self.config.timeouts.call_budget();
         let described: BTreeMap<String, Result<Option<Sizes>, AwsError>> =
             join_all(targets.iter().map(|t| async move {
-                let (service, operation) = t.read_call();
+                let (service, operation) = t.describe().kind.read_call;
                 let sizes = within(
                     Instant::now() + budget,
                     service,
