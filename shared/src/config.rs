@@ -1459,8 +1459,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("AUTO_SCALING_GROUPS")
-                && err.contains(&format!("use at most {most} groups per stack")),
+            err.contains("AUTO_SCALING_GROUPS: ")
+                && err.contains(&format!("use at most {most} groups and services")),
+            "{err}"
+        );
+        // Services count as groups do: the same budget, named by ECS_SERVICES.
+        let services = Box::leak(
+            (0..2)
+                .map(|s| format!("us-east-1=app/svc-{s}"))
+                .collect::<Vec<_>>()
+                .join(",")
+                .into_boxed_str(),
+        );
+        let fits = groups(most - 2);
+        assert!(
+            parse(&with(&[
+                ("AUTO_SCALING_GROUPS", fits),
+                ("ECS_SERVICES", services)
+            ]))
+            .is_ok()
+        );
+        let err = parse(&with(&[
+            ("AUTO_SCALING_GROUPS", groups(most - 1)),
+            ("ECS_SERVICES", services),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ECS_SERVICES: ") && err.contains("313 groups and services"),
             "{err}"
         );
     }

@@ -20,65 +20,49 @@ use crate::controller::Controller;
 use crate::error::{AwsError, ErrorKind, Result};
 use crate::ports::{Deps, ScalingGroups};
 use crate::region::Region;
-use crate::state::{
-    CapacityStatus, ControlState, GroupSizes, Millis, ScaleInIntent, ScaledUp, StepEntry,
-    Transition,
-};
+use crate::state::{CapacityStatus, ControlState, GroupSizes, Millis, ScaleInIntent, ScaledUp};
 use crate::transition::kind::{
-    BoxFuture, Described, KindInfo, Scalable, ScalableKind, Sizes, StepKind, counterpart_of,
+    BoxFuture, Described, Kind, Scalable, ScalableKind, Sizes, StepKind, counterpart_of,
 };
-use crate::transition::plan::{Record, RegionPlan, Stage, Step, StepContext, StepFuture};
+use crate::transition::plan::{Action, OutcomeFuture, RegionPlan, Stage, StepContext};
 
 /// The kind: the target region's groups raised, when `CAPACITY_PERCENT` is above 0.
 pub struct Capacity;
 
-impl KindInfo for Capacity {
-    fn name(&self) -> &'static str {
-        "capacity"
-    }
+impl Kind for Capacity {
+    type Outcome = CapacityStatus;
+    const FIELD: &'static str = "capacity";
 
-    fn field(&self) -> &'static str {
-        "capacity"
-    }
-
-    fn summary(&self, entry: &StepEntry, epoch: u64) -> String {
-        let key = &entry.key;
-        match entry.outcome::<CapacityStatus>() {
-            Some(CapacityStatus::Raised {
+    fn summary(key: &str, outcome: &CapacityStatus, epoch: u64) -> String {
+        match outcome {
+            CapacityStatus::Raised {
                 previous,
                 desired,
                 capped,
                 ..
-            }) => format!(
+            } => format!(
                 "{key}: desired capacity {previous} -> {desired}{} for epoch {epoch}",
-                if capped {
+                if *capped {
                     " (capped at its maximum)"
                 } else {
                     ""
                 }
             ),
-            Some(CapacityStatus::Sufficient {
+            CapacityStatus::Sufficient {
                 desired, wanted, ..
-            }) => format!("{key}: desired capacity {desired} covers {wanted}"),
-            Some(CapacityStatus::AtMax {
+            } => format!("{key}: desired capacity {desired} covers {wanted}"),
+            CapacityStatus::AtMax {
                 desired, wanted, ..
-            }) => format!(
+            } => format!(
                 "{key}: desired capacity {desired} is its maximum; {wanted} wanted (capped)"
             ),
-            Some(CapacityStatus::Skipped { reason }) => {
-                format!("{key}: capacity left alone: {reason}")
-            }
-            Some(CapacityStatus::Failed { error, .. }) => format!("{key}: capacity: {error}"),
-            None => format!("{key}: capacity (unreadable record)"),
+            CapacityStatus::Skipped { reason } => format!("{key}: capacity left alone: {reason}"),
+            CapacityStatus::Failed { error, .. } => format!("{key}: capacity: {error}"),
         }
     }
 
-    fn metric(&self, entry: &StepEntry) -> Option<&'static str> {
-        matches!(
-            entry.outcome::<CapacityStatus>(),
-            Some(CapacityStatus::Raised { .. })
-        )
-        .then_some("CapacityRaised")
+    fn metric(outcome: &CapacityStatus) -> Option<&'static str> {
+        matches!(outcome, CapacityStatus::Raised { .. }).then_some("CapacityRaised")
     }
 }
 
@@ -208,26 +192,20 @@ pub struct CapacityStep<D: Deps> {
     pub target: Box<dyn Scalable<D>>,
 }
 
-impl<D: Deps> Step<D> for CapacityStep<D> {
-    fn planned(&self) -> (&'static str, String) {
-        ("capacity", self.target.key())
+impl<D: Deps> Action<D> for CapacityStep<D> {
+    type Outcome = CapacityStatus;
+    const NAME: &'static str = "capacity";
+
+    fn key(&self) -> String {
+        self.target.key()
     }
 
-    fn done(&self, transition: &Transition) -> bool {
-        transition
-            .outcome::<CapacityStatus>(&self.target.key())
-            .is_some_and(|c| c.is_ok())
+    fn finished(&self, recorded: Option<&CapacityStatus>) -> bool {
+        recorded.is_some_and(CapacityStatus::is_ok)
     }
 
-    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
-        Box::pin(async move {
-            let status = raise(cx, self.target.as_ref()).await;
-            Record::of(self.target.key(), &status)
-        })
-    }
-
-    fn missed(&self, error: String) -> Record {
-        Record::missed::<CapacityStatus>(self.target.key(), error)
+    fn act<'a>(&'a self, cx: &'a StepContext<'a, D>) -> OutcomeFuture<'a, CapacityStatus> {
+        Box::pin(raise(cx, self.target.as_ref()))
     }
 }
 

@@ -23,11 +23,11 @@ use crate::config::{Config, ServiceRef};
 use crate::error::{AwsError, ErrorKind};
 use crate::ports::{DeploymentInfo, Deps, EcsServices, ServiceInfo};
 use crate::region::Region;
-use crate::state::{Millis, Outcome, StepEntry, StepError, Transition};
+use crate::state::{Millis, Outcome, StepError, Transition};
 use crate::transition::kind::{
-    BoxFuture, Described, KindInfo, Scalable, ScalableKind, Sizes, StepKind, counterpart_of,
+    BoxFuture, Described, Kind, Scalable, ScalableKind, Sizes, StepKind, counterpart_of,
 };
-use crate::transition::plan::{Record, RegionPlan, Stage, Step, StepContext, StepFuture};
+use crate::transition::plan::{Action, OutcomeFuture, RegionPlan, Stage, StepContext};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -115,20 +115,11 @@ impl Outcome for DeploymentStatus {
     }
 }
 
-impl KindInfo for Deployments {
-    fn name(&self) -> &'static str {
-        DeploymentStatus::KIND
-    }
+impl Kind for Deployments {
+    type Outcome = DeploymentStatus;
+    const FIELD: &'static str = "deployments";
 
-    fn field(&self) -> &'static str {
-        "deployments"
-    }
-
-    fn summary(&self, entry: &StepEntry, epoch: u64) -> String {
-        let key = &entry.key;
-        let Some(d) = entry.outcome::<DeploymentStatus>() else {
-            return format!("{key}: deployment (unreadable record)");
-        };
+    fn summary(key: &str, d: &DeploymentStatus, epoch: u64) -> String {
         let id = d.deployment_id.as_deref().unwrap_or("-");
         let counts = format!(
             "{} running, {} pending of {}",
@@ -144,28 +135,24 @@ impl KindInfo for Deployments {
             }
             DeploymentPhase::Failed => format!(
                 "{key}: deployment {id} failed: {}",
-                d.error.or(d.reason).unwrap_or_default()
+                d.error
+                    .as_ref()
+                    .or(d.reason.as_ref())
+                    .map_or("", String::as_str)
             ),
         }
     }
 
     /// A deployment still rolling out, or one this run followed to its end: the
     /// transition's own course, not drift.
-    fn following(&self, before: Option<&StepEntry>, after: &StepEntry) -> bool {
-        let Some(now) = after.outcome::<DeploymentStatus>() else {
-            return false;
-        };
-        let was_rolling = before
-            .and_then(StepEntry::outcome::<DeploymentStatus>)
-            .is_some_and(|d| d.status == DeploymentPhase::InProgress);
-        now.status == DeploymentPhase::InProgress
-            || (was_rolling && now.status == DeploymentPhase::Completed)
+    fn following(before: Option<&DeploymentStatus>, after: &DeploymentStatus) -> bool {
+        let was_rolling = before.is_some_and(|d| d.status == DeploymentPhase::InProgress);
+        after.status == DeploymentPhase::InProgress
+            || (was_rolling && after.status == DeploymentPhase::Completed)
     }
 
-    fn metric(&self, entry: &StepEntry) -> Option<&'static str> {
-        entry
-            .outcome::<DeploymentStatus>()
-            .is_some_and(|d| d.status == DeploymentPhase::Failed && d.deployment_id.is_some())
+    fn metric(outcome: &DeploymentStatus) -> Option<&'static str> {
+        (outcome.status == DeploymentPhase::Failed && outcome.deployment_id.is_some())
             .then_some("DeploymentFailed")
     }
 }
@@ -235,12 +222,6 @@ pub struct DeployFollow {
     pub service: ServiceRef,
 }
 
-fn started(transition: &Transition, key: &str) -> bool {
-    transition
-        .outcome::<DeploymentStatus>(key)
-        .is_some_and(|d| d.deployment_id.is_some() || d.is_done())
-}
-
 /// The service's PRIMARY deployment, when it started at or after the transition: one
 /// this transition started (an earlier invocation's, whose record was lost). ECS reports
 /// `createdAt` to the millisecond; a second's tolerance covers clocks apart.
@@ -252,21 +233,21 @@ fn ours<'a>(info: &'a ServiceInfo, transition: &Transition) -> Option<&'a Deploy
     })
 }
 
-impl<D: Deps> Step<D> for DeploySend {
-    fn planned(&self) -> (&'static str, String) {
-        ("deployment", self.service.key())
+impl<D: Deps> Action<D> for DeploySend {
+    type Outcome = DeploymentStatus;
+    const NAME: &'static str = "deployment";
+
+    fn key(&self) -> String {
+        self.service.key()
     }
 
-    fn done(&self, transition: &Transition) -> bool {
-        started(transition, &self.service.key())
+    /// Started, or nothing to deploy.
+    fn finished(&self, recorded: Option<&DeploymentStatus>) -> bool {
+        recorded.is_some_and(|d| d.deployment_id.is_some() || d.is_done())
     }
 
-    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
-        Box::pin(async move { Record::of(self.service.key(), &deploy(cx, &self.service).await) })
-    }
-
-    fn missed(&self, error: String) -> Record {
-        Record::missed::<DeploymentStatus>(self.service.key(), error)
+    fn act<'a>(&'a self, cx: &'a StepContext<'a, D>) -> OutcomeFuture<'a, DeploymentStatus> {
+        Box::pin(deploy(cx, &self.service))
     }
 }
 
@@ -318,34 +299,32 @@ async fn deploy<D: Deps>(cx: &StepContext<'_, D>, service: &ServiceRef) -> Deplo
     }
 }
 
-impl<D: Deps> Step<D> for DeployFollow {
-    fn planned(&self) -> (&'static str, String) {
-        ("deployment-follow", self.service.key())
+impl<D: Deps> Action<D> for DeployFollow {
+    type Outcome = DeploymentStatus;
+    const NAME: &'static str = "deployment-follow";
+
+    fn key(&self) -> String {
+        self.service.key()
     }
 
-    fn done(&self, transition: &Transition) -> bool {
-        transition
-            .outcome::<DeploymentStatus>(&self.service.key())
-            .is_some_and(|d| d.is_done())
+    fn finished(&self, recorded: Option<&DeploymentStatus>) -> bool {
+        recorded.is_some_and(DeploymentStatus::is_done)
     }
 
-    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
+    fn act<'a>(&'a self, cx: &'a StepContext<'a, D>) -> OutcomeFuture<'a, DeploymentStatus> {
         Box::pin(async move {
-            let key = self.service.key();
-            let status = match cx.transition.outcome::<DeploymentStatus>(&key) {
+            match cx
+                .transition
+                .outcome::<DeploymentStatus>(&self.service.key())
+            {
                 Some(status) if status.deployment_id.is_some() => {
                     follow(cx, &self.service, status).await
                 }
                 // Never started: the send step tries again.
                 Some(status) => status,
                 None => DeploymentStatus::failed("no deployment was started", ErrorKind::Other),
-            };
-            Record::of(key, &status)
+            }
         })
-    }
-
-    fn missed(&self, error: String) -> Record {
-        Record::missed::<DeploymentStatus>(self.service.key(), error)
     }
 }
 

@@ -6,28 +6,21 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::ports::{Deps, ParameterStore};
 use crate::region::Region;
-use crate::state::{StepEntry, StepStatus, Transition};
-use crate::transition::kind::{KindInfo, StepKind};
-use crate::transition::plan::{Record, RegionPlan, Stage, Step, StepContext, StepFuture};
+use crate::state::{StepStatus, Transition};
+use crate::transition::kind::{Kind, StepKind};
+use crate::transition::plan::{Action, OutcomeFuture, RegionPlan, Stage, StepContext};
 
 /// The kind: one publish per region, in the prepare stage.
 pub struct Publish;
 
-impl KindInfo for Publish {
-    fn name(&self) -> &'static str {
-        "publish"
-    }
+impl Kind for Publish {
+    type Outcome = StepStatus;
+    const FIELD: &'static str = "publish";
 
-    fn field(&self) -> &'static str {
-        "publish"
-    }
-
-    fn summary(&self, entry: &StepEntry, epoch: u64) -> String {
-        let key = &entry.key;
-        match entry.outcome::<StepStatus>() {
-            Some(StepStatus::Published) => format!("{key}: parameter published for epoch {epoch}"),
-            Some(StepStatus::Failed { error, .. }) => format!("{key}: publish failed: {error}"),
-            None => format!("{key}: publish (unreadable record)"),
+    fn summary(key: &str, outcome: &StepStatus, epoch: u64) -> String {
+        match outcome {
+            StepStatus::Published => format!("{key}: parameter published for epoch {epoch}"),
+            StepStatus::Failed { error, .. } => format!("{key}: publish failed: {error}"),
         }
     }
 }
@@ -45,24 +38,25 @@ pub struct PublishStep {
     pub region: Region,
 }
 
-impl<D: Deps> Step<D> for PublishStep {
-    fn planned(&self) -> (&'static str, String) {
-        ("publish", self.region.to_string())
+impl<D: Deps> Action<D> for PublishStep {
+    type Outcome = StepStatus;
+    const NAME: &'static str = "publish";
+
+    fn key(&self) -> String {
+        self.region.to_string()
     }
 
-    fn done(&self, transition: &Transition) -> bool {
-        transition.published_in(&self.region)
+    fn finished(&self, recorded: Option<&StepStatus>) -> bool {
+        recorded.is_some_and(StepStatus::is_ok)
     }
 
-    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
-        Box::pin(async move {
-            let status = publish_one(cx.config, cx.ports, cx.transition, &self.region).await;
-            Record::of(self.region.to_string(), &status)
-        })
-    }
-
-    fn missed(&self, error: String) -> Record {
-        Record::missed::<StepStatus>(self.region.to_string(), error)
+    fn act<'a>(&'a self, cx: &'a StepContext<'a, D>) -> OutcomeFuture<'a, StepStatus> {
+        Box::pin(publish_one(
+            cx.config,
+            cx.ports,
+            cx.transition,
+            &self.region,
+        ))
     }
 }
 

@@ -24,28 +24,19 @@ use crate::config::{Config, GroupRef, ReloadMode};
 use crate::error::ErrorKind;
 use crate::ports::{Deps, InvocationInfo, RunCommands, ScalingGroups};
 use crate::region::Region;
-use crate::state::{Millis, ReloadPhase, ReloadStatus, StepEntry, Transition};
+use crate::state::{Millis, ReloadPhase, ReloadStatus};
 use crate::steps::rolling;
-use crate::transition::kind::{KindInfo, StepKind};
-use crate::transition::plan::{Record, RegionPlan, Stage, Step, StepContext, StepFuture};
+use crate::transition::kind::{Kind, StepKind};
+use crate::transition::plan::{Action, OutcomeFuture, RegionPlan, Stage, StepContext};
 
 /// The kind: `RELOAD_MODE=run-command`, a send and a follow per group of every region.
 pub struct Reload;
 
-impl KindInfo for Reload {
-    fn name(&self) -> &'static str {
-        "reload"
-    }
+impl Kind for Reload {
+    type Outcome = ReloadStatus;
+    const FIELD: &'static str = "reload";
 
-    fn field(&self) -> &'static str {
-        "reload"
-    }
-
-    fn summary(&self, entry: &StepEntry, _epoch: u64) -> String {
-        let key = &entry.key;
-        let Some(status) = entry.outcome::<ReloadStatus>() else {
-            return format!("{key}: reload (unreadable record)");
-        };
+    fn summary(key: &str, status: &ReloadStatus, _epoch: u64) -> String {
         format!(
             "{key}: reload {:?} (command {}: {} succeeded, {} failed, {} timed out, {} pending){}",
             status.status,
@@ -65,32 +56,24 @@ impl KindInfo for Reload {
     /// A Run Command still running, or one this run followed to a clean end: the
     /// transition's own course, not drift. (A fallback refresh is a repair, and reported
     /// as one.)
-    fn following(&self, before: Option<&StepEntry>, after: &StepEntry) -> bool {
-        let Some(status) = after.outcome::<ReloadStatus>() else {
-            return false;
-        };
-        let was_running = before
-            .and_then(StepEntry::outcome::<ReloadStatus>)
-            .is_some_and(|r| r.status == ReloadPhase::InProgress);
-        let running = status.status == ReloadPhase::InProgress && status.error.is_none();
+    fn following(before: Option<&ReloadStatus>, after: &ReloadStatus) -> bool {
+        let was_running = before.is_some_and(|r| r.status == ReloadPhase::InProgress);
+        let running = after.status == ReloadPhase::InProgress && after.error.is_none();
         let succeeded = matches!(
-            status.status,
+            after.status,
             ReloadPhase::Succeeded | ReloadPhase::NoInstances
         );
         running || (was_running && succeeded)
     }
 
-    fn metric(&self, entry: &StepEntry) -> Option<&'static str> {
-        entry
-            .outcome::<ReloadStatus>()
-            .is_some_and(|r| r.status == ReloadPhase::FellBack)
-            .then_some("ReloadFellBack")
+    fn metric(outcome: &ReloadStatus) -> Option<&'static str> {
+        (outcome.status == ReloadPhase::FellBack).then_some("ReloadFellBack")
     }
 
     /// The fallback refresh is a refresh like any other: the answer's `refreshes` lists
     /// it too, as it always has.
-    fn also_listed(&self, entry: &StepEntry) -> Option<(&'static str, Value)> {
-        let fallback = entry.outcome::<ReloadStatus>()?.fallback_refresh?;
+    fn also_listed(outcome: &ReloadStatus) -> Option<(&'static str, Value)> {
+        let fallback = outcome.fallback_refresh.as_ref()?;
         Some(("refreshes", serde_json::to_value(fallback).ok()?))
     }
 }
@@ -131,45 +114,39 @@ pub struct ReloadFollow {
     pub group: GroupRef,
 }
 
-fn sent(transition: &Transition, key: &str) -> bool {
-    transition
-        .outcome::<ReloadStatus>(key)
-        .is_some_and(|r| r.command_id.is_some() || r.is_done() || !r.awaiting.is_empty())
-}
+impl<D: Deps> Action<D> for ReloadSend {
+    type Outcome = ReloadStatus;
+    const NAME: &'static str = "reload";
 
-impl<D: Deps> Step<D> for ReloadSend {
-    fn planned(&self) -> (&'static str, String) {
-        ("reload", self.group.key())
+    fn key(&self) -> String {
+        self.group.key()
     }
 
-    fn done(&self, transition: &Transition) -> bool {
-        sent(transition, &self.group.key())
+    /// Sent, or nothing left to send.
+    fn finished(&self, recorded: Option<&ReloadStatus>) -> bool {
+        recorded.is_some_and(|r| r.command_id.is_some() || r.is_done() || !r.awaiting.is_empty())
     }
 
-    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
-        Box::pin(async move { Record::of(self.group.key(), &send(cx, &self.group).await) })
-    }
-
-    fn missed(&self, error: String) -> Record {
-        Record::missed::<ReloadStatus>(self.group.key(), error)
+    fn act<'a>(&'a self, cx: &'a StepContext<'a, D>) -> OutcomeFuture<'a, ReloadStatus> {
+        Box::pin(send(cx, &self.group))
     }
 }
 
-impl<D: Deps> Step<D> for ReloadFollow {
-    fn planned(&self) -> (&'static str, String) {
-        ("reload-follow", self.group.key())
+impl<D: Deps> Action<D> for ReloadFollow {
+    type Outcome = ReloadStatus;
+    const NAME: &'static str = "reload-follow";
+
+    fn key(&self) -> String {
+        self.group.key()
     }
 
-    fn done(&self, transition: &Transition) -> bool {
-        transition
-            .outcome::<ReloadStatus>(&self.group.key())
-            .is_some_and(|r| r.is_done())
+    fn finished(&self, recorded: Option<&ReloadStatus>) -> bool {
+        recorded.is_some_and(ReloadStatus::is_done)
     }
 
-    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
+    fn act<'a>(&'a self, cx: &'a StepContext<'a, D>) -> OutcomeFuture<'a, ReloadStatus> {
         Box::pin(async move {
-            let key = self.group.key();
-            let status = match cx.transition.outcome::<ReloadStatus>(&key) {
+            match cx.transition.outcome::<ReloadStatus>(&self.group.key()) {
                 // Sent (now or by an earlier invocation): follow it. Not sendable: refresh.
                 Some(status)
                     if status.command_id.is_some()
@@ -183,13 +160,8 @@ impl<D: Deps> Step<D> for ReloadFollow {
                 None => {
                     ReloadStatus::failed("the reload command was not sent".into(), ErrorKind::Other)
                 }
-            };
-            Record::of(key, &status)
+            }
         })
-    }
-
-    fn missed(&self, error: String) -> Record {
-        Record::missed::<ReloadStatus>(self.group.key(), error)
     }
 }
 

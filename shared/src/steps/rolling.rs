@@ -11,30 +11,23 @@ use crate::config::{Config, GroupRef, RefreshPreferences, ReloadMode};
 use crate::error::{AwsError, ErrorKind};
 use crate::ports::{Deps, RefreshInfo, ScalingGroups};
 use crate::region::Region;
-use crate::state::{RefreshStatus, StepEntry, Transition};
-use crate::transition::kind::{KindInfo, StepKind};
-use crate::transition::plan::{Record, RegionPlan, Stage, Step, StepContext, StepFuture};
+use crate::state::{RefreshStatus, Transition};
+use crate::transition::kind::{Kind, StepKind};
+use crate::transition::plan::{Action, OutcomeFuture, RegionPlan, Stage, StepContext};
 
 /// The kind: `RELOAD_MODE=refresh`, one instance refresh per group of every region.
 pub struct Refresh;
 
-impl KindInfo for Refresh {
-    fn name(&self) -> &'static str {
-        "refresh"
-    }
+impl Kind for Refresh {
+    type Outcome = RefreshStatus;
+    const FIELD: &'static str = "refreshes";
 
-    fn field(&self) -> &'static str {
-        "refreshes"
-    }
-
-    fn summary(&self, entry: &StepEntry, epoch: u64) -> String {
-        let key = &entry.key;
-        match entry.outcome::<RefreshStatus>() {
-            Some(RefreshStatus::Started { id } | RefreshStatus::AlreadyRunning { id }) => {
+    fn summary(key: &str, outcome: &RefreshStatus, epoch: u64) -> String {
+        match outcome {
+            RefreshStatus::Started { id } | RefreshStatus::AlreadyRunning { id } => {
                 format!("{key}: refresh {id} for epoch {epoch}")
             }
-            Some(RefreshStatus::Failed { error, .. }) => format!("{key}: {error}"),
-            None => format!("{key}: refresh (unreadable record)"),
+            RefreshStatus::Failed { error, .. } => format!("{key}: {error}"),
         }
     }
 }
@@ -59,21 +52,21 @@ pub struct RefreshStep {
     pub group: GroupRef,
 }
 
-impl<D: Deps> Step<D> for RefreshStep {
-    fn planned(&self) -> (&'static str, String) {
-        ("refresh", self.group.key())
+impl<D: Deps> Action<D> for RefreshStep {
+    type Outcome = RefreshStatus;
+    const NAME: &'static str = "refresh";
+
+    fn key(&self) -> String {
+        self.group.key()
     }
 
-    fn done(&self, transition: &Transition) -> bool {
-        transition
-            .outcome::<RefreshStatus>(&self.group.key())
-            .is_some_and(|r| r.is_ok())
+    fn finished(&self, recorded: Option<&RefreshStatus>) -> bool {
+        recorded.is_some_and(RefreshStatus::is_ok)
     }
 
-    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
+    fn act<'a>(&'a self, cx: &'a StepContext<'a, D>) -> OutcomeFuture<'a, RefreshStatus> {
         Box::pin(async move {
             let groups = cx.ports.groups();
-            let preferences = &cx.config.refresh;
             // A transition this invocation has just created owns no refresh yet: start at
             // once, and describe only if Auto Scaling says one is in progress.
             let listed = if cx.fresh {
@@ -81,14 +74,15 @@ impl<D: Deps> Step<D> for RefreshStep {
             } else {
                 Some(groups.refreshes(&self.group).await)
             };
-            let status =
-                refresh_listed(groups, &self.group, preferences, cx.transition, listed).await;
-            Record::of(self.group.key(), &status)
+            refresh_listed(
+                groups,
+                &self.group,
+                &cx.config.refresh,
+                cx.transition,
+                listed,
+            )
+            .await
         })
-    }
-
-    fn missed(&self, error: String) -> Record {
-        Record::missed::<RefreshStatus>(self.group.key(), error)
     }
 }
 

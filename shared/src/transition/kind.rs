@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::AwsError;
 use crate::ports::Deps;
 use crate::region::Region;
-use crate::state::StepEntry;
+use crate::state::{Outcome, StepEntry};
 use crate::transition::plan::RegionPlan;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -45,6 +45,69 @@ pub trait KindInfo: Send + Sync {
     /// refresh is listed under `refreshes`, as it always was).
     fn also_listed(&self, _entry: &StepEntry) -> Option<(&'static str, Value)> {
         None
+    }
+}
+
+/// A kind of step, typed by its outcome: implement this and [`StepKind`], and
+/// [`KindInfo`] (what the executor, reconcile and the views read) comes with it.
+pub trait Kind: Send + Sync + 'static {
+    /// What its steps record; its `KIND` is the kind's name.
+    type Outcome: Outcome;
+
+    /// The field of the failover's answer, and of `status`'s transition, that lists this
+    /// kind's outcomes by key (`publish`, `refreshes`, `capacity`, `reload`, ...).
+    const FIELD: &'static str;
+
+    /// One line for reports and events: what the step on `key` did.
+    fn summary(key: &str, outcome: &Self::Outcome, epoch: u64) -> String;
+
+    /// Reconcile ran the step again and it is still on its own course (a command being
+    /// followed, or one followed to a clean end): not drift.
+    fn following(_before: Option<&Self::Outcome>, _after: &Self::Outcome) -> bool {
+        false
+    }
+
+    /// An EMF count to emit for an outcome (per key), when it is one a dashboard watches.
+    fn metric(_outcome: &Self::Outcome) -> Option<&'static str> {
+        None
+    }
+
+    /// The outcome listed under another kind's answer field as well.
+    fn also_listed(_outcome: &Self::Outcome) -> Option<(&'static str, Value)> {
+        None
+    }
+}
+
+impl<K: Kind> KindInfo for K {
+    fn name(&self) -> &'static str {
+        K::Outcome::KIND
+    }
+
+    fn field(&self) -> &'static str {
+        K::FIELD
+    }
+
+    fn summary(&self, entry: &StepEntry, epoch: u64) -> String {
+        match entry.outcome::<K::Outcome>() {
+            Some(outcome) => K::summary(&entry.key, &outcome, epoch),
+            // Written by a version whose outcome this one cannot read.
+            None => format!("{}: {} (unreadable record)", entry.key, K::Outcome::KIND),
+        }
+    }
+
+    fn following(&self, before: Option<&StepEntry>, after: &StepEntry) -> bool {
+        let before = before.and_then(StepEntry::outcome::<K::Outcome>);
+        after
+            .outcome::<K::Outcome>()
+            .is_some_and(|after| K::following(before.as_ref(), &after))
+    }
+
+    fn metric(&self, entry: &StepEntry) -> Option<&'static str> {
+        K::metric(&entry.outcome::<K::Outcome>()?)
+    }
+
+    fn also_listed(&self, entry: &StepEntry) -> Option<(&'static str, Value)> {
+        K::also_listed(&entry.outcome::<K::Outcome>()?)
     }
 }
 

@@ -56,6 +56,46 @@ pub trait Step<D: Deps>: Send + Sync {
     fn missed(&self, error: String) -> Record;
 }
 
+/// A step typed by its kind's outcome: implement this, and [`Step`] (what the plan and
+/// the executor hold) comes with it.
+pub trait Action<D: Deps>: Send + Sync {
+    type Outcome: Outcome;
+
+    /// The step's name in the plan and the logs: `publish`, `reload-follow`, ...
+    const NAME: &'static str;
+
+    /// What it acts on (a region, a group's `region/name`, a service's
+    /// `region/cluster/service`): its record's key.
+    fn key(&self) -> String;
+
+    /// Whether the outcome the transition records for its key (`None`: none yet) leaves
+    /// nothing to repeat.
+    fn finished(&self, recorded: Option<&Self::Outcome>) -> bool;
+
+    /// Does the step (every step is safe to repeat) and says what to record.
+    fn act<'a>(&'a self, cx: &'a StepContext<'a, D>) -> OutcomeFuture<'a, Self::Outcome>;
+}
+
+pub type OutcomeFuture<'a, O> = Pin<Box<dyn Future<Output = O> + Send + 'a>>;
+
+impl<D: Deps, A: Action<D>> Step<D> for A {
+    fn planned(&self) -> (&'static str, String) {
+        (A::NAME, self.key())
+    }
+
+    fn done(&self, transition: &Transition) -> bool {
+        self.finished(transition.outcome::<A::Outcome>(&self.key()).as_ref())
+    }
+
+    fn run<'a>(&'a self, cx: &'a StepContext<'a, D>) -> StepFuture<'a> {
+        Box::pin(async move { Record::of(self.key(), &self.act(cx).await) })
+    }
+
+    fn missed(&self, error: String) -> Record {
+        Record::missed::<A::Outcome>(self.key(), error)
+    }
+}
+
 /// What a step sees while it runs: the configuration, the ports and the clock, the
 /// transition, never the controller. The one state write a step needs before it acts (the
 /// capacity step's scale-up, recorded first so a crash cannot lose its scale-in) goes
