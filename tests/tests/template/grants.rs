@@ -202,9 +202,10 @@ pub(crate) fn ecs_services_are_read_and_updated_on_exactly_their_arns_and_only_w
     let status = statement(&template, "health-probe", "StatusServices").unwrap();
     assert_eq!(status["Resource"], expected);
     assert!(granting(&template, "health-probe", "ecs:UpdateService").is_empty());
+    // The functions read the list as one comma-separated string.
     assert_eq!(
         env_value(&template, &[], "failover", "ECS_SERVICES"),
-        json!("app/web,app/worker")
+        json!({"Fn::Join": [",", {"Ref": "EcsServices"}]})
     );
     // Without services: no ECS grant at all.
     let template = expanded_template(THREE_REGIONS);
