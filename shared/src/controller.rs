@@ -18,13 +18,14 @@ use crate::error::{Error, Result};
 use crate::ports::{Clock, ControlStore, Deps, HealthProbe, Heartbeats, ProbeResult};
 use crate::region::Region;
 use crate::state::{
-    ControlState, HistoryRecord, Millis, Pause, Transition, TriggerInfo, Versioned, WriteToken,
+    ControlState, HistoryRecord, Millis, Pause, Transition, TriggerInfo, Versioned,
 };
 use crate::views::notices::DetailType;
 use crate::views::status::StatusReport;
 
-/// How often we re-read and retry after losing a compare-and-swap.
-pub(crate) const MAX_CAS_ATTEMPTS: u32 = 8;
+pub(crate) use crate::store::MAX_CAS_ATTEMPTS;
+use crate::store::{StateStore, Swap};
+use crate::transition::plan::{self, Executor, Ran};
 /// The flap guard's window.
 const DAY_MILLIS: Millis = 24 * 3600 * 1000;
 
@@ -139,15 +140,6 @@ pub struct PlannedRefresh {
     pub skip_matching: bool,
 }
 
-/// What a compare-and-swap came to.
-pub(crate) enum Swap {
-    /// The state that holds the write: the version written, or a newer one written over it.
-    Written(Versioned<ControlState>),
-    /// Another writer got there first, or the write did not land: the state as read back
-    /// (to decide again on), or `None` when it could not be read.
-    Lost(Option<Versioned<ControlState>>),
-}
-
 /// Turns decoded triggers into transitions over the ports bundle `D`.
 pub struct Controller<D> {
     pub config: Arc<Config>,
@@ -256,80 +248,23 @@ impl<D: Deps> Controller<D> {
         }
     }
 
+    /// The control state's compare-and-swap over this controller's ports.
+    pub(crate) fn store(&self) -> StateStore<'_, D> {
+        StateStore::new(&self.config, &self.ports)
+    }
+
     /// The stored state, or the implicit initial one (home active, epoch 0).
     pub async fn load(&self) -> Result<Versioned<ControlState>> {
-        Ok(self.or_initial(self.ports.control().load().await?))
+        self.store().load().await
     }
 
-    fn or_initial(&self, stored: Option<Versioned<ControlState>>) -> Versioned<ControlState> {
-        stored.unwrap_or_else(|| Versioned {
-            version: 0,
-            value: ControlState::initial(self.config.home().clone()),
-            writes: Vec::new(),
-        })
-    }
-
-    /// Writes `next` over `current` with one compare-and-swap.
-    ///
-    /// A write can be applied and still answer with a timeout or a 500; the SDK's retry of
-    /// it then fails its own condition. Either answer is followed by a read: a stored
-    /// version whose write tokens include this attempt's holds our write, and we carry on
-    /// as if the answer had come back. Without it, an invocation would find its own
-    /// transition under its own lease, answer `already_active`, and leave the steps to a
-    /// verifier minutes later.
+    /// See [`StateStore::compare_and_swap`].
     pub(crate) async fn compare_and_swap(
         &self,
         current: &Versioned<ControlState>,
         next: ControlState,
     ) -> Result<Swap> {
-        let token = WriteToken::fresh();
-        let written = Versioned {
-            version: current.version + 1,
-            writes: current.writes_after(token.clone()),
-            value: next,
-        };
-        let answer = self
-            .ports
-            .control()
-            .save(current.version, &written.value, &written.writes)
-            .await;
-        if matches!(answer, Ok(true)) {
-            return Ok(Swap::Written(written));
-        }
-        let read_back = self.ports.control().load().await;
-        match read_back {
-            Ok(Some(stored))
-                if stored.version >= written.version && stored.writes.contains(&token) =>
-            {
-                let answered = match &answer {
-                    Ok(_) => "a failed condition (its own retry)".to_owned(),
-                    Err(e) => e.to_string(),
-                };
-                warn!(version = written.version, stored = stored.version, answered = %answered, "the control state write landed though its answer was lost; carrying on");
-                Ok(Swap::Written(if stored.version == written.version {
-                    written
-                } else {
-                    stored
-                }))
-            }
-            // Not ours: another writer won, or ours never landed. After a transient error
-            // the read says which, so the caller may decide again, on this read.
-            Ok(stored) => {
-                let lost = Swap::Lost(Some(self.or_initial(stored)));
-                match answer {
-                    Err(Error::Aws(e)) if e.kind.is_transient() => {
-                        info!(error = %e, "the control state write did not land; deciding again");
-                        Ok(lost)
-                    }
-                    answer => answer.map(|_| lost),
-                }
-            }
-            // Cannot tell: the write's own answer stands.
-            Err(read) => {
-                warn!(error = %read, "could not read the control state back after an unclear write");
-                answer.map(|_| Swap::Lost(None))
-            }
-        }
+        self.store().compare_and_swap(current, next).await
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -448,7 +383,7 @@ impl<D: Deps> Controller<D> {
             let (done, routing) = tokio::join!(
                 self.carry_out(transition, saved, failing_deadline, true)
                     .instrument(span),
-                self.set_routing_controls(&to),
+                crate::steps::routing::set_routing_controls(&self.config, &self.ports, &to),
             );
             let done = done?;
             // The transition this one superseded keeps a whole history record even if its
@@ -611,6 +546,66 @@ impl<D: Deps> Controller<D> {
             readiness: state.readiness.clone(),
         };
         (transition, next)
+    }
+
+    /// Builds the plan of `transition` from every registered kind and hands it to the
+    /// executor (see [`Executor::run`]); then emits the kinds' metrics for what ran.
+    pub(crate) async fn carry_out(
+        &self,
+        transition: Transition,
+        saved: Versioned<ControlState>,
+        failing_deadline: tokio::time::Instant,
+        fresh: bool,
+    ) -> Result<Transition> {
+        let plans = plan::build::<D>(&self.config, &transition.to, &crate::steps::kinds());
+        let (done, records) = Executor::new(&self.config, &self.ports)
+            .run(&plans, transition, saved, failing_deadline, fresh)
+            .await?;
+        self.emit_step_metrics(&records);
+        Ok(done)
+    }
+
+    /// Records steps run outside a plan (reconcile's re-publish): see
+    /// [`Executor::record_steps`].
+    pub(crate) async fn record_steps(
+        &self,
+        known: Option<Versioned<ControlState>>,
+        epoch: u64,
+        records: &[Ran],
+        completed: Option<&Transition>,
+    ) -> Result<()> {
+        self.emit_step_metrics(records);
+        Executor::new(&self.config, &self.ports)
+            .record_steps(known, epoch, records, completed)
+            .await
+    }
+
+    /// Runs the steps the latest, completed transition still lacks and records them (see
+    /// [`Executor::finish`]). The verifier's reconcile calls this every run. Regions in
+    /// `skip` (found unreachable this run) are left for the next run.
+    pub(crate) async fn finish_steps(&self, skip: &[Region]) -> Result<Vec<Ran>> {
+        let current = self.load().await?;
+        let Some(to) = current.value.transition.as_ref().map(|t| t.to.clone()) else {
+            return Ok(Vec::new());
+        };
+        let plans = plan::build::<D>(&self.config, &to, &crate::steps::kinds());
+        let records = Executor::new(&self.config, &self.ports)
+            .finish(&plans, &current, skip)
+            .await?;
+        self.emit_step_metrics(&records);
+        Ok(records)
+    }
+
+    /// The counts kinds emit for their records (capacity raised, reloads that needed the
+    /// refresh safety net, failed deployments), as EMF per key, so a dashboard or an
+    /// alarm can watch them.
+    fn emit_step_metrics(&self, records: &[Ran]) {
+        for ran in records {
+            let entry = ran.entry();
+            if let Some(name) = crate::steps::info(ran.record.kind).and_then(|k| k.metric(&entry)) {
+                self.emit_metric(name, "Count", &[("Group", &ran.record.key)]);
+            }
+        }
     }
 
     /// Emits one count-style metric (EMF on stdout) in the configured namespace.
@@ -890,36 +885,9 @@ impl<D: Deps> Controller<D> {
         }
     }
 
-    /// Changes the state with `change` under compare-and-swap, retrying on contention.
+    /// See [`StateStore::update`].
     pub(crate) async fn update(&self, change: impl Fn(&mut ControlState)) -> Result<ControlState> {
-        Ok(self.update_from(None, change).await?.value)
-    }
-
-    /// `update`, first trying `known` (the state as this invocation last wrote it)
-    /// without a re-read.
-    pub(crate) async fn update_from(
-        &self,
-        mut known: Option<Versioned<ControlState>>,
-        change: impl Fn(&mut ControlState),
-    ) -> Result<Versioned<ControlState>> {
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = match known.take() {
-                Some(known) => known,
-                None => self.load().await?,
-            };
-            let mut next = current.value.clone();
-            change(&mut next);
-            if next == current.value {
-                return Ok(current);
-            }
-            match self.compare_and_swap(&current, next).await? {
-                Swap::Written(saved) => return Ok(saved),
-                Swap::Lost(stored) => known = stored,
-            }
-        }
-        Err(Error::Contention {
-            attempts: MAX_CAS_ATTEMPTS,
-        })
+        self.store().update(change).await
     }
 
     async fn pause(&self, reason: &str) -> Result<Response> {

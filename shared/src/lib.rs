@@ -12,6 +12,7 @@ pub mod ports;
 pub mod region;
 pub mod state;
 pub mod steps;
+pub mod store;
 pub mod telemetry;
 pub mod text;
 pub mod transition;

@@ -395,7 +395,7 @@ pub struct Ports<C, P, S, H, R, K, B, T, E> {
     pub services: E,
 }
 
-/// The bundle of ports as one bound: `Controller<D: Deps>` instead of eight type
+/// The bundle of ports as one bound: `Controller<D: Deps>` instead of nine type
 /// parameters repeated on every handler.
 pub trait Deps: Send + Sync + 'static {
     type Control: ControlStore;

@@ -98,10 +98,6 @@ impl<D: Deps> StepKind<D> for Reload {
     }
 }
 
-/// How long a new transition follows its commands before leaving them to the next
-/// verifier run: well inside the functions' 60 s Lambda timeout. Reconcile follows for
-/// half of it, and finishing an abandoned transition does not wait at all.
-pub const FOLLOW_BUDGET: Duration = Duration::from_secs(20);
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Sends the reload command to one group's instances.

@@ -15,8 +15,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::config::RoutingControlConfig;
-use crate::controller::Controller;
+use crate::config::{Config, RoutingControlConfig};
 use crate::error::AwsError;
 use crate::ports::{Deps, RoutingControls};
 use crate::region::Region;
@@ -84,115 +83,121 @@ where
     (Err(()), errors)
 }
 
-impl<D: Deps> Controller<D> {
-    /// Sets every routing control for `active`; `None` unless `TRAFFIC_SIGNAL=
-    /// routing-control`.
-    pub async fn set_routing_controls(&self, active: &Region) -> Option<RoutingReport> {
-        let controls = self.config.routing_controls.as_ref()?;
-        Some(self.apply_routing(controls, active, false).await)
-    }
+/// Sets every routing control for `active`; `None` unless `TRAFFIC_SIGNAL=
+/// routing-control`.
+pub async fn set_routing_controls<D: Deps>(
+    config: &Config,
+    ports: &D,
+    active: &Region,
+) -> Option<RoutingReport> {
+    let controls = config.routing_controls.as_ref()?;
+    Some(apply_routing(ports, controls, active, false).await)
+}
 
-    /// Reads every routing control and sets them all if any is not as `active` needs (or
-    /// cannot be read); `None` unless `TRAFFIC_SIGNAL=routing-control`.
-    pub async fn reconcile_routing_controls(&self, active: &Region) -> Option<RoutingReport> {
-        let controls = self.config.routing_controls.as_ref()?;
-        let mut found = BTreeMap::new();
-        let mut unanswered = Vec::new();
-        let mut wrong = false;
-        // Each read starts at the endpoint that answered the last: one dead endpoint
-        // costs one probe timeout per run, not one per routing control.
-        let mut start = 0;
-        for (region, arn, on) in desired(controls, active) {
-            let (routing, arn) = (self.ports.routing(), &arn);
-            let (read, errors) = first_answer(controls, start, |endpoint| async move {
-                routing.get(&endpoint, arn).await
-            })
-            .await;
-            unanswered.extend(errors.iter().map(ToString::to_string));
-            match read {
-                Ok((state, answered)) => {
-                    start = answered;
-                    wrong |= state != on;
-                    found.insert(region, label(state));
-                }
-                // No endpoint answered a read: a write would wait on the same dead
-                // endpoints again. Left for the next run.
-                Err(()) => {
-                    let error = format!(
-                        "no cluster endpoint answered GetRoutingControlState ({} tried); the verifier tries again each minute",
-                        controls.endpoints.len()
-                    );
-                    warn!(active = %active, errors = ?unanswered, "{error}");
-                    return Some(RoutingReport {
-                        states: found,
-                        endpoint: None,
-                        unanswered,
-                        repaired: false,
-                        error: Some(error),
-                    });
-                }
-            }
-        }
-        if !wrong {
-            return Some(RoutingReport {
-                states: found,
-                endpoint: None,
-                unanswered,
-                repaired: false,
-                error: None,
-            });
-        }
-        info!(found = ?found, active = %active, "routing controls out of line with the decision; setting them");
-        Some(self.apply_routing(controls, active, true).await)
-    }
-
-    async fn apply_routing(
-        &self,
-        controls: &RoutingControlConfig,
-        active: &Region,
-        repair: bool,
-    ) -> RoutingReport {
-        let wanted = desired(controls, active);
-        let states: Vec<(String, bool)> = wanted
-            .iter()
-            .map(|(_, arn, on)| (arn.clone(), *on))
-            .collect();
-        let routing = self.ports.routing();
-        let states_ref = &states;
-        let (result, errors) = first_answer(controls, 0, |endpoint| async move {
-            routing.set(&endpoint, states_ref).await
+/// Reads every routing control and sets them all if any is not as `active` needs (or
+/// cannot be read); `None` unless `TRAFFIC_SIGNAL=routing-control`.
+pub async fn reconcile_routing_controls<D: Deps>(
+    config: &Config,
+    ports: &D,
+    active: &Region,
+) -> Option<RoutingReport> {
+    let controls = config.routing_controls.as_ref()?;
+    let mut found = BTreeMap::new();
+    let mut unanswered = Vec::new();
+    let mut wrong = false;
+    // Each read starts at the endpoint that answered the last: one dead endpoint
+    // costs one probe timeout per run, not one per routing control.
+    let mut start = 0;
+    for (region, arn, on) in desired(controls, active) {
+        let (routing, arn) = (ports.routing(), &arn);
+        let (read, errors) = first_answer(controls, start, |endpoint| async move {
+            routing.get(&endpoint, arn).await
         })
         .await;
-        let unanswered: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        let set: BTreeMap<Region, &'static str> = wanted
-            .iter()
-            .map(|(region, _, on)| (region.clone(), label(*on)))
-            .collect();
-        match result {
-            Ok(((), index)) => {
-                let endpoint = controls.endpoints[index].region.clone();
-                info!(active = %active, endpoint = %endpoint, tried = errors.len() + 1, "routing controls set");
-                RoutingReport {
-                    states: set,
-                    endpoint: Some(endpoint),
-                    unanswered,
-                    repaired: repair,
-                    error: None,
-                }
+        unanswered.extend(errors.iter().map(ToString::to_string));
+        match read {
+            Ok((state, answered)) => {
+                start = answered;
+                wrong |= state != on;
+                found.insert(region, label(state));
             }
+            // No endpoint answered a read: a write would wait on the same dead
+            // endpoints again. Left for the next run.
             Err(()) => {
                 let error = format!(
-                    "no cluster endpoint took the routing control updates ({} tried); the verifier tries again each minute",
+                    "no cluster endpoint answered GetRoutingControlState ({} tried); the verifier tries again each minute",
                     controls.endpoints.len()
                 );
                 warn!(active = %active, errors = ?unanswered, "{error}");
-                RoutingReport {
-                    states: BTreeMap::new(),
+                return Some(RoutingReport {
+                    states: found,
                     endpoint: None,
                     unanswered,
                     repaired: false,
                     error: Some(error),
-                }
+                });
+            }
+        }
+    }
+    if !wrong {
+        return Some(RoutingReport {
+            states: found,
+            endpoint: None,
+            unanswered,
+            repaired: false,
+            error: None,
+        });
+    }
+    info!(found = ?found, active = %active, "routing controls out of line with the decision; setting them");
+    Some(apply_routing(ports, controls, active, true).await)
+}
+
+async fn apply_routing<D: Deps>(
+    ports: &D,
+    controls: &RoutingControlConfig,
+    active: &Region,
+    repair: bool,
+) -> RoutingReport {
+    let wanted = desired(controls, active);
+    let states: Vec<(String, bool)> = wanted
+        .iter()
+        .map(|(_, arn, on)| (arn.clone(), *on))
+        .collect();
+    let routing = ports.routing();
+    let states_ref = &states;
+    let (result, errors) = first_answer(controls, 0, |endpoint| async move {
+        routing.set(&endpoint, states_ref).await
+    })
+    .await;
+    let unanswered: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let set: BTreeMap<Region, &'static str> = wanted
+        .iter()
+        .map(|(region, _, on)| (region.clone(), label(*on)))
+        .collect();
+    match result {
+        Ok(((), index)) => {
+            let endpoint = controls.endpoints[index].region.clone();
+            info!(active = %active, endpoint = %endpoint, tried = errors.len() + 1, "routing controls set");
+            RoutingReport {
+                states: set,
+                endpoint: Some(endpoint),
+                unanswered,
+                repaired: repair,
+                error: None,
+            }
+        }
+        Err(()) => {
+            let error = format!(
+                "no cluster endpoint took the routing control updates ({} tried); the verifier tries again each minute",
+                controls.endpoints.len()
+            );
+            warn!(active = %active, errors = ?unanswered, "{error}");
+            RoutingReport {
+                states: BTreeMap::new(),
+                endpoint: None,
+                unanswered,
+                repaired: false,
+                error: Some(error),
             }
         }
     }
@@ -202,8 +207,7 @@ impl<D: Deps> Controller<D> {
 mod tests {
     use std::sync::Arc;
 
-    use super::*;
-    use crate::controller::Outcome;
+    use crate::controller::{Controller, Outcome};
     use crate::testing::{FakePorts, FakeWorld, alarm_on, config_with, region};
 
     const USE1: &str =

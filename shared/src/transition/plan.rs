@@ -23,16 +23,22 @@ use futures::future::join_all;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::controller::Controller;
 use crate::error::Result;
 use crate::ports::{Clock, ControlStore, Deps};
 use crate::region::Region;
 use crate::state::{
     ControlState, HistoryRecord, Millis, Outcome, StepEntry, StepError, Transition, Versioned,
 };
+use crate::store::StateStore;
 use crate::transition::kind::StepKind;
 
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Record> + Send + 'a>>;
+
+/// How long a new transition follows what its act stage started (a Run Command, a
+/// deployment) before leaving it to the next verifier run: well inside the functions'
+/// 60 s Lambda timeout. Reconcile follows for half of it, and finishing an abandoned
+/// transition does not wait at all.
+pub const FOLLOW_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// One unit of a transition's plan.
 pub trait Step<D: Deps>: Send + Sync {
@@ -146,7 +152,7 @@ impl<D: Deps> StateWrites for Executor<'_, D> {
         scaled: &'a crate::state::ScaledUp,
     ) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
         Box::pin(async move {
-            self.controller
+            self.store()
                 .update(|s| {
                     // The epoch moves on, so a scale-in decided before this switch no
                     // longer matches it.
@@ -384,12 +390,21 @@ async fn run_stage<D: Deps>(
 /// executor knows nothing of what a step does, and every state change of a transition's
 /// steps goes through it.
 pub struct Executor<'a, D: Deps> {
-    controller: &'a Controller<D>,
+    config: &'a Config,
+    ports: &'a D,
 }
 
 impl<'a, D: Deps> Executor<'a, D> {
-    pub fn new(controller: &'a Controller<D>) -> Self {
-        Executor { controller }
+    pub fn new(config: &'a Config, ports: &'a D) -> Self {
+        Executor { config, ports }
+    }
+
+    fn store(&self) -> StateStore<'a, D> {
+        StateStore::new(self.config, self.ports)
+    }
+
+    fn now(&self) -> Millis {
+        self.ports.clock().now_millis()
     }
 
     /// Carries out every step of `plans` that the transition does not record as done,
@@ -406,7 +421,7 @@ impl<'a, D: Deps> Executor<'a, D> {
         saved: Versioned<ControlState>,
         failing_deadline: tokio::time::Instant,
         fresh: bool,
-    ) -> Result<Transition> {
+    ) -> Result<(Transition, Vec<Ran>)> {
         let epoch = transition.epoch;
         // Only an alarm says the region we leave is down; a verifier's failback leaves a
         // healthy region, which gets its full time.
@@ -421,7 +436,7 @@ impl<'a, D: Deps> Executor<'a, D> {
             let failing = failing.as_ref();
             async move {
                 let is_target = plan.region == transition.to;
-                let region_started = self.controller.now();
+                let region_started = self.now();
                 let records = Mutex::new(Vec::new());
                 let work = self.run_region(
                     plan,
@@ -432,7 +447,7 @@ impl<'a, D: Deps> Executor<'a, D> {
                         failing_deadline: failing.map(|_| failing_deadline),
                         // An abandoned transition only sends; the verifier follows.
                         follow_budget: if fresh {
-                            crate::steps::reload::FOLLOW_BUDGET
+                            FOLLOW_BUDGET
                         } else {
                             std::time::Duration::ZERO
                         },
@@ -460,9 +475,9 @@ impl<'a, D: Deps> Executor<'a, D> {
                     let error = format!(
                         "{} did not finish within the {} ms deadline for a failing region",
                         plan.region,
-                        self.controller.config.timeouts.probe.as_millis()
+                        self.config.timeouts.probe.as_millis()
                     );
-                    let now = self.controller.now();
+                    let now = self.now();
                     for step in plan.steps() {
                         let name = step.name();
                         let missed = step.missed(error.clone());
@@ -503,7 +518,7 @@ impl<'a, D: Deps> Executor<'a, D> {
         } else {
             warn!(epoch, failed = ?failed, "parameter not published in some regions; reconcile will retry");
         }
-        Ok(done)
+        Ok((done, records))
     }
 
     /// Runs one region's stages in order, each over the transition as this pipeline
@@ -527,8 +542,8 @@ impl<'a, D: Deps> Executor<'a, D> {
                 let _ = rx.wait_for(|done| *done).await;
             }
             let cx = StepContext {
-                config: &self.controller.config,
-                ports: &self.controller.ports,
+                config: self.config,
+                ports: self.ports,
                 writes: self,
                 transition: &local,
                 state: run.state,
@@ -544,8 +559,7 @@ impl<'a, D: Deps> Executor<'a, D> {
                 if let Some(acted) = run.acted {
                     let _ = acted.send(true);
                 }
-                self.controller
-                    .checkpoint(transition.epoch, &plan.follow, records)
+                self.checkpoint(transition.epoch, &plan.follow, records)
                     .await;
             }
         }
@@ -563,14 +577,10 @@ impl<'a, D: Deps> Executor<'a, D> {
         records: &[Ran],
         completed: Option<&Transition>,
     ) -> Result<()> {
-        for ran in records {
-            self.emit_step_metric(ran);
-        }
         // Completion implies a history record: write it first, so a crash before the
         // state says `completed` leaves the transition to be taken over, history and all.
         if let Some(done) = completed
             && let Err(e) = self
-                .controller
                 .ports
                 .control()
                 .put_history(&HistoryRecord::of(done))
@@ -581,7 +591,7 @@ impl<'a, D: Deps> Executor<'a, D> {
             warn!(epoch, error = %e, "could not write the history record");
         }
         let saved = self
-            .controller
+            .store()
             .update_from(known, |state| {
                 if let Some(t) = state.transition.as_mut().filter(|t| t.epoch == epoch) {
                     for ran in records {
@@ -597,7 +607,6 @@ impl<'a, D: Deps> Executor<'a, D> {
             // The state holds the outcome already; a lost history write is redone by the
             // next record of this transition, and the report falls back to the state.
             if let Err(e) = self
-                .controller
                 .ports
                 .control()
                 .put_history(&HistoryRecord::of(t))
@@ -609,56 +618,18 @@ impl<'a, D: Deps> Executor<'a, D> {
         Ok(())
     }
 
-    /// The counts a kind emits for its records (capacity raised, reloads that needed
-    /// the refresh safety net), as EMF per key, so a dashboard or an alarm can watch them.
-    fn emit_step_metric(&self, ran: &Ran) {
-        let entry = ran.entry();
-        if let Some(name) = crate::steps::info(ran.record.kind).and_then(|k| k.metric(&entry)) {
-            self.controller
-                .emit_metric(name, "Count", &[("Group", &ran.record.key)]);
-        }
-    }
-}
-
-impl<D: Deps> Controller<D> {
-    /// Builds the plan of `transition` and hands it to the executor (see
-    /// [`Executor::run`]).
-    pub(crate) async fn carry_out(
+    /// Runs the steps of `plans` the transition of `current` still lacks (a region that
+    /// was down, a command or a deployment still being followed) and records them; a
+    /// no-op once everything is done. Regions in `skip` are left for the next run.
+    pub async fn finish(
         &self,
-        transition: Transition,
-        saved: Versioned<ControlState>,
-        failing_deadline: tokio::time::Instant,
-        fresh: bool,
-    ) -> Result<Transition> {
-        let plans = build::<D>(&self.config, &transition.to, &crate::steps::kinds());
-        Executor::new(self)
-            .run(&plans, transition, saved, failing_deadline, fresh)
-            .await
-    }
-
-    /// See [`Executor::record_steps`].
-    pub(crate) async fn record_steps(
-        &self,
-        known: Option<Versioned<ControlState>>,
-        epoch: u64,
-        records: &[Ran],
-        completed: Option<&Transition>,
-    ) -> Result<()> {
-        Executor::new(self)
-            .record_steps(known, epoch, records, completed)
-            .await
-    }
-
-    /// Runs the steps the latest, completed transition still lacks (a region that was
-    /// down, a Run Command still being followed) and records them. The verifier's
-    /// reconcile calls this every run; it is a no-op once everything is done.
-    /// Regions in `skip` (found unreachable this run) are left for the next run.
-    pub(crate) async fn finish_steps(&self, skip: &[Region]) -> Result<Vec<Ran>> {
-        let current = self.load().await?;
+        plans: &[RegionPlan<D>],
+        current: &Versioned<ControlState>,
+        skip: &[Region],
+    ) -> Result<Vec<Ran>> {
         let Some(transition) = current.value.transition.clone().filter(|t| t.completed) else {
             return Ok(Vec::new());
         };
-        let plans = build::<D>(&self.config, &transition.to, &crate::steps::kinds());
         let state = &current.value;
         let results = join_all(
             plans
@@ -672,13 +643,11 @@ impl<D: Deps> Controller<D> {
                             state,
                             fresh: false,
                             failing_deadline: None,
-                            follow_budget: crate::steps::reload::FOLLOW_BUDGET / 2,
+                            follow_budget: FOLLOW_BUDGET / 2,
                             wait_before_act: None,
                             acted: None,
                         };
-                        Executor::new(self)
-                            .run_region(plan, transition, run, &records)
-                            .await;
+                        self.run_region(plan, transition, run, &records).await;
                         records.into_inner().unwrap_or_else(|e| e.into_inner())
                     }
                 }),

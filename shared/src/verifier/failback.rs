@@ -81,7 +81,7 @@ pub struct VerifyReport {
     pub reason: String,
     pub reconcile: ReconcileReport,
     /// Capacity snapshot and scale-ins.
-    pub capacity: crate::steps::capacity::CapacityReport,
+    pub capacity: crate::verifier::scale_in::CapacityReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failback: Option<FailbackProgress>,
     /// The failback transition, when `auto` mode made one.
@@ -116,7 +116,7 @@ impl VerifyReport {
             epoch: state.epoch,
             reason: String::new(),
             reconcile: ReconcileReport::default(),
-            capacity: crate::steps::capacity::CapacityReport::default(),
+            capacity: crate::verifier::scale_in::CapacityReport::default(),
             failback: None,
             switch: None,
             failback_window_opens: None,
@@ -296,7 +296,10 @@ impl<D: Deps> Controller<D> {
         }
         // Routing controls left wrong (a switch that reached no cluster endpoint, or a
         // person's change in the console) are set from the decision.
-        if let Some(routing) = self.reconcile_routing_controls(&active).await {
+        if let Some(routing) =
+            crate::steps::routing::reconcile_routing_controls(&self.config, &self.ports, &active)
+                .await
+        {
             if routing.repaired || routing.error.is_some() {
                 report
                     .drift

@@ -1,4 +1,6 @@
-//! The verifier: reconcile, failback verification and readiness, run on a schedule.
+//! The verifier: reconcile, failback verification, the scale-in and readiness, run on a
+//! schedule.
 
 pub mod failback;
 pub mod readiness;
+pub mod scale_in;
