@@ -565,19 +565,12 @@ impl<D: Deps> Controller<D> {
         Ok(done)
     }
 
-    /// Records steps run outside a plan (reconcile's re-publish): see
-    /// [`Executor::record_steps`].
-    pub(crate) async fn record_steps(
-        &self,
-        known: Option<Versioned<ControlState>>,
-        epoch: u64,
-        records: &[Ran],
-        completed: Option<&Transition>,
-    ) -> Result<()> {
+    /// Records steps run outside a plan (reconcile's re-publish) in the transition of
+    /// `epoch`: see [`Executor::record_steps`].
+    pub(crate) async fn record_steps(&self, epoch: u64, records: &[Ran]) -> Result<()> {
         self.emit_step_metrics(records);
-        Executor::new(&self.config, &self.ports)
-            .record_steps(known, epoch, records, completed)
-            .await
+        let executor = Executor::new(&self.config, &self.ports);
+        executor.record_steps(None, epoch, records, None).await
     }
 
     /// Runs the steps the latest, completed transition still lacks and records them (see

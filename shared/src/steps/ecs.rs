@@ -484,6 +484,11 @@ mod tests {
         }
         services.set_bounds(STANDBY_WEB, 1, 10);
         services.set_bounds(STANDBY_WORKER, 1, 3);
+        controller(world)
+    }
+
+    /// A controller over `world` with both services configured.
+    fn controller(world: &FakeWorld) -> Controller<FakePorts> {
         let config = config_with(&[
             ("ECS_SERVICES", "app/web,app/worker"),
             ("COOLDOWN_SECONDS", "0"),
@@ -690,29 +695,23 @@ mod tests {
             force: false,
         });
         switch(&c, back).await;
-        world.clock.advance(899_000);
-        let report = c.verify().await.unwrap();
-        assert!(
-            report
-                .capacity
-                .waiting
-                .iter()
-                .any(|w| w.starts_with(STANDBY_WEB)),
-            "{:?}",
-            report.capacity
+        // (waiting, scaled in) as one verifier run reports them for the web service.
+        let run = |advance: u64| {
+            world.clock.advance(advance);
+            let c = &c;
+            async move {
+                let capacity = c.verify().await.unwrap().capacity;
+                let of_web = |lines: &[String]| lines.iter().any(|l| l.starts_with(STANDBY_WEB));
+                (of_web(&capacity.waiting), of_web(&capacity.scaled_in))
+            }
+        };
+        assert_eq!(
+            run(899_000).await,
+            (true, false),
+            "before the delay: waiting"
         );
         assert_eq!(world.services.desired_of(STANDBY_WEB), 4);
-        world.clock.advance(2_000);
-        let report = c.verify().await.unwrap();
-        assert!(
-            report
-                .capacity
-                .scaled_in
-                .iter()
-                .any(|s| s.starts_with(STANDBY_WEB)),
-            "{:?}",
-            report.capacity
-        );
+        assert_eq!(run(2_000).await, (false, true), "after it: scaled in");
         assert_eq!(world.services.desired_of(STANDBY_WEB), 1);
         // The worker goes back to its MinCapacity-bounded figure, 1.
         assert_eq!(world.services.desired_of(STANDBY_WORKER), 1);
@@ -773,7 +772,7 @@ mod tests {
                 world
                     .clock
                     .advance(c.config.transition_lease.as_millis() as u64 + 1_000);
-                let next = warm_standby_again(&world);
+                let next = controller(&world);
                 next.handle(trigger).await.expect("retried");
                 let case = format!(
                     "crash at write {point} ({})",
@@ -810,16 +809,5 @@ mod tests {
             "crash points over {} writes, each before and after landing",
             writes.unwrap()
         );
-    }
-
-    fn warm_standby_again(world: &FakeWorld) -> Controller<FakePorts> {
-        let config = config_with(&[
-            ("ECS_SERVICES", "app/web,app/worker"),
-            ("COOLDOWN_SECONDS", "0"),
-            ("FAILBACK_MIN_HOLD_SECONDS", "0"),
-            ("FAILBACK_MODE", "approve"),
-            ("SCALE_IN_DELAY_SECONDS", "900"),
-        ]);
-        Controller::new(Arc::new(config), world.ports())
     }
 }

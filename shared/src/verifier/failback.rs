@@ -211,8 +211,7 @@ impl<D: Deps> Controller<D> {
                     Ran::at(format!("publish {region}"), record, now)
                 })
                 .collect();
-            self.record_steps(None, transition.epoch, &records, None)
-                .await?;
+            self.record_steps(transition.epoch, &records).await?;
         }
         // Every step of the latest transition that is not done yet: a region that was
         // down, a group that missed its capacity or reload, a Run Command still running.

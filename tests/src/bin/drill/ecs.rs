@@ -40,28 +40,14 @@ pub(crate) async fn run_ecs(pace: &Pace) -> Result<EcsSummary, String> {
         ("RELOAD_COMMANDS", RELOAD_COMMANDS.into()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let rig_env = [
-        ("RIG_TIME_SCALE", pace.time_scale.to_string()),
-        (
-            "RIG_BOOT_SECONDS",
-            format!("{}-{}", BOOT_SECONDS.0, BOOT_SECONDS.1),
-        ),
-        ("RIG_WARMUP_SECONDS", WARMUP_SECONDS.to_string()),
-        (
-            "RIG_RUN_COMMAND_SECONDS",
-            format!("{}-{}", RUN_COMMAND_SECONDS.0, RUN_COMMAND_SECONDS.1),
-        ),
-        (
-            "RIG_SSM_REGISTER_SECONDS",
-            format!("{}-{}", SSM_REGISTER_SECONDS.0, SSM_REGISTER_SECONDS.1),
-        ),
+    let mut rig_env = rig_env(Scenario::Ecs, pace);
+    rig_env.extend([
         (
             "RIG_ECS_TASK_START_SECONDS",
             format!("{}-{}", TASK_START_SECONDS.0, TASK_START_SECONDS.1),
         ),
         ("RIG_ECS_HEALTHY_SECONDS", TASK_HEALTHY_SECONDS.to_string()),
-        ("RIG_APP_PARAMETER", world::PARAMETER.to_owned()),
-    ];
+    ]);
     let rig_env: Vec<(&str, &str)> = rig_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let stage = Stage::start_with(
         "drill-ecs",

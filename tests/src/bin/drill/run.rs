@@ -733,7 +733,7 @@ fn function_env(
 }
 
 /// The rig's timings at the pace (and, for control-region loss, the MRSC control table).
-fn rig_env(scenario: Scenario, pace: &Pace) -> Vec<(&'static str, String)> {
+pub(crate) fn rig_env(scenario: Scenario, pace: &Pace) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("RIG_TIME_SCALE", pace.time_scale.to_string()),
         (
