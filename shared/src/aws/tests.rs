@@ -470,7 +470,29 @@ async fn state_bytes_with(groups: usize) -> usize {
     c.handle(alarm_on("us-east-1")).await.unwrap();
     c.verify().await.unwrap();
     let state = c.load().await.unwrap().value;
-    super::state_item_bytes(&state).unwrap()
+    let bytes = super::state_item_bytes(&state).unwrap();
+    // Each kind's entries, as the item holds them: what one step of each kind costs.
+    let t = state.transition.as_ref().expect("the failover");
+    let mut by_kind: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for entry in &t.steps {
+        let mut alone = state.clone();
+        if let Some(only) = alone.transition.as_mut() {
+            only.steps
+                .retain(|e| !(e.kind == entry.kind && e.key == entry.key));
+        }
+        let without = super::state_item_bytes(&alone).unwrap();
+        let slot = by_kind.entry(entry.kind.as_str()).or_default();
+        *slot = (slot.0 + bytes - without, slot.1 + 1);
+    }
+    let per_step: Vec<String> = by_kind
+        .iter()
+        .map(|(kind, (total, n))| format!("{kind} {} B", total / n))
+        .collect();
+    println!(
+        "with {groups} groups a region, one step entry each: {}",
+        per_step.join(", ")
+    );
+    bytes
 }
 
 #[tokio::test]
