@@ -40,7 +40,72 @@ pub struct ControlState {
     /// The newest readiness evaluation: `status` shows it, and the next one is due
     /// `READINESS_INTERVAL_SECONDS` after it.
     #[serde(default)]
-    pub readiness: Option<crate::verifier::readiness::Readiness>,
+    pub readiness: Option<Readiness>,
+}
+
+/// One evaluation, kept in the control state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    pub evaluated_at: Millis,
+    /// The active region the checks were made against (a failover would leave it).
+    pub active_region: Region,
+    /// Every check passed.
+    pub ready: bool,
+    pub checks: Vec<ReadinessCheck>,
+}
+
+/// One check of one subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessCheck {
+    /// `parameter`, `group_capacity`, `canary`, `replication_lag` or `control_table_pitr`.
+    pub check: String,
+    /// A region, a group (`region/name`), a direction (`from->to`) or the control table
+    /// (`region/table`).
+    pub subject: String,
+    pub passed: bool,
+    /// What was found, or what is wrong, in words.
+    pub reason: String,
+}
+
+impl ReadinessCheck {
+    pub(crate) fn new(
+        check: &str,
+        subject: impl Into<String>,
+        passed: bool,
+        reason: String,
+    ) -> Self {
+        ReadinessCheck {
+            check: check.to_owned(),
+            subject: subject.into(),
+            passed,
+            reason,
+        }
+    }
+}
+
+impl Readiness {
+    pub fn of(evaluated_at: Millis, active_region: Region, checks: Vec<ReadinessCheck>) -> Self {
+        Readiness {
+            evaluated_at,
+            active_region,
+            ready: checks.iter().all(|c| c.passed),
+            checks,
+        }
+    }
+
+    pub fn failing(&self) -> impl Iterator<Item = &ReadinessCheck> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+}
+
+/// The sizes the capacity rule reads. An ECS service's `max` is its Application Auto
+/// Scaling target's `MaxCapacity` (`i32::MAX` without one), its `min` the target's
+/// `MinCapacity` (0 without one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    pub min: i32,
+    pub desired: i32,
+    pub max: i32,
 }
 
 /// A group's sizes at one moment.
@@ -54,7 +119,7 @@ pub struct GroupSizes {
 }
 
 impl GroupSizes {
-    pub fn of(sizes: &crate::transition::kind::Sizes, at: Millis) -> Self {
+    pub fn of(sizes: &Sizes, at: Millis) -> Self {
         GroupSizes {
             min: sizes.min,
             desired: sizes.desired,

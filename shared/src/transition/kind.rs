@@ -136,15 +136,7 @@ pub trait StepKind<D: Deps>: KindInfo {
     }
 }
 
-/// The sizes the capacity rule reads. An ECS service's `max` is its Application Auto
-/// Scaling target's `MaxCapacity` (`i32::MAX` without one), its `min` the target's
-/// `MinCapacity` (0 without one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sizes {
-    pub min: i32,
-    pub desired: i32,
-    pub max: i32,
-}
+pub use crate::state::Sizes;
 
 /// What kind of scalable target something is: the names its checks and messages use.
 #[derive(Debug)]

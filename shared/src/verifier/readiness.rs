@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::join_all;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -46,55 +46,8 @@ pub const CONTROL_TABLE_PITR: &str = "control_table_pitr";
 /// How often a heartbeat's arrival is looked for, as the failback drain does.
 const LAG_POLL: Duration = Duration::from_millis(250);
 
-/// One evaluation, kept in the control state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Readiness {
-    pub evaluated_at: Millis,
-    /// The active region the checks were made against (a failover would leave it).
-    pub active_region: Region,
-    /// Every check passed.
-    pub ready: bool,
-    pub checks: Vec<ReadinessCheck>,
-}
-
-/// One check of one subject.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReadinessCheck {
-    /// `parameter`, `group_capacity`, `canary`, `replication_lag` or `control_table_pitr`.
-    pub check: String,
-    /// A region, a group (`region/name`), a direction (`from->to`) or the control table
-    /// (`region/table`).
-    pub subject: String,
-    pub passed: bool,
-    /// What was found, or what is wrong, in words.
-    pub reason: String,
-}
-
-impl ReadinessCheck {
-    fn new(check: &str, subject: impl Into<String>, passed: bool, reason: String) -> Self {
-        ReadinessCheck {
-            check: check.to_owned(),
-            subject: subject.into(),
-            passed,
-            reason,
-        }
-    }
-}
-
-impl Readiness {
-    pub fn of(evaluated_at: Millis, active_region: Region, checks: Vec<ReadinessCheck>) -> Self {
-        Readiness {
-            evaluated_at,
-            active_region,
-            ready: checks.iter().all(|c| c.passed),
-            checks,
-        }
-    }
-
-    pub fn failing(&self) -> impl Iterator<Item = &ReadinessCheck> {
-        self.checks.iter().filter(|c| !c.passed)
-    }
-}
+// The evaluation's stored form lives with the control state that keeps it.
+pub use crate::state::{Readiness, ReadinessCheck};
 
 /// What one verifier run's evaluation found, for its answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
