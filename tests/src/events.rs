@@ -28,6 +28,7 @@ impl EventCapture {
     pub async fn subscribe(stage: &Stage) -> EventCapture {
         let region = &stage.world.control_region;
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(regionpilot::aws::http_client())
             .credentials_provider(aws_sdk_sqs::config::Credentials::new(
                 "rig", "rig", None, None, "rig",
             ))

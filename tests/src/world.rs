@@ -58,6 +58,7 @@ pub fn local_credentials() -> [(&'static str, &'static str); 3] {
 impl World {
     pub async fn connect(rig: &Rig, regions: &[&str], control_region: &str) -> World {
         let base = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(regionpilot::aws::http_client())
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
                 "rig", "rig", None, None, "rig",
             ))

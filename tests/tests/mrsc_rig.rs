@@ -59,6 +59,7 @@ async fn rig(label: &str, regions: &[&str], conflict_ms: u64) -> (Rig, BTreeMap<
 /// One DynamoDB client per region of the rig, without retries.
 async fn clients(rig: &Rig) -> BTreeMap<String, Client> {
     let base = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(regionpilot::aws::http_client())
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "rig", "rig", None, None, "rig",
         ))

@@ -102,12 +102,23 @@ impl AwsClients {
     }
 }
 
+/// The HTTP client every AWS client uses: rustls over ring (see the workspace
+/// `Cargo.toml`), for AWS's endpoints over HTTPS and the local rig's over plain HTTP.
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// Loads the shared configuration (credentials are resolved on the first call) and
 /// prepares every client. Endpoints: `REGION_ENDPOINTS` wins per region; otherwise the
 /// standard `AWS_ENDPOINT_URL*` variables and then AWS apply.
 pub async fn build_clients(config: &Config) -> AwsClients {
     let t = &config.timeouts;
     let base = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(t.connect)

@@ -16,7 +16,7 @@ mod run_command;
 mod ssm;
 
 pub use autoscaling::AwsScalingGroups;
-pub use clients::{AwsClients, build_clients};
+pub use clients::{AwsClients, build_clients, http_client};
 pub use control::{DynamoControlStore, attribute_bytes, state_item_bytes};
 pub use ecs::AwsEcsServices;
 pub use events::{EventBridgeBus, SOURCE as EVENT_SOURCE};
