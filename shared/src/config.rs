@@ -88,6 +88,9 @@ pub const CAPACITY_PERCENT: Bounds = Bounds::new("CAPACITY_PERCENT", 100, 0, 100
 pub const SCALE_IN_DELAY_SECONDS: Bounds = Bounds::new("SCALE_IN_DELAY_SECONDS", 900, 0, 30 * DAY);
 /// 1 h at most: a reload that takes longer than that is a redeploy, not a reload.
 pub const RELOAD_TIMEOUT_SECONDS: Bounds = Bounds::new("RELOAD_TIMEOUT_SECONDS", 120, 1, 3600);
+/// A hook call's bound; 10 min at most, since a verifier run must outlive it.
+pub const HOOK_TIMEOUT_SECONDS: Bounds = Bounds::new("HOOK_TIMEOUT_SECONDS", 60, 1, 600);
+pub const HOOK_MAX_ATTEMPTS: Bounds = Bounds::new("HOOK_MAX_ATTEMPTS", 3, 1, 10);
 pub const READINESS_INTERVAL_SECONDS: Bounds =
     Bounds::new("READINESS_INTERVAL_SECONDS", 900, 0, DAY);
 /// How long a serving gate that cannot read the decision answers with the last one it
@@ -113,6 +116,8 @@ pub const NUMBERS: &[Bounds] = &[
     CAPACITY_PERCENT,
     SCALE_IN_DELAY_SECONDS,
     RELOAD_TIMEOUT_SECONDS,
+    HOOK_TIMEOUT_SECONDS,
+    HOOK_MAX_ATTEMPTS,
     READINESS_INTERVAL_SECONDS,
     GATE_STALE_SECONDS,
 ];
@@ -204,6 +209,63 @@ pub struct ReloadPolicy {
     pub mode: ReloadMode,
     /// `RELOAD_TIMEOUT_SECONDS`: an instance that has not reloaded by then has timed out.
     pub timeout: Duration,
+}
+
+/// When a hook runs in a transition (`HOOKS`'s `stage=`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum HookStage {
+    /// Before the act stage (beside the parameter's publish): stop writers, say.
+    Prepare,
+    /// Beside the built-in act steps, after the parameter is published.
+    Act,
+    /// After every other step of the transition, in every region: a smoke test.
+    Verify,
+}
+
+impl HookStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookStage::Prepare => "prepare",
+            HookStage::Act => "act",
+            HookStage::Verify => "verify",
+        }
+    }
+}
+
+impl std::fmt::Display for HookStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `HOOKS` entry: a Lambda function regionpilot invokes once per transition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HookRef {
+    pub stage: HookStage,
+    /// As configured: a function name (optionally `name:qualifier`) or a full ARN.
+    pub function: String,
+    /// Where it is invoked: the region its ARN names, else the control plane's own.
+    pub region: Region,
+}
+
+impl HookRef {
+    /// `stage/function`: its key in the transition's records.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.stage, self.function)
+    }
+}
+
+/// `HOOKS`, `HOOK_TIMEOUT_SECONDS`, `HOOK_MAX_ATTEMPTS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookPolicy {
+    pub hooks: Vec<HookRef>,
+    /// Bounds each call.
+    pub timeout: Duration,
+    /// Calls per hook per transition, the first included.
+    pub max_attempts: u32,
 }
 
 /// `EVENT_BUS_NAME` and `APP_NAME`.
@@ -332,6 +394,8 @@ pub struct Config {
     /// Set with `TRAFFIC_SIGNAL=routing-control` (and only then).
     pub routing_controls: Option<RoutingControlConfig>,
     pub role: DeploymentRole,
+    /// `HOOKS`: the functions a transition invokes, and how.
+    pub hooks: HookPolicy,
 }
 
 impl Config {
@@ -643,6 +707,11 @@ impl Config {
             TrafficSignal::RoutingControl => Some(parse_routing_controls(&get, &regions)?),
             _ => None,
         };
+        let hooks = HookPolicy {
+            hooks: parse_hooks(get("HOOKS").as_deref().unwrap_or(""), &regions, &own_region)?,
+            timeout: Duration::from_secs(HOOK_TIMEOUT_SECONDS.parse(&get)?),
+            max_attempts: HOOK_MAX_ATTEMPTS.parse(&get)? as u32,
+        };
 
         Ok(Config {
             regions,
@@ -673,6 +742,7 @@ impl Config {
             traffic_signal,
             routing_controls,
             role,
+            hooks,
         })
     }
 }
@@ -912,6 +982,109 @@ fn parse_groups(text: &str, regions: &[Region]) -> Result<Vec<GroupRef>> {
         groups.push(group);
     }
     Ok(groups)
+}
+
+/// `HOOKS`: comma-separated `stage=function` entries; the function a name (the control
+/// plane's region's function of that name, optionally `name:qualifier`) or a Lambda ARN
+/// (invoked in the region it names, which must be one regionpilot manages).
+fn parse_hooks(text: &str, regions: &[Region], own_region: &Region) -> Result<Vec<HookRef>> {
+    let bad = |problem: String| Error::Config {
+        variable: "HOOKS",
+        problem,
+    };
+    let mut hooks: Vec<HookRef> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let clipped = crate::text::clip(entry, 80);
+        let Some((stage, function)) = entry.split_once('=') else {
+            return Err(bad(format!(
+                "{clipped:?} is not stage=function (stage: prepare, act or verify)"
+            )));
+        };
+        let stage = match stage.trim().to_ascii_lowercase().as_str() {
+            "prepare" => HookStage::Prepare,
+            "act" => HookStage::Act,
+            "verify" => HookStage::Verify,
+            other => {
+                return Err(bad(format!(
+                    "{:?} in {clipped:?} is not a stage: prepare, act or verify",
+                    crate::text::clip(other, 40)
+                )));
+            }
+        };
+        let function = function.trim();
+        if function.is_empty() {
+            return Err(bad(format!("{clipped:?} names no function")));
+        }
+        let region = match function.strip_prefix("arn:") {
+            Some(_) => lambda_arn_region(function).map_err(|problem| {
+                bad(format!("{:?} {problem}", crate::text::clip(function, 140)))
+            })?,
+            None => {
+                check_function_name(function).map_err(bad)?;
+                own_region.clone()
+            }
+        };
+        if &region != own_region && !regions.contains(&region) {
+            return Err(bad(format!(
+                "{function} is in {region}, which is neither one of REGIONS nor this function's region ({own_region})"
+            )));
+        }
+        let hook = HookRef {
+            stage,
+            function: function.to_owned(),
+            region,
+        };
+        if hooks.iter().any(|h| h.key() == hook.key()) {
+            return Err(bad(format!("{} is listed twice", hook.key())));
+        }
+        hooks.push(hook);
+    }
+    Ok(hooks)
+}
+
+/// A function name as Lambda takes it: 1-64 of letters, digits, - and _, optionally
+/// followed by `:` and a version or alias.
+fn check_function_name(text: &str) -> std::result::Result<(), String> {
+    let (name, qualifier) = match text.split_once(':') {
+        Some((name, qualifier)) => (name, Some(qualifier)),
+        None => (text, None),
+    };
+    let name_ok = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let qualifier_ok = qualifier.is_none_or(|q| {
+        (1..=128).contains(&q.len())
+            && q.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '$')
+    });
+    if name_ok && qualifier_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} is not a Lambda function name (1-64 letters, digits, - and _, optionally :version or :alias) nor an ARN",
+            crate::text::clip(text, 80)
+        ))
+    }
+}
+
+/// The region of `arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]`.
+fn lambda_arn_region(arn: &str) -> std::result::Result<Region, String> {
+    let parts: Vec<&str> = arn.splitn(7, ':').collect();
+    let well_formed = parts.len() == 7
+        && parts[1].starts_with("aws")
+        && parts[2] == "lambda"
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && parts[5] == "function";
+    if !well_formed {
+        return Err(
+            "is not a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>)"
+                .into(),
+        );
+    }
+    check_function_name(parts[6])?;
+    Region::parse(parts[3])
 }
 
 /// An ECS service in one region (`ECS_SERVICES`).
@@ -1185,6 +1358,71 @@ mod tests {
             };
             let (variable, problem) = config_error(&vars);
             assert_eq!(variable, "ECS_SERVICES", "{value}: {problem}");
+            assert!(problem.contains(says), "{value}: {problem}");
+        }
+    }
+
+    #[test]
+    fn hooks_are_stage_equals_function_a_bare_name_in_the_control_region() {
+        let config = parse(&with(&[
+            ("AWS_REGION", "us-east-1"),
+            (
+                "HOOKS",
+                "prepare=stop-writers, VERIFY=arn:aws:lambda:us-west-2:123456789012:function:smoke-test:live,act=clear_cache:3",
+            ),
+            ("HOOK_TIMEOUT_SECONDS", "600"),
+        ]))
+        .unwrap();
+        let hooks: Vec<(String, &str)> = config
+            .hooks
+            .hooks
+            .iter()
+            .map(|h| (h.key(), h.region.as_str()))
+            .collect();
+        assert_eq!(
+            hooks,
+            [
+                ("prepare/stop-writers".to_owned(), "us-east-1"),
+                (
+                    "verify/arn:aws:lambda:us-west-2:123456789012:function:smoke-test:live"
+                        .to_owned(),
+                    "us-west-2"
+                ),
+                ("act/clear_cache:3".to_owned(), "us-east-1"),
+            ]
+        );
+        assert_eq!(config.hooks.timeout, Duration::from_secs(600));
+        assert_eq!(config.hooks.max_attempts, 3);
+        let none = parse(&base()).unwrap().hooks;
+        assert!(none.hooks.is_empty());
+        assert_eq!(none.timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_malformed_hook_fails_init_naming_the_variable() {
+        for (variable, value, says) in [
+            ("HOOKS", "cleanup=fn", "is not a stage"),
+            ("HOOKS", "verify=", "names no function"),
+            ("HOOKS", "verify= ,act=x", "names no function"),
+            ("HOOKS", "smoke-test", "is not stage=function"),
+            ("HOOKS", "act=bad name", "is not a Lambda function name"),
+            (
+                "HOOKS",
+                "act=arn:aws:lambda:us-west-2:12:function:x",
+                "is not a Lambda function ARN",
+            ),
+            (
+                "HOOKS",
+                "act=arn:aws:lambda:ap-south-1:123456789012:function:x",
+                "neither one of REGIONS",
+            ),
+            ("HOOKS", "act=x,act=x", "listed twice"),
+            ("HOOK_TIMEOUT_SECONDS", "0", "from 1 to 600"),
+            ("HOOK_TIMEOUT_SECONDS", "601", "from 1 to 600"),
+            ("HOOK_MAX_ATTEMPTS", "0", "from 1 to 10"),
+        ] {
+            let (named, problem) = config_error(&with(&[(variable, value)]));
+            assert_eq!(named, variable, "{value}: {problem}");
             assert!(problem.contains(says), "{value}: {problem}");
         }
     }

@@ -115,13 +115,17 @@ pub struct TransitionPlan {
     pub steps: Vec<PlannedStep>,
 }
 
-/// One step of the plan: its region's stage (`prepare`, `act`, `follow`), kind and key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One step of the plan: its region's stage (`prepare`, `act`, `follow`, `verify`), kind
+/// and key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlannedStep {
     pub region: Region,
     pub stage: &'static str,
     pub step: &'static str,
     pub key: String,
+    /// What else the step would do: a hook's function, region and payload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -486,7 +490,9 @@ impl<D: Deps> Controller<D> {
                     format!("dry run: would switch {from} -> {to}: {}", request.reason),
                     trigger,
                 );
-                response.plan = Some(self.plan_for(&to));
+                // The transition this switch would make, for what the steps would send.
+                let (would_be, _) = self.begin(state, request, &from, &to, None);
+                response.plan = Some(self.plan_for(&would_be));
                 response.from = Some(from);
                 response.to = Some(to);
                 response.probes = probes;
@@ -576,13 +582,19 @@ impl<D: Deps> Controller<D> {
     /// Runs the steps the latest, completed transition still lacks and records them (see
     /// [`Executor::finish`]). The verifier's reconcile calls this every run. Regions in
     /// `skip` (found unreachable this run) are left for the next run.
-    pub(crate) async fn finish_steps(&self, skip: &[Region]) -> Result<Vec<Ran>> {
+    /// A hook is waited for at most `hook_wait`.
+    pub(crate) async fn finish_steps(
+        &self,
+        skip: &[Region],
+        hook_wait: std::time::Duration,
+    ) -> Result<Vec<Ran>> {
         let current = self.load().await?;
         let Some(to) = current.value.transition.as_ref().map(|t| t.to.clone()) else {
             return Ok(Vec::new());
         };
         let plans = plan::build::<D>(&self.config, &to, &crate::steps::kinds());
         let records = Executor::new(&self.config, &self.ports)
+            .with_hook_wait(hook_wait)
             .finish(&plans, &current, skip)
             .await?;
         self.emit_step_metrics(&records);
@@ -796,7 +808,8 @@ impl<D: Deps> Controller<D> {
         join_all(regions.iter().map(|r| self.ports.probe().check(r))).await
     }
 
-    fn plan_for(&self, to: &Region) -> TransitionPlan {
+    fn plan_for(&self, transition: &Transition) -> TransitionPlan {
+        let to = &transition.to;
         // The switch's own plan, described; the target region's part first, as it runs.
         let mut plans =
             crate::transition::plan::build::<D>(&self.config, to, &crate::steps::kinds());
@@ -811,6 +824,7 @@ impl<D: Deps> Controller<D> {
                         stage,
                         step: kind,
                         key,
+                        call: step.preview(&self.config, transition),
                     }
                 })
             })

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{GroupRef, RefreshPreferences, ServiceRef};
+use crate::config::{GroupRef, HookRef, RefreshPreferences, ServiceRef};
 use crate::error::{AwsError, ErrorKind, Result};
 use crate::evidence::samples::ProbeSamples;
 use crate::region::Region;
@@ -382,8 +382,33 @@ pub trait EcsServices: Send + Sync {
     ) -> impl Future<Output = Result<DeploymentInfo, AwsError>> + Send;
 }
 
+/// What a hook function answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookAnswer {
+    /// Lambda's `X-Amz-Function-Error` (`Unhandled`): the function failed, and `payload`
+    /// holds its `errorType` and `errorMessage`.
+    pub function_error: Option<String>,
+    /// The function's answer, as it sent it.
+    pub payload: Vec<u8>,
+}
+
+/// The `HOOKS` functions, in the regions they live in.
+pub trait Hooks: Send + Sync {
+    /// Invokes `hook` synchronously (`RequestResponse`) with `payload`, once: no retry
+    /// here, since a retry is another invocation of the user's code, and regionpilot
+    /// counts those itself. The caller bounds how long it waits.
+    fn invoke(
+        &self,
+        hook: &HookRef,
+        payload: &[u8],
+    ) -> impl Future<Output = Result<HookAnswer, AwsError>> + Send;
+
+    /// Whether the function exists (`GetFunction`).
+    fn exists(&self, hook: &HookRef) -> impl Future<Output = Result<bool, AwsError>> + Send;
+}
+
 /// All the ports one controller needs, bundled so handlers stay generic over one type.
-pub struct Ports<C, P, S, H, R, K, B, T, E> {
+pub struct Ports<C, P, S, H, R, K, B, T, E, F> {
     pub control: C,
     pub parameters: P,
     pub groups: S,
@@ -393,9 +418,10 @@ pub struct Ports<C, P, S, H, R, K, B, T, E> {
     pub bus: B,
     pub routing: T,
     pub services: E,
+    pub hooks: F,
 }
 
-/// The bundle of ports as one bound: `Controller<D: Deps>` instead of nine type
+/// The bundle of ports as one bound: `Controller<D: Deps>` instead of ten type
 /// parameters repeated on every handler.
 pub trait Deps: Send + Sync + 'static {
     type Control: ControlStore;
@@ -407,6 +433,7 @@ pub trait Deps: Send + Sync + 'static {
     type Bus: EventBus;
     type Routing: RoutingControls;
     type Services: EcsServices;
+    type Hooks: Hooks;
 
     fn control(&self) -> &Self::Control;
     fn parameters(&self) -> &Self::Parameters;
@@ -417,9 +444,10 @@ pub trait Deps: Send + Sync + 'static {
     fn bus(&self) -> &Self::Bus;
     fn routing(&self) -> &Self::Routing;
     fn services(&self) -> &Self::Services;
+    fn hooks(&self) -> &Self::Hooks;
 }
 
-impl<C, P, S, H, R, K, B, T, E> Deps for Ports<C, P, S, H, R, K, B, T, E>
+impl<C, P, S, H, R, K, B, T, E, F> Deps for Ports<C, P, S, H, R, K, B, T, E, F>
 where
     C: ControlStore + 'static,
     P: ParameterStore + 'static,
@@ -430,6 +458,7 @@ where
     B: EventBus + 'static,
     T: RoutingControls + 'static,
     E: EcsServices + 'static,
+    F: Hooks + 'static,
 {
     type Control = C;
     type Parameters = P;
@@ -440,6 +469,7 @@ where
     type Bus = B;
     type Routing = T;
     type Services = E;
+    type Hooks = F;
 
     fn control(&self) -> &C {
         &self.control
@@ -467,5 +497,8 @@ where
     }
     fn services(&self) -> &E {
         &self.services
+    }
+    fn hooks(&self) -> &F {
+        &self.hooks
     }
 }

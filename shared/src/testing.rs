@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::{Config, GroupRef, RefreshPreferences, ServiceRef};
+use crate::config::{Config, GroupRef, HookRef, RefreshPreferences, ServiceRef};
 use crate::error::{AwsError, ErrorKind, Result};
 use crate::evidence::samples::ProbeSamples;
 use crate::ports::{
-    Clock, ControlStore, DeploymentInfo, EcsServices, EventBus, GroupInfo, HealthProbe,
-    InvocationInfo, Notice, ParameterStore, Ports, ProbeResult, RefreshInfo, RoutingControls,
-    RunCommands, RunLease, ScalingGroups, SentCommand, ServiceInfo,
+    Clock, ControlStore, DeploymentInfo, EcsServices, EventBus, GroupInfo, HealthProbe, HookAnswer,
+    Hooks, InvocationInfo, Notice, ParameterStore, Ports, ProbeResult, RefreshInfo,
+    RoutingControls, RunCommands, RunLease, ScalingGroups, SentCommand, ServiceInfo,
 };
 use crate::region::Region;
 use crate::state::{
@@ -74,6 +74,8 @@ struct CrashState {
     lost_answers: u64,
     /// The calls of the writes so far (`service:Operation`), in order.
     calls: Vec<String>,
+    /// The region of each of `calls`.
+    regions: Vec<Region>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -150,6 +152,17 @@ impl CrashPoint {
             .unwrap_or_default()
     }
 
+    /// Every write that took effect so far, in order: `service:Operation@region`.
+    pub fn history(&self) -> Vec<String> {
+        let state = lock(&self.state);
+        state
+            .calls
+            .iter()
+            .zip(&state.regions)
+            .map(|(call, region)| format!("{call}@{region}"))
+            .collect()
+    }
+
     pub fn reset_lost_answers(&self) {
         lock(&self.state).lost_answers = 0;
     }
@@ -193,6 +206,7 @@ impl CrashPoint {
         if fate != Fate::Vanish {
             state.writes += 1;
             state.calls.push(format!("{}:{}", call.0, call.1));
+            state.regions.push(call.2.clone());
         }
         fate
     }
@@ -1196,6 +1210,110 @@ impl EcsServices for Arc<FakeServices> {
     }
 }
 
+/// What a fake hook function does when invoked.
+#[derive(Debug, Clone)]
+pub enum HookBehaviour {
+    /// Answers `answer` after `delay_ms` (tokio time).
+    Succeed {
+        delay_ms: u64,
+        answer: serde_json::Value,
+    },
+    /// Answers a function error (`X-Amz-Function-Error: Unhandled`).
+    FunctionError { error_type: String, message: String },
+    /// Never answers.
+    Hang,
+}
+
+/// Hook functions in memory: scripted per function (each call takes the next behaviour;
+/// the last repeats; unscripted functions answer `{"ok":true}` at once), every payload
+/// recorded. An invocation is a write under the crash point: it runs the user's code.
+#[derive(Default)]
+pub struct FakeHooks {
+    scripts: Mutex<BTreeMap<String, Vec<HookBehaviour>>>,
+    /// Every invocation that reached the function: (function, payload), in order.
+    pub calls: Mutex<Vec<(String, serde_json::Value)>>,
+    /// Functions that do not exist (GetFunction and Invoke answer ResourceNotFound).
+    pub missing: Mutex<BTreeSet<String>>,
+    pub down: Mutex<BTreeSet<Region>>,
+    pub crash: Arc<CrashPoint>,
+}
+
+impl FakeHooks {
+    pub fn script(&self, function: &str, behaviours: Vec<HookBehaviour>) {
+        lock(&self.scripts).insert(function.to_owned(), behaviours);
+    }
+
+    /// The payloads `function` received, in order.
+    pub fn payloads(&self, function: &str) -> Vec<serde_json::Value> {
+        lock(&self.calls)
+            .iter()
+            .filter(|(f, _)| f == function)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
+    fn next(&self, function: &str) -> HookBehaviour {
+        let mut scripts = lock(&self.scripts);
+        match scripts.get_mut(function) {
+            Some(list) if list.len() > 1 => list.remove(0),
+            Some(list) if !list.is_empty() => list[0].clone(),
+            _ => HookBehaviour::Succeed {
+                delay_ms: 0,
+                answer: serde_json::json!({"ok": true}),
+            },
+        }
+    }
+
+    fn not_found(hook: &HookRef, operation: &'static str) -> AwsError {
+        AwsError {
+            code: Some("ResourceNotFoundException".into()),
+            message: format!("Function not found: {}", hook.function),
+            ..fault("lambda", operation, &hook.region, ErrorKind::NotFound)
+        }
+    }
+}
+
+impl Hooks for Arc<FakeHooks> {
+    async fn invoke(&self, hook: &HookRef, payload: &[u8]) -> Result<HookAnswer, AwsError> {
+        answering(&self.down, "lambda", "Invoke", &hook.region)?;
+        if lock(&self.missing).contains(&hook.function) {
+            return Err(FakeHooks::not_found(hook, "Invoke"));
+        }
+        let behaviour = self
+            .crash
+            .write(("lambda", "Invoke", &hook.region), || {
+                let value = serde_json::from_slice(payload).unwrap_or(serde_json::Value::Null);
+                lock(&self.calls).push((hook.function.clone(), value));
+                self.next(&hook.function)
+            })
+            .await?;
+        match behaviour {
+            HookBehaviour::Succeed { delay_ms, answer } => {
+                tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                Ok(HookAnswer {
+                    function_error: None,
+                    payload: answer.to_string().into_bytes(),
+                })
+            }
+            HookBehaviour::FunctionError {
+                error_type,
+                message,
+            } => Ok(HookAnswer {
+                function_error: Some("Unhandled".into()),
+                payload: serde_json::json!({"errorType": error_type, "errorMessage": message})
+                    .to_string()
+                    .into_bytes(),
+            }),
+            HookBehaviour::Hang => std::future::pending().await,
+        }
+    }
+
+    async fn exists(&self, hook: &HookRef) -> Result<bool, AwsError> {
+        answering(&self.down, "lambda", "GetFunction", &hook.region)?;
+        Ok(!lock(&self.missing).contains(&hook.function))
+    }
+}
+
 pub struct FakeWorld {
     pub control: Arc<FakeControl>,
     pub parameters: Arc<FakeParameters>,
@@ -1206,6 +1324,7 @@ pub struct FakeWorld {
     pub bus: Arc<FakeBus>,
     pub routing: Arc<FakeRouting>,
     pub services: Arc<FakeServices>,
+    pub hooks: Arc<FakeHooks>,
     /// Shared by every fake that writes: see [`CrashPoint`].
     pub crash: Arc<CrashPoint>,
 }
@@ -1220,6 +1339,7 @@ pub type FakePorts = Ports<
     Arc<FakeBus>,
     Arc<FakeRouting>,
     Arc<FakeServices>,
+    Arc<FakeHooks>,
 >;
 
 impl FakeWorld {
@@ -1262,6 +1382,10 @@ impl FakeWorld {
                 ..FakeRouting::default()
             }),
             services,
+            hooks: Arc::new(FakeHooks {
+                crash: crash.clone(),
+                ..FakeHooks::default()
+            }),
             crash,
         }
     }
@@ -1278,6 +1402,7 @@ impl FakeWorld {
             &self.parameters.down,
             &self.groups.down,
             &self.services.down,
+            &self.hooks.down,
         ] {
             let mut set = lock(set);
             if down {
@@ -1299,6 +1424,7 @@ impl FakeWorld {
             bus: self.bus.clone(),
             routing: self.routing.clone(),
             services: self.services.clone(),
+            hooks: self.hooks.clone(),
         }
     }
 }

@@ -8,6 +8,7 @@ mod clients;
 mod control;
 pub mod ecs;
 mod events;
+pub mod hooks;
 pub mod init_error;
 pub mod permissions;
 mod probe;
@@ -20,6 +21,7 @@ pub use clients::{AwsClients, build_clients, http_client};
 pub use control::{DynamoControlStore, attribute_bytes, state_item_bytes};
 pub use ecs::AwsEcsServices;
 pub use events::{EventBridgeBus, SOURCE as EVENT_SOURCE};
+pub use hooks::AwsHooks;
 pub use probe::DynamoHealthProbe;
 pub use routing::ArcRoutingControls;
 pub use run_command::SsmRunCommands;
@@ -38,6 +40,7 @@ pub type AwsPorts = Ports<
     EventBridgeBus,
     ArcRoutingControls,
     AwsEcsServices,
+    AwsHooks,
 >;
 
 impl AwsClients {
@@ -66,6 +69,7 @@ impl AwsClients {
             ),
             routing: ArcRoutingControls::new(self.routing.clone()),
             services: AwsEcsServices::new(self),
+            hooks: AwsHooks::new(self, config.hooks.timeout),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The kinds of step a transition runs, each one file implementing
 //! [`StepKind`](crate::transition::kind::StepKind), and their registry: publishing the
 //! parameter, the reload of running instances, ECS services' deployments, standby
-//! capacity, the rolling update.
+//! capacity, the rolling update, and the application owner's hooks.
 //! The routing controls are set beside the plan, not as a step of it.
 
 use crate::ports::Deps;
@@ -9,6 +9,7 @@ use crate::transition::kind::{KindInfo, StepKind};
 
 pub mod capacity;
 pub mod ecs;
+pub mod hooks;
 pub mod publish;
 pub mod reload;
 pub mod rolling;
@@ -41,6 +42,7 @@ registry![
     ecs::Deployments,
     capacity::Capacity,
     rolling::Refresh,
+    hooks::HookCalls,
 ];
 
 /// The kind of step named `name`.

@@ -46,6 +46,12 @@ pub trait KindInfo: Send + Sync {
     fn also_listed(&self, _entry: &StepEntry) -> Option<(&'static str, Value)> {
         None
     }
+
+    /// The step failed for good: nothing will run it again (a hook out of attempts).
+    /// Reconcile tells it once, as a `Step Given Up` event.
+    fn given_up(&self, _entry: &StepEntry) -> bool {
+        false
+    }
 }
 
 /// A kind of step, typed by its outcome: implement this and [`StepKind`], and
@@ -75,6 +81,11 @@ pub trait Kind: Send + Sync + 'static {
     /// The outcome listed under another kind's answer field as well.
     fn also_listed(_outcome: &Self::Outcome) -> Option<(&'static str, Value)> {
         None
+    }
+
+    /// The step failed for good: nothing will run it again.
+    fn given_up(_outcome: &Self::Outcome) -> bool {
+        false
     }
 }
 
@@ -108,6 +119,12 @@ impl<K: Kind> KindInfo for K {
 
     fn also_listed(&self, entry: &StepEntry) -> Option<(&'static str, Value)> {
         K::also_listed(&entry.outcome::<K::Outcome>()?)
+    }
+
+    fn given_up(&self, entry: &StepEntry) -> bool {
+        entry
+            .outcome::<K::Outcome>()
+            .is_some_and(|o| K::given_up(&o))
     }
 }
 

@@ -7,10 +7,12 @@
 //! - **prepare**: publish the active-region parameter, so anything that boots reads it;
 //! - **act**: per group or service, raise capacity (target region only) and start the
 //!   reload (an instance refresh, a Run Command, a new deployment);
-//! - **follow**: per group or service, follow what the act stage started to its end.
+//! - **follow**: per group or service, follow what the act stage started to its end;
+//! - **verify**: after every region's other stages (a `verify` hook's smoke test).
 //!
 //! Regions run concurrently; every other region's act stage waits for the target's, so
-//! the target's groups are served first. `build` makes the plan; the [`Executor`] carries
+//! the target's groups are served first. The verify stages run once every region's
+//! follow stage has ended (or its region missed its deadline). `build` makes the plan; the [`Executor`] carries
 //! it out and records what each step did as generic [`StepEntry`]s, knowing nothing of
 //! what a step does. The dry run describes the same plan, and the decision rules never
 //! change for a new kind.
@@ -40,6 +42,12 @@ pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Record> + Send + 'a>>;
 /// transition does not wait at all.
 pub const FOLLOW_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// How long a switch waits for one hook's answer (less if `HOOK_TIMEOUT_SECONDS` is
+/// less): a hook at each of the three stages plus the follow budget stays inside the
+/// failover's 60 s Lambda timeout. A hook still running then is called again by the
+/// verifier's reconcile, with the same idempotency key.
+pub const SWITCH_HOOK_WAIT: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// One unit of a transition's plan.
 pub trait Step<D: Deps>: Send + Sync {
     /// The step's name and what it acts on (a region, or a group's `region/name`): the
@@ -60,6 +68,12 @@ pub trait Step<D: Deps>: Send + Sync {
 
     /// What to record when the step could not run: its region missed its deadline.
     fn missed(&self, error: String) -> Record;
+
+    /// What the dry run shows of the step beyond its name and key, for `t` (the
+    /// transition a switch would make): a hook's payload.
+    fn preview(&self, _config: &Config, _t: &Transition) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A step typed by its kind's outcome: implement this, and [`Step`] (what the plan and
@@ -80,6 +94,11 @@ pub trait Action<D: Deps>: Send + Sync {
 
     /// Does the step (every step is safe to repeat) and says what to record.
     fn act<'a>(&'a self, cx: &'a StepContext<'a, D>) -> OutcomeFuture<'a, Self::Outcome>;
+
+    /// What the dry run shows beyond the name and key (see [`Step::preview`]).
+    fn preview(&self, _config: &Config, _t: &Transition) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 pub type OutcomeFuture<'a, O> = Pin<Box<dyn Future<Output = O> + Send + 'a>>;
@@ -99,6 +118,10 @@ impl<D: Deps, A: Action<D>> Step<D> for A {
 
     fn missed(&self, error: String) -> Record {
         Record::missed::<A::Outcome>(self.key(), error)
+    }
+
+    fn preview(&self, config: &Config, t: &Transition) -> Option<serde_json::Value> {
+        Action::preview(self, config, t)
     }
 }
 
@@ -126,6 +149,9 @@ pub struct StepContext<'a, D: Deps> {
     /// abandoned transition, reconcile, a failback), so each gets its own share of the
     /// 60 s Lambda timeout.
     pub follow_budget: std::time::Duration,
+    /// How long a hook's answer may be waited for in this run (`HOOK_TIMEOUT_SECONDS`
+    /// bounds it further); zero: hooks are left to a later run.
+    pub hook_wait: std::time::Duration,
 }
 
 impl<D: Deps> StepContext<'_, D> {
@@ -259,6 +285,8 @@ pub enum Stage {
     Act,
     /// Following what the act stage started.
     Follow,
+    /// After every region's other stages.
+    Verify,
 }
 
 /// One region's part of the plan: per stage, chains that run concurrently, each chain's
@@ -269,6 +297,7 @@ pub struct RegionPlan<D: Deps> {
     pub prepare: Vec<Chain<D>>,
     pub act: Vec<Chain<D>>,
     pub follow: Vec<Chain<D>>,
+    pub verify: Vec<Chain<D>>,
     targets: Vec<(Stage, String)>,
 }
 
@@ -279,6 +308,7 @@ impl<D: Deps> RegionPlan<D> {
             prepare: Vec::new(),
             act: Vec::new(),
             follow: Vec::new(),
+            verify: Vec::new(),
             targets: Vec::new(),
         }
     }
@@ -295,6 +325,7 @@ impl<D: Deps> RegionPlan<D> {
             Stage::Prepare => &mut self.prepare,
             Stage::Act => &mut self.act,
             Stage::Follow => &mut self.follow,
+            Stage::Verify => &mut self.verify,
         };
         match at {
             Some(i) => chains[i].push(step),
@@ -311,13 +342,18 @@ impl<D: Deps> RegionPlan<D> {
             ("prepare", &self.prepare),
             ("act", &self.act),
             ("follow", &self.follow),
+            ("verify", &self.verify),
         ]
         .into_iter()
         .flat_map(|(stage, chains)| chains.iter().flatten().map(move |s| (stage, s.as_ref())))
     }
 
-    fn steps(&self) -> impl Iterator<Item = &dyn Step<D>> {
-        self.described().map(|(_, step)| step)
+    /// The steps a region's deadline can cut: all but the verify stage's, which runs
+    /// after every region's pipeline.
+    fn pipeline_steps(&self) -> impl Iterator<Item = &dyn Step<D>> {
+        self.described()
+            .filter(|(stage, _)| *stage != "verify")
+            .map(|(_, step)| step)
     }
 }
 
@@ -347,6 +383,7 @@ struct RegionRun<'a> {
     fresh: bool,
     failing_deadline: Option<tokio::time::Instant>,
     follow_budget: std::time::Duration,
+    hook_wait: std::time::Duration,
     /// Waited for before the act stage: the target region's act stage, for the others.
     wait_before_act: Option<tokio::sync::watch::Receiver<bool>>,
     /// Signalled after the act stage (by the target region).
@@ -363,8 +400,17 @@ async fn run_stage<D: Deps>(
     cx: &StepContext<'_, D>,
     records: &Mutex<Vec<Ran>>,
 ) {
+    let chains: Vec<&Chain<D>> = chains.iter().collect();
+    run_chains(&chains, cx, records).await;
+}
+
+async fn run_chains<D: Deps>(
+    chains: &[&Chain<D>],
+    cx: &StepContext<'_, D>,
+    records: &Mutex<Vec<Ran>>,
+) {
     join_all(chains.iter().map(|chain| async move {
-        for step in chain {
+        for step in chain.iter() {
             if step.done(cx.transition) {
                 continue;
             }
@@ -392,11 +438,63 @@ async fn run_stage<D: Deps>(
 pub struct Executor<'a, D: Deps> {
     config: &'a Config,
     ports: &'a D,
+    hook_wait: std::time::Duration,
 }
 
 impl<'a, D: Deps> Executor<'a, D> {
+    /// An executor that waits [`SWITCH_HOOK_WAIT`] for a hook's answer.
     pub fn new(config: &'a Config, ports: &'a D) -> Self {
-        Executor { config, ports }
+        Executor {
+            config,
+            ports,
+            hook_wait: SWITCH_HOOK_WAIT,
+        }
+    }
+
+    /// How long a hook's answer may be waited for (the verifier's reconcile gives what
+    /// its invocation has left); `HOOK_TIMEOUT_SECONDS` bounds it further.
+    pub fn with_hook_wait(mut self, wait: std::time::Duration) -> Self {
+        self.hook_wait = wait;
+        self
+    }
+
+    /// Runs every plan's verify stage, once their other stages are over: the verify
+    /// stage sees every step `t` records. What ran before is checkpointed first
+    /// (`so_far`), so a crash while a verify step waits keeps it.
+    async fn verify_stage<'p>(
+        &self,
+        plans: impl IntoIterator<Item = &'p RegionPlan<D>>,
+        t: &Transition,
+        state: &ControlState,
+        fresh: bool,
+        so_far: Option<&[Ran]>,
+    ) -> Vec<Ran>
+    where
+        D: 'p,
+    {
+        let chains: Vec<&Chain<D>> = plans.into_iter().flat_map(|p| &p.verify).collect();
+        if chains.iter().all(|chain| chain.iter().all(|s| s.done(t))) {
+            return Vec::new();
+        }
+        if let Some(so_far) = so_far.filter(|r| !r.is_empty())
+            && let Err(e) = self.record_steps(None, t.epoch, so_far, None).await
+        {
+            warn!(epoch = t.epoch, error = %e, "could not record the steps before the verify stage");
+        }
+        let records = Mutex::new(Vec::new());
+        let cx = StepContext {
+            config: self.config,
+            ports: self.ports,
+            writes: self,
+            transition: t,
+            state,
+            fresh,
+            failing_deadline: None,
+            follow_budget: std::time::Duration::ZERO,
+            hook_wait: self.hook_wait,
+        };
+        run_chains(&chains, &cx, &records).await;
+        records.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
     fn store(&self) -> StateStore<'a, D> {
@@ -451,6 +549,7 @@ impl<'a, D: Deps> Executor<'a, D> {
                         } else {
                             std::time::Duration::ZERO
                         },
+                        hook_wait: self.hook_wait,
                         // Every other region acts once the target has.
                         wait_before_act: (!is_target).then(|| target_acted_rx.clone()),
                         acted: is_target.then_some(target_acted),
@@ -478,7 +577,7 @@ impl<'a, D: Deps> Executor<'a, D> {
                         self.config.timeouts.probe.as_millis()
                     );
                     let now = self.now();
-                    for step in plan.steps() {
+                    for step in plan.pipeline_steps() {
                         let name = step.name();
                         let missed = step.missed(error.clone());
                         // A step whose record an earlier step of this run already wrote
@@ -504,11 +603,18 @@ impl<'a, D: Deps> Executor<'a, D> {
             }
         }))
         .await;
-        let records: Vec<Ran> = results.into_iter().flatten().collect();
+        let mut records: Vec<Ran> = results.into_iter().flatten().collect();
         let mut done = transition;
         for ran in &records {
             ran.apply(&mut done);
         }
+        let verified = self
+            .verify_stage(plans, &done, state, fresh, Some(&records))
+            .await;
+        for ran in &verified {
+            ran.apply(&mut done);
+        }
+        records.extend(verified);
         done.completed = true;
         self.record_steps(Some(saved), epoch, &records, Some(&done))
             .await?;
@@ -550,6 +656,7 @@ impl<'a, D: Deps> Executor<'a, D> {
                 fresh: run.fresh,
                 failing_deadline: run.failing_deadline,
                 follow_budget: run.follow_budget,
+                hook_wait: run.hook_wait,
             };
             run_stage(chains, &cx, records).await;
             for ran in lock(records).iter() {
@@ -644,6 +751,7 @@ impl<'a, D: Deps> Executor<'a, D> {
                             fresh: false,
                             failing_deadline: None,
                             follow_budget: FOLLOW_BUDGET / 2,
+                            hook_wait: self.hook_wait,
                             wait_before_act: None,
                             acted: None,
                         };
@@ -653,7 +761,17 @@ impl<'a, D: Deps> Executor<'a, D> {
                 }),
         )
         .await;
-        let records: Vec<Ran> = results.into_iter().flatten().collect();
+        let mut records: Vec<Ran> = results.into_iter().flatten().collect();
+        let mut known = transition.clone();
+        for ran in &records {
+            ran.apply(&mut known);
+        }
+        let plans: Vec<&RegionPlan<D>> =
+            plans.iter().filter(|p| !skip.contains(&p.region)).collect();
+        records.extend(
+            self.verify_stage(plans, &known, state, false, Some(&records))
+                .await,
+        );
         if !records.is_empty() {
             self.record_steps(None, transition.epoch, &records, None)
                 .await?;

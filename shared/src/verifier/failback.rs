@@ -42,6 +42,10 @@ const READINESS_RESERVE: Duration = Duration::from_secs(35);
 /// starts only with this much time left; otherwise the next run makes it.
 const FAILBACK_RESERVE: Duration = Duration::from_secs(30);
 
+/// Reconcile waits for a hook only with this much of the run left after it (a readiness
+/// evaluation may start with 35 s left; a failback needs 30 s).
+const HOOK_RESERVE: Duration = Duration::from_secs(20);
+
 /// A verifier run holds the control plane this long past its deadline at most; without
 /// a deadline (a test, a local call), for the template's 60 s function timeout.
 const RUN_LEASE_WITHOUT_DEADLINE: Duration = Duration::from_secs(60);
@@ -132,6 +136,19 @@ impl<D: Deps> Controller<D> {
     /// Brings every region's parameter and every group's refresh in line with the
     /// control state. Safe at any time: it only repeats idempotent steps.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        self.reconcile_until(None).await
+    }
+
+    /// [`Self::reconcile`] inside `deadline` (a verifier run's): a hook is waited for
+    /// at most `HOOK_TIMEOUT_SECONDS`, and never into the time the rest of the run needs.
+    pub async fn reconcile_until(&self, deadline: Option<Instant>) -> Result<ReconcileReport> {
+        let hook_wait = match deadline {
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(HOOK_RESERVE)
+                .min(self.config.hooks.timeout),
+            None => self.config.hooks.timeout,
+        };
         let current = self.load().await?;
         self.finish_abandoned(&current).await?;
         let state = self.load().await?.value;
@@ -216,10 +233,14 @@ impl<D: Deps> Controller<D> {
         // Every step of the latest transition that is not done yet: a region that was
         // down, a group that missed its capacity or reload, a Run Command still running.
         let epoch = state.epoch;
-        for ran in self.finish_steps(&unreachable).await? {
+        let mut given_up = Vec::new();
+        for ran in self.finish_steps(&unreachable, hook_wait).await? {
             let record = &ran.record;
             let entry = ran.entry();
             let kind = crate::steps::info(record.kind);
+            if kind.is_some_and(|k| k.given_up(&entry)) {
+                given_up.push(ran.clone());
+            }
             let before = state
                 .transition
                 .as_ref()
@@ -331,6 +352,28 @@ impl<D: Deps> Controller<D> {
                     "drift": report.drift,
                     "fixed": report.fixed,
                     "failed": report.failed,
+                }),
+            )
+            .await;
+        }
+        // A step reconcile will not run again (a hook out of attempts) is told once: the
+        // notice's id is the step's, so a repeat is the same event.
+        for ran in given_up {
+            let entry = ran.entry();
+            let summary = crate::steps::info(&entry.kind)
+                .map_or_else(|| entry.key.clone(), |k| k.summary(&entry, epoch));
+            self.notify(
+                DetailType::StepGivenUp,
+                format!("given-up-{epoch}-{}-{}", entry.kind, entry.key),
+                serde_json::json!({
+                    "epoch": epoch,
+                    "active_region": active,
+                    "step": entry.kind,
+                    "key": entry.key,
+                    "outcome": summary,
+                    "error": entry.error.as_ref().map(|e| &e.message),
+                    "error_kind": entry.error.as_ref().map(|e| e.kind),
+                    "record": entry.outcome,
                 }),
             )
             .await;
@@ -454,7 +497,7 @@ impl<D: Deps> Controller<D> {
                 warn!(error = %e, "held events could not be read; the next run tries again");
                 HeldReport::default()
             });
-        let reconcile = self.reconcile().await?;
+        let reconcile = self.reconcile_until(deadline).await?;
         let mut state = self.load().await?.value;
         let failover_retry = if left().is_none_or(|l| l >= FAILBACK_RESERVE) {
             self.retry_failover(&state).await

@@ -13,7 +13,8 @@
 //!   region, and one written there reaches the active region, within
 //!   `FAILBACK_MAX_LAG_SECONDS` (and never waiting longer than
 //!   `FAILBACK_DRAIN_WAIT_SECONDS`, as the failback drain);
-//! - `control_table_pitr`: the control table has point-in-time recovery.
+//! - `control_table_pitr`: the control table has point-in-time recovery;
+//! - `hook_function`: each `HOOKS` function exists in its region (`GetFunction`).
 //!
 //! Every check runs concurrently, each call under the configured timeouts, so a region that
 //! does not answer costs one timeout and fails its own checks with the error.
@@ -30,7 +31,9 @@ use crate::config::Config;
 use crate::controller::Controller;
 use crate::error::AwsError;
 use crate::evidence::health::within;
-use crate::ports::{ControlStore, Deps, HealthProbe, Heartbeats, ParameterStore, ProbeResult};
+use crate::ports::{
+    ControlStore, Deps, HealthProbe, Heartbeats, Hooks, ParameterStore, ProbeResult,
+};
 use crate::region::Region;
 use crate::state::{ControlState, Millis};
 use crate::steps::capacity::{Scale, decide, scalables};
@@ -42,6 +45,7 @@ pub const GROUP_CAPACITY: &str = "group_capacity";
 pub const CANARY: &str = "canary";
 pub const REPLICATION_LAG: &str = "replication_lag";
 pub const CONTROL_TABLE_PITR: &str = "control_table_pitr";
+pub const HOOK_FUNCTION: &str = "hook_function";
 
 /// How often a heartbeat's arrival is looked for, as the failback drain does.
 const LAG_POLL: Duration = Duration::from_millis(250);
@@ -253,18 +257,20 @@ impl<D: Deps> Controller<D> {
     pub async fn evaluate_readiness(&self, state: &ControlState) -> Readiness {
         let evaluated_at = self.now();
         let active = &state.active_region;
-        let (parameters, groups, canaries, lags, pitr) = tokio::join!(
+        let (parameters, groups, canaries, lags, pitr, hooks) = tokio::join!(
             self.parameter_checks(active),
             self.capacity_checks(state),
             self.canary_checks(),
             self.lag_checks(active),
             self.pitr_check(),
+            self.hook_checks(),
         );
         let mut checks = parameters;
         checks.extend(groups);
         checks.extend(canaries);
         checks.extend(lags);
         checks.push(pitr);
+        checks.extend(hooks);
         Readiness::of(evaluated_at, active.clone(), checks)
     }
 
@@ -478,6 +484,43 @@ impl<D: Deps> Controller<D> {
             }
             tokio::time::sleep(LAG_POLL).await;
         }
+    }
+
+    /// A hook that does not exist would fail at every switch, when it matters.
+    async fn hook_checks(&self) -> Vec<ReadinessCheck> {
+        let budget = self.config.timeouts.call_budget();
+        join_all(self.config.hooks.hooks.iter().map(|hook| async move {
+            let found = within(
+                Instant::now() + budget,
+                "lambda",
+                "GetFunction",
+                &hook.region,
+                self.ports.hooks().exists(hook),
+            )
+            .await;
+            let (passed, reason) = match found {
+                Ok(true) => (
+                    true,
+                    format!(
+                        "the {} hook {} exists in {}",
+                        hook.stage, hook.function, hook.region
+                    ),
+                ),
+                Ok(false) => (
+                    false,
+                    format!(
+                        "the {} hook {} does not exist in {}: a switch would fail to call it; deploy it or remove it from HOOKS",
+                        hook.stage, hook.function, hook.region
+                    ),
+                ),
+                Err(e) => (
+                    false,
+                    format!("cannot tell whether the hook {} exists: {e}", hook.function),
+                ),
+            };
+            ReadinessCheck::new(HOOK_FUNCTION, hook.key(), passed, reason)
+        }))
+        .await
     }
 
     async fn pitr_check(&self) -> ReadinessCheck {

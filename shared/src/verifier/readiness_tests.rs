@@ -174,6 +174,28 @@ async fn point_in_time_recovery_off_fails_the_table_check() {
     );
 }
 
+#[tokio::test]
+async fn a_hook_function_that_does_not_exist_fails_its_check() {
+    let world = FakeWorld::new();
+    world
+        .hooks
+        .missing
+        .lock()
+        .unwrap()
+        .insert("smoke-test".into());
+    let c = controller(
+        &world,
+        &[("HOOKS", "prepare=stop-writers,verify=smoke-test")],
+    );
+    let r = evaluated(&c).await.readiness;
+    assert_eq!(failing(&r), [(HOOK_FUNCTION, "verify/smoke-test")]);
+    assert_eq!(
+        reason(&r, HOOK_FUNCTION, "verify/smoke-test"),
+        "the verify hook smoke-test does not exist in us-west-2: a switch would fail to call it; deploy it or remove it from HOOKS"
+    );
+    assert!(reason(&r, HOOK_FUNCTION, "prepare/stop-writers").contains("exists in us-west-2"));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_region_that_does_not_answer_fails_its_own_checks_with_the_error() {
     // Given eu-west-1 down: Parameter Store, Auto Scaling and DynamoDB

@@ -36,6 +36,8 @@ pub enum DetailType {
     /// The active region is still failing after its alarm's one delivery: the verifier
     /// asked for the failover again (switched or refused).
     FailoverRetry,
+    /// A step failed for good and nothing will run it again (a hook out of attempts).
+    StepGivenUp,
 }
 
 impl DetailType {
@@ -47,6 +49,7 @@ impl DetailType {
             DetailType::ReadinessChanged => "Readiness Changed",
             DetailType::DriftRepaired => "Drift Repaired",
             DetailType::FailoverRetry => "Failover Retry",
+            DetailType::StepGivenUp => "Step Given Up",
         }
     }
 }
