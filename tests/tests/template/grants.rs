@@ -17,6 +17,8 @@ pub(crate) fn every_function_gets_the_variables_it_requires_and_the_actions_it_c
         &with_routing_control(MRSC_JOINING),
         &with_ecs(THREE_REGIONS),
         &with_ecs(&with_run_command(MRSC_JOINING)),
+        &with_hooks(THREE_REGIONS),
+        &with_hooks(MRSC_JOINING),
     ] {
         let template = expanded_template(given);
         let mode = parameter_values(&template, given)["ControlPlaneMode"].clone();
@@ -32,6 +34,9 @@ pub(crate) fn gets_what_it_requires_and_calls(template: &Value, case: &str) {
     let ecs = parameter_values(template, &[])["EcsServices"]
         .as_str()
         .is_some_and(|s| !s.is_empty());
+    let hooks = parameter_values(template, &[])["Hooks"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty());
     for (binary, all_actions) in [
         ("failover", permissions::FAILOVER),
         ("health-probe", permissions::HEALTH_PROBE),
@@ -43,12 +48,23 @@ pub(crate) fn gets_what_it_requires_and_calls(template: &Value, case: &str) {
             "health-probe" => regionpilot::aws::ecs::STATUS_ACTIONS,
             _ => regionpilot::aws::ecs::SWITCH_ACTIONS,
         };
+        // Hooks are invoked by a switch and reconcile; the verifier's readiness reads them.
+        let hook_actions: Vec<&str> = match binary {
+            "failover" => regionpilot::aws::hooks::INVOKE_ACTIONS.to_vec(),
+            "failback" => [
+                regionpilot::aws::hooks::INVOKE_ACTIONS,
+                regionpilot::aws::hooks::CHECK_ACTIONS,
+            ]
+            .concat(),
+            _ => Vec::new(),
+        };
         let actions: Vec<&str> = all_actions
             .iter()
             .copied()
             .filter(|a| run_command || !permissions::RUN_COMMAND_ONLY.contains(a))
             .filter(|a| routing || !permissions::ROUTING_CONTROL_ONLY.contains(a))
             .chain(ecs_actions.iter().copied().filter(|_| ecs))
+            .chain(hook_actions.into_iter().filter(|_| hooks))
             .collect();
         let (_, function) = function(template, binary);
         let env = environment(template, function);
@@ -174,6 +190,77 @@ pub(crate) fn with_ecs<'a>(given: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a st
     let mut all = given.to_vec();
     all.push(("EcsServices", "app/web,app/worker"));
     all
+}
+
+pub(crate) fn with_hooks<'a>(given: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = given.to_vec();
+    all.push((
+        "Hooks",
+        "prepare=stop-writers,act=clear_cache:live,verify=arn:aws:lambda:us-east-1:210987654321:function:smoke-test",
+    ));
+    all
+}
+
+#[test]
+pub(crate) fn hooks_are_invoked_on_exactly_their_functions_and_only_when_configured() {
+    let template = expanded_template(&with_hooks(THREE_REGIONS));
+    // A bare name is this stack's region's; an ARN is kept as it is.
+    let expected = json!([
+        format!("arn:aws:lambda:us-west-2:{ACCOUNT}:function:stop-writers"),
+        format!("arn:aws:lambda:us-west-2:{ACCOUNT}:function:clear_cache:live"),
+        "arn:aws:lambda:us-east-1:210987654321:function:smoke-test",
+    ]);
+    for binary in ["failover", "failback"] {
+        let invoke = statement(&template, binary, "InvokeHooks")
+            .unwrap_or_else(|| panic!("{binary}: no InvokeHooks statement"));
+        assert_eq!(invoke["Resource"], expected, "{binary}");
+        assert_eq!(
+            granting(&template, binary, "lambda:InvokeFunction"),
+            [invoke],
+            "{binary}"
+        );
+    }
+    // The verifier's readiness check reads them; nothing else does.
+    let check = statement(&template, "failback", "CheckHooks").unwrap();
+    assert_eq!(check["Resource"], expected);
+    assert_eq!(actions(check), ["lambda:GetFunction"]);
+    assert!(granting(&template, "failover", "lambda:GetFunction").is_empty());
+    assert!(granting(&template, "health-probe", "lambda:InvokeFunction").is_empty());
+    assert_eq!(
+        env_value(&template, &[], "failover", "HOOKS"),
+        json!({"Fn::Join": [",", {"Ref": "Hooks"}]})
+    );
+    // Without hooks: no Lambda grant at all, and the verifier keeps its 60 s timeout.
+    let template = expanded_template(THREE_REGIONS);
+    for binary in ["failover", "failback", "health-probe"] {
+        let granted = granted_actions(&template, binary);
+        assert!(
+            !granted.iter().any(|a| a.starts_with("lambda:")),
+            "{binary}: {granted:?}"
+        );
+    }
+    let pattern = template["Parameters"]["Hooks"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    let entries = [
+        "prepare=stop-writers",
+        "verify=arn:aws:lambda:us-west-2:123456789012:function:smoke-test:live",
+        "act=fn:$LATEST",
+        "",
+        "cleanup=fn",
+        "verify=",
+        "act=bad name",
+        "act=arn:aws:lambda:us-west-2:12:function:x",
+    ];
+    assert_eq!(
+        matches(pattern, &entries),
+        [true, true, true, true, false, false, false, false]
+    );
+    // What the pattern takes, the functions take; what it refuses, they refuse too.
+    assert!(config_accepts("HOOKS", &entries[..3].join(",")));
+    for refused in &entries[4..] {
+        assert!(!config_accepts("HOOKS", refused), "{refused}");
+    }
 }
 
 #[test]
