@@ -16,6 +16,7 @@ from emulation import autoscaling, dynamodb, ecs, replication, run_command, spee
 from emulation import mrsc
 from emulation.replication import Outbound, _outbound, _replicated_tables
 from emulation.faults import FaultInjector
+from emulation.lambda_invoke import LambdaHooks
 from emulation.mrsc import MRSC_REGIONS, MRSC_STORE, MRSC_TABLES, MrscRouter, MrscStore
 from emulation.control import _control_server
 
@@ -58,6 +59,9 @@ def main() -> None:
         app = FaultInjector(mrsc._router)
     else:
         app = FaultInjector(moto_app)
+    # Hook functions the tests and the drill script (moto runs a function only in Docker),
+    # answered outside the rig's lock: a hook that hangs must not hold the region.
+    app = LambdaHooks(app, args.region)
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"rig: {args.region} listening on http://127.0.0.1:{args.port}", flush=True)

@@ -15,6 +15,7 @@ from .replication import _apply, _outbound
 from .faults import _faults, _faults_lock
 from .mrsc import _mrsc_status, _set_isolated
 from .ecs import _fail_next, _tasks_report
+from .lambda_invoke import _calls_report, _set_functions
 
 
 def _control_server(region: str, port: int) -> None:
@@ -41,6 +42,8 @@ def _control_server(region: str, port: int) -> None:
                 self._reply(200, _mrsc_status())
             elif self.path == "/ecs/tasks":
                 self._reply(200, _tasks_report(region))
+            elif self.path == "/lambda/calls":
+                self._reply(200, _calls_report())
             else:
                 self._reply(200, self._status())
 
@@ -74,6 +77,8 @@ def _control_server(region: str, port: int) -> None:
                     self._reply(200, _set_isolated(body))
                 elif self.path == "/ecs/fail":
                     self._reply(200, _fail_next(region, body))
+                elif self.path == "/lambda/functions":
+                    self._reply(200, _set_functions(body))
                 elif self.path == "/replication":
                     peer = _outbound[body["to"]]
                     with peer.cond:

@@ -449,6 +449,25 @@ impl Rig {
         self.view().service_tasks(region, service)
     }
 
+    /// Scripts hook functions in `region` (see `rig/emulation/lambda_invoke.py`):
+    /// `functions` maps a function name to its behaviours, e.g.
+    /// `{"smoke-test": [{"hang": true}, {"succeed": {"delay": 2}}]}`.
+    pub fn script_hooks(&self, region: &str, functions: &serde_json::Value) {
+        let body = serde_json::json!({ "functions": functions }).to_string();
+        self.control_post(region, "/lambda/functions", &body);
+    }
+
+    /// Every invocation of a scripted hook function in `region`, in order: `function` and
+    /// the `payload` it received.
+    pub fn hook_calls(&self, region: &str) -> Vec<serde_json::Value> {
+        let port = self.server(region).control_port;
+        let reply = http_get(port, "/lambda/calls").unwrap_or_default();
+        reply
+            .split_once("\r\n\r\n")
+            .and_then(|(_, body)| serde_json::from_str(body).ok())
+            .unwrap_or_default()
+    }
+
     /// The next deployment of the ECS service `cluster/service` in `region` fails its
     /// tasks until the circuit breaker marks it `FAILED`.
     pub fn fail_next_deployment(&self, region: &str, service: &str) {
