@@ -13,6 +13,7 @@ from werkzeug.serving import make_server
 
 # Every service module patches moto when imported.
 from emulation import autoscaling, dynamodb, ecs, replication, run_command, speed  # noqa: F401
+from emulation import beanstalk  # noqa: F401
 from emulation import mrsc
 from emulation.replication import Outbound, _outbound, _replicated_tables
 from emulation.faults import FaultInjector

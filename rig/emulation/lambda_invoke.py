@@ -16,12 +16,14 @@ scripted function takes the next behaviour of its script (the last one repeats):
         a function error: 200 with X-Amz-Function-Error: Unhandled and the runtime's
         {"errorType", "errorMessage"} body
     {"hang": true}    no answer for 15 minutes (Lambda's longest timeout)
-    {"smoke": {"canaries": {"us-west-2": "http://127.0.0.1:<control port>"}}}
+    {"smoke": {"canaries": {"us-west-2": "http://127.0.0.1:<control port>"}, "within": 600}}
         a smoke test of the payload's `to` region: it reads that region's /instances
-        (the application's canary: what its instances serve) and succeeds when one in
-        service serves `to`, else answers a function error saying what it saw
+        (the application's canary: what its instances serve) every AWS second and
+        succeeds once one in service serves `to`; after `within` AWS seconds it answers
+        a function error saying what it saw
 
-Every invocation is recorded with its payload (GET /lambda/calls). Names no script knows
+Every invocation is recorded with its payload, and when it ends with its answer
+(`answered_at`, `ok`, `answer`), even when the caller stopped waiting (GET /lambda/calls). Names no script knows
 fall through to moto (ResourceNotFoundException for a function that does not exist).
 Delays are AWS seconds, divided by RIG_TIME_SCALE."""
 
@@ -77,21 +79,24 @@ def _next(name: str) -> dict:
     return script.pop(0) if len(script) > 1 else script[0]
 
 
-def _smoke(region: str, payload: dict, canaries: dict) -> tuple[bool, dict]:
+def _smoke(payload: dict, spec: dict) -> tuple[bool, dict]:
     to = payload.get("to")
-    url = canaries.get(to)
+    url = spec["canaries"].get(to)
     if url is None:
         return False, {"errorType": "NoCanary", "errorMessage": f"no canary known for {to}"}
-    with urllib.request.urlopen(f"{url}/instances", timeout=5) as answer:
-        report = json.load(answer)
-    serving = [i for g in report["groups"].values() for i in g["instances"]
-               if i["state"] == "in_service" and i["value"] == to]
-    if serving:
-        return True, {"ok": True, "region": to, "serving": len(serving)}
-    seen = sorted({f"{i['state']}:{i['value']}" for g in report["groups"].values()
-                   for i in g["instances"]})
-    return False, {"errorType": "SmokeTestFailed",
-                   "errorMessage": f"no instance in {to} serves {to} yet (seen: {', '.join(seen) or 'none'})"}
+    give_up = time.time() + _scaled(float(spec.get("within", 0)))
+    while True:
+        with urllib.request.urlopen(f"{url}/instances", timeout=5) as answer:
+            report = json.load(answer)
+        instances = [i for g in report["groups"].values() for i in g["instances"]]
+        serving = [i for i in instances if i["state"] == "in_service" and i["value"] == to]
+        if serving:
+            return True, {"ok": True, "region": to, "serving": len(serving)}
+        if time.time() >= give_up:
+            seen = sorted({f"{i['state']}:{i['value']}" for i in instances})
+            return False, {"errorType": "SmokeTestFailed",
+                           "errorMessage": f"no instance in {to} serves {to} (seen: {', '.join(seen) or 'none'})"}
+        time.sleep(_scaled(1.0))
 
 
 class LambdaHooks:
@@ -119,10 +124,19 @@ class LambdaHooks:
             payload = json.loads(raw or b"null")
         except ValueError:
             payload = None
+        call = {"function": name, "payload": payload, "at": time.time()}
         with _guard:
-            _calls.append({"function": name, "payload": payload, "at": time.time()})
+            _calls.append(call)
             behaviour = _next(name)
-        return self._behave(behaviour, payload, start_response)
+
+        def answered(status, headers, *rest):
+            call["ok"] = not any(h == "X-Amz-Function-Error" for h, _ in headers)
+            return start_response(status, headers, *rest)
+
+        reply = self._behave(behaviour, payload, answered)
+        call["answered_at"] = time.time()
+        call["answer"] = json.loads(b"".join(reply))
+        return reply
 
     def _get_function(self, name: str, start_response):
         arn = f"arn:aws:lambda:{self.region}:123456789012:function:{name}"
@@ -146,7 +160,7 @@ class LambdaHooks:
                           function_error=True)
         if "smoke" in behaviour:
             try:
-                ok, body = _smoke(self.region, payload or {}, behaviour["smoke"]["canaries"])
+                ok, body = _smoke(payload or {}, behaviour["smoke"])
             except Exception as error:  # the canary did not answer: the smoke test fails
                 ok, body = False, {"errorType": "CanaryUnreachable", "errorMessage": repr(error)}
             return _reply(start_response, 200, body, function_error=not ok)

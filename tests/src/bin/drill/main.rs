@@ -59,6 +59,8 @@ pub(crate) use timeline::*;
 pub(crate) const HOME: &str = "us-east-1";
 pub(crate) const STANDBY: &str = "us-west-2";
 pub(crate) const GROUP: &str = world::GROUP;
+/// The drill's verify hook (`HOOKS=verify=smoke-test`).
+pub(crate) const SMOKE_TEST: &str = "smoke-test";
 /// The template's REFRESH_MIN_HEALTHY_PERCENT default.
 pub(crate) const MIN_HEALTHY_PERCENT: i32 = 90;
 /// What the reload runs on each instance (the rig re-reads the parameter).

@@ -217,6 +217,7 @@ pub(crate) async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<S
         &scenario.capacities(),
     )
     .await;
+    script_smoke_test(&stage);
     // Two probe instances: the drill's samples and the probe's schedule may overlap.
     let probe = Arc::new(stage.start_function("health-probe", 2, &[]).await);
     let verifier = stage.start_function("failback", 1, &[]).await;
@@ -538,6 +539,7 @@ async fn outage_cycle(
             ((batches.0 as f64 + 2.0) * (BOOT_SECONDS.1 + WARMUP_SECONDS) + 60.0) / pace.time_scale,
         );
         watch_recovery(t, fleet, m.required, limit, m).await;
+        m.smoke = smoke_test(t, stage).await;
         // The DNS stage: measured before home recovers.
         let window = USERS_WINDOW;
         let until = decided + dns_bound.as_secs_f64();
@@ -678,6 +680,69 @@ async fn outage_cycle(
     Ok(true)
 }
 
+/// The `verify` hook every switch calls (`HOOKS=verify=smoke-test`), as the rig's Lambda
+/// model answers for it in both regions: a smoke test reading the new region's canary
+/// (what its instances serve) every AWS second for up to 10 minutes.
+fn script_smoke_test(stage: &Stage) {
+    let canary =
+        |region: &str| format!("http://127.0.0.1:{}", stage.rig.server(region).control_port);
+    let script = json!({
+        SMOKE_TEST: [{"smoke": {"canaries": {HOME: canary(HOME), STANDBY: canary(STANDBY)}, "within": 600}}]
+    });
+    for region in [HOME, STANDBY] {
+        stage.rig.script_hooks(region, &script);
+    }
+}
+
+/// The failover's smoke test, from the rig's record of its calls and the transition's
+/// record of the hook: when the switch's verify stage called it, and when it saw the new
+/// region serve.
+async fn smoke_test(t: &Timeline, stage: &Stage) -> Option<SmokeTest> {
+    let calls = || {
+        stage
+            .rig
+            .hook_calls(STANDBY)
+            .into_iter()
+            .filter(|c| c["function"] == SMOKE_TEST && c["payload"]["to"] == STANDBY)
+            .collect::<Vec<Value>>()
+    };
+    let seconds = |v: &Value| v.as_f64().map(|at| t.at((at * 1000.0) as u64));
+    // It reads every AWS second: the new region serving, it has passed or is about to.
+    let mut passed = None;
+    for _ in 0..20 {
+        passed = calls()
+            .iter()
+            .find(|c| c["ok"] == true)
+            .and_then(|c| seconds(&c["answered_at"]));
+        if passed.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let called = seconds(&calls().first()?["at"])?;
+    t.mark_at(
+        called,
+        format!("verify hook {SMOKE_TEST} called (the failover's verify stage)"),
+    );
+    if let Some(at) = passed {
+        t.mark_at(
+            at,
+            format!("  smoke test passed: an instance in {STANDBY} serves {STANDBY}"),
+        );
+    }
+    let record =
+        &status(stage).await["status"]["last_transition"]["hooks"][&format!("verify/{SMOKE_TEST}")];
+    Some(SmokeTest {
+        called,
+        passed,
+        recorded: format!(
+            "{} after {} call(s)",
+            record["status"].as_str().unwrap_or("?"),
+            record["attempts"]
+        ),
+    })
+}
+
 /// The functions' environment in a run: short timeouts, the pace's failback timings, the
 /// mode's reload, and every traffic signal at once.
 fn function_env(
@@ -711,6 +776,8 @@ fn function_env(
         // routing controls with routing-control.
         ("TRAFFIC_SIGNAL", "routing-control"),
         ("GATE_TOKEN", GATE_TOKEN),
+        // One verify hook: a smoke test of the new region (see `script_smoke_test`).
+        ("HOOKS", "verify=smoke-test"),
     ]
     .into_iter()
     .map(|(k, v)| (k, v.to_owned()))

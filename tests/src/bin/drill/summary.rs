@@ -151,6 +151,19 @@ pub(crate) struct Summary {
     pub(crate) standby_lost: Option<f64>,
     pub(crate) home_switched: Option<f64>,
     pub(crate) home_serves: Option<f64>,
+    /// The failover's `verify` hook.
+    pub(crate) smoke: Option<SmokeTest>,
+}
+
+/// The `verify` hook's smoke test of the new region, on the drill's timeline.
+#[derive(Clone)]
+pub(crate) struct SmokeTest {
+    /// When the failover's verify stage called it.
+    pub(crate) called: f64,
+    /// When it saw an instance of the new region serve the new region.
+    pub(crate) passed: Option<f64>,
+    /// The transition's record of it: status and calls.
+    pub(crate) recorded: String,
 }
 
 /// What one fast signal did, on the drill's timeline.
@@ -258,6 +271,21 @@ pub(crate) fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(
         "application RTO (outage -> serves the new region)",
         each(&|s| secs(s.app_rto.map(|r| r - s.outage))),
     );
+    if summaries.iter().any(|(_, s)| s.smoke.is_some()) {
+        line(
+            "verify hook: smoke test called (outage -> the failover's verify stage)",
+            each(&|s| secs(s.smoke.as_ref().map(|k| k.called - s.outage))),
+        );
+        line(
+            "verify hook: smoke test passed (outage -> new region's canary ok)",
+            each(&|s| {
+                s.smoke.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |k| format!("{}; {}", secs(k.passed.map(|p| p - s.outage)), k.recorded),
+                )
+            }),
+        );
+    }
     line(
         &format!(
             "users served from the new region (outage -> {:.0} % of requests)",
