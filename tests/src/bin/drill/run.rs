@@ -41,7 +41,7 @@ pub(crate) async fn fail_over(t: &Timeline, stage: &Stage) -> (Value, f64, f64) 
     let started = Instant::now();
     let out = stage.failover.invoke(&alarm_for(HOME)).await.ok();
     let decision = started.elapsed().as_secs_f64();
-    let decided = t.mark(format!(
+    let answered = t.mark(format!(
         "failover: {} {} -> {} at epoch {} in {:.0} ms",
         out["outcome"],
         out["from"],
@@ -49,6 +49,13 @@ pub(crate) async fn fail_over(t: &Timeline, stage: &Stage) -> (Value, f64, f64) 
         out["epoch"],
         decision * 1000.0
     ));
+    // The switch is done when its last parameter is published: the answer comes later,
+    // after the follow and verify stages (a Run Command followed, a smoke-test hook).
+    let decided = if out["outcome"] == "switched" {
+        published(t, stage).await.unwrap_or(answered)
+    } else {
+        answered
+    };
     for (region, result) in out["publish"].as_object().into_iter().flatten() {
         t.mark(format!("  parameter in {region}: {}", result["status"]));
     }
@@ -94,6 +101,20 @@ pub(crate) fn reload_line(r: &Value) -> String {
         r["timed_out"],
         r["pending"]
     )
+}
+
+/// When the latest transition's last successful publish ended, on the timeline.
+async fn published(t: &Timeline, stage: &Stage) -> Option<f64> {
+    let status = status(stage).await;
+    let ended = status["status"]["last_transition"]["steps"]
+        .as_array()?
+        .iter()
+        .filter(|e| e["kind"] == "publish" && e["error"].is_null())
+        .filter_map(|e| e["ended_at"].as_u64())
+        .max()?;
+    let at = t.at(ended);
+    t.mark_at(at, "  the switch's last parameter published");
+    Some(at)
 }
 
 /// Runs the verifier every `pace.verify_every` until `done` says stop (or a limit).
