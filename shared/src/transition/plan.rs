@@ -12,9 +12,9 @@
 //!
 //! Regions run concurrently; every other region's act stage waits for the target's, so
 //! the target's groups are served first. The verify stages run once every region's
-//! follow stage has ended (or its region missed its deadline). `build` makes the plan; the [`Executor`] carries
-//! it out and records what each step did as generic [`StepEntry`]s, knowing nothing of
-//! what a step does. The dry run describes the same plan, and the decision rules never
+//! follow stage has ended (or its region missed its deadline). `build` makes the plan;
+//! the [`Executor`] carries it out and records what each step did as generic
+//! [`StepEntry`]s, knowing nothing of what a step does. The dry run describes the same plan, and the decision rules never
 //! change for a new kind.
 
 use std::future::Future;

@@ -49,10 +49,10 @@ pub(crate) async fn fail_over(t: &Timeline, stage: &Stage) -> (Value, f64, f64) 
         out["epoch"],
         decision * 1000.0
     ));
-    // The switch is done when its last parameter is published: the answer comes later,
-    // after the follow and verify stages (a Run Command followed, a smoke-test hook).
+    // The switch is done when its own steps are (as its answer was before hooks): the
+    // answer comes later, after the verify stage's hooks (a smoke test).
     let decided = if out["outcome"] == "switched" {
-        published(t, stage).await.unwrap_or(answered)
+        steps_done(t, stage).await.unwrap_or(answered)
     } else {
         answered
     };
@@ -103,17 +103,17 @@ pub(crate) fn reload_line(r: &Value) -> String {
     )
 }
 
-/// When the latest transition's last successful publish ended, on the timeline.
-async fn published(t: &Timeline, stage: &Stage) -> Option<f64> {
+/// When the latest transition's last step other than a hook ended, on the timeline.
+async fn steps_done(t: &Timeline, stage: &Stage) -> Option<f64> {
     let status = status(stage).await;
     let ended = status["status"]["last_transition"]["steps"]
         .as_array()?
         .iter()
-        .filter(|e| e["kind"] == "publish" && e["error"].is_null())
+        .filter(|e| e["kind"] != "hook")
         .filter_map(|e| e["ended_at"].as_u64())
         .max()?;
     let at = t.at(ended);
-    t.mark_at(at, "  the switch's last parameter published");
+    t.mark_at(at, "  the switch's own steps done (its hooks aside)");
     Some(at)
 }
 

@@ -240,7 +240,7 @@ pub(crate) fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(
         each(&|s| secs(s.detected_old_rule.map(|d| d - s.outage))),
     );
     line(
-        "decision (alarm -> failover answered, follow and verify included)",
+        "decision (alarm -> failover answered, its hooks included)",
         each(&|s| format!("{:.3} s", s.decision)),
     );
     line(
@@ -342,9 +342,8 @@ pub(crate) fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(
             );
         }
         // The targets: detection + decision + 20 s (gate) or 10 s (routing
-        // control) + one TTL. The decision is the switch (alarm -> last parameter
-        // published, as measured), not the answer, which also waits for the follow and
-        // verify stages while the signals have moved already.
+        // control) + one TTL. The decision is the switch (alarm -> its own steps done, as
+        // measured), not the answer, which also waits for the verify stage's hooks.
         for (i, (signal, allowance)) in FAST_SIGNALS.iter().zip([20.0, 10.0]).enumerate() {
             line(
                 &format!("  {signal} target: detection + decision + {allowance:.0} s + TTL"),
