@@ -396,6 +396,8 @@ pub struct Config {
     pub role: DeploymentRole,
     /// `HOOKS`: the functions a transition invokes, and how.
     pub hooks: HookPolicy,
+    /// `QUORUM`, `QUORUM_WINDOW_SECONDS`: how many vantage points must see a region down.
+    pub quorum: crate::evidence::quorum::QuorumPolicy,
 }
 
 impl Config {
@@ -707,6 +709,7 @@ impl Config {
             TrafficSignal::RoutingControl => Some(parse_routing_controls(&get, &regions)?),
             _ => None,
         };
+        let quorum = parse_quorum(&get, probe_interval)?;
         let hooks = HookPolicy {
             hooks: parse_hooks(get("HOOKS").as_deref().unwrap_or(""), &regions, &own_region)?,
             timeout: Duration::from_secs(HOOK_TIMEOUT_SECONDS.parse(&get)?),
@@ -743,6 +746,7 @@ impl Config {
             routing_controls,
             role,
             hooks,
+            quorum,
         })
     }
 }
@@ -982,6 +986,52 @@ fn parse_groups(text: &str, regions: &[Region]) -> Result<Vec<GroupRef>> {
         groups.push(group);
     }
     Ok(groups)
+}
+
+/// `QUORUM` (`majority`, the default, or a positive number) and `QUORUM_WINDOW_SECONDS`
+/// (default three probe intervals; at least two, so one late sample is no lost vote).
+fn parse_quorum(
+    get: &impl Fn(&'static str) -> Option<String>,
+    probe_interval: Duration,
+) -> Result<crate::evidence::quorum::QuorumPolicy> {
+    use crate::evidence::quorum::{QuorumPolicy, QuorumRule};
+    let rule = match get("QUORUM").map(|q| q.trim().to_ascii_lowercase()) {
+        None => QuorumRule::Majority,
+        Some(q) if q == "majority" => QuorumRule::Majority,
+        Some(q) => match q.parse::<u32>() {
+            Ok(n) if (1..=100).contains(&n) => QuorumRule::AtLeast(n),
+            _ => {
+                return Err(Error::Config {
+                    variable: "QUORUM",
+                    problem: format!(
+                        "{:?} is neither majority nor a number of vantage points from 1 to 100",
+                        crate::text::clip(&q, 40)
+                    ),
+                });
+            }
+        },
+    };
+    let shortest = 2 * probe_interval.as_secs();
+    let window = match get("QUORUM_WINDOW_SECONDS") {
+        None => 3 * probe_interval.as_secs(),
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(n) if (shortest..=3600).contains(&n) => n,
+            _ => {
+                return Err(Error::Config {
+                    variable: "QUORUM_WINDOW_SECONDS",
+                    problem: format!(
+                        "{:?} is not a whole number from {shortest} (two probe intervals, PROBE_INTERVAL_SECONDS {}) to 3600",
+                        crate::text::clip(&text, 40),
+                        probe_interval.as_secs()
+                    ),
+                });
+            }
+        },
+    };
+    Ok(QuorumPolicy {
+        rule,
+        window: Duration::from_secs(window),
+    })
 }
 
 /// `HOOKS`: comma-separated `stage=function` entries; the function a name (the control
@@ -1396,6 +1446,38 @@ mod tests {
         let none = parse(&base()).unwrap().hooks;
         assert!(none.hooks.is_empty());
         assert_eq!(none.timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn quorum_is_majority_or_a_number_and_its_window_at_least_two_probe_intervals() {
+        use crate::evidence::quorum::QuorumRule;
+        let defaults = parse(&base()).unwrap().quorum;
+        assert_eq!(defaults.rule, QuorumRule::Majority);
+        assert_eq!(defaults.window, Duration::from_secs(30));
+        let set = parse(&with(&[
+            ("QUORUM", "2"),
+            ("PROBE_INTERVAL_SECONDS", "5"),
+            ("QUORUM_WINDOW_SECONDS", "10"),
+        ]))
+        .unwrap()
+        .quorum;
+        assert_eq!(set.rule, QuorumRule::AtLeast(2));
+        assert_eq!(set.window, Duration::from_secs(10));
+        for (variable, value, says) in [
+            ("QUORUM", "most", "neither majority nor a number"),
+            ("QUORUM", "0", "neither majority nor a number"),
+            ("QUORUM", "-1", "neither majority nor a number"),
+            (
+                "QUORUM_WINDOW_SECONDS",
+                "19",
+                "from 20 (two probe intervals",
+            ),
+            ("QUORUM_WINDOW_SECONDS", "3601", "to 3600"),
+        ] {
+            let (named, problem) = config_error(&with(&[(variable, value)]));
+            assert_eq!(named, variable, "{value}: {problem}");
+            assert!(problem.contains(says), "{value}: {problem}");
+        }
     }
 
     #[test]

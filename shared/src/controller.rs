@@ -83,6 +83,10 @@ pub struct Response {
     /// `TRAFFIC_SIGNAL=routing-control`: the routing controls set at the switch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routing_controls: Option<crate::steps::routing::RoutingReport>,
+    /// What the vantage points said of the region left (with two or more of them), for
+    /// an alarm's failover, a verifier's retry or a person's unforced failover.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<crate::evidence::quorum::RegionQuorum>,
 }
 
 impl Response {
@@ -344,6 +348,27 @@ impl<D: Deps> Controller<D> {
                         return Ok(*answer);
                     }
                 };
+            // A partition between one vantage point and `from` is not an outage: an
+            // automatic failover needs `from` down by quorum. Before the flap guard, so a
+            // suspected partition does not count towards it. A person is not held.
+            let quorum = if request.force {
+                None
+            } else {
+                self.quorum_of(&from).await
+            };
+            if let Some(q) = quorum.as_ref().filter(|q| !q.down())
+                && request.trigger.is_automatic()
+                && matches!(request.intent, Intent::AwayFrom(_))
+            {
+                let reason = format!("partition suspected: {}", q.summary());
+                warn!(trigger = %request.trigger.label(), verdicts = ?q.verdicts, "{reason}");
+                let mut answer =
+                    self.simple(Outcome::Refused, state, reason, Some(&request.trigger));
+                answer.probes = probe_report;
+                answer.quorum = quorum;
+                self.notify_refused(state, &request, &answer).await;
+                return Ok(answer);
+            }
             if request.trigger.is_automatic()
                 && let Some(reason) = self.flap_guard(state).await?
             {
@@ -419,6 +444,7 @@ impl<D: Deps> Controller<D> {
             response.steps = crate::views::answer_fields(&done);
             response.probes = probe_report;
             response.routing_controls = routing;
+            response.quorum = quorum;
             return Ok(response);
         }
         Err(Error::Contention {
@@ -649,9 +675,23 @@ impl<D: Deps> Controller<D> {
                 "reason": answer.reason,
                 "forced": request.force,
                 "probes": answer.probes,
+                "quorum": answer.quorum,
             }),
         )
         .await;
+    }
+
+    /// What the vantage points say of `region`, when there are two or more of them; an
+    /// unreadable table is no evidence (the switch goes on as with one vantage point).
+    async fn quorum_of(&self, region: &Region) -> Option<crate::evidence::quorum::RegionQuorum> {
+        match self.quorum(region).await {
+            Ok(q) if !q.single() => Some(q),
+            Ok(_) => None,
+            Err(e) => {
+                warn!(region = %region, error = %e, "the vantage points' samples could not be read; deciding as with one");
+                None
+            }
+        }
     }
 
     /// `ActiveRegion` for every region, unless `TRAFFIC=off`. Callers pass the active
@@ -889,6 +929,7 @@ impl<D: Deps> Controller<D> {
             markdown: None,
             actions_suppressed_by: None,
             routing_controls: None,
+            quorum: None,
         }
     }
 

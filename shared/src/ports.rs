@@ -67,6 +67,10 @@ pub trait ControlStore: Send + Sync {
         vantage: &Region,
     ) -> impl Future<Output = Result<Option<ProbeSamples>>> + Send;
 
+    /// Every vantage point's newest samples (one item each), in region order: the
+    /// evidence a quorum weighs.
+    fn vantage_samples(&self) -> impl Future<Output = Result<Vec<ProbeSamples>>> + Send;
+
     /// Replaces the samples of the probe in `samples.vantage`.
     fn put_samples(&self, samples: &ProbeSamples) -> impl Future<Output = Result<()>> + Send;
 

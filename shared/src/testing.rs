@@ -408,6 +408,10 @@ impl ControlStore for Arc<FakeControl> {
         Ok(lock(&self.samples).get(vantage).cloned())
     }
 
+    async fn vantage_samples(&self) -> Result<Vec<ProbeSamples>> {
+        Ok(lock(&self.samples).values().cloned().collect())
+    }
+
     async fn put_samples(&self, samples: &ProbeSamples) -> Result<()> {
         self.crash
             .write(table("PutItem"), || {

@@ -360,6 +360,19 @@ impl ControlStore for DynamoControlStore {
             .transpose()
     }
 
+    async fn vantage_samples(&self) -> Result<Vec<ProbeSamples>> {
+        // One item per vantage point: a handful, never near a page.
+        self.partition(SAMPLES_PK, 100, false)
+            .await?
+            .into_iter()
+            .filter_map(|mut item| item.remove("samples"))
+            .map(|document| {
+                serde_dynamo::from_attribute_value(document)
+                    .map_err(|e| Error::CorruptState(format!("probe samples: {e}")))
+            })
+            .collect()
+    }
+
     async fn put_samples(&self, samples: &ProbeSamples) -> Result<()> {
         let mut item = samples_key(&samples.vantage);
         let document = serde_dynamo::to_attribute_value(samples)

@@ -1,0 +1,459 @@
+//! A region judged from more than one place: every health probe is a vantage point, and
+//! each keeps its newest samples of every region in the control table
+//! ([`ProbeSamples`], one item per vantage point). A network partition between one
+//! vantage point and a region looks exactly like that region's outage from there; from
+//! the others it does not. So a region is **down by quorum** when at least the required
+//! number of vantage points saw it down in their latest sample, and that sample is fresh
+//! (younger than `QUORUM_WINDOW_SECONDS`).
+//!
+//! - **Who counts.** The vantage points heard from in the last hour (their newest sample
+//!   of any region is that young). A vantage point that stops reporting keeps counting
+//!   for an hour, with a stale verdict that is no vote: a probe that went silent is no
+//!   evidence either way, and it cannot lower the bar by vanishing. After an hour it
+//!   leaves the count.
+//! - **Not its own judge.** A probe in the region being judged is left out of that
+//!   region's count: it goes down with its region (its verdict is stale exactly when it
+//!   matters), and a region cut off from the others still sees itself fine.
+//! - **How many.** `QUORUM=majority` (the default): more than half of those counted, at
+//!   least 1; or a fixed number.
+//! - **One vantage point** (or none) counts as no quorum to check: regionpilot then
+//!   behaves as it always has, on its one probe's alarm.
+//!
+//! This module only judges; the decisions that use it are the failover's and the
+//! failback verification's.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::controller::Controller;
+use crate::error::Result;
+use crate::evidence::samples::ProbeSamples;
+use crate::ports::{ControlStore, Deps};
+use crate::region::Region;
+use crate::state::Millis;
+
+/// A vantage point not heard from for this long leaves the count.
+pub const HEARD_WITHIN: Duration = Duration::from_secs(3600);
+
+/// `QUORUM`: how many vantage points must see a region down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuorumRule {
+    /// More than half of the vantage points counted, at least 1.
+    Majority,
+    /// At least this many (a positive number).
+    AtLeast(u32),
+}
+
+impl QuorumRule {
+    /// The votes needed out of `counted` vantage points.
+    pub fn required(self, counted: usize) -> usize {
+        match self {
+            QuorumRule::Majority => (counted / 2 + 1).max(1),
+            QuorumRule::AtLeast(n) => n as usize,
+        }
+    }
+}
+
+/// `QUORUM` and `QUORUM_WINDOW_SECONDS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuorumPolicy {
+    pub rule: QuorumRule,
+    /// A verdict older than this is no vote.
+    pub window: Duration,
+}
+
+/// One vantage point's latest verdict on a region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VantageVerdict {
+    pub vantage: Region,
+    /// When it sampled the region last; `None`: it has no sample of the region.
+    pub at: Option<Millis>,
+    pub healthy: Option<bool>,
+    /// Younger than the window: a vote.
+    pub fresh: bool,
+}
+
+/// What the vantage points say about one region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegionQuorum {
+    pub region: Region,
+    /// Every vantage point counted, in region order.
+    pub verdicts: Vec<VantageVerdict>,
+    /// Fresh verdicts of down.
+    pub down_votes: usize,
+    /// Fresh verdicts of healthy.
+    pub healthy_votes: usize,
+    /// The votes a quorum needs.
+    pub required: usize,
+}
+
+impl RegionQuorum {
+    /// Vantage points counted for this region.
+    pub fn counted(&self) -> usize {
+        self.verdicts.len()
+    }
+
+    /// Fewer than two vantage points: nothing to weigh, as before quorums.
+    pub fn single(&self) -> bool {
+        self.counted() < 2
+    }
+
+    /// Down by quorum (always, with a single vantage point: its alarm is the evidence).
+    pub fn down(&self) -> bool {
+        self.single() || self.down_votes >= self.required
+    }
+
+    /// Healthy by quorum: enough fresh verdicts of healthy. With a single vantage point
+    /// this says nothing (`true`); its own samples decide, as before quorums.
+    pub fn healthy(&self) -> bool {
+        self.single() || self.healthy_votes >= self.required
+    }
+
+    /// `N of M vantage points see <region> down`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} of {} vantage points see {} down (a quorum is {})",
+            self.down_votes,
+            self.counted(),
+            self.region,
+            self.required
+        )
+    }
+}
+
+/// Judges `region` from every vantage point's samples at `now`.
+pub fn judge(
+    all: &[ProbeSamples],
+    region: &Region,
+    now: Millis,
+    policy: &QuorumPolicy,
+) -> RegionQuorum {
+    let heard_within = HEARD_WITHIN.as_millis() as Millis;
+    let window = policy.window.as_millis() as Millis;
+    let mut verdicts: Vec<VantageVerdict> = all
+        .iter()
+        .filter(|p| &p.vantage != region)
+        .filter(|p| newest(p).is_some_and(|at| now.saturating_sub(at) <= heard_within))
+        .map(|p| {
+            let latest = p.regions.get(region).and_then(|kept| kept.last());
+            VantageVerdict {
+                vantage: p.vantage.clone(),
+                at: latest.map(|s| s.at),
+                healthy: latest.map(|s| s.healthy),
+                fresh: latest.is_some_and(|s| now.saturating_sub(s.at) < window),
+            }
+        })
+        .collect();
+    verdicts.sort_by(|a, b| a.vantage.cmp(&b.vantage));
+    let votes = |healthy: bool| {
+        verdicts
+            .iter()
+            .filter(|v| v.fresh && v.healthy == Some(healthy))
+            .count()
+    };
+    RegionQuorum {
+        region: region.clone(),
+        down_votes: votes(false),
+        healthy_votes: votes(true),
+        required: policy.rule.required(verdicts.len()),
+        verdicts,
+    }
+}
+
+impl<D: Deps> Controller<D> {
+    /// What every vantage point's samples in the control table say of `region` now.
+    pub async fn quorum(&self, region: &Region) -> Result<RegionQuorum> {
+        let all = self.ports.control().vantage_samples().await?;
+        Ok(judge(&all, region, self.now(), &self.config.quorum))
+    }
+}
+
+/// The newest sample a vantage point took of any region.
+fn newest(p: &ProbeSamples) -> Option<Millis> {
+    p.regions
+        .values()
+        .filter_map(|kept| kept.last().map(|s| s.at))
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::samples::Sample;
+    use crate::testing::region;
+
+    const NOW: Millis = 1_700_000_000_000;
+    const HOME: &str = "us-east-1";
+
+    fn policy(rule: QuorumRule) -> QuorumPolicy {
+        QuorumPolicy {
+            rule,
+            window: Duration::from_secs(30),
+        }
+    }
+
+    /// A vantage point whose latest sample of home is `healthy`, `age_s` seconds old, and
+    /// of itself fresh.
+    fn vantage(name: &str, healthy: bool, age_s: u64) -> ProbeSamples {
+        let mut p = ProbeSamples::new(region(name));
+        p.regions.insert(
+            region(HOME),
+            vec![Sample {
+                at: NOW - age_s * 1000,
+                healthy,
+            }],
+        );
+        p.regions.insert(
+            region(name),
+            vec![Sample {
+                at: NOW - age_s * 1000,
+                healthy: true,
+            }],
+        );
+        p
+    }
+
+    #[test]
+    fn a_region_is_down_by_quorum_when_a_majority_of_fresh_verdicts_say_so() {
+        let all = [
+            vantage("us-west-2", false, 5),
+            vantage("eu-west-1", false, 8),
+            vantage("ap-south-1", true, 3),
+        ];
+        let q = judge(&all, &region(HOME), NOW, &policy(QuorumRule::Majority));
+        assert_eq!((q.down_votes, q.counted(), q.required), (2, 3, 2));
+        assert!(q.down());
+        assert_eq!(
+            q.summary(),
+            "2 of 3 vantage points see us-east-1 down (a quorum is 2)"
+        );
+        // A fixed quorum of three is not met by two.
+        let q = judge(&all, &region(HOME), NOW, &policy(QuorumRule::AtLeast(3)));
+        assert!(!q.down());
+    }
+
+    #[test]
+    fn one_vantage_points_cut_link_is_a_suspected_partition_not_an_outage() {
+        let all = [
+            vantage("us-west-2", false, 2),
+            vantage("eu-west-1", true, 4),
+            vantage("ap-south-1", true, 6),
+        ];
+        let q = judge(&all, &region(HOME), NOW, &policy(QuorumRule::Majority));
+        assert!(!q.down(), "{q:?}");
+        assert_eq!(
+            q.summary(),
+            "1 of 3 vantage points see us-east-1 down (a quorum is 2)"
+        );
+        assert!(q.healthy());
+    }
+
+    #[test]
+    fn a_stale_verdict_is_no_vote_but_its_vantage_point_still_counts_for_an_hour() {
+        // eu-west-1 saw home down 40 s ago: older than the 30 s window.
+        let all = [
+            vantage("us-west-2", false, 2),
+            vantage("eu-west-1", false, 40),
+        ];
+        let q = judge(&all, &region(HOME), NOW, &policy(QuorumRule::Majority));
+        assert_eq!((q.down_votes, q.counted(), q.required), (1, 2, 2));
+        assert!(!q.down());
+        assert!(
+            !q.verdicts
+                .iter()
+                .find(|v| v.vantage == region("eu-west-1"))
+                .unwrap()
+                .fresh
+        );
+        // Silent for more than an hour: it leaves the count, and the one left decides.
+        let all = [
+            vantage("us-west-2", false, 2),
+            vantage("eu-west-1", false, 3_601),
+        ];
+        let q = judge(&all, &region(HOME), NOW, &policy(QuorumRule::Majority));
+        assert_eq!(q.counted(), 1);
+        assert!(q.single() && q.down());
+    }
+
+    #[test]
+    fn a_probe_in_the_judged_region_is_not_its_own_judge() {
+        // Home's own probe says home is fine (it is cut off with it): left out.
+        let all = [vantage("us-west-2", false, 2), vantage(HOME, true, 1)];
+        let q = judge(&all, &region(HOME), NOW, &policy(QuorumRule::Majority));
+        assert_eq!(q.counted(), 1);
+        assert!(q.down());
+    }
+
+    #[test]
+    fn one_vantage_point_or_none_behaves_exactly_as_before_quorums() {
+        for all in [vec![], vec![vantage("us-west-2", true, 2)]] {
+            let q = judge(&all, &region(HOME), NOW, &policy(QuorumRule::Majority));
+            assert!(q.single());
+            // The alarm is the evidence, and the samples decide the streak, as before.
+            assert!(q.down() && q.healthy(), "{q:?}");
+        }
+    }
+
+    #[test]
+    fn healthy_by_quorum_needs_enough_fresh_healthy_verdicts() {
+        let all = [
+            vantage("us-west-2", true, 2),
+            vantage("eu-west-1", true, 50),
+            vantage("ap-south-1", false, 1),
+        ];
+        let q = judge(&all, &region(HOME), NOW, &policy(QuorumRule::Majority));
+        assert_eq!((q.healthy_votes, q.required), (1, 2));
+        assert!(!q.healthy() && !q.down());
+    }
+
+    /// Each region's probe (MRSC: every region runs one) writes its samples to the shared
+    /// control table; the quorum reads them all back, whatever the reader's region.
+    #[tokio::test]
+    async fn the_controller_judges_a_region_from_every_vantage_points_stored_samples() {
+        use crate::ports::ControlStore;
+        let world = crate::testing::FakeWorld::new();
+        let now = world.clock.0.load(std::sync::atomic::Ordering::SeqCst);
+        for (name, healthy) in [("us-west-2", false), ("eu-west-1", false), (HOME, true)] {
+            let mut p = vantage(name, healthy, 0);
+            for kept in p.regions.values_mut() {
+                kept[0].at = now - 2_000;
+            }
+            world.ports().control.put_samples(&p).await.unwrap();
+        }
+        let c = crate::controller::Controller::new(
+            std::sync::Arc::new(crate::testing::config()),
+            world.ports(),
+        );
+        let q = c.quorum(&region(HOME)).await.unwrap();
+        // Home's own probe is left out; the other two see it down.
+        assert_eq!((q.down_votes, q.counted(), q.required), (2, 2, 2), "{q:?}");
+        assert!(q.down());
+    }
+
+    mod decisions {
+        use std::sync::Arc;
+
+        use super::*;
+        use crate::controller::{Controller, Outcome};
+        use crate::decision::event::{Command, Trigger};
+        use crate::ports::ControlStore;
+        use crate::testing::{FakePorts, FakeWorld, alarm_on, config};
+
+        /// Each vantage point's latest verdict on home, fresh.
+        async fn seed(world: &FakeWorld, verdicts: &[(&str, bool)]) -> Controller<FakePorts> {
+            let now = world.clock.0.load(std::sync::atomic::Ordering::SeqCst);
+            for (name, healthy) in verdicts {
+                let mut p = vantage(name, *healthy, 0);
+                for kept in p.regions.values_mut() {
+                    kept[0].at = now - 2_000;
+                }
+                world.ports().control.put_samples(&p).await.unwrap();
+            }
+            Controller::new(Arc::new(config()), world.ports())
+        }
+
+        fn manual(force: bool) -> Trigger {
+            Trigger::Command(Command::Failover {
+                target_region: None,
+                reason: "operator".into(),
+                dry_run: false,
+                force,
+            })
+        }
+
+        #[tokio::test]
+        async fn an_alarm_from_one_side_of_a_partition_is_refused_and_told() {
+            let world = FakeWorld::new();
+            let c = seed(
+                &world,
+                &[
+                    ("us-west-2", false),
+                    ("eu-west-1", true),
+                    ("ap-south-1", true),
+                ],
+            )
+            .await;
+            let out = c.handle(alarm_on(HOME)).await.unwrap();
+            assert_eq!(out.outcome, Outcome::Refused, "{out:?}");
+            assert_eq!(
+                out.reason,
+                "partition suspected: 1 of 3 vantage points see us-east-1 down (a quorum is 2)"
+            );
+            // Nothing moved, and the flap guard did not count it.
+            let state = world.control.state();
+            assert!(
+                state
+                    .as_ref()
+                    .is_none_or(|s| s.active_region == region(HOME)
+                        && s.epoch == 0
+                        && s.recent_automatic_switches.is_empty()),
+                "{state:?}"
+            );
+            let told = world.bus.put.lock().unwrap().clone();
+            let refused = told
+                .iter()
+                .find(|n| n.detail_type == "Region Switch")
+                .expect("told");
+            println!("told: {}", refused.detail);
+            assert_eq!(refused.detail["outcome"], "refused");
+            let verdicts = refused.detail["quorum"]["verdicts"].as_array().unwrap();
+            assert_eq!(verdicts.len(), 3);
+            assert_eq!(refused.detail["quorum"]["down_votes"], 1);
+        }
+
+        #[tokio::test]
+        async fn an_alarm_with_the_region_down_by_quorum_fails_over() {
+            let world = FakeWorld::new();
+            let c = seed(
+                &world,
+                &[
+                    ("us-west-2", false),
+                    ("eu-west-1", false),
+                    ("ap-south-1", true),
+                ],
+            )
+            .await;
+            let out = c.handle(alarm_on(HOME)).await.unwrap();
+            assert_eq!(out.outcome, Outcome::Switched, "{out:?}");
+            assert_eq!(out.quorum.as_ref().map(|q| q.down_votes), Some(2));
+        }
+
+        #[tokio::test]
+        async fn a_person_is_not_held_forced_skips_the_quorum_unforced_reports_it() {
+            let verdicts = [
+                ("us-west-2", false),
+                ("eu-west-1", true),
+                ("ap-south-1", true),
+            ];
+            let world = FakeWorld::new();
+            let c = seed(&world, &verdicts).await;
+            let out = c.handle(manual(true)).await.unwrap();
+            assert_eq!(out.outcome, Outcome::Switched, "{out:?}");
+            assert!(out.quorum.is_none(), "forced: not even read");
+            let world = FakeWorld::new();
+            let c = seed(&world, &verdicts).await;
+            let out = c.handle(manual(false)).await.unwrap();
+            assert_eq!(out.outcome, Outcome::Switched, "{out:?}");
+            let q = out.quorum.expect("reported");
+            assert_eq!((q.down_votes, q.counted()), (1, 3));
+        }
+
+        #[tokio::test]
+        async fn with_one_vantage_point_an_alarm_fails_over_exactly_as_before() {
+            let world = FakeWorld::new();
+            let c = seed(&world, &[("us-west-2", true)]).await;
+            let out = c.handle(alarm_on(HOME)).await.unwrap();
+            assert_eq!(out.outcome, Outcome::Switched, "{out:?}");
+            assert!(out.quorum.is_none());
+        }
+    }
+
+    #[test]
+    fn majority_is_more_than_half_and_at_least_one() {
+        let majority: Vec<usize> = (0..=5).map(|n| QuorumRule::Majority.required(n)).collect();
+        assert_eq!(majority, [1, 1, 2, 2, 3, 3]);
+        assert_eq!(QuorumRule::AtLeast(4).required(2), 4);
+    }
+}
