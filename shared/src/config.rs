@@ -91,6 +91,9 @@ pub const RELOAD_TIMEOUT_SECONDS: Bounds = Bounds::new("RELOAD_TIMEOUT_SECONDS",
 /// A hook call's bound; 10 min at most, since a verifier run must outlive it.
 pub const HOOK_TIMEOUT_SECONDS: Bounds = Bounds::new("HOOK_TIMEOUT_SECONDS", 60, 1, 600);
 pub const HOOK_MAX_ATTEMPTS: Bounds = Bounds::new("HOOK_MAX_ATTEMPTS", 3, 1, 10);
+/// A vantage point's verdict older than this is no vote; at least two probe intervals
+/// too (checked with `PROBE_INTERVAL_SECONDS`).
+pub const QUORUM_WINDOW_SECONDS: Bounds = Bounds::new("QUORUM_WINDOW_SECONDS", 30, 2, 3600);
 pub const READINESS_INTERVAL_SECONDS: Bounds =
     Bounds::new("READINESS_INTERVAL_SECONDS", 900, 0, DAY);
 /// How long a serving gate that cannot read the decision answers with the last one it
@@ -118,6 +121,7 @@ pub const NUMBERS: &[Bounds] = &[
     RELOAD_TIMEOUT_SECONDS,
     HOOK_TIMEOUT_SECONDS,
     HOOK_MAX_ATTEMPTS,
+    QUORUM_WINDOW_SECONDS,
     READINESS_INTERVAL_SECONDS,
     GATE_STALE_SECONDS,
 ];
@@ -989,7 +993,7 @@ fn parse_groups(text: &str, regions: &[Region]) -> Result<Vec<GroupRef>> {
 }
 
 /// `QUORUM` (`majority`, the default, or a positive number) and `QUORUM_WINDOW_SECONDS`
-/// (default three probe intervals; at least two, so one late sample is no lost vote).
+/// (at least two probe intervals, so one late sample is no lost vote).
 fn parse_quorum(
     get: &impl Fn(&'static str) -> Option<String>,
     probe_interval: Duration,
@@ -1011,23 +1015,16 @@ fn parse_quorum(
             }
         },
     };
-    let shortest = 2 * probe_interval.as_secs();
-    let window = match get("QUORUM_WINDOW_SECONDS") {
-        None => 3 * probe_interval.as_secs(),
-        Some(text) => match text.trim().parse::<u64>() {
-            Ok(n) if (shortest..=3600).contains(&n) => n,
-            _ => {
-                return Err(Error::Config {
-                    variable: "QUORUM_WINDOW_SECONDS",
-                    problem: format!(
-                        "{:?} is not a whole number from {shortest} (two probe intervals, PROBE_INTERVAL_SECONDS {}) to 3600",
-                        crate::text::clip(&text, 40),
-                        probe_interval.as_secs()
-                    ),
-                });
-            }
-        },
-    };
+    let window = QUORUM_WINDOW_SECONDS.parse(get)?;
+    if window < 2 * probe_interval.as_secs() {
+        return Err(Error::Config {
+            variable: "QUORUM_WINDOW_SECONDS",
+            problem: format!(
+                "{window} s is shorter than two probe intervals (PROBE_INTERVAL_SECONDS {}): one late sample would cost a vantage point its vote",
+                probe_interval.as_secs()
+            ),
+        });
+    }
     Ok(QuorumPolicy {
         rule,
         window: Duration::from_secs(window),
@@ -1470,9 +1467,9 @@ mod tests {
             (
                 "QUORUM_WINDOW_SECONDS",
                 "19",
-                "from 20 (two probe intervals",
+                "shorter than two probe intervals",
             ),
-            ("QUORUM_WINDOW_SECONDS", "3601", "to 3600"),
+            ("QUORUM_WINDOW_SECONDS", "3601", "from 2 to 3600"),
         ] {
             let (named, problem) = config_error(&with(&[(variable, value)]));
             assert_eq!(named, variable, "{value}: {problem}");
@@ -1723,12 +1720,15 @@ mod tests {
             );
             for edge in [bounds.min, bounds.max] {
                 let text = edge.to_string();
-                // The probe timeout's upper end needs the longest interval to be valid.
+                // The probe timeout's upper end needs the longest interval to be valid;
+                // the quorum window's lower end, the shortest (and a timeout below it).
                 let mut vars: Vec<(&str, &str)> = base();
-                vars.extend([
-                    (bounds.variable, text.as_str()),
-                    ("PROBE_INTERVAL_SECONDS", "10"),
-                ]);
+                if bounds.variable == QUORUM_WINDOW_SECONDS.variable {
+                    vars.extend([("PROBE_INTERVAL_SECONDS", "1"), ("PROBE_TIMEOUT_MS", "500")]);
+                } else {
+                    vars.push(("PROBE_INTERVAL_SECONDS", "10"));
+                }
+                vars.push((bounds.variable, text.as_str()));
                 let parsed = parse(&vars);
                 assert!(parsed.is_ok(), "{}={edge}: {parsed:?}", bounds.variable);
             }

@@ -683,7 +683,10 @@ impl<D: Deps> Controller<D> {
 
     /// What the vantage points say of `region`, when there are two or more of them; an
     /// unreadable table is no evidence (the switch goes on as with one vantage point).
-    async fn quorum_of(&self, region: &Region) -> Option<crate::evidence::quorum::RegionQuorum> {
+    pub(crate) async fn quorum_of(
+        &self,
+        region: &Region,
+    ) -> Option<crate::evidence::quorum::RegionQuorum> {
         match self.quorum(region).await {
             Ok(q) if !q.single() => Some(q),
             Ok(_) => None,

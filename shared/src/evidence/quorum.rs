@@ -441,6 +441,65 @@ mod tests {
         }
 
         #[tokio::test]
+        async fn the_failback_streak_counts_only_samples_where_home_is_healthy_by_quorum() {
+            let world = FakeWorld::new();
+            let c = seed(&world, &[]).await;
+            let out = c.handle(manual(true)).await.unwrap();
+            assert_eq!(out.outcome, Outcome::Switched);
+            // Healthy from the verifier's own probe, but two of three see home down.
+            seed(
+                &world,
+                &[
+                    ("us-west-2", true),
+                    ("eu-west-1", false),
+                    ("ap-south-1", false),
+                ],
+            )
+            .await;
+            let report = c.verify().await.unwrap();
+            let progress = report.failback.expect("away from home");
+            assert_eq!(progress.healthy_streak, 0, "{progress:?}");
+            assert!(
+                progress.waiting_for[0].starts_with(
+                    "us-east-1 is healthy from here but not by quorum: 1 of 3 vantage points see it healthy (a quorum is 2)"
+                ),
+                "{progress:?}"
+            );
+            // A majority sees it healthy: the streak counts.
+            seed(
+                &world,
+                &[
+                    ("us-west-2", true),
+                    ("eu-west-1", true),
+                    ("ap-south-1", false),
+                ],
+            )
+            .await;
+            let progress = c.verify().await.unwrap().failback.unwrap();
+            assert_eq!(progress.healthy_streak, 1, "{progress:?}");
+        }
+
+        #[tokio::test]
+        async fn status_shows_each_vantage_point_when_it_reported_and_its_verdicts() {
+            let world = FakeWorld::new();
+            let c = seed(&world, &[("us-west-2", false), ("eu-west-1", true)]).await;
+            let out = c.status().await.unwrap();
+            let shown = serde_json::to_value(&out.status.unwrap().vantage_points).unwrap();
+            println!("vantage_points: {shown}");
+            let now = world.clock.0.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(shown.as_array().unwrap().len(), 2);
+            let west = shown
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["vantage"] == "us-west-2")
+                .unwrap();
+            assert_eq!(west["last_reported"], now - 2_000);
+            assert_eq!(west["verdicts"][HOME]["healthy"], false);
+            assert_eq!(west["verdicts"]["us-west-2"]["healthy"], true);
+        }
+
+        #[tokio::test]
         async fn with_one_vantage_point_an_alarm_fails_over_exactly_as_before() {
             let world = FakeWorld::new();
             let c = seed(&world, &[("us-west-2", true)]).await;

@@ -679,7 +679,15 @@ impl<D: Deps> Controller<D> {
             self.config.timeouts.probe,
         )
         .await;
-        let healthy = round.regions.first().is_some_and(|r| r.healthy);
+        let seen_healthy = round.regions.first().is_some_and(|r| r.healthy);
+        // Healthy from here is not enough when other vantage points see home down: a
+        // streak counts only samples where home is healthy by quorum.
+        let quorum = if seen_healthy {
+            self.quorum_of(&home).await.filter(|q| !q.healthy())
+        } else {
+            None
+        };
+        let healthy = seen_healthy && quorum.is_none();
         let epoch = state.epoch;
         let now = self.now();
         let mut waiting_for = Vec::new();
@@ -706,7 +714,14 @@ impl<D: Deps> Controller<D> {
             })
             .await?;
         let streak = updated.failback.as_ref().map_or(0, |f| f.healthy_streak);
-        if !healthy {
+        if let Some(q) = &quorum {
+            waiting_for.push(format!(
+                "{home} is healthy from here but not by quorum: {} of {} vantage points see it healthy (a quorum is {}); streak reset",
+                q.healthy_votes,
+                q.counted(),
+                q.required
+            ));
+        } else if !healthy {
             let why = round
                 .regions
                 .first()

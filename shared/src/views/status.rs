@@ -43,9 +43,38 @@ pub struct StatusReport {
     pub capacity_snapshot: BTreeMap<String, GroupSizes>,
     pub last_transition: Option<TransitionView>,
     pub history: Vec<HistoryRecord>,
+    /// Every vantage point (health probe) whose samples the control table holds: when it
+    /// last reported and its latest verdict on each region. An alarm's failover needs a
+    /// quorum of them (see `evidence::quorum`).
+    pub vantage_points: Vec<VantagePointView>,
     /// What each further kind of step shows, under its own field (`ecs_services`, ...).
     #[serde(flatten)]
     pub kinds: BTreeMap<&'static str, serde_json::Value>,
+}
+
+/// One vantage point as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VantagePointView {
+    pub vantage: Region,
+    /// Its newest sample of any region.
+    pub last_reported: Option<crate::state::Millis>,
+    /// Its latest sample of each region.
+    pub verdicts: BTreeMap<Region, crate::evidence::samples::Sample>,
+}
+
+impl VantagePointView {
+    fn of(p: &crate::evidence::samples::ProbeSamples) -> Self {
+        let verdicts: BTreeMap<Region, crate::evidence::samples::Sample> = p
+            .regions
+            .iter()
+            .filter_map(|(region, kept)| Some((region.clone(), *kept.last()?)))
+            .collect();
+        VantagePointView {
+            vantage: p.vantage.clone(),
+            last_reported: verdicts.values().map(|s| s.at).max(),
+            verdicts,
+        }
+    }
 }
 
 /// Where a status answer's control state came from.
@@ -113,12 +142,21 @@ impl<D: Deps> Controller<D> {
         }));
         let kinds = crate::steps::kinds::<D>();
         let kinds = join_all(kinds.iter().map(|k| k.status(&self.config, &self.ports)));
-        let (current, params, groups, history, kinds) = futures::join!(
+        let (current, params, groups, history, kinds, vantage) = futures::join!(
             self.load(),
             params,
             groups,
             self.ports.control().history(10),
-            kinds
+            kinds,
+            self.ports.control().vantage_samples(),
+        );
+        // Status answers without them rather than not at all.
+        let vantage_points = vantage.map_or_else(
+            |e| {
+                warn!(error = %e, "status: the vantage points' samples could not be read");
+                Vec::new()
+            },
+            |all| all.iter().map(VantagePointView::of).collect(),
         );
         // A replica cut off from the others (multi-Region strong consistency) answers a
         // strongly consistent read with a 500 but still serves eventually consistent
@@ -208,6 +246,7 @@ impl<D: Deps> Controller<D> {
             capacity_snapshot: state.capacity_snapshot.clone(),
             last_transition: state.transition.as_ref().map(TransitionView::of),
             history: history.iter().map(HistoryRecord::summary).collect(),
+            vantage_points,
             kinds: kinds.into_iter().flatten().collect(),
         };
         let mut response = self.simple(
