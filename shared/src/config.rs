@@ -1445,6 +1445,15 @@ mod tests {
         assert_eq!(none.timeout, Duration::from_secs(60));
     }
 
+    /// Each `(variable, value)` alone fails init naming `variable`, saying `says`.
+    fn refused_naming(cases: &[(&'static str, &'static str, &str)]) {
+        for (variable, value, says) in cases {
+            let (named, problem) = config_error(&with(&[(variable, value)]));
+            assert_eq!(named, *variable, "{value}: {problem}");
+            assert!(problem.contains(says), "{value}: {problem}");
+        }
+    }
+
     #[test]
     fn quorum_is_majority_or_a_number_and_its_window_at_least_two_probe_intervals() {
         use crate::evidence::quorum::QuorumRule;
@@ -1460,7 +1469,7 @@ mod tests {
         .quorum;
         assert_eq!(set.rule, QuorumRule::AtLeast(2));
         assert_eq!(set.window, Duration::from_secs(10));
-        for (variable, value, says) in [
+        refused_naming(&[
             ("QUORUM", "most", "neither majority nor a number"),
             ("QUORUM", "0", "neither majority nor a number"),
             ("QUORUM", "-1", "neither majority nor a number"),
@@ -1470,16 +1479,12 @@ mod tests {
                 "shorter than two probe intervals",
             ),
             ("QUORUM_WINDOW_SECONDS", "3601", "from 2 to 3600"),
-        ] {
-            let (named, problem) = config_error(&with(&[(variable, value)]));
-            assert_eq!(named, variable, "{value}: {problem}");
-            assert!(problem.contains(says), "{value}: {problem}");
-        }
+        ]);
     }
 
     #[test]
     fn a_malformed_hook_fails_init_naming_the_variable() {
-        for (variable, value, says) in [
+        refused_naming(&[
             ("HOOKS", "cleanup=fn", "is not a stage"),
             ("HOOKS", "verify=", "names no function"),
             ("HOOKS", "verify= ,act=x", "names no function"),
@@ -1499,11 +1504,7 @@ mod tests {
             ("HOOK_TIMEOUT_SECONDS", "0", "from 1 to 600"),
             ("HOOK_TIMEOUT_SECONDS", "601", "from 1 to 600"),
             ("HOOK_MAX_ATTEMPTS", "0", "from 1 to 10"),
-        ] {
-            let (named, problem) = config_error(&with(&[(variable, value)]));
-            assert_eq!(named, variable, "{value}: {problem}");
-            assert!(problem.contains(says), "{value}: {problem}");
-        }
+        ]);
     }
 
     #[test]

@@ -327,6 +327,7 @@ impl<D: Deps> Controller<D> {
                         &mut evidence,
                     )
                     .await;
+                    self.vouch_for_unreachable(&candidates, &mut probes).await;
                     probed.extend(candidates.iter().cloned());
                     switch::pick(state, &candidates, &probes)
                 }
@@ -679,6 +680,34 @@ impl<D: Deps> Controller<D> {
             }),
         )
         .await;
+    }
+
+    /// A candidate only this region cannot reach is not refused for it: when the other
+    /// vantage points see it healthy by quorum, its probe counts as reachable, with a
+    /// note saying why. One vantage point (or none) vouches for nothing.
+    async fn vouch_for_unreachable(
+        &self,
+        candidates: &[Region],
+        probes: &mut BTreeMap<Region, ProbeResult>,
+    ) {
+        for region in candidates {
+            let Some(probe) = probes.get_mut(region).filter(|p| !p.reachable) else {
+                continue;
+            };
+            let Some(q) = self.quorum_of(region).await.filter(|q| q.healthy()) else {
+                continue;
+            };
+            let note = format!(
+                "unreachable from {} ({}), but healthy by quorum: {} of {} vantage points see it healthy",
+                self.config.own_region,
+                probe.error.as_deref().unwrap_or("probe failed"),
+                q.healthy_votes,
+                q.counted()
+            );
+            warn!(region = %region, "{note}");
+            probe.reachable = true;
+            probe.error = Some(note);
+        }
     }
 
     /// What the vantage points say of `region`, when there are two or more of them; an

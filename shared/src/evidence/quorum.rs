@@ -500,6 +500,55 @@ mod tests {
         }
 
         #[tokio::test]
+        async fn a_candidate_only_this_region_cannot_reach_is_not_refused_for_it() {
+            let world = FakeWorld::new();
+            let now = world.clock.0.load(std::sync::atomic::Ordering::SeqCst);
+            // Three other vantage points: home down, us-west-2 healthy.
+            for name in ["ap-south-1", "eu-central-1", "eu-west-1"] {
+                let mut p = ProbeSamples::new(region(name));
+                for (judged, healthy) in [(HOME, false), ("us-west-2", true)] {
+                    p.regions.insert(
+                        region(judged),
+                        vec![Sample {
+                            at: now - 2_000,
+                            healthy,
+                        }],
+                    );
+                }
+                world.ports().control.put_samples(&p).await.unwrap();
+            }
+            // From here (the control plane's region), neither standby answers.
+            world.set_probe_down(&["us-west-2", "eu-west-1"]);
+            let c = Controller::new(Arc::new(config()), world.ports());
+            let out = c.handle(alarm_on(HOME)).await.unwrap();
+            assert_eq!(out.outcome, Outcome::Switched, "{out:?}");
+            assert_eq!(out.to, Some(region("us-west-2")));
+            let probe = out
+                .probes
+                .unwrap()
+                .into_iter()
+                .find(|p| p.region == region("us-west-2"))
+                .unwrap();
+            println!("probe: {probe:?}");
+            assert!(
+                probe
+                    .error
+                    .as_deref()
+                    .unwrap()
+                    .contains("but healthy by quorum: 3 of 3 vantage points see it healthy"),
+                "{probe:?}"
+            );
+            // With one vantage point, the same probes refuse, as before.
+            let world = FakeWorld::new();
+            world.set_probe_down(&["us-west-2", "eu-west-1"]);
+            let c = seed(&world, &[("ap-south-1", false)]).await;
+            assert_eq!(
+                c.handle(alarm_on(HOME)).await.unwrap().outcome,
+                Outcome::Refused
+            );
+        }
+
+        #[tokio::test]
         async fn with_one_vantage_point_an_alarm_fails_over_exactly_as_before() {
             let world = FakeWorld::new();
             let c = seed(&world, &[("us-west-2", true)]).await;
