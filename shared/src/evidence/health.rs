@@ -23,7 +23,7 @@ use crate::ports::{Clock, HealthProbe, Heartbeats};
 use crate::region::Region;
 use crate::state::Millis;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     Timeout,
@@ -31,6 +31,8 @@ pub enum ErrorClass {
     Throttled,
     AccessDenied,
     NotFound,
+    /// Anything else, and any class a newer version names (samples are stored).
+    #[serde(other)]
     Other,
 }
 

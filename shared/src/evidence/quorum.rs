@@ -71,6 +71,9 @@ pub struct VantageVerdict {
     /// When it sampled the region last; `None`: it has no sample of the region.
     pub at: Option<Millis>,
     pub healthy: Option<bool>,
+    /// Why it saw the region down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<crate::evidence::health::ErrorClass>,
     /// Younger than the window: a vote.
     pub fresh: bool,
 }
@@ -142,6 +145,7 @@ pub fn judge(
                 vantage: p.vantage.clone(),
                 at: latest.map(|s| s.at),
                 healthy: latest.map(|s| s.healthy),
+                error_class: latest.and_then(|s| s.error_class),
                 fresh: latest.is_some_and(|s| now.saturating_sub(s.at) < window),
             }
         })
@@ -203,6 +207,7 @@ mod tests {
             vec![Sample {
                 at: NOW - age_s * 1000,
                 healthy,
+                error_class: (!healthy).then_some(crate::evidence::health::ErrorClass::Timeout),
             }],
         );
         p.regions.insert(
@@ -210,6 +215,7 @@ mod tests {
             vec![Sample {
                 at: NOW - age_s * 1000,
                 healthy: true,
+                error_class: None,
             }],
         );
         p
@@ -228,6 +234,16 @@ mod tests {
         assert_eq!(
             q.summary(),
             "2 of 3 vantage points see us-east-1 down (a quorum is 2)"
+        );
+        // Each verdict says why.
+        let west = q
+            .verdicts
+            .iter()
+            .find(|v| v.vantage == region("us-west-2"))
+            .unwrap();
+        assert_eq!(
+            west.error_class,
+            Some(crate::evidence::health::ErrorClass::Timeout)
         );
         // A fixed quorum of three is not met by two.
         let q = judge(&all, &region(HOME), NOW, &policy(QuorumRule::AtLeast(3)));
@@ -512,6 +528,7 @@ mod tests {
                         vec![Sample {
                             at: now - 2_000,
                             healthy,
+                            error_class: None,
                         }],
                     );
                 }

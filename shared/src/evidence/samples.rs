@@ -34,6 +34,10 @@ pub const FRESH_FOR: Duration = Duration::from_secs(30);
 pub struct Sample {
     pub at: Millis,
     pub healthy: bool,
+    /// Why the region failed its check (a vantage point's verdict, with its reason);
+    /// samples written before it was kept have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<crate::evidence::health::ErrorClass>,
 }
 
 /// The newest samples of every region, as one probe (its region, the vantage point) saw
@@ -77,6 +81,7 @@ impl ProbeSamples {
             kept.push(Sample {
                 at: round.at,
                 healthy: health.healthy,
+                error_class: health.error_class,
             });
             let excess = kept.len().saturating_sub(KEPT);
             kept.drain(..excess);
