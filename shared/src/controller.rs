@@ -690,11 +690,28 @@ impl<D: Deps> Controller<D> {
         candidates: &[Region],
         probes: &mut BTreeMap<Region, ProbeResult>,
     ) {
-        for region in candidates {
-            let Some(probe) = probes.get_mut(region).filter(|p| !p.reachable) else {
+        let unreachable: Vec<&Region> = candidates
+            .iter()
+            .filter(|r| probes.get(*r).is_some_and(|p| !p.reachable))
+            .collect();
+        if unreachable.is_empty() {
+            return;
+        }
+        // One read of the samples for every candidate.
+        let all = match self.ports.control().vantage_samples().await {
+            Ok(all) => all,
+            Err(e) => {
+                warn!(error = %e, "the vantage points' samples could not be read; the probes from here decide");
+                return;
+            }
+        };
+        let now = self.now();
+        for region in unreachable {
+            let q = crate::evidence::quorum::judge(&all, region, now, &self.config.quorum);
+            if q.single() || !q.healthy() {
                 continue;
-            };
-            let Some(q) = self.quorum_of(region).await.filter(|q| q.healthy()) else {
+            }
+            let Some(probe) = probes.get_mut(region) else {
                 continue;
             };
             let note = format!(

@@ -383,7 +383,6 @@ struct RegionRun<'a> {
     fresh: bool,
     failing_deadline: Option<tokio::time::Instant>,
     follow_budget: std::time::Duration,
-    hook_wait: std::time::Duration,
     /// Waited for before the act stage: the target region's act stage, for the others.
     wait_before_act: Option<tokio::sync::watch::Receiver<bool>>,
     /// Signalled after the act stage (by the target region).
@@ -459,15 +458,15 @@ impl<'a, D: Deps> Executor<'a, D> {
     }
 
     /// Runs every plan's verify stage, once their other stages are over: the verify
-    /// stage sees every step `t` records. What ran before is checkpointed first
-    /// (`so_far`), so a crash while a verify step waits keeps it.
+    /// stage sees every step `t` records. What ran before (`so_far`) is checkpointed
+    /// first, so a crash while a verify step waits keeps it.
     async fn verify_stage<'p>(
         &self,
         plans: impl IntoIterator<Item = &'p RegionPlan<D>>,
         t: &Transition,
         state: &ControlState,
         fresh: bool,
-        so_far: Option<&[Ran]>,
+        so_far: &[Ran],
     ) -> Vec<Ran>
     where
         D: 'p,
@@ -476,7 +475,7 @@ impl<'a, D: Deps> Executor<'a, D> {
         if chains.iter().all(|chain| chain.iter().all(|s| s.done(t))) {
             return Vec::new();
         }
-        if let Some(so_far) = so_far.filter(|r| !r.is_empty())
+        if !so_far.is_empty()
             && let Err(e) = self.record_steps(None, t.epoch, so_far, None).await
         {
             warn!(epoch = t.epoch, error = %e, "could not record the steps before the verify stage");
@@ -549,7 +548,6 @@ impl<'a, D: Deps> Executor<'a, D> {
                         } else {
                             std::time::Duration::ZERO
                         },
-                        hook_wait: self.hook_wait,
                         // Every other region acts once the target has.
                         wait_before_act: (!is_target).then(|| target_acted_rx.clone()),
                         acted: is_target.then_some(target_acted),
@@ -609,7 +607,7 @@ impl<'a, D: Deps> Executor<'a, D> {
             ran.apply(&mut done);
         }
         let verified = self
-            .verify_stage(plans, &done, state, fresh, Some(&records))
+            .verify_stage(plans, &done, state, fresh, &records)
             .await;
         for ran in &verified {
             ran.apply(&mut done);
@@ -656,7 +654,7 @@ impl<'a, D: Deps> Executor<'a, D> {
                 fresh: run.fresh,
                 failing_deadline: run.failing_deadline,
                 follow_budget: run.follow_budget,
-                hook_wait: run.hook_wait,
+                hook_wait: self.hook_wait,
             };
             run_stage(chains, &cx, records).await;
             for ran in lock(records).iter() {
@@ -738,38 +736,32 @@ impl<'a, D: Deps> Executor<'a, D> {
             return Ok(Vec::new());
         };
         let state = &current.value;
-        let results = join_all(
-            plans
-                .iter()
-                .filter(|p| !skip.contains(&p.region))
-                .map(|plan| {
-                    let transition = &transition;
-                    async move {
-                        let records = Mutex::new(Vec::new());
-                        let run = RegionRun {
-                            state,
-                            fresh: false,
-                            failing_deadline: None,
-                            follow_budget: FOLLOW_BUDGET / 2,
-                            hook_wait: self.hook_wait,
-                            wait_before_act: None,
-                            acted: None,
-                        };
-                        self.run_region(plan, transition, run, &records).await;
-                        records.into_inner().unwrap_or_else(|e| e.into_inner())
-                    }
-                }),
-        )
+        let plans: Vec<&RegionPlan<D>> =
+            plans.iter().filter(|p| !skip.contains(&p.region)).collect();
+        let results = join_all(plans.iter().map(|plan| {
+            let transition = &transition;
+            async move {
+                let records = Mutex::new(Vec::new());
+                let run = RegionRun {
+                    state,
+                    fresh: false,
+                    failing_deadline: None,
+                    follow_budget: FOLLOW_BUDGET / 2,
+                    wait_before_act: None,
+                    acted: None,
+                };
+                self.run_region(plan, transition, run, &records).await;
+                records.into_inner().unwrap_or_else(|e| e.into_inner())
+            }
+        }))
         .await;
         let mut records: Vec<Ran> = results.into_iter().flatten().collect();
         let mut known = transition.clone();
         for ran in &records {
             ran.apply(&mut known);
         }
-        let plans: Vec<&RegionPlan<D>> =
-            plans.iter().filter(|p| !skip.contains(&p.region)).collect();
         records.extend(
-            self.verify_stage(plans, &known, state, false, Some(&records))
+            self.verify_stage(plans, &known, state, false, &records)
                 .await,
         );
         if !records.is_empty() {
