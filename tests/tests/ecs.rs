@@ -14,15 +14,8 @@ const STANDBY: &str = "us-west-2";
 
 /// A warm standby on ECS: home runs 4 tasks, the standby 1 (MaxCapacity `standby_max`).
 async fn warm_standby(label: &str, standby_max: i32) -> Stage {
-    let env = [
-        ("CONNECT_TIMEOUT_MS", "300"),
-        ("CALL_TIMEOUT_MS", "500"),
-        ("CALL_MAX_ATTEMPTS", "2"),
-        ("PROBE_TIMEOUT_MS", "500"),
-        ("COOLDOWN_SECONDS", "0"),
-        ("AUTO_SCALING_GROUPS", ""),
-        ("ECS_SERVICES", SERVICE),
-    ];
+    let mut env = regionpilot_tests::QUICK_ENV.to_vec();
+    env.extend([("AUTO_SCALING_GROUPS", ""), ("ECS_SERVICES", SERVICE)]);
     let stage = Stage::start_with(
         label,
         &[HOME, STANDBY],

@@ -14,19 +14,15 @@ const STANDBY: &str = "us-west-2";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_are_invoked_with_their_payload_retried_by_the_verifier_and_checked_by_readiness() {
-    let env = [
-        ("CONNECT_TIMEOUT_MS", "300"),
-        ("CALL_TIMEOUT_MS", "500"),
-        ("CALL_MAX_ATTEMPTS", "2"),
-        ("PROBE_TIMEOUT_MS", "500"),
-        ("COOLDOWN_SECONDS", "0"),
+    let mut env = regionpilot_tests::QUICK_ENV.to_vec();
+    env.extend([
         ("APP_NAME", "shop"),
         (
             "HOOKS",
             "prepare=stop-writers,act=not-deployed,verify=smoke-test",
         ),
         ("READINESS_INTERVAL_SECONDS", "0"),
-    ];
+    ]);
     // Modelled time 50 times faster: a hung hook answers 18 s later (900 AWS seconds).
     let stage = Stage::start_with(
         "hooks",
