@@ -73,6 +73,9 @@ pub(crate) fn every_numeric_parameter_has_the_codes_bounds() {
         let Some(name) = from.get(bounds.variable) else {
             continue; // not offered by the template (the function's default applies)
         };
+        if bounds.variable == config::QUORUM_WINDOW_SECONDS.variable {
+            continue; // bounded by the probe intervals offered: below
+        }
         let p = &parameters[name];
         assert_eq!(p["Type"], "Number", "{name}");
         assert_eq!(
@@ -100,6 +103,24 @@ pub(crate) fn every_numeric_parameter_has_the_codes_bounds() {
     );
     assert_eq!(from["PROBE_INTERVAL_SECONDS"], "ProbeIntervalSeconds");
     checked.insert("ProbeIntervalSeconds".into());
+    // The quorum window: at least two of the longest interval offered, so that every
+    // window the template takes starts the functions with every interval it takes.
+    let window = &parameters["QuorumWindowSeconds"];
+    let bounds = config::QUORUM_WINDOW_SECONDS;
+    assert_eq!(
+        (
+            window["Default"].clone(),
+            window["MinValue"].clone(),
+            window["MaxValue"].clone()
+        ),
+        (
+            json!(bounds.default),
+            json!(2 * offered.iter().max().unwrap()),
+            json!(bounds.max)
+        )
+    );
+    assert_eq!(from["QUORUM_WINDOW_SECONDS"], "QuorumWindowSeconds");
+    checked.insert("QuorumWindowSeconds".into());
     // Every Number parameter is one of those, or the template's own.
     for (name, p) in parameters {
         // The template's own: not function variables.
