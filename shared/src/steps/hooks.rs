@@ -347,7 +347,7 @@ mod tests {
     use super::*;
     use crate::controller::{Controller, Outcome as Answer, Response};
     use crate::decision::event::{Command, Trigger};
-    use crate::testing::{FakePorts, FakeWorld, HookBehaviour, alarm_on, config_with};
+    use crate::testing::{FakePorts, FakeWorld, HookBehaviour, LostAnswer, alarm_on, config_with};
 
     const HOOKS: &str = "prepare=stop-writers,act=clear-cache,verify=smoke-test";
 
@@ -660,6 +660,56 @@ mod tests {
             world.hooks.calls.lock().unwrap().is_empty(),
             "a dry run calls nothing"
         );
+    }
+
+    /// Every write of a switch with three hooks is applied and then answered with a 500
+    /// (AWS's own fault), in turn: a hook whose invocation ran but answered an error is
+    /// recorded failed and called again by the verifier under the same key; every other
+    /// lost answer leaves the hooks alone. Each hook ends succeeded, called at most twice.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_applied_then_answered_500_leaves_each_hook_succeeded_under_one_key() {
+        let mut point = 0;
+        let mut writes = None;
+        let mut retried = 0;
+        loop {
+            let world = FakeWorld::new();
+            let c = controller(&world, &[]);
+            world.crash.lose_answers(point, LostAnswer::Error, 1);
+            c.handle(alarm_on("us-east-1")).await.expect("handled");
+            let lost = world.crash.lost_answers();
+            writes.get_or_insert(world.crash.writes());
+            world.crash.disarm();
+            let case = format!("write {point} answered 500 (lost {lost})");
+            c.verify().await.expect("verified");
+            let t = world.control.state().unwrap().transition.unwrap();
+            for key in [
+                "prepare/stop-writers",
+                "act/clear-cache",
+                "verify/smoke-test",
+            ] {
+                let h = t.outcome::<HookStatus>(key);
+                assert_eq!(
+                    h.as_ref().map(|h| h.status),
+                    Some(HookPhase::Succeeded),
+                    "{case}: {key}: {h:?}"
+                );
+            }
+            for function in ["stop-writers", "clear-cache", "smoke-test"] {
+                let payloads = world.hooks.payloads(function);
+                assert!((1..=2).contains(&payloads.len()), "{case}: {function}");
+                assert!(payloads.windows(2).all(|w| w[0] == w[1]), "{case}");
+                retried += payloads.len() - 1;
+            }
+            point += 1;
+            if writes.is_some_and(|w| point >= w) {
+                break;
+            }
+        }
+        println!(
+            "each of {} writes applied then answered 500: {retried} hook calls repeated, each under its first call's key",
+            writes.unwrap()
+        );
+        assert!(retried >= 3, "each hook's own invoke was among the faults");
     }
 
     /// The failover dies at every write of a switch with three hooks (before it lands,
