@@ -353,8 +353,13 @@ pub fn projected_state_bytes(groups: usize) -> usize {
 pub struct Config {
     /// Ordered by preference; the first is the home region.
     pub regions: Vec<Region>,
-    /// Where this function runs (`AWS_REGION`): the control table lives here.
+    /// Where this function runs (`AWS_REGION`).
     pub own_region: Region,
+    /// Where the control table is read and written: this function's region in a control
+    /// stack (single mode's table, or mrsc's replica here); `CONTROL_TABLE_REGION` for a
+    /// regional stack's probe, a vantage point that writes its verdicts to the control
+    /// stack's table.
+    pub control_region: Region,
     pub active_region_parameter: String,
     pub auto_scaling_groups: Vec<GroupRef>,
     /// `ECS_SERVICES`: each service in each region it runs in.
@@ -405,6 +410,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// This function's probe is a vantage point: it samples every region and records its
+    /// verdicts in the control table (every control stack's; a regional stack's when
+    /// given the control table).
+    pub fn probes(&self) -> bool {
+        !self.control_table.is_empty()
+    }
+
     pub fn home(&self) -> &Region {
         // `parse` guarantees at least two regions.
         &self.regions[0]
@@ -432,6 +444,7 @@ impl Config {
     pub fn client_regions(&self) -> BTreeSet<Region> {
         let mut all: BTreeSet<Region> = self.regions.iter().cloned().collect();
         all.insert(self.own_region.clone());
+        all.insert(self.control_region.clone());
         all
     }
 
@@ -528,22 +541,31 @@ impl Config {
                 });
             }
         };
-        // A regional stack only answers as its region's gate, from its parameter: it has
-        // no control table and probes nothing, so it needs neither table.
-        let table = |name: &'static str, what: &str| -> Result<String> {
-            match (role, get(name)) {
-                (DeploymentRole::Regional, None) => Ok(String::new()),
-                (_, Some(value)) => check_table_name(name, &value).map(|()| value),
-                (DeploymentRole::Control, None) => required(name, what),
+        // A regional stack answers as its region's gate, from its parameter. Given the
+        // control table it is also a vantage point: its probe samples every region and
+        // writes its verdicts there. Without one it probes nothing and needs no table.
+        let control_table = match (role, get("CONTROL_TABLE")) {
+            (_, Some(value)) => check_table_name("CONTROL_TABLE", &value).map(|()| value)?,
+            (DeploymentRole::Regional, None) => String::new(),
+            (DeploymentRole::Control, None) => {
+                required("CONTROL_TABLE", "the DynamoDB control table name")?
             }
         };
-        let control_table = table("CONTROL_TABLE", "the DynamoDB control table name")?;
+        let probes = !control_table.is_empty();
+        let control_region = parse_control_region(&get, role, probes, &own_region)?;
+        let table = |name: &'static str, what: &str| -> Result<String> {
+            match get(name) {
+                Some(value) => check_table_name(name, &value).map(|()| value),
+                None if probes => required(name, what),
+                None => Ok(String::new()),
+            }
+        };
         let health_table = table(
             "HEALTH_TABLE",
             "the replicated DynamoDB table the probe reads",
         )?;
-        let health_key = match (role, get("HEALTH_KEY")) {
-            (DeploymentRole::Regional, None) => HealthKey {
+        let health_key = match get("HEALTH_KEY") {
+            None if !probes => HealthKey {
                 attribute: String::new(),
                 value: String::new(),
             },
@@ -723,6 +745,7 @@ impl Config {
         Ok(Config {
             regions,
             own_region,
+            control_region,
             active_region_parameter,
             auto_scaling_groups,
             ecs_services,
@@ -1247,6 +1270,36 @@ fn parse_health_key(text: &str) -> Result<HealthKey> {
     }
 }
 
+/// `CONTROL_TABLE_REGION`: required by a regional stack's probe (its control table is
+/// the control stack's, elsewhere); a control stack's functions use the table in their
+/// own region, so there it may only name that region.
+fn parse_control_region(
+    get: &impl Fn(&'static str) -> Option<String>,
+    role: DeploymentRole,
+    probes: bool,
+    own_region: &Region,
+) -> Result<Region> {
+    let bad = |problem: String| Error::Config {
+        variable: "CONTROL_TABLE_REGION",
+        problem,
+    };
+    let named = get("CONTROL_TABLE_REGION")
+        .map(|text| Region::parse(&text).map_err(bad))
+        .transpose()?;
+    match (role, named) {
+        (DeploymentRole::Control, None) => Ok(own_region.clone()),
+        (DeploymentRole::Control, Some(region)) if region == *own_region => Ok(region),
+        (DeploymentRole::Control, Some(region)) => Err(bad(format!(
+            "{region} is not this function's region ({own_region}): a control stack's functions use the control table in their own region (single mode's table, or mrsc's replica there); only a regional stack's probe names another"
+        ))),
+        (DeploymentRole::Regional, Some(region)) => Ok(region),
+        (DeploymentRole::Regional, None) if probes => Err(bad(
+            "is not set; a regional stack given CONTROL_TABLE is a vantage point and writes its verdicts to the control table: name the control stack's region".into(),
+        )),
+        (DeploymentRole::Regional, None) => Ok(own_region.clone()),
+    }
+}
+
 fn parse_endpoints(text: &str) -> Result<BTreeMap<Region, String>> {
     let bad = |problem: String| Error::Config {
         variable: "REGION_ENDPOINTS",
@@ -1452,6 +1505,63 @@ mod tests {
             assert_eq!(named, *variable, "{value}: {problem}");
             assert!(problem.contains(says), "{value}: {problem}");
         }
+    }
+
+    #[test]
+    fn a_regional_stack_given_the_control_table_is_a_vantage_point_writing_to_its_region() {
+        let regional = [
+            ("REGIONS", "us-east-1,us-west-2"),
+            ("AWS_REGION", "eu-west-1"),
+            ("ACTIVE_REGION_PARAMETER", "/app/active-region"),
+            ("DEPLOYMENT_ROLE", "regional"),
+        ];
+        // A gate alone: no table, no probe, the control region its own.
+        let gate = parse(&regional).unwrap();
+        assert!(!gate.probes());
+        assert_eq!(gate.control_region, Region::parse("eu-west-1").unwrap());
+        // A vantage point: the control stack's table, in the control stack's region.
+        let mut vantage = regional.to_vec();
+        vantage.extend([
+            ("CONTROL_TABLE", "regionpilot-control"),
+            ("CONTROL_TABLE_REGION", "us-west-2"),
+            ("HEALTH_TABLE", "app-health"),
+            ("HEALTH_KEY", "pk=canary"),
+        ]);
+        let config = parse(&vantage).unwrap();
+        assert!(config.probes());
+        assert_eq!(config.control_region, Region::parse("us-west-2").unwrap());
+        assert_eq!(config.own_region, Region::parse("eu-west-1").unwrap());
+        assert!(config.client_regions().contains(&config.control_region));
+        // Without the control table's region, or the health table, init names the variable.
+        for (missing, says) in [
+            ("CONTROL_TABLE_REGION", "name the control stack's region"),
+            ("HEALTH_TABLE", "is not set"),
+            ("HEALTH_KEY", "is not set"),
+        ] {
+            let vars: Vec<(&str, &str)> = vantage
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
+            let (named, problem) = config_error(&vars);
+            assert_eq!(named, missing, "{problem}");
+            assert!(problem.contains(says), "{problem}");
+        }
+        // A control stack's functions use the table in their own region.
+        assert_eq!(
+            parse(&with(&[("CONTROL_TABLE_REGION", "us-west-2")]))
+                .unwrap()
+                .control_region,
+            Region::parse("us-west-2").unwrap()
+        );
+        refused_naming(&[
+            (
+                "CONTROL_TABLE_REGION",
+                "us-east-1",
+                "is not this function's region (us-west-2)",
+            ),
+            ("CONTROL_TABLE_REGION", "nowhere", "nowhere"),
+        ]);
     }
 
     #[test]

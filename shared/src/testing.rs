@@ -1399,6 +1399,27 @@ impl FakeWorld {
         lock(&self.probe.down).extend(names.iter().map(|n| region(n)));
     }
 
+    /// A probe in each of `vantages` has just sampled every configured region healthy
+    /// (the fake config's three), as the control table would hold them.
+    pub fn seed_vantage_points(&self, vantages: &[&str]) {
+        let at = self.clock.now_millis();
+        let mut samples = lock(&self.control.samples);
+        for vantage in vantages {
+            let mut point = ProbeSamples::new(region(vantage));
+            for judged in ["us-east-1", "us-west-2", "eu-west-1"] {
+                point.regions.insert(
+                    region(judged),
+                    vec![crate::evidence::samples::Sample {
+                        at,
+                        healthy: true,
+                        error_class: None,
+                    }],
+                );
+            }
+            samples.insert(region(vantage), point);
+        }
+    }
+
     /// `name`'s Parameter Store and Auto Scaling (and so Run Command) stop answering, or
     /// answer again.
     pub fn set_region_down(&self, name: &str, down: bool) {

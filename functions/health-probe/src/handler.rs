@@ -31,9 +31,10 @@ pub async fn handle<D: Deps>(
         };
         return Ok(answer.response());
     }
-    if config.role == DeploymentRole::Regional {
+    let regional = config.role == DeploymentRole::Regional;
+    if regional && !config.probes() {
         let e = regionpilot::Error::invalid(
-            "this is a regional stack's health probe (DEPLOYMENT_ROLE=regional): it answers only its function URL, as this region's serving gate; send status and probe commands to the control stack's health probe",
+            "this is a regional stack's health probe (DEPLOYMENT_ROLE=regional) without CONTROL_TABLE: it answers only its function URL, as this region's serving gate; send status and probe commands to the control stack's health probe",
         );
         error!(error = %e, "not a gate request");
         return Err(diagnostic(&e));
@@ -43,6 +44,15 @@ pub async fn handle<D: Deps>(
         diagnostic(&e)
     })?;
     let window = match request {
+        // A regional vantage point records its verdicts and nothing else: the control
+        // state is the control stack's to show.
+        ProbeRequest::Status if regional => {
+            let e = regionpilot::Error::invalid(
+                "this is a regional stack's health probe (DEPLOYMENT_ROLE=regional), a vantage point: it samples and records; send status to the control stack's health probe",
+            );
+            error!(error = %e, "status asked of a regional probe");
+            return Err(diagnostic(&e));
+        }
         ProbeRequest::Status => {
             let status = controller.status().await.map_err(|e| diagnostic(&e))?;
             return serde_json::to_value(status).map_err(|e| Diagnostic {
@@ -66,8 +76,16 @@ pub async fn handle<D: Deps>(
         log_round(round);
     });
     // Once per invocation (the schedule is once a minute), beside the first round so a
-    // slow control table never delays the health samples.
-    let (rounds, active_region) = tokio::join!(sampling, controller.announce_active_region());
+    // slow control table never delays the health samples. A regional vantage point
+    // announces nothing: the control stack's probe publishes the decision.
+    let announce = async {
+        if regional {
+            None
+        } else {
+            controller.announce_active_region().await
+        }
+    };
+    let (rounds, active_region) = tokio::join!(sampling, announce);
     let mut answer = answer(&rounds, namespace);
     if let Some(active) = active_region {
         answer["active_region"] = json!(active);

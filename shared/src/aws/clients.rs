@@ -167,9 +167,11 @@ pub async fn build_clients(config: &Config) -> AwsClients {
             }))
         }};
     }
-    let dynamodb = regional!(aws_sdk_dynamodb, base, [config.own_region.clone()]);
+    // The control table: in this function's region, or the control stack's for a
+    // regional stack's probe (CONTROL_TABLE_REGION).
+    let dynamodb = regional!(aws_sdk_dynamodb, base, [config.control_region.clone()]);
     let control = dynamodb
-        .get(&config.own_region)
+        .get(&config.control_region)
         .cloned()
         .unwrap_or_else(|| aws_sdk_dynamodb::Client::new(&base));
     let cluster: std::collections::BTreeMap<Region, String> = config

@@ -49,7 +49,7 @@ impl AwsClients {
         Ports {
             control: DynamoControlStore::new(
                 self.control.clone(),
-                config.own_region.clone(),
+                config.control_region.clone(),
                 config.control_table.clone(),
             ),
             parameters: SsmParameters::new(self.ssm.clone()),

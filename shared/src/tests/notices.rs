@@ -230,6 +230,7 @@ async fn repaired_drift_is_told() {
 #[tokio::test]
 async fn readiness_is_told_when_it_changes_not_on_every_evaluation() {
     let world = FakeWorld::new();
+    world.seed_vantage_points(&["us-east-1", "us-west-2", "eu-west-1"]);
     let mut cfg = (*controller(&world, FailbackMode::Approve).config).clone();
     cfg.readiness_interval = std::time::Duration::ZERO;
     let c = Controller::new(Arc::new(cfg), world.ports());

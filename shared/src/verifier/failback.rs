@@ -420,6 +420,30 @@ impl<D: Deps> Controller<D> {
         report
     }
 
+    /// Each vantage point's latest verdicts as `VantageHealthy`, for the dashboard. A table
+    /// that does not answer costs this minute's points, never the run.
+    async fn emit_vantage_views(&self) {
+        let read = tokio::time::timeout(
+            self.config.timeouts.call_budget(),
+            self.ports.control().vantage_samples(),
+        )
+        .await;
+        match read {
+            Ok(Ok(all)) => crate::views::metrics::emit(&crate::views::metrics::vantage_documents(
+                &self.config.metrics_namespace,
+                &all,
+                self.now(),
+                self.config.quorum.window,
+            )),
+            Ok(Err(e)) => {
+                warn!(error = %e, "the vantage points' samples could not be read; no VantageHealthy this run")
+            }
+            Err(_) => warn!(
+                "the vantage points' samples were not read in time; no VantageHealthy this run"
+            ),
+        }
+    }
+
     /// Asks again for the failover of an active region the probe's samples say is still
     /// failing (the alarm invoked failover once; a refusal or a cooldown then left the
     /// application down). The same switch as an alarm's, so cooldown, the flap guard and
@@ -544,6 +568,7 @@ impl<D: Deps> Controller<D> {
             "None",
             &[("Region", state.active_region.as_str())],
         );
+        self.emit_vantage_views().await;
         let mut report = VerifyReport {
             reconcile,
             capacity,

@@ -15,6 +15,10 @@
 //!   `FAILBACK_DRAIN_WAIT_SECONDS`, as the failback drain);
 //! - `control_table_pitr`: the control table has point-in-time recovery;
 //! - `hook_function`: each `HOOKS` function exists in its region (`GetFunction`).
+//! - `vantage_points`: each region can be judged by at least two vantage points heard
+//!   from in the last hour (a probe does not judge its own region), and by at least
+//!   `QUORUM` when that is a number; with fewer, a partition between the one vantage
+//!   point and a region would look like that region's outage.
 //!
 //! Every check runs concurrently, each call under the configured timeouts, so a region that
 //! does not answer costs one timeout and fails its own checks with the error.
@@ -46,6 +50,55 @@ pub const CANARY: &str = "canary";
 pub const REPLICATION_LAG: &str = "replication_lag";
 pub const CONTROL_TABLE_PITR: &str = "control_table_pitr";
 pub const HOOK_FUNCTION: &str = "hook_function";
+pub const VANTAGE_POINTS: &str = "vantage_points";
+
+/// The `vantage_points` check of `region`: at least two vantage points (and `QUORUM`,
+/// when a number) heard from in the last hour can judge it.
+pub fn vantage_check(
+    config: &Config,
+    all: &[crate::evidence::samples::ProbeSamples],
+    region: &Region,
+    now: Millis,
+) -> ReadinessCheck {
+    use crate::evidence::quorum::{self, QuorumRule};
+    let judged = quorum::judge(all, region, now, &config.quorum);
+    let judges: Vec<String> = judged
+        .verdicts
+        .iter()
+        .map(|v| v.vantage.to_string())
+        .collect();
+    let listed = if judges.is_empty() {
+        "none".to_owned()
+    } else {
+        judges.join(", ")
+    };
+    let add = "deploy this template with DeploymentRole=regional in another application region, or DeploymentRole=vantage in a region outside REGIONS, with ControlTableName and ControlTableRegion naming this control table";
+    let (passed, reason) = match config.quorum.rule {
+        QuorumRule::AtLeast(n) if judges.len() < n as usize => (
+            false,
+            format!(
+                "QUORUM is {n} but only {} vantage point(s) heard from in the last hour can judge {region} ({listed}): no alarm could fail over away from it; lower QUORUM or {add}",
+                judges.len()
+            ),
+        ),
+        _ if judges.len() < 2 => (
+            false,
+            format!(
+                "only {} vantage point(s) heard from in the last hour can judge {region} ({listed}; a probe does not judge its own region): a partition between it and {region} would look like {region}'s outage; to add one, {add}",
+                judges.len()
+            ),
+        ),
+        _ => (
+            true,
+            format!(
+                "{} vantage points can judge {region} ({listed}); a quorum is {}",
+                judges.len(),
+                judged.required
+            ),
+        ),
+    };
+    ReadinessCheck::new(VANTAGE_POINTS, region.as_str(), passed, reason)
+}
 
 /// How often a heartbeat's arrival is looked for, as the failback drain does.
 const LAG_POLL: Duration = Duration::from_millis(250);
@@ -257,13 +310,14 @@ impl<D: Deps> Controller<D> {
     pub async fn evaluate_readiness(&self, state: &ControlState) -> Readiness {
         let evaluated_at = self.now();
         let active = &state.active_region;
-        let (parameters, groups, canaries, lags, pitr, hooks) = tokio::join!(
+        let (parameters, groups, canaries, lags, pitr, hooks, vantage) = tokio::join!(
             self.parameter_checks(active),
             self.capacity_checks(state),
             self.canary_checks(),
             self.lag_checks(active),
             self.pitr_check(),
             self.hook_checks(),
+            self.vantage_checks(),
         );
         let mut checks = parameters;
         checks.extend(groups);
@@ -271,6 +325,7 @@ impl<D: Deps> Controller<D> {
         checks.extend(lags);
         checks.push(pitr);
         checks.extend(hooks);
+        checks.extend(vantage);
         Readiness::of(evaluated_at, active.clone(), checks)
     }
 
@@ -521,6 +576,37 @@ impl<D: Deps> Controller<D> {
             ReadinessCheck::new(HOOK_FUNCTION, hook.key(), passed, reason)
         }))
         .await
+    }
+
+    /// One check per region: who can judge it, from the vantage points' samples.
+    async fn vantage_checks(&self) -> Vec<ReadinessCheck> {
+        let read = tokio::time::timeout(
+            self.config.timeouts.call_budget(),
+            self.ports.control().vantage_samples(),
+        )
+        .await;
+        let all = match read {
+            Ok(Ok(all)) => all,
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "no answer within the call budget".to_owned(),
+                };
+                let reason = format!("cannot read the vantage points' samples: {why}");
+                return self
+                    .config
+                    .regions
+                    .iter()
+                    .map(|r| ReadinessCheck::new(VANTAGE_POINTS, r.as_str(), false, reason.clone()))
+                    .collect();
+            }
+        };
+        let now = self.now();
+        self.config
+            .regions
+            .iter()
+            .map(|region| vantage_check(&self.config, &all, region, now))
+            .collect()
     }
 
     async fn pitr_check(&self) -> ReadinessCheck {

@@ -16,7 +16,10 @@ const HOME: &str = "us-east-1/app";
 const STANDBY: &str = "us-west-2/app";
 const THIRD: &str = "eu-west-1/app";
 
+/// A controller over `world`, with a vantage point in each region heard from just now
+/// (so each region has two judges, and `vantage_points` passes).
 fn controller(world: &FakeWorld, extra: &[(&str, &str)]) -> Controller<FakePorts> {
+    world.seed_vantage_points(&["us-east-1", "us-west-2", "eu-west-1"]);
     Controller::new(Arc::new(config_with(extra)), world.ports())
 }
 
@@ -283,6 +286,9 @@ async fn it_is_evaluated_again_only_once_the_interval_has_passed() {
             ("COOLDOWN_SECONDS", "0"),
         ],
     );
+    // The seeded vantage points see us-east-1 healthy, and would refuse the alarm as a
+    // partition: without them the alarm alone decides.
+    world.control.samples.lock().unwrap().clear();
     let out = c.handle(alarm_on("us-east-1")).await.unwrap();
     assert_eq!(out.outcome, Outcome::Switched);
     assert!(c.verify().await.unwrap().readiness.is_none());
@@ -516,4 +522,93 @@ async fn after_a_failover_home_is_the_target_whose_capacity_is_checked() {
         reason(&r, GROUP_CAPACITY, HOME),
         "us-east-1/app: MaxSize 2 is below the 3 a failover to us-east-1 would ask for (CAPACITY_PERCENT 100 of us-west-2/app's desired 3)"
     );
+}
+
+#[tokio::test]
+async fn fewer_than_two_vantage_points_judging_a_region_fail_its_check_saying_how_to_add_one() {
+    // Given only the control plane's probe (us-west-2) reporting
+    let world = FakeWorld::new();
+    world.seed_vantage_points(&["us-west-2"]);
+    let c = Controller::new(
+        Arc::new(config_with(&[("READINESS_INTERVAL_SECONDS", "0")])),
+        world.ports(),
+    );
+    let r = evaluated(&c).await.readiness;
+    // Then every region fails the check (us-west-2 has no judge, the others one)
+    assert!(!r.ready);
+    assert_eq!(
+        failing(&r),
+        [
+            (VANTAGE_POINTS, "us-east-1"),
+            (VANTAGE_POINTS, "us-west-2"),
+            (VANTAGE_POINTS, "eu-west-1"),
+        ]
+    );
+    let why = reason(&r, VANTAGE_POINTS, "us-east-1");
+    assert!(
+        why.starts_with(
+            "only 1 vantage point(s) heard from in the last hour can judge us-east-1 (us-west-2;"
+        ),
+        "{why}"
+    );
+    assert!(why.contains("DeploymentRole=regional"), "{why}");
+    assert!(why.contains("DeploymentRole=vantage"), "{why}");
+    assert!(reason(&r, VANTAGE_POINTS, "us-west-2").contains("(none;"));
+
+    // A second vantage point, in a region outside REGIONS: every region has two judges
+    // but us-west-2, whose own probe does not judge it.
+    world.seed_vantage_points(&["us-west-2", "ca-central-1"]);
+    let r = evaluated(&c).await.readiness;
+    assert_eq!(failing(&r), [(VANTAGE_POINTS, "us-west-2")]);
+    assert_eq!(
+        reason(&r, VANTAGE_POINTS, "us-east-1"),
+        "2 vantage points can judge us-east-1 (ca-central-1, us-west-2); a quorum is 2"
+    );
+
+    // A vantage point silent for over an hour leaves the count.
+    world.seed_vantage_points(&["us-east-1", "us-west-2", "eu-west-1"]);
+    world.clock.advance(3_600_001);
+    world.seed_vantage_points(&["us-west-2"]);
+    let r = evaluated(&c).await.readiness;
+    assert!(
+        reason(&r, VANTAGE_POINTS, "us-east-1").starts_with(
+            "only 1 vantage point(s) heard from in the last hour can judge us-east-1 (us-west-2;"
+        ),
+        "{r:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_quorum_larger_than_the_vantage_points_heard_from_is_reported() {
+    let world = FakeWorld::new();
+    world.seed_vantage_points(&["us-east-1", "us-west-2", "eu-west-1"]);
+    let c = Controller::new(
+        Arc::new(config_with(&[
+            ("QUORUM", "3"),
+            ("READINESS_INTERVAL_SECONDS", "0"),
+        ])),
+        world.ports(),
+    );
+    let r = evaluated(&c).await.readiness;
+    assert_eq!(
+        failing(&r),
+        [
+            (VANTAGE_POINTS, "us-east-1"),
+            (VANTAGE_POINTS, "us-west-2"),
+            (VANTAGE_POINTS, "eu-west-1"),
+        ]
+    );
+    assert_eq!(
+        reason(&r, VANTAGE_POINTS, "us-east-1"),
+        "QUORUM is 3 but only 2 vantage point(s) heard from in the last hour can judge us-east-1 (eu-west-1, us-west-2): no alarm could fail over away from it; lower QUORUM or deploy this template with DeploymentRole=regional in another application region, or DeploymentRole=vantage in a region outside REGIONS, with ControlTableName and ControlTableRegion naming this control table"
+    );
+    let c = Controller::new(
+        Arc::new(config_with(&[
+            ("QUORUM", "2"),
+            ("READINESS_INTERVAL_SECONDS", "0"),
+        ])),
+        world.ports(),
+    );
+    let r = evaluated(&c).await.readiness;
+    assert!(r.ready, "{r:#?}");
 }

@@ -166,6 +166,42 @@ pub fn active_region_documents(
         .collect()
 }
 
+/// `VantageHealthy` per vantage point and region (dimensions `Vantage`, `Region`): each
+/// vantage point's latest verdict, 1 healthy or 0 down, for the dashboard's view from
+/// every place. The verifier emits it each minute in the control region, where every
+/// vantage point's verdicts meet (a probe's own metrics land in its own region). Only a
+/// verdict younger than `fresh_for` is emitted: a silent vantage point is a gap, never a
+/// repeated old verdict.
+pub fn vantage_documents(
+    namespace: &str,
+    all: &[crate::evidence::samples::ProbeSamples],
+    now: u64,
+    fresh_for: std::time::Duration,
+) -> Vec<Document> {
+    let fresh_for = fresh_for.as_millis() as u64;
+    all.iter()
+        .flat_map(|point| {
+            point.regions.iter().filter_map(move |(region, kept)| {
+                let latest = kept.last()?;
+                (now.saturating_sub(latest.at) < fresh_for).then(|| {
+                    signal(
+                        namespace,
+                        "VantageHealthy",
+                        "None",
+                        if latest.healthy { 1.0 } else { 0.0 },
+                        &[
+                            ("Vantage", point.vantage.as_str()),
+                            ("Region", region.as_str()),
+                        ],
+                        now,
+                    )
+                })
+            })
+        })
+        .flatten()
+        .collect()
+}
+
 /// A single metric, for events such as a switch or the flap guard pausing automation.
 pub fn signal(
     namespace: &str,
@@ -364,6 +400,63 @@ mod tests {
             doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]
                 .get("StorageResolution")
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn each_vantage_points_fresh_verdict_is_one_vantage_healthy_point() {
+        use crate::evidence::samples::{ProbeSamples, Sample};
+        let now = 1_764_000_000_000;
+        let sample = |age_ms: u64, healthy| Sample {
+            at: now - age_ms,
+            healthy,
+            error_class: None,
+        };
+        let mut standby = ProbeSamples::new(region("us-west-2"));
+        standby.regions.insert(
+            region("us-east-1"),
+            vec![sample(20_000, true), sample(5_000, false)],
+        );
+        standby
+            .regions
+            .insert(region("us-west-2"), vec![sample(5_000, true)]);
+        // Silent for a minute: no point, not its old verdict again.
+        let mut third = ProbeSamples::new(region("eu-west-1"));
+        third
+            .regions
+            .insert(region("us-east-1"), vec![sample(60_000, true)]);
+        let docs: Vec<Value> = vantage_documents(
+            "RegionPilot",
+            &[standby, third],
+            now,
+            std::time::Duration::from_secs(30),
+        )
+        .iter()
+        .map(|d| serde_json::to_value(d).expect("json"))
+        .collect();
+        for doc in &docs {
+            assert_valid_emf(doc);
+            assert_eq!(
+                doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                serde_json::json!([["Vantage", "Region"]])
+            );
+        }
+        let points: Vec<(&str, &str, f64)> = docs
+            .iter()
+            .map(|d| {
+                (
+                    d["Vantage"].as_str().unwrap(),
+                    d["Region"].as_str().unwrap(),
+                    d["VantageHealthy"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            points,
+            [
+                ("us-west-2", "us-east-1", 0.0),
+                ("us-west-2", "us-west-2", 1.0)
+            ]
         );
     }
 }
