@@ -36,6 +36,11 @@ pub const ROUTING_CONTROL_ONLY: &[&str] = &[
 /// A regional stack's gate (`DEPLOYMENT_ROLE=regional`): its region's parameter, read.
 pub const REGIONAL_GATE: &[&str] = &["ssm:GetParameter"];
 
+/// A regional or vantage stack's probe (`DEPLOYMENT_ROLE=regional` with `CONTROL_TABLE`):
+/// the canary read and heartbeat write in every region's health table, and its own
+/// samples read back and replaced in the control stack's table (the probe partition).
+pub const REGIONAL_PROBE: &[&str] = &["dynamodb:GetItem", "dynamodb:PutItem"];
+
 /// The actions of `FAILOVER` and `FAILBACK` called only with `RELOAD_MODE=run-command`
 /// (Run Command is a root shell on the instances): the template grants them only then.
 pub const RUN_COMMAND_ONLY: &[&str] = &["ssm:SendCommand", "ssm:ListCommandInvocations"];

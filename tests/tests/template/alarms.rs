@@ -115,12 +115,45 @@ pub(crate) fn the_dashboard_draws_every_region() {
         .iter()
         .filter_map(|line| line[0]["expression"].as_str())
         .collect();
+    // Each vantage point's view of each region: a search finds every vantage point.
     assert_eq!(
         searches,
         [
-            r#"SEARCH('{"RegionPilot",FromRegion,ToRegion} MetricName="ReplicationLagSeconds"', 'Maximum', 60)"#
+            r#"SEARCH('{"RegionPilot",FromRegion,ToRegion} MetricName="ReplicationLagSeconds"', 'Maximum', 60)"#,
+            r#"SEARCH('{"RegionPilot",Region,Vantage} MetricName="VantageHealthy"', 'Minimum', 60)"#
         ]
     );
+    // ... over the dimensions the verifier emits it with.
+    let mut point = regionpilot::evidence::samples::ProbeSamples::new(
+        regionpilot::region::Region::parse("eu-west-1").unwrap(),
+    );
+    point.regions.insert(
+        regionpilot::region::Region::parse("us-east-1").unwrap(),
+        vec![regionpilot::evidence::samples::Sample {
+            at: 1_000,
+            healthy: true,
+            error_class: None,
+        }],
+    );
+    let emitted = serde_json::to_value(
+        &regionpilot::views::metrics::vantage_documents(
+            "RegionPilot",
+            &[point],
+            1_000,
+            std::time::Duration::from_secs(30),
+        )[0],
+    )
+    .unwrap();
+    let metric = &emitted["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(metric["Metrics"][0]["Name"], "VantageHealthy");
+    let mut dimensions: Vec<&str> = metric["Dimensions"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    dimensions.sort_unstable();
+    assert_eq!(dimensions, ["Region", "Vantage"]);
 }
 
 /// The `key` of every object in a list (none for a missing list).

@@ -125,6 +125,7 @@ pub(crate) fn function<'a>(template: &'a Value, binary: &str) -> (&'a str, &'a V
             r["Type"] == "AWS::Serverless::Function"
                 && r["Metadata"]["BuildProperties"]["Binary"] == binary
                 && r["Condition"] != "RegionalRole"
+                && r["Condition"] != "GateRole"
         })
         .map(|(id, r)| (id.as_str(), r))
         .unwrap_or_else(|| panic!("no function builds binary {binary}"))

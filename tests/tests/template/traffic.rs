@@ -711,13 +711,30 @@ pub(crate) fn each_traffic_signal_gets_its_health_checks_and_the_records_follow_
     }
 }
 
+/// A regional stack beside a single-mode control stack in us-east-1 (the expanded
+/// template's region is us-west-2).
+const REGIONAL: &[(&str, &str)] = &[
+    ("Regions", "us-east-1,us-west-2"),
+    ("DeploymentRole", "regional"),
+    ("ControlTableName", "shop-ControlTable-1AB2C3"),
+    ("ControlTableRegion", "us-east-1"),
+    ("HealthTable", "app-health"),
+];
+
+/// Every statement of one function's own policies.
+fn own_statements(function: &Value) -> Vec<&Value> {
+    function["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["Statement"].as_array().unwrap())
+        .filter(|s| s.get("Fn::If").is_none())
+        .collect()
+}
+
 #[test]
-pub(crate) fn a_regional_stack_is_one_gate_with_one_grant() {
-    let given = [
-        ("Regions", "us-east-1,us-west-2"),
-        ("DeploymentRole", "regional"),
-    ];
-    let regional = expanded_template(&given);
+pub(crate) fn a_regional_stack_is_one_gate_and_one_vantage_point_with_the_narrowest_grants() {
+    let regional = expanded_template(REGIONAL);
     deploys(&regional, &[]);
     let made: BTreeSet<&str> = regional["Resources"]
         .as_object()
@@ -734,8 +751,9 @@ pub(crate) fn a_regional_stack_is_one_gate_with_one_grant() {
             "GateFunctionUrl",
             "GateUrlPermission",
             "GateInvokePermission",
+            "RegionalProbeFunction",
         ]),
-        "a gate, its URL and the region's copy of the parameter; nothing else"
+        "a gate, its URL, the region's copy of the parameter and a probe; nothing else"
     );
     let gate = &regional["Resources"]["RegionalGateFunction"];
     assert_eq!(
@@ -752,12 +770,9 @@ pub(crate) fn a_regional_stack_is_one_gate_with_one_grant() {
         gate["Properties"].get("Events").is_none(),
         "invoked by its URL only"
     );
-    let statements: Vec<&Value> = gate["Properties"]["Policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["Statement"].as_array().unwrap())
-        .collect();
+    // The gate reads its parameter and has no control table to write.
+    assert_eq!(gate["Properties"]["Environment"]["Variables"]["CONTROL_TABLE"], "");
+    let statements = own_statements(gate);
     assert_eq!(statements.len(), 1, "{statements:?}");
     assert_eq!(actions(statements[0]), permissions::REGIONAL_GATE);
     assert_eq!(
@@ -773,10 +788,62 @@ pub(crate) fn a_regional_stack_is_one_gate_with_one_grant() {
         ),
         json!({ "Fn::GetAtt": ["RegionalGateFunction", "Arn"] })
     );
+
+    // The vantage point: the probe on the schedule, writing to the control stack's table.
+    let probe = &regional["Resources"]["RegionalProbeFunction"];
+    assert_eq!(probe["Metadata"]["BuildProperties"]["Binary"], "health-probe");
     assert_eq!(
-        env_value(&regional, &[], "health-probe", "DEPLOYMENT_ROLE"),
-        "regional"
+        probe["Properties"]["Events"]["EveryMinute"]["Properties"]["Schedule"],
+        "rate(1 minute)"
     );
+    let globals = &regional["Globals"]["Function"]["Environment"]["Variables"];
+    for (variable, wanted) in [
+        ("DEPLOYMENT_ROLE", "regional"),
+        ("CONTROL_TABLE", "shop-ControlTable-1AB2C3"),
+        ("CONTROL_TABLE_REGION", "us-east-1"),
+        ("HEALTH_TABLE", "app-health"),
+    ] {
+        assert_eq!(
+            resolve(&regional, &[], &globals[variable]),
+            wanted,
+            "{variable}"
+        );
+        assert!(
+            probe["Properties"]["Environment"]["Variables"]
+                .get(variable)
+                .is_none(),
+            "the probe takes {variable} from Globals"
+        );
+    }
+    // Exactly what the adapters call, on exactly the resources: every region's health
+    // table (canary read, its heartbeat item written) and the probe partition of the
+    // control stack's table in the control stack's region.
+    let statements = own_statements(probe);
+    let granted: BTreeSet<&str> = statements.iter().flat_map(|s| actions(s)).collect();
+    assert_eq!(
+        granted,
+        permissions::REGIONAL_PROBE.iter().copied().collect::<BTreeSet<_>>()
+    );
+    let by_sid = |sid: &str| -> &Value {
+        statements
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap_or_else(|| panic!("no {sid}: {statements:?}"))
+    };
+    let samples = by_sid("RecordSamples");
+    assert_eq!(
+        resolve(&regional, &[], &samples["Resource"]),
+        "arn:aws:dynamodb:us-east-1:123456789012:table/shop-ControlTable-1AB2C3"
+    );
+    assert_eq!(
+        samples["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"],
+        json!([permissions::PROBE_CONTROL_WRITES])
+    );
+    assert_eq!(
+        by_sid("WriteHeartbeats")["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+        json!([permissions::HEALTH_TABLE_WRITES])
+    );
+    assert_eq!(actions(by_sid("ProbeHealthTable")), ["dynamodb:GetItem"]);
     let outputs: BTreeSet<&str> = regional["Outputs"]
         .as_object()
         .unwrap()
@@ -784,12 +851,30 @@ pub(crate) fn a_regional_stack_is_one_gate_with_one_grant() {
         .filter(|(_, o)| created(&regional, o))
         .map(|(id, _)| id.as_str())
         .collect();
-    assert_eq!(outputs, BTreeSet::from(["GateUrl"]));
-    // Only in single mode, in one of Regions, and without records.
+    assert_eq!(
+        outputs,
+        BTreeSet::from(["GateUrl", "RegionalProbeFunctionName"])
+    );
+
+    // A vantage stack: the probe alone, in any region, and no parameter there.
+    let vantage = expanded_template(&[REGIONAL, &[("DeploymentRole", "vantage")]].concat());
+    deploys(&vantage, &[]);
+    let made: BTreeSet<&str> = vantage["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| created(&vantage, r))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(made, BTreeSet::from(["RegionalProbeFunction"]));
+    deploys(&vantage, &[("Regions", "eu-west-1,eu-west-2")]);
+
+    // Refused: mrsc, records, a regional stack outside Regions, and either half of where
+    // the control table is.
     for (extra, reason) in [
         (
             ("ControlPlaneMode", "mrsc"),
-            "DeploymentRole=regional is for ControlPlaneMode=single",
+            "DeploymentRole=regional or vantage is for ControlPlaneMode=single",
         ),
         (
             HOSTED_ZONE,
@@ -797,8 +882,17 @@ pub(crate) fn a_regional_stack_is_one_gate_with_one_grant() {
         ),
         (
             ("Regions", "eu-west-1,eu-west-2"),
-            "must be deployed in one of Regions",
+            "must be deployed in one of Regions (it is that region's gate); elsewhere, deploy DeploymentRole=vantage",
         ),
+        (
+            ("ControlTableName", ""),
+            "DeploymentRole=regional or vantage needs ControlTableName",
+        ),
+        (
+            ("ControlTableRegion", ""),
+            "DeploymentRole=regional or vantage needs ControlTableRegion",
+        ),
+        (("HealthTable", ""), "HealthTable is required"),
     ] {
         let refusals = deploy_refusals(&regional, &[extra]);
         assert!(
@@ -806,6 +900,13 @@ pub(crate) fn a_regional_stack_is_one_gate_with_one_grant() {
             "{extra:?}: {refusals:?}"
         );
     }
+    // A control stack names no other control table region.
+    let control = expanded_template(THREE_REGIONS);
+    assert!(
+        deploy_refusals(&control, &[("ControlTableRegion", "us-east-1")])
+            .iter()
+            .any(|r| r.contains("ControlTableRegion is for DeploymentRole=regional or vantage"))
+    );
     // The control stack still needs its health table.
     let control = expanded_template(&[("Regions", "us-east-1,us-west-2")]);
     assert!(
