@@ -8,6 +8,7 @@ pub mod alarm;
 pub mod arc;
 pub mod dns;
 pub mod events;
+pub mod link;
 pub mod paths;
 pub mod rig;
 pub mod runtime;

@@ -771,7 +771,10 @@ pub(crate) fn a_regional_stack_is_one_gate_and_one_vantage_point_with_the_narrow
         "invoked by its URL only"
     );
     // The gate reads its parameter and has no control table to write.
-    assert_eq!(gate["Properties"]["Environment"]["Variables"]["CONTROL_TABLE"], "");
+    assert_eq!(
+        gate["Properties"]["Environment"]["Variables"]["CONTROL_TABLE"],
+        ""
+    );
     let statements = own_statements(gate);
     assert_eq!(statements.len(), 1, "{statements:?}");
     assert_eq!(actions(statements[0]), permissions::REGIONAL_GATE);
@@ -791,7 +794,10 @@ pub(crate) fn a_regional_stack_is_one_gate_and_one_vantage_point_with_the_narrow
 
     // The vantage point: the probe on the schedule, writing to the control stack's table.
     let probe = &regional["Resources"]["RegionalProbeFunction"];
-    assert_eq!(probe["Metadata"]["BuildProperties"]["Binary"], "health-probe");
+    assert_eq!(
+        probe["Metadata"]["BuildProperties"]["Binary"],
+        "health-probe"
+    );
     assert_eq!(
         probe["Properties"]["Events"]["EveryMinute"]["Properties"]["Schedule"],
         "rate(1 minute)"
@@ -822,7 +828,10 @@ pub(crate) fn a_regional_stack_is_one_gate_and_one_vantage_point_with_the_narrow
     let granted: BTreeSet<&str> = statements.iter().flat_map(|s| actions(s)).collect();
     assert_eq!(
         granted,
-        permissions::REGIONAL_PROBE.iter().copied().collect::<BTreeSet<_>>()
+        permissions::REGIONAL_PROBE
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>()
     );
     let by_sid = |sid: &str| -> &Value {
         statements
