@@ -89,6 +89,12 @@ impl Stage {
         }
     }
 
+    /// Every function started from now on gets `key=value` (the failover already running
+    /// keeps what it was started with: start it again to change it).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.insert(key.to_owned(), value.to_owned());
+    }
+
     /// Starts another function (`health-probe`, ...) against the same world, with the
     /// stage's environment plus `more_env`.
     pub async fn start_function(

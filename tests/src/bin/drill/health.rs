@@ -218,3 +218,87 @@ pub(crate) async fn detect(
         }
     }
 }
+
+/// The vantage points besides the control stack's probe, each a regional stack's probe
+/// (`DEPLOYMENT_ROLE=regional` with the control table, as the template's `regional` and
+/// `vantage` roles deploy it): home's (its regional stack) and a third region's. Home's
+/// verdicts on home do not count (a probe does not judge its own region), so the third
+/// is what can tell a partition between the standby and home from home's outage. Its
+/// process is not frozen with home: it samples from outside the rig's regions. In mrsc
+/// mode (control-region loss) every region's stack is a full stack with its own probe,
+/// and no regional stack exists: none are added.
+pub(crate) async fn vantage_points(
+    scenario: Scenario,
+    stage: &Stage,
+    direct: &str,
+) -> Vec<(String, Arc<LocalFunction>)> {
+    if scenario == Scenario::ControlRegionLoss {
+        return Vec::new();
+    }
+    let mut points = Vec::new();
+    for region in [HOME, THIRD] {
+        let endpoints = if region == THIRD {
+            format!("{direct},{THIRD}=http://127.0.0.1:9")
+        } else {
+            direct.to_owned()
+        };
+        let probe = stage
+            .start_function(
+                "health-probe",
+                1,
+                &[
+                    ("AWS_REGION", region),
+                    ("DEPLOYMENT_ROLE", "regional"),
+                    ("CONTROL_TABLE_REGION", STANDBY),
+                    ("REGION_ENDPOINTS", &endpoints),
+                ],
+            )
+            .await;
+        points.push((region.to_owned(), Arc::new(probe)));
+    }
+    points
+}
+
+/// A vantage point's probe on the same aligned periods as the control stack's; its
+/// samples go to the control table only (no alarm watches another region's metrics).
+pub(crate) async fn sample_vantage(
+    probe: Arc<LocalFunction>,
+    period_ms: u64,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        let _ = probe.invoke(&json!({"command": "probe"})).await;
+        let now = epoch_ms();
+        let next = now - now % period_ms + period_ms;
+        tokio::time::sleep(Duration::from_millis(next.saturating_sub(epoch_ms()))).await;
+    }
+}
+
+/// `N of M vantage points see <region> down (a quorum is K): <vantage> <verdict>, ...`
+/// from a failover's `quorum`.
+pub(crate) fn quorum_line(quorum: &Value) -> String {
+    let verdicts: Vec<String> = quorum["verdicts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let verdict = match (v["healthy"].as_bool(), v["fresh"].as_bool()) {
+                (Some(true), Some(true)) => "healthy".to_owned(),
+                (Some(false), Some(true)) => format!(
+                    "down ({})",
+                    v["error_class"].as_str().unwrap_or("unhealthy")
+                ),
+                _ => "no fresh sample".to_owned(),
+            };
+            format!("{} {verdict}", v["vantage"].as_str().unwrap_or("?"))
+        })
+        .collect();
+    format!(
+        "{} of {} see {} down (quorum {}): {}",
+        quorum["down_votes"],
+        verdicts.len(),
+        quorum["region"].as_str().unwrap_or("?"),
+        quorum["required"],
+        verdicts.join(", ")
+    )
+}

@@ -30,6 +30,7 @@ pub(crate) use aws_sdk_dynamodb::types::AttributeValue;
 pub(crate) use regionpilot_tests::alarm::{self, AlarmState, MetricAlarm};
 pub(crate) use regionpilot_tests::arc::ArcCluster;
 pub(crate) use regionpilot_tests::dns::{self, Change, Dns, LogTail, Timings, Users};
+pub(crate) use regionpilot_tests::link::{Link, endpoints_through};
 pub(crate) use regionpilot_tests::rig::{InstanceView, ModelInstance};
 pub(crate) use regionpilot_tests::signals::{self, Gate, SignalDns};
 pub(crate) use regionpilot_tests::{LocalFunction, Stage, World, alarm_for, paths, world};
@@ -58,6 +59,10 @@ pub(crate) use timeline::*;
 
 pub(crate) const HOME: &str = "us-east-1";
 pub(crate) const STANDBY: &str = "us-west-2";
+/// A vantage point outside the application's regions (a `DeploymentRole=vantage` stack):
+/// no emulated region of its own, and its own region's endpoint is 127.0.0.1's discard
+/// port, so nothing it might send there leaves the host.
+pub(crate) const THIRD: &str = "ca-central-1";
 pub(crate) const GROUP: &str = world::GROUP;
 /// The drill's verify hook (`HOOKS=verify=smoke-test`).
 pub(crate) const SMOKE_TEST: &str = "smoke-test";
@@ -145,11 +150,16 @@ pub(crate) enum Scenario {
     /// The application on an ECS service and an Auto Scaling group at once, a warm
     /// standby at 1 with home at 4: one failover recovers both, measured side by side.
     Ecs,
+    /// Three vantage points; the standby's link to home is cut: its alarm fires and its
+    /// failover refuses (partition suspected) while users stay with home; then a real
+    /// freeze of home fails over as usual.
+    Partition,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 8] = [
+    const ALL: [Scenario; 9] = [
         Scenario::Freeze,
+        Scenario::Partition,
         Scenario::PilotLight,
         Scenario::Kill,
         Scenario::ReplicationPause,
@@ -169,6 +179,7 @@ impl Scenario {
             "paused" => vec![Scenario::Paused],
             "control-region-loss" => vec![Scenario::ControlRegionLoss],
             "ecs" => vec![Scenario::Ecs],
+            "partition" => vec![Scenario::Partition],
             "all" => Scenario::ALL.to_vec(),
             _ => return None,
         })
@@ -184,6 +195,7 @@ impl Scenario {
             Scenario::Paused => "paused",
             Scenario::ControlRegionLoss => "control-region-loss",
             Scenario::Ecs => "ecs",
+            Scenario::Partition => "partition",
         }
     }
 
@@ -214,7 +226,7 @@ impl Mode {
     }
 }
 
-pub(crate) const USAGE: &str = "usage: drill [--fast | --aws-pace] [--scenario freeze|pilot-light|kill|replication-pause|flapping|paused|control-region-loss|ecs|all] [--mode refresh|run-command|both]";
+pub(crate) const USAGE: &str = "usage: drill [--fast | --aws-pace] [--scenario freeze|pilot-light|kill|replication-pause|flapping|paused|control-region-loss|ecs|partition|all] [--mode refresh|run-command|both]";
 
 pub(crate) fn arguments() -> (Vec<Scenario>, &'static Pace, Vec<Mode>) {
     let mut scenarios = vec![Scenario::Freeze];
@@ -266,6 +278,14 @@ pub(crate) async fn main() {
         println!(
             "  Global Tables replication between them; the three bootstraps run through the Lambda Runtime API;"
         );
+        if scenario != Scenario::ControlRegionLoss && scenario != Scenario::Ecs {
+            println!(
+                "  vantage points: the control stack's probe ({STANDBY}, reaching {HOME} through a link the rig can cut),"
+            );
+            println!(
+                "  {HOME}'s regional stack's probe and a vantage stack's probe in {THIRD} (outside the rig's regions);"
+            );
+        }
         println!(
             "  groups (min/desired/max): {}; modes run side by side: {}",
             scenario

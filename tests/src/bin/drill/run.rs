@@ -239,13 +239,22 @@ pub(crate) async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<S
     )
     .await;
     script_smoke_test(&stage);
+    // The control stack's link to home: every function of the standby's stack reaches
+    // home through it (the partition scenario cuts it); everyone else goes direct.
+    let direct = stage.world.endpoints.clone();
+    let link = Arc::new(Link::start(&stage.rig.url(HOME)).await);
+    stage.set_env(
+        "REGION_ENDPOINTS",
+        &endpoints_through(&direct, HOME, link.url()),
+    );
+    stage.failover = stage.start_function("failover", 2, &[]).await;
     // Two probe instances: the drill's samples and the probe's schedule may overlap.
     let probe = Arc::new(stage.start_function("health-probe", 2, &[]).await);
     let verifier = stage.start_function("failback", 1, &[]).await;
     // Control-region loss: home's own stack, over the same MRSC control table. (The
     // stage's functions are the standby's stack.)
     let home_plane = if scenario == Scenario::ControlRegionLoss {
-        let in_home = [("AWS_REGION", HOME)];
+        let in_home = [("AWS_REGION", HOME), ("REGION_ENDPOINTS", direct.as_str())];
         Some((
             stage.start_function("failover", 1, &in_home).await,
             Arc::new(stage.start_function("health-probe", 2, &in_home).await),
@@ -258,7 +267,7 @@ pub(crate) async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<S
     // replica of the control table). Processes of their own, as Lambda gives concurrent
     // invocations instances of their own.
     let home_gate_env: Vec<(&str, &str)> = if scenario == Scenario::ControlRegionLoss {
-        vec![("AWS_REGION", HOME)]
+        vec![("AWS_REGION", HOME), ("REGION_ENDPOINTS", direct.as_str())]
     } else {
         vec![
             ("AWS_REGION", HOME),
@@ -266,8 +275,10 @@ pub(crate) async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<S
             ("CONTROL_TABLE", ""),
             ("HEALTH_TABLE", ""),
             ("HEALTH_KEY", ""),
+            ("REGION_ENDPOINTS", direct.as_str()),
         ]
     };
+    let vantage = vantage_points(scenario, &stage, &direct).await;
     let gates = vec![
         Gate {
             region: STANDBY.into(),
@@ -302,6 +313,12 @@ pub(crate) async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<S
         health_alarms.clone(),
         stop.clone(),
     ));
+    // The other vantage points sample on the same aligned periods.
+    let period_ms = health_alarms.lock().unwrap().period_ms();
+    let vantage_samplers: Vec<_> = vantage
+        .iter()
+        .map(|(_, p)| tokio::spawn(sample_vantage(p.clone(), period_ms, stop.clone())))
+        .collect();
     let timings = Timings::scaled(pace.time_scale);
     let dns = Arc::new(Mutex::new(Dns::settled(
         &[HOME, STANDBY],
@@ -420,6 +437,12 @@ pub(crate) async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<S
         dns_bound,
         fleets: (home_fleet, standby_fleet),
     };
+    m.vantage_points = std::iter::once(STANDBY.to_owned())
+        .chain(vantage.iter().map(|(region, _)| region.clone()))
+        .collect();
+    if scenario == Scenario::Partition {
+        partition(&drill, &stage, &link, &mut m).await?;
+    }
     for cycle in 1..=cycles {
         if !outage_cycle(&drill, &mut stage, cycle, cycles, &mut m).await? {
             break;
@@ -437,6 +460,9 @@ pub(crate) async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<S
     let _ = dns_task.await;
     let _ = schedule.await;
     let _ = sampler.await;
+    for vantage_sampler in vantage_samplers {
+        let _ = vantage_sampler.await;
+    }
     if let Some(home_schedule) = home_schedule {
         let _ = home_schedule.await;
     }
@@ -539,6 +565,9 @@ async fn outage_cycle(
         format!("failover did not switch: {out}"),
     )?;
     if cycle == 1 {
+        m.switch_quorum = out["quorum"]["down_votes"]
+            .as_u64()
+            .map(|_| quorum_line(&out["quorum"]));
         m.duplicate = stage.failover.invoke(&alarm_for(HOME)).await.ok()["outcome"].to_string();
         t.mark(format!("duplicate alarm delivery: {}", m.duplicate));
         m.outage = outage;
@@ -777,6 +806,7 @@ fn function_env(
     } else {
         "10"
     };
+    let quorum_window = ((30.0 / pace.time_scale).ceil() as u64).max(2).to_string();
     let mut env: Vec<(&'static str, String)> = [
         ("CONNECT_TIMEOUT_MS", "300"),
         ("CALL_TIMEOUT_MS", "500"),
@@ -789,6 +819,8 @@ fn function_env(
         ("FAILBACK_MAX_LAG_SECONDS", "2"),
         ("FAILBACK_DRAIN_WAIT_SECONDS", "2"),
         ("PROBE_INTERVAL_SECONDS", "1"),
+        // The template's 30 s, at the pace (at least two probe intervals).
+        ("QUORUM_WINDOW_SECONDS", quorum_window.as_str()),
         ("MAX_AUTOMATIC_SWITCHES_PER_DAY", max_switches),
         ("REFRESH_WARMUP_SECONDS", "60"),
         ("CAPACITY_PERCENT", "100"),
@@ -958,7 +990,10 @@ async fn finish(d: &Drill<'_>, stage: &Stage, mut m: Summary) -> Result<Summary,
         )?;
     }
     let expected: Vec<u64> = match scenario {
-        Scenario::Freeze | Scenario::ReplicationPause | Scenario::PilotLight => vec![1, 2],
+        Scenario::Freeze
+        | Scenario::ReplicationPause
+        | Scenario::PilotLight
+        | Scenario::Partition => vec![1, 2],
         Scenario::Kill => vec![1],
         Scenario::Flapping => vec![1, 2, 3],
         Scenario::Paused => vec![],

@@ -266,3 +266,124 @@ pub(crate) fn kept_decision(
     });
     [metric, gate, routing]
 }
+
+/// The partition scenario's first phase: the standby's link to home is cut for one
+/// outage's length. The control stack's probe sees home down and its alarm fires; the
+/// failover asks the vantage points, finds only its own sees home down, and refuses
+/// (partition suspected), told as a `Region Switch` refusal. Users stay with home, which
+/// never stopped serving them. The link heals and home's alarm returns to OK before the
+/// scenario's real outage.
+pub(crate) async fn partition(
+    d: &Drill<'_>,
+    stage: &Stage,
+    link: &Link,
+    m: &mut Summary,
+) -> Result<(), String> {
+    let Drill {
+        t,
+        pace,
+        verifier,
+        writes,
+        health_alarms,
+        ..
+    } = d;
+    let cut = t.mark(format!(
+        "PARTITION: the link {STANDBY} -> {HOME} cut (the control stack's functions reach nothing in {HOME}); users and the vantage points in {HOME} and {THIRD} still reach it"
+    ));
+    link.cut();
+    let (detected, _) = detect(t, health_alarms, HOME).await;
+    let asked = Instant::now();
+    let out = stage.failover.invoke(&alarm_for(HOME)).await.ok();
+    let decision = asked.elapsed().as_secs_f64();
+    t.mark(format!(
+        "failover answered the standby's alarm: {} ({})",
+        out["outcome"],
+        out["reason"].as_str().unwrap_or("")
+    ));
+    check(
+        out["outcome"] == "refused"
+            && out["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("partition suspected: ")),
+        format!("the partition was not refused: {out}"),
+    )?;
+    let quorum = quorum_line(&out["quorum"]);
+    t.mark(format!("  quorum: {quorum}"));
+    // The verifier's failover retry (the standby's samples still say failing) is an
+    // automatic switch too: refused the same way.
+    let report = verifier.invoke(&json!({"command": "verify"})).await.ok();
+    let retry = &report["failover_retry"];
+    t.mark(format!(
+        "verifier during the partition: failover retry {} ({})",
+        retry["outcome"],
+        retry["reason"].as_str().unwrap_or("no retry")
+    ));
+    check(
+        retry["outcome"] != "switched",
+        format!("the verifier's retry switched during a partition: {report}"),
+    )?;
+    let elapsed = Duration::from_secs_f64(t.started.elapsed().as_secs_f64() - cut);
+    tokio::time::sleep(pace.outage.saturating_sub(elapsed)).await;
+    let (all_home, params) = stage.world.parameters_all(HOME).await;
+    link.restore();
+    let healed = t.mark(format!(
+        "PARTITION healed: the link {STANDBY} -> {HOME} restored; parameters {}",
+        params_line(&params)
+    ));
+    check(
+        all_home,
+        format!("a parameter moved during the partition: {params:?}"),
+    )?;
+    // The app's requests during the partition: all to home, none failed.
+    let during: Vec<Write> = requests_so_far(writes)
+        .into_iter()
+        .filter(|w| w.at >= cut && w.at <= healed)
+        .collect();
+    let served_home = during.iter().filter(|w| w.ok && w.region == HOME).count();
+    let failed = during.iter().filter(|w| !w.ok).count();
+    t.mark(format!(
+        "  during the partition: {} writes, {served_home} served by {HOME}, {failed} failed",
+        during.len()
+    ));
+    check(
+        !during.is_empty() && served_home == during.len(),
+        format!(
+            "users were not all served by {HOME} during the partition: {served_home} of {}",
+            during.len()
+        ),
+    )?;
+    // Home's alarm back to OK on healthy samples before the real outage.
+    let back = Instant::now();
+    let bound = Duration::from_millis(8 * health_alarms.lock().unwrap().period_ms());
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let changes = health_alarms.lock().unwrap().advance();
+        let ok = changes.iter().any(|(_, region, rule, state)| {
+            region == HOME && *rule == alarm::UNHEALTHY.missing.name() && *state == AlarmState::Ok
+        });
+        mark_alarm_changes(t, &changes);
+        if ok {
+            break;
+        }
+        if back.elapsed() > bound {
+            return Err(format!(
+                "{HOME}'s alarm did not return to OK after the partition"
+            ));
+        }
+    }
+    m.partition = Some(PartitionSeen {
+        detected: detected - cut,
+        decision,
+        reason: out["reason"].as_str().unwrap_or("").to_owned(),
+        quorum,
+        retry: format!(
+            "{}: {}",
+            retry["outcome"].as_str().unwrap_or("none"),
+            retry["reason"].as_str().unwrap_or("")
+        ),
+        writes: during.len(),
+        served_home,
+        failed,
+    });
+    Ok(())
+}

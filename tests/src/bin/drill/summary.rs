@@ -23,6 +23,9 @@ pub(crate) fn describe(scenario: Scenario) -> &'static str {
         Scenario::Ecs => {
             "the application on an ECS service and an Auto Scaling group, a warm standby at 1 with home at 4: home freezes, one failover recovers both"
         }
+        Scenario::Partition => {
+            "three vantage points; the standby's link to home is cut: its alarm fires and its failover refuses (partition suspected) while users stay with home; the link heals; then home freezes and fails over as usual"
+        }
         Scenario::ControlRegionLoss => {
             "a control plane per region over one MRSC control table: home freezes, the standby's regionpilot fails over; home recovers; the standby freezes with its control plane before the failback; home's regionpilot brings the app home"
         }
@@ -153,6 +156,28 @@ pub(crate) struct Summary {
     pub(crate) home_serves: Option<f64>,
     /// The failover's `verify` hook.
     pub(crate) smoke: Option<SmokeTest>,
+    /// Every vantage point (its region), the control stack's first.
+    pub(crate) vantage_points: Vec<String>,
+    /// What the vantage points said at the switch (the failover's `quorum`).
+    pub(crate) switch_quorum: Option<String>,
+    /// The partition scenario's refusal.
+    pub(crate) partition: Option<PartitionSeen>,
+}
+
+/// The partition phase, on the drill's timeline.
+#[derive(Clone)]
+pub(crate) struct PartitionSeen {
+    /// Link cut -> the standby's alarm.
+    pub(crate) detected: f64,
+    /// The alarm -> the refusal answered (wall seconds, as the decision).
+    pub(crate) decision: f64,
+    pub(crate) reason: String,
+    pub(crate) quorum: String,
+    /// The verifier's failover retry during the partition.
+    pub(crate) retry: String,
+    pub(crate) writes: usize,
+    pub(crate) served_home: usize,
+    pub(crate) failed: usize,
 }
 
 /// The `verify` hook's smoke test of the new region, on the drill's timeline.
@@ -232,12 +257,43 @@ pub(crate) fn print_side_by_side(scenario: Scenario, pace: &Pace, summaries: &[(
         }),
     );
     line(
+        "vantage points (the control stack's probe first)",
+        each(&|s| s.vantage_points.join(", ")),
+    );
+    if summaries.iter().any(|(_, s)| s.partition.is_some()) {
+        let partition = |f: &dyn Fn(&PartitionSeen) -> String| {
+            each(&|s| s.partition.as_ref().map_or_else(|| "-".to_owned(), f))
+        };
+        line(
+            "partition: link cut -> the standby's alarm",
+            partition(&|p| format!("{:.3} s", aws(p.detected))),
+        );
+        line(
+            "partition: the failover's answer (alarm -> refused)",
+            partition(&|p| format!("refused in {:.3} s", p.decision)),
+        );
+        line("  reason", partition(&|p| p.reason.clone()));
+        line("  the quorum it saw", partition(&|p| p.quorum.clone()));
+        line(
+            "  the verifier's failover retry",
+            partition(&|p| p.retry.clone()),
+        );
+        line(
+            "partition: app writes / served by home / failed",
+            partition(&|p| format!("{} / {} / {}", p.writes, p.served_home, p.failed)),
+        );
+    }
+    line(
         "detection (outage -> alarm)",
         each(&|s| format!("{:.3} s", aws(s.detected - s.outage))),
     );
     line(
         "  same samples, old rule (missing data breaching)",
         each(&|s| secs(s.detected_old_rule.map(|d| d - s.outage))),
+    );
+    line(
+        "quorum at the switch",
+        each(&|s| s.switch_quorum.clone().unwrap_or_else(|| "-".into())),
     );
     line(
         "decision (alarm -> failover answered, its hooks included)",
