@@ -676,7 +676,10 @@ impl<D: Deps> Controller<D> {
                 "reason": answer.reason,
                 "forced": request.force,
                 "probes": answer.probes,
+                // The vote (counts and each vantage point's verdict), and the verdicts
+                // alone at the top, for a reader who wants only who saw what.
                 "quorum": answer.quorum,
+                "verdicts": answer.quorum.as_ref().map(|q| &q.verdicts),
             }),
         )
         .await;

@@ -117,11 +117,10 @@ impl RegionQuorum {
     /// `N of M vantage points see <region> down`.
     pub fn summary(&self) -> String {
         format!(
-            "{} of {} vantage points see {} down (a quorum is {})",
+            "{} of {} vantage points see {} down",
             self.down_votes,
             self.counted(),
-            self.region,
-            self.required
+            self.region
         )
     }
 }
@@ -231,10 +230,7 @@ mod tests {
         let q = judge(&all, &region(HOME), NOW, &policy(QuorumRule::Majority));
         assert_eq!((q.down_votes, q.counted(), q.required), (2, 3, 2));
         assert!(q.down());
-        assert_eq!(
-            q.summary(),
-            "2 of 3 vantage points see us-east-1 down (a quorum is 2)"
-        );
+        assert_eq!(q.summary(), "2 of 3 vantage points see us-east-1 down");
         // Each verdict says why.
         let west = q
             .verdicts
@@ -259,10 +255,7 @@ mod tests {
         ];
         let q = judge(&all, &region(HOME), NOW, &policy(QuorumRule::Majority));
         assert!(!q.down(), "{q:?}");
-        assert_eq!(
-            q.summary(),
-            "1 of 3 vantage points see us-east-1 down (a quorum is 2)"
-        );
+        assert_eq!(q.summary(), "1 of 3 vantage points see us-east-1 down");
         assert!(q.healthy());
     }
 
@@ -395,7 +388,7 @@ mod tests {
             assert_eq!(out.outcome, Outcome::Refused, "{out:?}");
             assert_eq!(
                 out.reason,
-                "partition suspected: 1 of 3 vantage points see us-east-1 down (a quorum is 2)"
+                "partition suspected: 1 of 3 vantage points see us-east-1 down"
             );
             // Nothing moved, and the flap guard did not count it.
             let state = world.control.state();
@@ -417,6 +410,10 @@ mod tests {
             let verdicts = refused.detail["quorum"]["verdicts"].as_array().unwrap();
             assert_eq!(verdicts.len(), 3);
             assert_eq!(refused.detail["quorum"]["down_votes"], 1);
+            assert_eq!(
+                refused.detail["verdicts"],
+                refused.detail["quorum"]["verdicts"]
+            );
         }
 
         #[tokio::test]
@@ -563,6 +560,109 @@ mod tests {
                 c.handle(alarm_on(HOME)).await.unwrap().outcome,
                 Outcome::Refused
             );
+        }
+
+        /// How a vantage point's samples write goes wrong.
+        #[derive(Clone, Copy, Debug)]
+        enum Fault {
+            /// The process dies before the write lands, or after.
+            Crash { lands: bool },
+            /// Applied, then answered with a 500.
+            Lost,
+        }
+
+        /// Crash points over the new writes: each vantage point's samples item. One
+        /// probe run of the control stack's probe (us-west-2) or of a regional vantage
+        /// point (ca-central-1) goes wrong at its samples write; the next scheduled run
+        /// records again. The stored samples stay ordered without a duplicate, and the
+        /// alarm that follows decides as with no fault: refused on one side of a
+        /// partition, switched in an outage.
+        #[tokio::test]
+        async fn a_probe_run_that_fails_at_its_samples_write_changes_no_decision() {
+            let vantage_config = |name: &str| {
+                let mut vars = vec![("AWS_REGION", name)];
+                if name != "us-west-2" {
+                    vars.extend([
+                        ("DEPLOYMENT_ROLE", "regional"),
+                        ("CONTROL_TABLE_REGION", "us-west-2"),
+                    ]);
+                }
+                Arc::new(crate::testing::config_with(&vars))
+            };
+            let faults = [
+                Fault::Crash { lands: false },
+                Fault::Crash { lands: true },
+                Fault::Lost,
+            ];
+            let mut cases = 0;
+            for outage in [false, true] {
+                for faulty in ["us-west-2", "ca-central-1"] {
+                    for fault in faults {
+                        let world = FakeWorld::new();
+                        // Two probe runs of each vantage point, 10 s apart; home is down
+                        // from the standby's side only (a partition), or from both.
+                        for run in 0..2 {
+                            for name in ["us-west-2", "ca-central-1"] {
+                                let down: &[&str] = if outage || name == "us-west-2" {
+                                    &[HOME]
+                                } else {
+                                    &[]
+                                };
+                                *world.probe.down.lock().unwrap() =
+                                    down.iter().map(|n| region(n)).collect();
+                                let c = Controller::new(vantage_config(name), world.ports());
+                                let until = tokio::time::Instant::now();
+                                if run == 0 && name == faulty {
+                                    match fault {
+                                        Fault::Crash { lands } => world.crash.arm(0, lands),
+                                        Fault::Lost => world.crash.lose_answers(
+                                            0,
+                                            crate::testing::LostAnswer::Error,
+                                            1,
+                                        ),
+                                    }
+                                }
+                                tokio::select! {
+                                    biased;
+                                    _ = c.probe_and_record(until, |_| {}) => {}
+                                    () = world.crash.dead() => {}
+                                }
+                                world.crash.disarm();
+                            }
+                            world.clock.advance(10_000);
+                        }
+                        world.clock.advance(1_000);
+                        let case = format!("outage {outage}, {faulty} {fault:?}");
+                        // The faulty vantage point's home samples: ordered, no duplicate,
+                        // the second run's last.
+                        let stored = world.control.samples.lock().unwrap()[&region(faulty)].regions
+                            [&region(HOME)]
+                            .clone();
+                        assert!(
+                            stored.windows(2).all(|w| w[0].at < w[1].at),
+                            "{case}: {stored:?}"
+                        );
+                        let now = world.clock.0.load(std::sync::atomic::Ordering::SeqCst);
+                        assert_eq!(stored.last().map(|s| s.at), Some(now - 11_000), "{case}");
+                        let c = Controller::new(vantage_config("us-west-2"), world.ports());
+                        let out = c.handle(alarm_on(HOME)).await.unwrap();
+                        let expected = if outage {
+                            Outcome::Switched
+                        } else {
+                            Outcome::Refused
+                        };
+                        assert_eq!(out.outcome, expected, "{case}: {}", out.reason);
+                        let q = out.quorum.expect("two vantage points: a quorum");
+                        assert_eq!(
+                            (q.down_votes, q.counted()),
+                            (if outage { 2 } else { 1 }, 2),
+                            "{case}"
+                        );
+                        cases += 1;
+                    }
+                }
+            }
+            assert_eq!(cases, 12);
         }
 
         #[tokio::test]

@@ -274,7 +274,7 @@ pub(crate) async fn sample_vantage(
     }
 }
 
-/// `N of M vantage points see <region> down (a quorum is K): <vantage> <verdict>, ...`
+/// `N of M see <region> down (quorum K): <vantage> <verdict>, ...`
 /// from a failover's `quorum`.
 pub(crate) fn quorum_line(quorum: &Value) -> String {
     let verdicts: Vec<String> = quorum["verdicts"]
