@@ -110,6 +110,37 @@ impl Stage {
     }
 }
 
+impl Stage {
+    /// A regional stack's probe in `region` (`DEPLOYMENT_ROLE=regional` with the control
+    /// table, as the template's `regional` and `vantage` roles deploy it): one more
+    /// vantage point, writing its verdicts to the stage's control table. It reaches every
+    /// region directly (never through a link). A region without an emulated server of its
+    /// own gets 127.0.0.1's discard port as its endpoint, so nothing it might send there
+    /// leaves the host.
+    pub async fn start_vantage_point(&self, region: &str) -> LocalFunction {
+        let direct = &self.world.endpoints;
+        let endpoints = if direct
+            .split(',')
+            .any(|e| e.starts_with(&format!("{region}=")))
+        {
+            direct.clone()
+        } else {
+            format!("{direct},{region}=http://127.0.0.1:9")
+        };
+        self.start_function(
+            "health-probe",
+            1,
+            &[
+                ("AWS_REGION", region),
+                ("DEPLOYMENT_ROLE", "regional"),
+                ("CONTROL_TABLE_REGION", &self.world.control_region),
+                ("REGION_ENDPOINTS", &endpoints),
+            ],
+        )
+        .await
+    }
+}
+
 /// An event fixture from `events/`, as people and the tests invoke the functions with.
 pub fn fixture(name: &str) -> serde_json::Value {
     let path = paths::workspace().join("events").join(name);

@@ -15,8 +15,7 @@ use serde_json::{Value, json};
 
 const HOME: &str = "us-east-1";
 const STANDBY: &str = "us-west-2";
-/// A vantage point outside REGIONS, with no emulated region of its own: anything it sent
-/// to its own region would be refused on 127.0.0.1's discard port, never leave the host.
+/// A vantage point outside REGIONS, with no emulated region of its own.
 const THIRD: &str = "ca-central-1";
 
 async fn probe_once(probe: &LocalFunction) -> Value {
@@ -38,19 +37,7 @@ async fn a_partition_is_refused_and_told_and_a_real_outage_fails_over() {
     let probe = stage
         .start_function("health-probe", 1, &[("REGION_ENDPOINTS", &through)])
         .await;
-    let third_endpoints = format!("{},{THIRD}=http://127.0.0.1:9", stage.world.endpoints);
-    let vantage = stage
-        .start_function(
-            "health-probe",
-            1,
-            &[
-                ("AWS_REGION", THIRD),
-                ("DEPLOYMENT_ROLE", "regional"),
-                ("CONTROL_TABLE_REGION", STANDBY),
-                ("REGION_ENDPOINTS", &third_endpoints),
-            ],
-        )
-        .await;
+    let vantage = stage.start_vantage_point(THIRD).await;
 
     // A regional vantage point records; status is the control stack's.
     let (error_type, message) = vantage.invoke(&json!({"command": "status"})).await.err();

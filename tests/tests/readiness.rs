@@ -66,6 +66,19 @@ async fn status_shows_a_standby_too_small_for_a_failover_as_the_one_failing_chec
     .await;
     let verifier = stage.start_function("failback", 1, &[]).await;
     let standby_group = format!("{STANDBY}/{GROUP}");
+    // Three vantage points, each region judged by two: the control stack's probe, home's
+    // regional stack's and a vantage stack's in a third region.
+    let vantage_points = [
+        stage.start_function("health-probe", 1, &[]).await,
+        stage.start_vantage_point(HOME).await,
+        stage.start_vantage_point("ca-central-1").await,
+    ];
+    for probe in &vantage_points {
+        probe
+            .invoke(&serde_json::json!({"command": "probe"}))
+            .await
+            .ok();
+    }
 
     // When the verifier runs
     let out = verify(&verifier).await;
@@ -122,8 +135,14 @@ async fn status_shows_a_standby_too_small_for_a_failover_as_the_one_failing_chec
             ("replication_lag", "us-east-1->us-west-2"),
             ("replication_lag", "us-west-2->us-east-1"),
             ("control_table_pitr", table.as_str()),
+            ("vantage_points", HOME),
+            ("vantage_points", STANDBY),
         ],
         "{readiness}"
+    );
+    assert_eq!(
+        reason(readiness, "vantage_points", HOME),
+        "2 vantage points can judge us-east-1 (ca-central-1, us-west-2); a quorum is 2"
     );
     assert!(
         verifier.log_text().contains("\"Ready\":0.0"),

@@ -230,30 +230,13 @@ pub(crate) async fn detect(
 pub(crate) async fn vantage_points(
     scenario: Scenario,
     stage: &Stage,
-    direct: &str,
 ) -> Vec<(String, Arc<LocalFunction>)> {
     if scenario == Scenario::ControlRegionLoss {
         return Vec::new();
     }
     let mut points = Vec::new();
     for region in [HOME, THIRD] {
-        let endpoints = if region == THIRD {
-            format!("{direct},{THIRD}=http://127.0.0.1:9")
-        } else {
-            direct.to_owned()
-        };
-        let probe = stage
-            .start_function(
-                "health-probe",
-                1,
-                &[
-                    ("AWS_REGION", region),
-                    ("DEPLOYMENT_ROLE", "regional"),
-                    ("CONTROL_TABLE_REGION", STANDBY),
-                    ("REGION_ENDPOINTS", &endpoints),
-                ],
-            )
-            .await;
+        let probe = stage.start_vantage_point(region).await;
         points.push((region.to_owned(), Arc::new(probe)));
     }
     points

@@ -278,7 +278,7 @@ pub(crate) async fn run(scenario: Scenario, pace: &Pace, mode: Mode) -> Result<S
             ("REGION_ENDPOINTS", direct.as_str()),
         ]
     };
-    let vantage = vantage_points(scenario, &stage, &direct).await;
+    let vantage = vantage_points(scenario, &stage).await;
     let gates = vec![
         Gate {
             region: STANDBY.into(),
