@@ -200,6 +200,67 @@ async fn decisions_with_control_in_third_region(env: &[(&str, &str)]) -> Vec<f64
     samples
 }
 
+/// Warm failover decisions on one stage, alternating: with three vantage points in the
+/// control table that all see the active region down (so the quorum holds and the switch
+/// goes on), and with none (one vantage point: nothing to weigh). The difference is what
+/// reading and weighing the quorum adds to a switch. Returns (with, without).
+async fn quorum_cost(env: &[(&str, &str)]) -> (Vec<f64>, Vec<f64>) {
+    use regionpilot::evidence::samples::{ProbeSamples, Sample};
+    use regionpilot::ports::ControlStore;
+    use regionpilot::region::Region;
+    let mut stage = Stage::start("bench-quorum", &[HOME, STANDBY], STANDBY, 1, env).await;
+    let client = stage.world.client(STANDBY).dynamodb.clone();
+    let store = regionpilot::aws::DynamoControlStore::new(
+        client.clone(),
+        Region::parse(STANDBY).unwrap(),
+        world::CONTROL_TABLE.to_owned(),
+    );
+    let vantages = [STANDBY, HOME, "ca-central-1"];
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for i in 0..WARM_SAMPLES {
+        let active = active(&stage.world, ActiveIn::ControlState).await;
+        let quorum = i % 2 == 0;
+        for vantage in vantages {
+            if quorum {
+                let mut point = ProbeSamples::new(Region::parse(vantage).unwrap());
+                for region in [HOME, STANDBY] {
+                    point.regions.insert(
+                        Region::parse(region).unwrap(),
+                        vec![Sample {
+                            at: regionpilot_tests::now_ms(),
+                            healthy: region != active,
+                            error_class: None,
+                        }],
+                    );
+                }
+                store.put_samples(&point).await.unwrap();
+            } else {
+                client
+                    .delete_item()
+                    .table_name(world::CONTROL_TABLE)
+                    .key("pk", AttributeValue::S("probe".into()))
+                    .key("sk", AttributeValue::S(vantage.into()))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        let started = Instant::now();
+        let out = stage.failover.invoke(&alarm_for(&active)).await.ok();
+        let took = ms(started.elapsed());
+        assert_switched(&out, &format!("quorum warm {i}"));
+        assert_eq!(out["quorum"].is_object(), quorum, "{out}");
+        if quorum {
+            with.push(took);
+        } else {
+            without.push(took);
+        }
+        stage.world.forget_automatic_switches().await;
+    }
+    stage.failover.stop().await;
+    (with, without)
+}
+
 /// Cold starts of a function answering a request that changes nothing: the failover
 /// function's status and dry run (an operator's first `aws lambda invoke`), a probe, a
 /// verification.
@@ -441,6 +502,7 @@ async fn main() {
     )
     .await;
     let third_region = decisions_with_control_in_third_region(&env).await;
+    let quorum = quorum_cost(&env).await;
 
     let bootstrap = |name: &str| Path::new(&lambda_dir).join(name).join("bootstrap");
     rust.zip_bytes = Some(zip_size(&[&bootstrap("failover")], "failover"));
@@ -464,6 +526,7 @@ async fn main() {
         verifier: &verifier_m,
         frozen: &frozen,
         third_region: &third_region,
+        quorum: (&quorum.0, &quorum.1),
         round_trip,
         request_kinds,
         fresh_round_trip,
@@ -482,6 +545,8 @@ struct Report<'a> {
     verifier: &'a Measured,
     frozen: &'a [f64],
     third_region: &'a [f64],
+    /// Decisions with three vantage points, and with none, alternating on one stage.
+    quorum: (&'a [f64], &'a [f64]),
     round_trip: f64,
     request_kinds: [(&'static str, f64); 3],
     fresh_round_trip: f64,
@@ -499,6 +564,7 @@ fn report(r: &Report) {
         verifier,
         frozen,
         third_region,
+        quorum,
         round_trip,
         request_kinds,
         fresh_round_trip,
@@ -573,6 +639,12 @@ fn report(r: &Report) {
         "  control plane in a third region, healthy: p50 {:.2} ms, p99 {:.2} ms over {WARM_SAMPLES}",
         percentile(third_region, 0.5),
         percentile(third_region, 0.99)
+    );
+    println!(
+        "  with three vantage points (the quorum read and weighed): p50 {:.2} ms vs {:.2} ms with one, alternating on one stage, {} each",
+        percentile(quorum.0, 0.5),
+        percentile(quorum.1, 0.5),
+        quorum.0.len()
     );
     let stage_count = stages.round().max(1.0);
     let floor = stage_count * round_trip;
