@@ -721,6 +721,18 @@ const REGIONAL: &[(&str, &str)] = &[
     ("HealthTable", "app-health"),
 ];
 
+/// The logical ids of a section (`Resources`, `Outputs`) that the parameters the template
+/// was expanded with create.
+fn made<'a>(template: &'a Value, section: &str) -> BTreeSet<&'a str> {
+    template[section]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| created(template, r))
+        .map(|(id, _)| id.as_str())
+        .collect()
+}
+
 /// Every statement of one function's own policies.
 fn own_statements(function: &Value) -> Vec<&Value> {
     function["Properties"]["Policies"]
@@ -736,15 +748,8 @@ fn own_statements(function: &Value) -> Vec<&Value> {
 pub(crate) fn a_regional_stack_is_one_gate_and_one_vantage_point_with_the_narrowest_grants() {
     let regional = expanded_template(REGIONAL);
     deploys(&regional, &[]);
-    let made: BTreeSet<&str> = regional["Resources"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(_, r)| created(&regional, r))
-        .map(|(id, _)| id.as_str())
-        .collect();
     assert_eq!(
-        made,
+        made(&regional, "Resources"),
         BTreeSet::from([
             "ActiveRegionParameterResource",
             "RegionalGateFunction",
@@ -853,29 +858,18 @@ pub(crate) fn a_regional_stack_is_one_gate_and_one_vantage_point_with_the_narrow
         json!([permissions::HEALTH_TABLE_WRITES])
     );
     assert_eq!(actions(by_sid("ProbeHealthTable")), ["dynamodb:GetItem"]);
-    let outputs: BTreeSet<&str> = regional["Outputs"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(_, o)| created(&regional, o))
-        .map(|(id, _)| id.as_str())
-        .collect();
     assert_eq!(
-        outputs,
+        made(&regional, "Outputs"),
         BTreeSet::from(["GateUrl", "RegionalProbeFunctionName"])
     );
 
     // A vantage stack: the probe alone, in any region, and no parameter there.
     let vantage = expanded_template(&[REGIONAL, &[("DeploymentRole", "vantage")]].concat());
     deploys(&vantage, &[]);
-    let made: BTreeSet<&str> = vantage["Resources"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(_, r)| created(&vantage, r))
-        .map(|(id, _)| id.as_str())
-        .collect();
-    assert_eq!(made, BTreeSet::from(["RegionalProbeFunction"]));
+    assert_eq!(
+        made(&vantage, "Resources"),
+        BTreeSet::from(["RegionalProbeFunction"])
+    );
     deploys(&vantage, &[("Regions", "eu-west-1,eu-west-2")]);
 
     // Refused: mrsc, records, a regional stack outside Regions, and either half of where
