@@ -663,3 +663,59 @@ pub(crate) fn a_customer_managed_health_table_key_is_decryptable_through_dynamod
         );
     }
 }
+
+/// Every function the template creates starts with the environment it gives it, resolved
+/// as CloudFormation deploys it (Lambda adds `AWS_REGION`): in both control plane modes,
+/// with each option, and in a regional and a vantage stack. A variable the template sets
+/// in a form the code refuses would fail the function's init on its first invoke in AWS,
+/// which no rig run would see.
+#[test]
+pub(crate) fn every_function_starts_with_the_environment_the_template_gives_it() {
+    let vantage = [REGIONAL, &[("DeploymentRole", "vantage")]].concat();
+    for given in [
+        THREE_REGIONS,
+        MRSC_TWO_REGIONS,
+        MRSC_THREE_REGIONS,
+        MRSC_JOINING,
+        &with_run_command(THREE_REGIONS),
+        &with_routing_control(THREE_REGIONS),
+        &with_ecs(THREE_REGIONS),
+        &with_hooks(THREE_REGIONS),
+        REGIONAL,
+        &vantage,
+    ] {
+        let template = expanded_template(given);
+        let functions: Vec<(&str, &Value)> = resources(&template, "AWS::Serverless::Function")
+            .into_iter()
+            .filter(|(_, f)| created(&template, f))
+            .collect();
+        assert!(!functions.is_empty(), "{given:?}");
+        for (id, function) in functions {
+            let env = deployed_environment(&template, function);
+            let config = regionpilot::Config::from_lookup(|name| env.get(name).cloned())
+                .unwrap_or_else(|e| panic!("{given:?}: {id} fails init: {e}\n{env:#?}"));
+            // What each function is, as the code sees it.
+            let (role, probes) = (config.role, config.probes());
+            match id {
+                "RegionalGateFunction" => {
+                    assert_eq!(role, regionpilot::config::DeploymentRole::Regional);
+                    assert!(!probes, "{id}: the gate writes nothing");
+                    assert!(
+                        !config.gate_token.is_empty(),
+                        "{id}: a gate needs its token"
+                    );
+                }
+                "RegionalProbeFunction" => {
+                    assert_eq!(role, regionpilot::config::DeploymentRole::Regional);
+                    assert!(probes, "{id}: a vantage point records its verdicts");
+                    assert_eq!(config.control_region.as_str(), "us-east-1", "{id}");
+                    assert_eq!(config.control_table, "shop-ControlTable-1AB2C3", "{id}");
+                }
+                _ => {
+                    assert_eq!(role, regionpilot::config::DeploymentRole::Control, "{id}");
+                    assert_eq!(config.control_region, config.own_region, "{id}");
+                }
+            }
+        }
+    }
+}

@@ -458,3 +458,155 @@ pub(crate) fn set_for_every_function_from(template: &Value, pairs: &[(&str, &str
         }
     }
 }
+
+/// What CloudFormation would pass a value as, deployed with the template's parameters in
+/// us-west-2 as stack `shop`: parameters, pseudo parameters, a resource's `Ref` (its
+/// physical name, made up as CloudFormation makes them), `Fn::If`, `Fn::Join`,
+/// `Fn::Select`, `Fn::Split` and `Fn::Sub`. Lists come out as JSON arrays, everything else
+/// as a string.
+pub(crate) fn deployed(template: &Value, value: &Value) -> Value {
+    let parameters = parameter_values(template, &[]);
+    let reference = |name: &str| -> Value {
+        match name {
+            "AWS::Region" => json!("us-west-2"),
+            "AWS::AccountId" => json!("123456789012"),
+            "AWS::Partition" => json!("aws"),
+            "AWS::StackName" => json!("shop"),
+            "AWS::StackId" => json!(
+                "arn:aws:cloudformation:us-west-2:123456789012:stack/shop/1b2c3d4e-5f60-7182-93a4-b5c6d7e8f901"
+            ),
+            "AWS::NoValue" => Value::Null,
+            _ => match parameters.get(name) {
+                Some(v) if template["Parameters"][name]["Type"] == "CommaDelimitedList" => {
+                    let text = v.as_str().unwrap_or_default();
+                    json!(if text.is_empty() {
+                        Vec::new()
+                    } else {
+                        text.split(',').collect::<Vec<_>>()
+                    })
+                }
+                Some(Value::Number(n)) => json!(n.to_string()),
+                Some(v) => v.clone(),
+                // A resource: the physical name CloudFormation gives it.
+                None => json!(format!("shop-{name}-1AB2C3D4E5F6")),
+            },
+        }
+    };
+    let text = |v: &Value| -> String {
+        match deployed(template, v) {
+            Value::String(s) => s,
+            other => other.to_string(),
+        }
+    };
+    let Value::Object(o) = value else {
+        return match value {
+            Value::Number(n) => json!(n.to_string()),
+            other => other.clone(),
+        };
+    };
+    let Some((function, args)) = o.iter().next() else {
+        return value.clone();
+    };
+    match function.as_str() {
+        "Ref" => reference(args.as_str().unwrap()),
+        "Fn::If" => {
+            let [condition, then, otherwise] = args.as_array().unwrap().as_slice() else {
+                panic!("Fn::If takes three arguments: {value}");
+            };
+            let branch = if holds(template, &parameters, &json!({ "Condition": condition })) {
+                then
+            } else {
+                otherwise
+            };
+            deployed(template, branch)
+        }
+        "Fn::Join" => {
+            let [separator, items] = args.as_array().unwrap().as_slice() else {
+                panic!("Fn::Join takes two arguments: {value}");
+            };
+            let items = match deployed(template, items) {
+                Value::Array(items) => items,
+                other => panic!("Fn::Join over {other}"),
+            };
+            let parts: Vec<String> = items
+                .iter()
+                .map(|item| match deployed(template, item) {
+                    Value::Array(list) => list
+                        .iter()
+                        .map(|v| v.as_str().unwrap_or_default().to_owned())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                })
+                .collect();
+            json!(parts.join(separator.as_str().unwrap()))
+        }
+        "Fn::Split" => {
+            let [separator, source] = args.as_array().unwrap().as_slice() else {
+                panic!("Fn::Split takes two arguments: {value}");
+            };
+            let source = text(source);
+            json!(
+                source
+                    .split(separator.as_str().unwrap())
+                    .collect::<Vec<_>>()
+            )
+        }
+        "Fn::Select" => {
+            let [index, list] = args.as_array().unwrap().as_slice() else {
+                panic!("Fn::Select takes two arguments: {value}");
+            };
+            let index: usize = text(index).parse().unwrap();
+            match deployed(template, list) {
+                Value::Array(items) => deployed(template, &items[index]),
+                other => panic!("Fn::Select over {other}"),
+            }
+        }
+        "Fn::Sub" => {
+            let (pattern, locals) = match args {
+                Value::String(pattern) => (pattern.clone(), serde_json::Map::new()),
+                Value::Array(a) => (
+                    a[0].as_str().unwrap().to_owned(),
+                    a[1].as_object().cloned().unwrap_or_default(),
+                ),
+                other => panic!("Fn::Sub of {other}"),
+            };
+            let mut out = String::new();
+            let mut rest = pattern.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let end = rest[start..].find('}').unwrap() + start;
+                let name = &rest[start + 2..end];
+                out.push_str(&match locals.get(name) {
+                    Some(local) => text(local),
+                    None => text(&json!({ "Ref": name })),
+                });
+                rest = &rest[end + 1..];
+            }
+            out.push_str(rest);
+            json!(out)
+        }
+        _ => value.clone(),
+    }
+}
+
+/// The environment a function gets when deployed: Globals' variables under its own, each
+/// resolved as CloudFormation would, and what Lambda adds (`AWS_REGION`).
+pub(crate) fn deployed_environment(template: &Value, function: &Value) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::from([("AWS_REGION".to_owned(), "us-west-2".to_owned())]);
+    for vars in [
+        &template["Globals"]["Function"]["Environment"]["Variables"],
+        &function["Properties"]["Environment"]["Variables"],
+    ] {
+        for (name, value) in vars.as_object().into_iter().flatten() {
+            let resolved = match deployed(template, value) {
+                Value::String(s) => s,
+                Value::Null => continue,
+                other => panic!("{name} resolves to {other}, not a string"),
+            };
+            env.insert(name.clone(), resolved);
+        }
+    }
+    env
+}

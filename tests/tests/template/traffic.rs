@@ -713,7 +713,7 @@ pub(crate) fn each_traffic_signal_gets_its_health_checks_and_the_records_follow_
 
 /// A regional stack beside a single-mode control stack in us-east-1 (the expanded
 /// template's region is us-west-2).
-const REGIONAL: &[(&str, &str)] = &[
+pub(crate) const REGIONAL: &[(&str, &str)] = &[
     ("Regions", "us-east-1,us-west-2"),
     ("DeploymentRole", "regional"),
     ("ControlTableName", "shop-ControlTable-1AB2C3"),
