@@ -3,23 +3,29 @@
 
 use crate::*;
 
+/// Control stacks in both control plane modes (mrsc with and without the table), each
+/// option alone and some together.
+pub(crate) fn control_deployments() -> Vec<Vec<(&'static str, &'static str)>> {
+    vec![
+        THREE_REGIONS.to_vec(),
+        MRSC_TWO_REGIONS.to_vec(),
+        MRSC_THREE_REGIONS.to_vec(),
+        MRSC_JOINING.to_vec(),
+        with_run_command(THREE_REGIONS),
+        with_run_command(MRSC_JOINING),
+        with_routing_control(THREE_REGIONS),
+        with_routing_control(MRSC_JOINING),
+        with_ecs(THREE_REGIONS),
+        with_ecs(&with_run_command(MRSC_JOINING)),
+        with_hooks(THREE_REGIONS),
+        with_hooks(MRSC_JOINING),
+    ]
+}
+
 #[test]
 pub(crate) fn every_function_gets_the_variables_it_requires_and_the_actions_it_calls() {
-    // In both control plane modes, and in mrsc mode with and without the table.
-    for given in [
-        THREE_REGIONS,
-        MRSC_TWO_REGIONS,
-        MRSC_THREE_REGIONS,
-        MRSC_JOINING,
-        &with_run_command(THREE_REGIONS),
-        &with_run_command(MRSC_JOINING),
-        &with_routing_control(THREE_REGIONS),
-        &with_routing_control(MRSC_JOINING),
-        &with_ecs(THREE_REGIONS),
-        &with_ecs(&with_run_command(MRSC_JOINING)),
-        &with_hooks(THREE_REGIONS),
-        &with_hooks(MRSC_JOINING),
-    ] {
+    for given in &control_deployments() {
+        let given = given.as_slice();
         let template = expanded_template(given);
         let mode = parameter_values(&template, given)["ControlPlaneMode"].clone();
         gets_what_it_requires_and_calls(&template, &format!("{mode} {given:?}"));
@@ -665,25 +671,17 @@ pub(crate) fn a_customer_managed_health_table_key_is_decryptable_through_dynamod
 }
 
 /// Every function the template creates starts with the environment it gives it, resolved
-/// as CloudFormation deploys it (Lambda adds `AWS_REGION`): in both control plane modes,
-/// with each option, and in a regional and a vantage stack. A variable the template sets
+/// as CloudFormation deploys it (Lambda adds `AWS_REGION`): in every control deployment
+/// above, and in a regional and a vantage stack. A variable the template sets
 /// in a form the code refuses would fail the function's init on its first invoke in AWS,
 /// which no rig run would see.
 #[test]
 pub(crate) fn every_function_starts_with_the_environment_the_template_gives_it() {
-    let vantage = [REGIONAL, &[("DeploymentRole", "vantage")]].concat();
-    for given in [
-        THREE_REGIONS,
-        MRSC_TWO_REGIONS,
-        MRSC_THREE_REGIONS,
-        MRSC_JOINING,
-        &with_run_command(THREE_REGIONS),
-        &with_routing_control(THREE_REGIONS),
-        &with_ecs(THREE_REGIONS),
-        &with_hooks(THREE_REGIONS),
-        REGIONAL,
-        &vantage,
-    ] {
+    let mut deployments = control_deployments();
+    deployments.push(REGIONAL.to_vec());
+    deployments.push([REGIONAL, &[("DeploymentRole", "vantage")]].concat());
+    for given in &deployments {
+        let given = given.as_slice();
         let template = expanded_template(given);
         let functions: Vec<(&str, &Value)> = resources(&template, "AWS::Serverless::Function")
             .into_iter()

@@ -14,11 +14,18 @@ pub(crate) fn routing_arn(region: &str) -> String {
 }
 
 /// `given` with TrafficSignal=routing-control, the cluster and a routing control for each
-/// of us-east-1, us-west-2 and eu-west-1.
+/// of its Regions (the template's default, us-east-1 and us-west-2, when it names none).
 pub(crate) fn with_routing_control<'a>(given: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let regions = given
+        .iter()
+        .rev()
+        .find(|(name, _)| *name == "Regions")
+        .map_or("us-east-1,us-west-2", |(_, value)| *value);
     let arns: &'static str = Box::leak(
-        ["us-east-1", "us-west-2", "eu-west-1"]
+        regions
+            .split(',')
             .map(|r| format!("{r}={}", routing_arn(r)))
+            .collect::<Vec<_>>()
             .join(",")
             .into_boxed_str(),
     );
