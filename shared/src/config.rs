@@ -1292,6 +1292,13 @@ fn parse_control_region(
         (DeploymentRole::Control, Some(region)) => Err(bad(format!(
             "{region} is not this function's region ({own_region}): a control stack's functions use the control table in their own region (single mode's table, or mrsc's replica there); only a regional stack's probe names another"
         ))),
+        // The control stack's probe is that region's vantage point: a second would share
+        // its item in the control table.
+        (DeploymentRole::Regional, Some(region)) if probes && region == *own_region => {
+            Err(bad(format!(
+                "{region} is this function's own region: the control stack's probe is already the vantage point there (a second probe would share its item in the control table); deploy this vantage point in another region"
+            )))
+        }
         (DeploymentRole::Regional, Some(region)) => Ok(region),
         (DeploymentRole::Regional, None) if probes => Err(bad(
             "is not set; a regional stack given CONTROL_TABLE is a vantage point and writes its verdicts to the control table: name the control stack's region".into(),
@@ -1547,6 +1554,16 @@ mod tests {
             assert_eq!(named, missing, "{problem}");
             assert!(problem.contains(says), "{problem}");
         }
+        // A regional probe in the control table's own region would share the control
+        // stack's probe's item.
+        let mut beside = vantage.clone();
+        beside.push(("CONTROL_TABLE_REGION", "eu-west-1"));
+        let (named, problem) = config_error(&beside);
+        assert_eq!(named, "CONTROL_TABLE_REGION");
+        assert!(
+            problem.contains("is this function's own region"),
+            "{problem}"
+        );
         // A control stack's functions use the table in their own region.
         assert_eq!(
             parse(&with(&[("CONTROL_TABLE_REGION", "us-west-2")]))

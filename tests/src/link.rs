@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -72,7 +71,7 @@ impl Drop for Link {
 }
 
 /// `REGION_ENDPOINTS` (`region=url,...`) with `region` reached at `url` instead (through
-/// a link), and `extra` regions added (`region=url`).
+/// a link).
 pub fn endpoints_through(endpoints: &str, region: &str, url: &str) -> String {
     endpoints
         .split(',')
@@ -84,9 +83,9 @@ pub fn endpoints_through(endpoints: &str, region: &str, url: &str) -> String {
         .join(",")
 }
 
-/// One connection: bytes each way while the link is up; while it is cut, whatever
-/// arrives is held back (never delivered, never answered) and dropped when the caller
-/// gives up.
+/// One connection: bytes each way while the link is up. Once it is cut, whatever
+/// arrives is read and dropped, never delivered or answered, and the connection ends
+/// when the caller gives up and closes it.
 async fn relay(client: TcpStream, target: String, cut: Arc<AtomicBool>) {
     let Ok(server) = TcpStream::connect(&target).await else {
         return;
@@ -113,11 +112,15 @@ async fn pump(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        // Cut: this connection carries nothing more, however long the caller waits.
+        // Cut: this connection carries nothing more, however long the caller waits; it
+        // is read on only to see the caller close it.
         if cut.load(Ordering::SeqCst) {
-            loop {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
+            while let Ok(n) = from.read(&mut buffer).await {
+                if n == 0 {
+                    return;
+                }
             }
+            return;
         }
         if to.write_all(&buffer[..n]).await.is_err() {
             return;
@@ -127,6 +130,8 @@ async fn pump(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test]

@@ -72,19 +72,33 @@ pub fn vantage_check(
     } else {
         judges.join(", ")
     };
-    let add = "deploy this template with DeploymentRole=regional in another application region, or DeploymentRole=vantage in a region outside REGIONS, with ControlTableName and ControlTableRegion naming this control table";
+    // Where one more would judge this region: not in it, and not where a probe already
+    // reports (a second probe there would share that one's item in the control table).
+    let mut taken = quorum::heard(all, now);
+    if !taken.contains(region) {
+        taken.push(region.clone());
+    }
+    taken.sort();
+    let taken: Vec<String> = taken.iter().map(ToString::to_string).collect();
+    let add = format!(
+        "add a vantage point in a region other than {}: this template with DeploymentRole=regional in an application region (single mode), or DeploymentRole=vantage in any other region, with ControlTableName={} and ControlTableRegion={}",
+        taken.join(", "),
+        config.control_table,
+        config.control_region
+    );
     let (passed, reason) = match config.quorum.rule {
-        QuorumRule::AtLeast(n) if judges.len() < n as usize => (
-            false,
-            format!(
-                "QUORUM is {n} but only {} vantage point(s) heard from in the last hour can judge {region} ({listed}): no alarm could fail over away from it; lower QUORUM or {add}",
-                judges.len()
-            ),
-        ),
+        // One judge or none: its alarm decides alone, as before quorums.
         _ if judges.len() < 2 => (
             false,
             format!(
-                "only {} vantage point(s) heard from in the last hour can judge {region} ({listed}; a probe does not judge its own region): a partition between it and {region} would look like {region}'s outage; to add one, {add}",
+                "only {} vantage point(s) heard from in the last hour can judge {region} ({listed}; a probe does not judge its own region): a partition between it and {region} would look like {region}'s outage; {add}",
+                judges.len()
+            ),
+        ),
+        QuorumRule::AtLeast(n) if judges.len() < n as usize => (
+            false,
+            format!(
+                "QUORUM is {n} but only {} vantage points heard from in the last hour can judge {region} ({listed}): no alarm could fail over away from it; lower QUORUM or {add}",
                 judges.len()
             ),
         ),

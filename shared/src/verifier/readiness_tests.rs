@@ -551,8 +551,11 @@ async fn fewer_than_two_vantage_points_judging_a_region_fail_its_check_saying_ho
         ),
         "{why}"
     );
-    assert!(why.contains("DeploymentRole=regional"), "{why}");
-    assert!(why.contains("DeploymentRole=vantage"), "{why}");
+    // Where one more would count: not in us-east-1, not beside us-west-2's probe.
+    assert!(
+        why.ends_with("add a vantage point in a region other than us-east-1, us-west-2: this template with DeploymentRole=regional in an application region (single mode), or DeploymentRole=vantage in any other region, with ControlTableName=control and ControlTableRegion=us-west-2"),
+        "{why}"
+    );
     assert!(reason(&r, VANTAGE_POINTS, "us-west-2").contains("(none;"));
 
     // A second vantage point, in a region outside REGIONS: every region has two judges
@@ -600,7 +603,7 @@ async fn a_quorum_larger_than_the_vantage_points_heard_from_is_reported() {
     );
     assert_eq!(
         reason(&r, VANTAGE_POINTS, "us-east-1"),
-        "QUORUM is 3 but only 2 vantage point(s) heard from in the last hour can judge us-east-1 (eu-west-1, us-west-2): no alarm could fail over away from it; lower QUORUM or deploy this template with DeploymentRole=regional in another application region, or DeploymentRole=vantage in a region outside REGIONS, with ControlTableName and ControlTableRegion naming this control table"
+        "QUORUM is 3 but only 2 vantage points heard from in the last hour can judge us-east-1 (eu-west-1, us-west-2): no alarm could fail over away from it; lower QUORUM or add a vantage point in a region other than eu-west-1, us-east-1, us-west-2: this template with DeploymentRole=regional in an application region (single mode), or DeploymentRole=vantage in any other region, with ControlTableName=control and ControlTableRegion=us-west-2"
     );
     let c = Controller::new(
         Arc::new(config_with(&[
@@ -611,4 +614,13 @@ async fn a_quorum_larger_than_the_vantage_points_heard_from_is_reported() {
     );
     let r = evaluated(&c).await.readiness;
     assert!(r.ready, "{r:#?}");
+    // One judge: its alarm decides alone, whatever QUORUM says, and the reason says that
+    // rather than that no alarm could fail over.
+    world.control.samples.lock().unwrap().clear();
+    world.seed_vantage_points(&["us-west-2"]);
+    let r = evaluated(&c).await.readiness;
+    assert!(
+        reason(&r, VANTAGE_POINTS, "us-east-1").starts_with("only 1 vantage point(s)"),
+        "{r:#?}"
+    );
 }

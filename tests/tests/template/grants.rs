@@ -680,6 +680,16 @@ pub(crate) fn every_function_starts_with_the_environment_the_template_gives_it()
     let mut deployments = control_deployments();
     deployments.push(REGIONAL.to_vec());
     deployments.push([REGIONAL, &[("DeploymentRole", "vantage")]].concat());
+    // A vantage stack beside mrsc stacks, in the witness region.
+    deployments.push(vec![
+        ("ControlPlaneMode", "mrsc"),
+        ("ControlTableName", SHARED_TABLE),
+        ("Regions", "us-east-1,us-east-2"),
+        ("WitnessRegion", "us-west-2"),
+        ("HealthTable", "app-health"),
+        ("DeploymentRole", "vantage"),
+        ("ControlTableRegion", "us-east-1"),
+    ]);
     for given in &deployments {
         let given = given.as_slice();
         let template = expanded_template(given);
@@ -707,7 +717,8 @@ pub(crate) fn every_function_starts_with_the_environment_the_template_gives_it()
                     assert_eq!(role, regionpilot::config::DeploymentRole::Regional);
                     assert!(probes, "{id}: a vantage point records its verdicts");
                     assert_eq!(config.control_region.as_str(), "us-east-1", "{id}");
-                    assert_eq!(config.control_table, "shop-ControlTable-1AB2C3", "{id}");
+                    let table = parameter_values(&template, &[])["ControlTableName"].clone();
+                    assert_eq!(json!(config.control_table), table, "{id}");
                 }
                 _ => {
                     assert_eq!(role, regionpilot::config::DeploymentRole::Control, "{id}");

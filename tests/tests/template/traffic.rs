@@ -884,7 +884,7 @@ pub(crate) fn a_regional_stack_is_one_gate_and_one_vantage_point_with_the_narrow
     for (extra, reason) in [
         (
             ("ControlPlaneMode", "mrsc"),
-            "DeploymentRole=regional or vantage is for ControlPlaneMode=single",
+            "DeploymentRole=regional is for ControlPlaneMode=single",
         ),
         (
             HOSTED_ZONE,
@@ -903,8 +903,52 @@ pub(crate) fn a_regional_stack_is_one_gate_and_one_vantage_point_with_the_narrow
             "DeploymentRole=regional or vantage needs ControlTableRegion",
         ),
         (("HealthTable", ""), "HealthTable is required"),
+        // The expanded template's region: the control stack's probe speaks for it.
+        (
+            ("ControlTableRegion", "us-west-2"),
+            "must not be deployed in ControlTableRegion",
+        ),
     ] {
         let refusals = deploy_refusals(&regional, &[extra]);
+        assert!(
+            refusals.iter().any(|r| r.contains(reason)),
+            "{extra:?}: {refusals:?}"
+        );
+    }
+    // mrsc: a vantage stack outside Regions (here, in the witness region), writing to a
+    // replica; not inside Regions, and not to the witness.
+    let mrsc_vantage = [
+        ("ControlPlaneMode", "mrsc"),
+        ("ControlTableName", SHARED_TABLE),
+        ("Regions", "us-east-1,us-east-2"),
+        ("WitnessRegion", "us-west-2"),
+        ("HealthTable", "app-health"),
+        ("DeploymentRole", "vantage"),
+        ("ControlTableRegion", "us-east-1"),
+    ];
+    let template = expanded_template(&mrsc_vantage);
+    deploys(&template, &[]);
+    assert_eq!(
+        made(&template, "Resources"),
+        BTreeSet::from(["RegionalProbeFunction"])
+    );
+    for (extra, reason) in [
+        (
+            [
+                ("Regions", "us-east-1,us-west-2"),
+                ("WitnessRegion", "us-east-2"),
+            ],
+            "a DeploymentRole=vantage stack goes outside Regions",
+        ),
+        (
+            [
+                ("ControlTableRegion", "us-east-2"),
+                ("Regions", "us-east-1,us-west-2"),
+            ],
+            "ControlTableRegion must be one of Regions",
+        ),
+    ] {
+        let refusals = deploy_refusals(&template, &extra);
         assert!(
             refusals.iter().any(|r| r.contains(reason)),
             "{extra:?}: {refusals:?}"

@@ -319,8 +319,8 @@ pub(crate) async fn partition(
         retry["reason"].as_str().unwrap_or("no retry")
     ));
     check(
-        retry["outcome"] != "switched",
-        format!("the verifier's retry switched during a partition: {report}"),
+        retry["outcome"] == "refused",
+        format!("the verifier's failover retry was not refused during the partition: {report}"),
     )?;
     let elapsed = Duration::from_secs_f64(t.started.elapsed().as_secs_f64() - cut);
     tokio::time::sleep(pace.outage.saturating_sub(elapsed)).await;
