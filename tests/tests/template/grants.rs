@@ -680,16 +680,7 @@ pub(crate) fn every_function_starts_with_the_environment_the_template_gives_it()
     let mut deployments = control_deployments();
     deployments.push(REGIONAL.to_vec());
     deployments.push([REGIONAL, &[("DeploymentRole", "vantage")]].concat());
-    // A vantage stack beside mrsc stacks, in the witness region.
-    deployments.push(vec![
-        ("ControlPlaneMode", "mrsc"),
-        ("ControlTableName", SHARED_TABLE),
-        ("Regions", "us-east-1,us-east-2"),
-        ("WitnessRegion", "us-west-2"),
-        ("HealthTable", "app-health"),
-        ("DeploymentRole", "vantage"),
-        ("ControlTableRegion", "us-east-1"),
-    ]);
+    deployments.push(MRSC_VANTAGE.to_vec());
     for given in &deployments {
         let given = given.as_slice();
         let template = expanded_template(given);

@@ -740,6 +740,18 @@ fn made<'a>(template: &'a Value, section: &str) -> BTreeSet<&'a str> {
         .collect()
 }
 
+/// A vantage stack beside two-region mrsc stacks, in their witness region (the expanded
+/// template's us-west-2), writing to the us-east-1 replica.
+pub(crate) const MRSC_VANTAGE: &[(&str, &str)] = &[
+    ("ControlPlaneMode", "mrsc"),
+    ("ControlTableName", SHARED_TABLE),
+    ("Regions", "us-east-1,us-east-2"),
+    ("WitnessRegion", "us-west-2"),
+    ("HealthTable", "app-health"),
+    ("DeploymentRole", "vantage"),
+    ("ControlTableRegion", "us-east-1"),
+];
+
 /// Every statement of one function's own policies.
 fn own_statements(function: &Value) -> Vec<&Value> {
     function["Properties"]["Policies"]
@@ -917,16 +929,7 @@ pub(crate) fn a_regional_stack_is_one_gate_and_one_vantage_point_with_the_narrow
     }
     // mrsc: a vantage stack outside Regions (here, in the witness region), writing to a
     // replica; not inside Regions, and not to the witness.
-    let mrsc_vantage = [
-        ("ControlPlaneMode", "mrsc"),
-        ("ControlTableName", SHARED_TABLE),
-        ("Regions", "us-east-1,us-east-2"),
-        ("WitnessRegion", "us-west-2"),
-        ("HealthTable", "app-health"),
-        ("DeploymentRole", "vantage"),
-        ("ControlTableRegion", "us-east-1"),
-    ];
-    let template = expanded_template(&mrsc_vantage);
+    let template = expanded_template(MRSC_VANTAGE);
     deploys(&template, &[]);
     assert_eq!(
         made(&template, "Resources"),
