@@ -681,25 +681,7 @@ mod tests {
             world.crash.disarm();
             let case = format!("write {point} answered 500 (lost {lost})");
             c.verify().await.expect("verified");
-            let t = world.control.state().unwrap().transition.unwrap();
-            for key in [
-                "prepare/stop-writers",
-                "act/clear-cache",
-                "verify/smoke-test",
-            ] {
-                let h = t.outcome::<HookStatus>(key);
-                assert_eq!(
-                    h.as_ref().map(|h| h.status),
-                    Some(HookPhase::Succeeded),
-                    "{case}: {key}: {h:?}"
-                );
-            }
-            for function in ["stop-writers", "clear-cache", "smoke-test"] {
-                let payloads = world.hooks.payloads(function);
-                assert!((1..=2).contains(&payloads.len()), "{case}: {function}");
-                assert!(payloads.windows(2).all(|w| w[0] == w[1]), "{case}");
-                retried += payloads.len() - 1;
-            }
+            retried += each_hook_succeeded_under_one_key(&world, &case);
             point += 1;
             if writes.is_some_and(|w| point >= w) {
                 break;
@@ -710,6 +692,40 @@ mod tests {
             writes.unwrap()
         );
         assert!(retried >= 3, "each hook's own invoke was among the faults");
+    }
+
+    /// After a fault and its recovery: each of the three hooks succeeded, called once or
+    /// twice (a call that landed before its record is made again), every call of a hook
+    /// with the same payload, so under one key. Returns how many calls were repeats.
+    fn each_hook_succeeded_under_one_key(world: &FakeWorld, case: &str) -> usize {
+        let t = world.control.state().unwrap().transition.unwrap();
+        for key in [
+            "prepare/stop-writers",
+            "act/clear-cache",
+            "verify/smoke-test",
+        ] {
+            let h = t.outcome::<HookStatus>(key);
+            assert_eq!(
+                h.as_ref().map(|h| h.status),
+                Some(HookPhase::Succeeded),
+                "{case}: {key}: {h:?}"
+            );
+        }
+        let mut repeated = 0;
+        for function in ["stop-writers", "clear-cache", "smoke-test"] {
+            let payloads = world.hooks.payloads(function);
+            assert!(
+                (1..=2).contains(&payloads.len()),
+                "{case}: {function} called {} times",
+                payloads.len()
+            );
+            assert!(
+                payloads.windows(2).all(|w| w[0] == w[1]),
+                "{case}: {payloads:?}"
+            );
+            repeated += payloads.len() - 1;
+        }
+        repeated
     }
 
     /// The failover dies at every write of a switch with three hooks (before it lands,
@@ -750,31 +766,7 @@ mod tests {
                 next.verify().await.expect("verified");
                 let t = world.control.state().unwrap().transition.unwrap();
                 assert!(t.completed, "{case}");
-                for key in [
-                    "prepare/stop-writers",
-                    "act/clear-cache",
-                    "verify/smoke-test",
-                ] {
-                    let h = t.outcome::<HookStatus>(key);
-                    assert_eq!(
-                        h.as_ref().map(|h| h.status),
-                        Some(HookPhase::Succeeded),
-                        "{case}: {key}: {h:?}"
-                    );
-                }
-                for function in ["stop-writers", "clear-cache", "smoke-test"] {
-                    let payloads = world.hooks.payloads(function);
-                    assert!(
-                        (1..=2).contains(&payloads.len()),
-                        "{case}: {function} called {} times",
-                        payloads.len()
-                    );
-                    repeated += payloads.len() - 1;
-                    assert!(
-                        payloads.windows(2).all(|w| w[0] == w[1]),
-                        "{case}: {payloads:?}"
-                    );
-                }
+                repeated += each_hook_succeeded_under_one_key(&world, &case);
             }
             point += 1;
             if writes.is_some_and(|w| point > w) {
