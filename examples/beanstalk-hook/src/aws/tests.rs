@@ -29,6 +29,18 @@ fn setting(namespace: &str, name: &str, value: &str) -> ConfigurationOptionSetti
         .build()
 }
 
+/// The one update these tests send: us-west-2's shop-west told its region is us-west-2.
+async fn set_west(port: &SdkBeanstalk) -> Result<(), HookError> {
+    port.set_variable(
+        "us-west-2",
+        "shop",
+        "shop-west",
+        "AWS_DEFAULT_REGION",
+        "us-west-2",
+    )
+    .await
+}
+
 #[tokio::test]
 async fn describe_asks_for_the_environment_by_name_and_reads_its_application_and_status() {
     let rule = mock!(Client::describe_environments)
@@ -124,15 +136,7 @@ async fn set_sends_one_environment_property() {
         })
         .then_output(|| UpdateEnvironmentOutput::builder().build());
     let port = port(mock_client!(aws_sdk_elasticbeanstalk, [&rule]));
-    port.set_variable(
-        "us-west-2",
-        "shop",
-        "shop-west",
-        "AWS_DEFAULT_REGION",
-        "us-west-2",
-    )
-    .await
-    .expect("accepted");
+    set_west(&port).await.expect("accepted");
     assert_eq!(rule.num_calls(), 1);
 }
 
@@ -149,16 +153,7 @@ async fn the_refusal_of_a_busy_environment_keeps_awss_code_and_message() {
         )
     });
     let port = port(mock_client!(aws_sdk_elasticbeanstalk, [&rule]));
-    let error = port
-        .set_variable(
-            "us-west-2",
-            "shop",
-            "shop-west",
-            "AWS_DEFAULT_REGION",
-            "us-west-2",
-        )
-        .await
-        .expect_err("refused");
+    let error = set_west(&port).await.expect_err("refused");
     assert!(error.is_not_ready(), "{error:?}");
     assert_eq!(
         error.to_string(),
@@ -186,16 +181,7 @@ async fn a_missing_permission_downstream_is_kept_as_aws_says_it() {
         )
     });
     let port = port(mock_client!(aws_sdk_elasticbeanstalk, [&rule]));
-    let error = port
-        .set_variable(
-            "us-west-2",
-            "shop",
-            "shop-west",
-            "AWS_DEFAULT_REGION",
-            "us-west-2",
-        )
-        .await
-        .expect_err("denied");
+    let error = set_west(&port).await.expect_err("denied");
     assert!(!error.is_not_ready());
     assert!(
         error
