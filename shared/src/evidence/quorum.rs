@@ -132,12 +132,11 @@ pub fn judge(
     now: Millis,
     policy: &QuorumPolicy,
 ) -> RegionQuorum {
-    let heard_within = HEARD_WITHIN.as_millis() as Millis;
     let window = policy.window.as_millis() as Millis;
     let mut verdicts: Vec<VantageVerdict> = all
         .iter()
         .filter(|p| &p.vantage != region)
-        .filter(|p| newest(p).is_some_and(|at| now.saturating_sub(at) <= heard_within))
+        .filter(|p| heard_from(p, now))
         .map(|p| {
             let latest = p.regions.get(region).and_then(|kept| kept.last());
             VantageVerdict {
@@ -171,18 +170,40 @@ impl<D: Deps> Controller<D> {
         let all = self.ports.control().vantage_samples().await?;
         Ok(judge(&all, region, self.now(), &self.config.quorum))
     }
+
+    /// Every vantage point's samples, read within one call budget; why not, in words.
+    /// The verifier reads them once a run, for its readiness check and its
+    /// `VantageHealthy` points.
+    pub(crate) async fn vantage_samples_within_budget(
+        &self,
+    ) -> std::result::Result<Vec<ProbeSamples>, String> {
+        match tokio::time::timeout(
+            self.config.timeouts.call_budget(),
+            self.ports.control().vantage_samples(),
+        )
+        .await
+        {
+            Ok(Ok(all)) => Ok(all),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer within the call budget".to_owned()),
+        }
+    }
 }
 
 /// The vantage points heard from within [`HEARD_WITHIN`] of `now`, in region order.
 pub fn heard(all: &[ProbeSamples], now: Millis) -> Vec<Region> {
-    let heard_within = HEARD_WITHIN.as_millis() as Millis;
     let mut regions: Vec<Region> = all
         .iter()
-        .filter(|p| newest(p).is_some_and(|at| now.saturating_sub(at) <= heard_within))
+        .filter(|p| heard_from(p, now))
         .map(|p| p.vantage.clone())
         .collect();
     regions.sort();
     regions
+}
+
+/// The vantage point's newest sample of any region is at most [`HEARD_WITHIN`] old.
+fn heard_from(p: &ProbeSamples, now: Millis) -> bool {
+    newest(p).is_some_and(|at| now.saturating_sub(at) <= HEARD_WITHIN.as_millis() as Millis)
 }
 
 /// The newest sample a vantage point took of any region.

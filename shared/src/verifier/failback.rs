@@ -22,7 +22,7 @@ use crate::decision::switch::{Intent, SwitchRequest};
 use crate::decision::window::rfc3339;
 use crate::error::Result;
 use crate::evidence::health;
-use crate::evidence::samples::Failing;
+use crate::evidence::samples::{Failing, ProbeSamples};
 use crate::ports::{ControlStore, Deps, Heartbeats, ParameterStore, RunLease};
 use crate::region::Region;
 use crate::state::{ControlState, FailbackProgress, HistoryRecord, StepStatus, TriggerInfo};
@@ -422,24 +422,17 @@ impl<D: Deps> Controller<D> {
 
     /// Each vantage point's latest verdicts as `VantageHealthy`, for the dashboard. A table
     /// that does not answer costs this minute's points, never the run.
-    async fn emit_vantage_views(&self) {
-        let read = tokio::time::timeout(
-            self.config.timeouts.call_budget(),
-            self.ports.control().vantage_samples(),
-        )
-        .await;
-        match read {
-            Ok(Ok(all)) => crate::views::metrics::emit(&crate::views::metrics::vantage_documents(
+    fn emit_vantage_views(&self, vantage: &std::result::Result<Vec<ProbeSamples>, String>) {
+        match vantage {
+            Ok(all) => crate::views::metrics::emit(&crate::views::metrics::vantage_documents(
                 &self.config.metrics_namespace,
-                &all,
+                all,
                 self.now(),
                 self.config.quorum.window,
             )),
-            Ok(Err(e)) => {
-                warn!(error = %e, "the vantage points' samples could not be read; no VantageHealthy this run")
-            }
-            Err(_) => warn!(
-                "the vantage points' samples were not read in time; no VantageHealthy this run"
+            Err(why) => warn!(
+                error = %why,
+                "the vantage points' samples could not be read; no VantageHealthy this run"
             ),
         }
     }
@@ -536,10 +529,12 @@ impl<D: Deps> Controller<D> {
             state = self.load().await?.value;
         }
         let capacity = self.capacity_round(&state).await?;
+        // Read once, for readiness's vantage_points check and the VantageHealthy points.
+        let vantage = self.vantage_samples_within_budget().await;
         // Never fails: a check that cannot be made fails with its reason. Still due next
         // run when skipped for time.
         let readiness = if left().is_none_or(|l| l >= READINESS_RESERVE) {
-            self.readiness_round(&state).await
+            self.readiness_round(&state, &vantage).await
         } else {
             warn!(left = ?left(), "readiness not evaluated this run: too little time left");
             None
@@ -568,7 +563,7 @@ impl<D: Deps> Controller<D> {
             "None",
             &[("Region", state.active_region.as_str())],
         );
-        self.emit_vantage_views().await;
+        self.emit_vantage_views(&vantage);
         let mut report = VerifyReport {
             reconcile,
             capacity,

@@ -35,6 +35,7 @@ use crate::config::Config;
 use crate::controller::Controller;
 use crate::error::AwsError;
 use crate::evidence::health::within;
+use crate::evidence::samples::ProbeSamples;
 use crate::ports::{
     ControlStore, Deps, HealthProbe, Heartbeats, Hooks, ParameterStore, ProbeResult,
 };
@@ -56,7 +57,7 @@ pub const VANTAGE_POINTS: &str = "vantage_points";
 /// when a number) heard from in the last hour can judge it.
 pub fn vantage_check(
     config: &Config,
-    all: &[crate::evidence::samples::ProbeSamples],
+    all: &[ProbeSamples],
     region: &Region,
     now: Millis,
 ) -> ReadinessCheck {
@@ -261,7 +262,12 @@ impl<D: Deps> Controller<D> {
     /// `Ready` (1 or 0, from the newest evaluation, every run, so an alarm on it never
     /// lacks data). Never fails: a result that cannot be stored is logged, answered, and
     /// evaluated again next run. `None` when no evaluation was due.
-    pub async fn readiness_round(&self, state: &ControlState) -> Option<ReadinessRun> {
+    /// `vantage` is this run's read of the vantage points' samples.
+    pub async fn readiness_round(
+        &self,
+        state: &ControlState,
+        vantage: &Result<Vec<ProbeSamples>, String>,
+    ) -> Option<ReadinessRun> {
         let previous = state.readiness.as_ref();
         if !due(previous, self.now(), self.config.readiness_interval) {
             if let Some(stored) = previous {
@@ -269,7 +275,7 @@ impl<D: Deps> Controller<D> {
             }
             return None;
         }
-        let readiness = self.evaluate_readiness(state).await;
+        let readiness = self.evaluate_readiness(state, vantage).await;
         let previous_ready = previous.map(|r| r.ready);
         let changed = previous_ready != Some(readiness.ready);
         let stored = readiness.clone();
@@ -320,18 +326,22 @@ impl<D: Deps> Controller<D> {
         ));
     }
 
-    /// Runs every check now, concurrently, against the active region of `state`.
-    pub async fn evaluate_readiness(&self, state: &ControlState) -> Readiness {
+    /// Runs every check now, concurrently, against the active region of `state`; the
+    /// vantage points' from `vantage`, as read this run.
+    pub async fn evaluate_readiness(
+        &self,
+        state: &ControlState,
+        vantage: &Result<Vec<ProbeSamples>, String>,
+    ) -> Readiness {
         let evaluated_at = self.now();
         let active = &state.active_region;
-        let (parameters, groups, canaries, lags, pitr, hooks, vantage) = tokio::join!(
+        let (parameters, groups, canaries, lags, pitr, hooks) = tokio::join!(
             self.parameter_checks(active),
             self.capacity_checks(state),
             self.canary_checks(),
             self.lag_checks(active),
             self.pitr_check(),
             self.hook_checks(),
-            self.vantage_checks(),
         );
         let mut checks = parameters;
         checks.extend(groups);
@@ -339,7 +349,7 @@ impl<D: Deps> Controller<D> {
         checks.extend(lags);
         checks.push(pitr);
         checks.extend(hooks);
-        checks.extend(vantage);
+        checks.extend(self.vantage_checks(vantage));
         Readiness::of(evaluated_at, active.clone(), checks)
     }
 
@@ -593,19 +603,10 @@ impl<D: Deps> Controller<D> {
     }
 
     /// One check per region: who can judge it, from the vantage points' samples.
-    async fn vantage_checks(&self) -> Vec<ReadinessCheck> {
-        let read = tokio::time::timeout(
-            self.config.timeouts.call_budget(),
-            self.ports.control().vantage_samples(),
-        )
-        .await;
-        let all = match read {
-            Ok(Ok(all)) => all,
-            failed => {
-                let why = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "no answer within the call budget".to_owned(),
-                };
+    fn vantage_checks(&self, vantage: &Result<Vec<ProbeSamples>, String>) -> Vec<ReadinessCheck> {
+        let all = match vantage {
+            Ok(all) => all,
+            Err(why) => {
                 let reason = format!("cannot read the vantage points' samples: {why}");
                 return self
                     .config
@@ -619,7 +620,7 @@ impl<D: Deps> Controller<D> {
         self.config
             .regions
             .iter()
-            .map(|region| vantage_check(&self.config, &all, region, now))
+            .map(|region| vantage_check(&self.config, all, region, now))
             .collect()
     }
 

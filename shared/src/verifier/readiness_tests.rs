@@ -146,7 +146,8 @@ async fn a_parameter_out_of_sync_or_missing_fails_its_region() {
     let c = controller(&world, &[]);
     let state = c.load().await.unwrap().value;
     // When readiness is evaluated (before any reconcile repairs it)
-    let r = c.evaluate_readiness(&state).await;
+    let vantage = c.vantage_samples_within_budget().await;
+    let r = c.evaluate_readiness(&state, &vantage).await;
     // Then those two regions' parameter checks fail, saying what they found
     assert_eq!(
         failing(&r),
