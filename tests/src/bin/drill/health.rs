@@ -184,9 +184,22 @@ pub(crate) async fn sample_health(
     stop: Arc<AtomicBool>,
 ) {
     let period_ms = alarms.lock().unwrap().period_ms();
+    sample_on_periods(&probe, period_ms, &stop, |out| {
+        alarms.lock().unwrap().record(&out.ok())
+    })
+    .await;
+}
+
+/// A probe round at each period's start (aligned to the clock) until `stop`, each answer
+/// handed to `on_answer`.
+async fn sample_on_periods(
+    probe: &LocalFunction,
+    period_ms: u64,
+    stop: &AtomicBool,
+    mut on_answer: impl FnMut(regionpilot_tests::Invocation),
+) {
     while !stop.load(Ordering::SeqCst) {
-        let out = probe.invoke(&json!({"command": "probe"})).await.ok();
-        alarms.lock().unwrap().record(&out);
+        on_answer(probe.invoke(&json!({"command": "probe"})).await);
         let now = epoch_ms();
         let next = now - now % period_ms + period_ms;
         tokio::time::sleep(Duration::from_millis(next.saturating_sub(epoch_ms()))).await;
@@ -249,12 +262,7 @@ pub(crate) async fn sample_vantage(
     period_ms: u64,
     stop: Arc<AtomicBool>,
 ) {
-    while !stop.load(Ordering::SeqCst) {
-        let _ = probe.invoke(&json!({"command": "probe"})).await;
-        let now = epoch_ms();
-        let next = now - now % period_ms + period_ms;
-        tokio::time::sleep(Duration::from_millis(next.saturating_sub(epoch_ms()))).await;
-    }
+    sample_on_periods(&probe, period_ms, &stop, |_| {}).await;
 }
 
 /// `N of M see <region> down (quorum K): <vantage> <verdict>, ...`
